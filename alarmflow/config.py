@@ -1,0 +1,167 @@
+"""alarmflow's configuration: environment variables, validated once at start.
+
+Names and defaults are those of the contract (``shared/spec/alarmflow.md``). A file named by
+``ALARMFLOW_CONFIG`` (``KEY=VALUE`` lines, ``#`` comments) may add values; the environment
+wins. Every bad value is reported on one line naming the variable, the value and what is
+expected, and all of them are reported together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+ACCESS_TYPES = ("ALERT", "EVENT", "INCIDENT", "DATA", "REAL_TIME_DATA", "ACTION")
+BUNDLED_STRATEGIES = Path(__file__).resolve().parent.parent / "samples" / "strategies.json"
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """One or more configuration values are invalid; the message has one line per value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str
+    redis_url: str
+    redis_service_url: str
+    key_prefix: str
+    strategies: str
+    topics: Mapping[str, tuple[str, ...]]
+    start: str
+    tail: bool
+    dlq_topic: str
+    max_message_bytes: int
+    metrics_port: int
+    dedup_ttl: int
+
+    def topics_for(self, access_type: str) -> tuple[str, ...]:
+        return self.topics[access_type.upper()]
+
+
+def _read_file(path: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(f"ALARMFLOW_CONFIG={path}: line {number} is not KEY=VALUE")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def _bootstrap(value: str) -> str:
+    for server in value.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("expected host:port[,host:port...]")
+    return value
+
+
+def _redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+        raise ValueError("expected a redis:// , rediss:// or unix:// URL")
+    return value
+
+
+def _service_url(queue_url: str) -> str:
+    """The service backend's default: the queue URL's server, db 10."""
+    parts = urlsplit(queue_url)
+    if parts.scheme == "unix":
+        return queue_url.split("?")[0] + "?db=10"
+    return urlunsplit((parts.scheme, parts.netloc, "/10", parts.query, ""))
+
+
+def _nonempty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _topics(value: str) -> tuple[str, ...]:
+    topics = tuple(t.strip() for t in value.split(",") if t.strip())
+    if not topics:
+        raise ValueError("expected a comma-separated list of topic names")
+    return topics
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError("expected one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _flag(value: str) -> bool:
+    if value not in ("0", "1"):
+        raise ValueError("expected 0 or 1")
+    return value == "1"
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not value.strip().isdigit() or not low <= int(value) <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return int(value)
+
+    return parse
+
+
+def _strategies(value: str) -> str:
+    if value != "redis" and not Path(value).is_file():
+        raise ValueError("expected a readable JSON file of strategies, or 'redis'")
+    return value
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise :class:`ConfigError` listing each bad one."""
+    env = dict(os.environ if environ is None else environ)
+    source: dict[str, str] = {}
+    if env.get("ALARMFLOW_CONFIG"):
+        source.update(_read_file(env["ALARMFLOW_CONFIG"]))
+    source.update({k: v for k, v in env.items() if k.startswith("ALARMFLOW_")})
+    errors: list[str] = []
+
+    def get(name: str, default: str, parse: Callable[[str], T]) -> T:
+        raw = source.get(name, default)
+        try:
+            return parse(raw)
+        except ValueError as exc:
+            errors.append(f"{name}={raw!r}: {exc}")
+            return None  # type: ignore[return-value]
+
+    redis_url = get("ALARMFLOW_REDIS_URL", "redis://127.0.0.1:6379/9", _redis_url)
+    settings = Settings(
+        kafka_bootstrap=get("ALARMFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092", _bootstrap),
+        redis_url=redis_url,
+        redis_service_url=get(
+            "ALARMFLOW_REDIS_SERVICE_URL",
+            _service_url(redis_url) if redis_url else "",
+            _redis_url,
+        ),
+        key_prefix=get("ALARMFLOW_KEY_PREFIX", "bk_bkmonitorv3.ee", _nonempty),
+        strategies=get("ALARMFLOW_STRATEGIES", str(BUNDLED_STRATEGIES), _strategies),
+        topics={
+            kind: get(f"ALARMFLOW_{kind}_TOPICS", f"alarmflow.{kind.lower()}", _topics)
+            for kind in ACCESS_TYPES
+        },
+        start=get("ALARMFLOW_START", "latest", _choice("earliest", "latest")),
+        tail=get("ALARMFLOW_TAIL", "1", _flag),
+        dlq_topic=get("ALARMFLOW_DLQ_TOPIC", "alarmflow.dlq", _nonempty),
+        max_message_bytes=get("ALARMFLOW_MAX_MESSAGE_BYTES", "1048576", _int_range(1, 1 << 30)),
+        metrics_port=get("ALARMFLOW_METRICS_PORT", "9108", _int_range(0, 65535)),
+        dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
+    )
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return settings

@@ -1,0 +1,72 @@
+"""Small Kafka helpers for the demo, the benchmark and the tests: produce, read back, topics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:
+    """Create the topics that do not exist yet (``partitions`` each) and wait for them."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = admin.list_topics(timeout=10).topics
+    wanted = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
+    for future in admin.create_topics(wanted, operation_timeout=30).values() if wanted else ():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+
+
+def produce(
+    bootstrap: str, topic: str, messages: Iterable[bytes], key_by_index: bool = True
+) -> int:
+    """Produce ``messages`` in order (spread over partitions by key); return how many."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 8 << 20}
+    )
+    count = 0
+    for count, message in enumerate(messages, start=1):
+        key = str(count).encode() if key_by_index else None
+        while True:
+            try:
+                producer.produce(topic, message, key=key)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if producer.flush(60):
+        raise RuntimeError(f"{topic}: not every message was delivered")
+    return count
+
+
+def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[bytes]:
+    """Every message now in ``topic``, read from the beginning to the end offsets."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "alarmflow-read-all",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+            for p in metadata.partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p, end in ends.items() if end > 0])
+        remaining = sum(ends.values())
+        out: list[bytes] = []
+        while remaining > 0:
+            msg = consumer.poll(timeout)
+            if msg is None:
+                raise TimeoutError(f"{topic}: {remaining} messages not read within {timeout}s")
+            if msg.error() is None and msg.offset() < ends[msg.partition()]:
+                out.append(msg.value())
+                remaining -= 1
+        return out
+    finally:
+        consumer.close()

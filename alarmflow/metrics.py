@@ -1,0 +1,82 @@
+"""Prometheus metrics shared by every flow, and the one endpoint per process.
+
+Names follow Prometheus conventions: ``alarmflow_`` prefix, ``_total`` counters, ``_seconds``
+histograms, and only bounded labels (``flow``, ``topic``, ``reason``, ``kind``). Workers of
+one process are threads sharing this registry; each process serves it on
+``ALARMFLOW_METRICS_PORT + process id`` so that ``-p``/``-i`` runs never collide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+CONSUMED = Counter("alarmflow_consumed", "Messages read from Kafka.", ["flow", "topic"])
+CLEANED = Counter("alarmflow_cleaned", "Records that passed parsing and cleaning.", ["flow"])
+REJECTED = Counter(
+    "alarmflow_rejected",
+    "Messages rejected to the dead-letter topic, by reason.",
+    ["flow", "reason"],
+)
+DROPPED = Counter(
+    "alarmflow_dropped",
+    "Valid records dropped on purpose, by reason (expired, unmatched, duplicate, qos, ...).",
+    ["flow", "reason"],
+)
+WRITTEN = Counter("alarmflow_written", "Redis list entries written, by key kind.", ["flow", "kind"])
+DLQ_PRODUCED = Counter(
+    "alarmflow_dlq_produced", "Messages delivered to the dead-letter topic.", ["flow"]
+)
+REDIS_BATCH_SECONDS = Histogram(
+    "alarmflow_redis_batch_seconds",
+    "Time to run one Redis pipeline (one sink batch).",
+    ["flow"],
+    buckets=LATENCY_BUCKETS,
+)
+REDIS_ERRORS = Counter(
+    "alarmflow_redis_errors", "Redis pipelines that failed (the flow then stops).", ["flow"]
+)
+END_TO_END_SECONDS = Histogram(
+    "alarmflow_end_to_end_seconds",
+    "From the Kafka message timestamp to its Redis write.",
+    ["flow"],
+    buckets=LATENCY_BUCKETS,
+)
+
+_served_lock = threading.Lock()
+_served = False
+
+
+def process_id(argv: list[str] | None = None) -> int:
+    """This process's Bytewax process id: ``BYTEWAX_PROCESS_ID``, else ``-i``, else 0."""
+    if os.environ.get("BYTEWAX_PROCESS_ID"):
+        return int(os.environ["BYTEWAX_PROCESS_ID"])
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-i", "--process-id", type=int, default=0)
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return known.process_id
+
+
+def serve(base_port: int) -> None:
+    """Start this process's metrics endpoint once (no-op when ``base_port`` is 0)."""
+    global _served
+    with _served_lock:
+        if _served or base_port == 0:
+            return
+        _served = True
+        port = base_port + process_id()
+        try:
+            start_http_server(port, addr=os.environ.get("ALARMFLOW_METRICS_ADDR", "127.0.0.1"))
+        except OSError as exc:
+            log.error("metrics endpoint on port %d not started: %s", port, exc)
+            return
+        log.info("metrics on :%d/metrics", port)

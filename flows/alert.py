@@ -1,0 +1,68 @@
+"""Alert access: Kafka → parse and clean → expiry → route → Redis lists and signals.
+
+``python -m bytewax.run flows.alert``. See ``shared/spec/alarmflow.md`` "Alert access".
+"""
+
+from __future__ import annotations
+
+import time
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+
+from alarmflow.config import Settings
+from alarmflow.metrics import CLEANED, DROPPED
+from flows.common import dead_letters, flow_from_env, load_strategies, parse_records
+from flows.kafka_io import kafka_input
+from flows.redis_sink import PushSink, Routed
+from operators.alert import clean_alert, is_expired
+from operators.rejects import SourceRecord, decode_object
+from operators.routing import AlertRouter
+from state.writes import alert_policy, alert_push
+
+NAME = "alert"
+
+
+def build_flow(settings: Settings) -> Dataflow:
+    router = AlertRouter(load_strategies(settings))
+    prefix = settings.key_prefix
+
+    def clean(record: SourceRecord, now: float) -> dict:
+        event = clean_alert(decode_object(record, settings.max_message_bytes), now)
+        CLEANED.labels(NAME).inc()
+        return event
+
+    def fresh(item: tuple[SourceRecord, dict]) -> bool:
+        if is_expired(item[1], time.time()):
+            DROPPED.labels(NAME, "expired").inc()
+            return False
+        return True
+
+    def route(item: tuple[SourceRecord, dict]) -> Routed | None:
+        record, event = item
+        targets = router.route(event)
+        if not targets:
+            DROPPED.labels(NAME, "unmatched").inc()
+            return None
+        return Routed(alert_push(prefix, event, targets), record.timestamp_ms)
+
+    flow = Dataflow(NAME)
+    records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
+    cleaned, rejected = parse_records("clean", records, clean)
+    routed = op.filter_map("route", op.filter("expiry", cleaned, fresh), route)
+    op.output(
+        "redis",
+        routed,
+        PushSink(
+            settings.redis_url,
+            alert_policy(prefix, settings.dedup_ttl),
+            NAME,
+            "alert",
+            settings.metrics_port,
+        ),
+    )
+    dead_letters("dlq", settings, NAME, rejected, consumer_errors)
+    return flow
+
+
+flow = flow_from_env(build_flow)

@@ -1,0 +1,150 @@
+"""Kafka in and out for every flow: Bytewax adapters, no business logic.
+
+- :func:`kafka_input` reads the configured topics with Bytewax's Kafka source (offsets live
+  in the recovery store), checks the broker and topics first with a timeout (Bytewax's own
+  check hangs forever on an unreachable broker), counts what it reads, and turns consumer
+  errors into rejections.
+- :class:`DeadLetterSink` produces rejections to the dead-letter topic and waits for every
+  delivery report: a failed delivery stops the flow (recovery then replays), it is never
+  dropped silently as Bytewax's ``KafkaSink`` would.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
+from confluent_kafka.admin import AdminClient
+
+from alarmflow.config import Settings
+from alarmflow.metrics import CONSUMED, DLQ_PRODUCED, REJECTED
+from operators.rejects import Reason, Rejection, SourceRecord
+
+log = logging.getLogger(__name__)
+
+PREFLIGHT_TIMEOUT_S = 10.0
+DELIVERY_TIMEOUT_S = 30.0
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not answer, or an input topic does not exist."""
+
+
+def check_topics(bootstrap: str, topics: list[str], timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """Raise :class:`BrokerUnavailable` unless the broker answers and every topic exists."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except Exception as exc:
+        raise BrokerUnavailable(
+            f"Kafka at {bootstrap} did not answer within {timeout:.0f}s: {exc}"
+        ) from None
+    missing = [topic for topic in topics if topic not in metadata.topics]
+    if missing:
+        raise BrokerUnavailable(f"topics missing on Kafka at {bootstrap}: {', '.join(missing)}")
+
+
+class CheckedKafkaSource(KafkaSource):
+    """Bytewax's Kafka source with a bounded pre-flight check before listing partitions."""
+
+    def __init__(self, bootstrap: str, topics: list[str], **kwargs) -> None:
+        super().__init__([bootstrap], topics, **kwargs)
+        self._bootstrap = bootstrap
+        self._topic_list = topics
+
+    def list_parts(self) -> list[str]:
+        check_topics(self._bootstrap, self._topic_list)
+        return super().list_parts()
+
+
+def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
+    timestamp = msg.timestamp[1] if msg.timestamp and msg.timestamp[1] > 0 else None
+    return SourceRecord(msg.topic or "", msg.partition or 0, msg.offset or 0, msg.value, timestamp)
+
+
+def kafka_input(
+    step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...], name: str
+) -> tuple[Stream[SourceRecord], Stream[Rejection]]:
+    """The flow's input records, and rejections for messages the consumer could not read."""
+    source = CheckedKafkaSource(
+        settings.kafka_bootstrap,
+        list(topics),
+        tail=settings.tail,
+        starting_offset=OFFSET_BEGINNING if settings.start == "earliest" else OFFSET_END,
+        raise_on_errors=False,
+    )
+    raw = op.input(step_id, flow, source)
+    split = op.branch(f"{step_id}_ok", raw, lambda m: isinstance(m, KafkaSourceMessage))
+
+    def count(msg: KafkaSourceMessage) -> SourceRecord:
+        CONSUMED.labels(name, msg.topic).inc()
+        return _to_record(msg)
+
+    def consumer_error(err: KafkaError) -> Rejection:
+        log.error("%s: Kafka consumer error: %s", name, err.err)
+        return Rejection(Reason.KAFKA_ERROR, str(err.err), _to_record(err.msg))
+
+    return (
+        op.map(f"{step_id}_record", split.trues, count),
+        op.map(f"{step_id}_error", split.falses, consumer_error),
+    )
+
+
+class _DeadLetterPartition(StatelessSinkPartition[Rejection]):
+    def __init__(self, producer: Producer, topic: str, flow: str) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._flow = flow
+
+    def write_batch(self, items: list[Rejection]) -> None:
+        failures: list[str] = []
+
+        def on_delivery(err, _msg) -> None:
+            if err is not None:
+                failures.append(str(err))
+
+        for rejection in items:
+            REJECTED.labels(self._flow, str(rejection.reason)).inc()
+            log.warning(
+                "%s: rejected %s[%d]@%d: %s",
+                self._flow,
+                rejection.record.topic,
+                rejection.record.partition,
+                rejection.record.offset,
+                rejection.error,
+            )
+            self._producer.produce(
+                self._topic, rejection.to_dlq(self._flow), on_delivery=on_delivery
+            )
+        pending = self._producer.flush(DELIVERY_TIMEOUT_S)
+        if failures or pending:
+            raise RuntimeError(
+                f"dead-letter topic {self._topic}: {pending} undelivered, errors: {failures[:3]}"
+            )
+        DLQ_PRODUCED.labels(self._flow).inc(len(items))
+
+    def close(self) -> None:
+        self._producer.flush(DELIVERY_TIMEOUT_S)
+
+
+class DeadLetterSink(DynamicSink[Rejection]):
+    """Produces each rejection's DLQ record and fails loudly if any delivery fails."""
+
+    def __init__(self, settings: Settings, flow: str) -> None:
+        self._bootstrap = settings.kafka_bootstrap
+        self._topic = settings.dlq_topic
+        self._flow = flow
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeadLetterPartition:
+        producer = Producer(
+            {
+                "bootstrap.servers": self._bootstrap,
+                "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
+                "acks": "all",
+            }
+        )
+        return _DeadLetterPartition(producer, self._topic, self._flow)

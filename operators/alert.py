@@ -1,0 +1,178 @@
+"""Alert cleaning, following bkmonitor's ``Event.clean()`` (``alarm_backends/core/alert/event.py``).
+
+:func:`clean_alert` validates a decoded message and returns the cleaned event as bkmonitor
+would store it, plus ``dedupe_md5``, ``id`` and ``access_time``. Invalid input raises
+:class:`~operators.rejects.Rejected` with the field and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from operators.md5 import count_md5
+from operators.rejects import Reason, Rejected
+
+EXPIRE_SECONDS = 24 * 60 * 60
+DEFAULT_SEVERITY = 3
+DEFAULT_DEDUPE_FIELDS = ("alert_name", "strategy_id", "target_type", "target", "bk_biz_id")
+BUILTIN_TARGET_TYPES = ("HOST", "TOPO", "SERVICE")
+FINAL_STATUSES = ("RECOVERED", "CLOSED")
+ABNORMAL = "ABNORMAL"
+DATA_TYPES = ("time_series", "log")
+# Target types whose target is not part of the alert's identity.
+TARGETLESS_TYPES = frozenset({"K8S-POD", "K8S-NODE", "K8S-SERVICE", "K8S-WORKLOAD", "APM-SERVICE"})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_id(value: Any) -> bool:
+    return _is_int(value) or (isinstance(value, str) and value.strip().lstrip("-").isdigit())
+
+
+def _require(data: Mapping[str, Any], field: str, ok: bool, expected: str) -> None:
+    if field not in data:
+        raise Rejected(Reason.MISSING_FIELD, f"required field '{field}' is missing")
+    if not ok:
+        raise Rejected(
+            Reason.WRONG_TYPE, f"field '{field}' must be {expected}, got {data[field]!r:.80}"
+        )
+
+
+def _check_optional(data: Mapping[str, Any], field: str, ok: bool, expected: str) -> None:
+    if field in data and not ok:
+        raise Rejected(
+            Reason.WRONG_TYPE, f"field '{field}' must be {expected}, got {data[field]!r:.80}"
+        )
+
+
+def validate_alert(data: Mapping[str, Any]) -> None:
+    """Raise :class:`Rejected` unless ``data`` (None fields removed) can be cleaned."""
+    _require(
+        data,
+        "event_id",
+        isinstance(data.get("event_id"), str) or _is_int(data.get("event_id")),
+        "a string or an integer",
+    )
+    for field in ("plugin_id", "alert_name"):
+        value = data.get(field)
+        _require(data, field, isinstance(value, str) and bool(value), "a non-empty string")
+    _require(data, "bk_biz_id", _is_id(data.get("bk_biz_id")), "an integer business id")
+    _check_optional(data, "strategy_id", _is_id(data.get("strategy_id")), "an integer")
+    for field in ("status", "target_type"):
+        _check_optional(data, field, isinstance(data.get(field), str), "a string")
+    for field in ("time", "bk_ingest_time"):
+        _check_optional(data, field, _is_number(data.get(field)), "epoch seconds (a number)")
+    if "time" not in data and "bk_ingest_time" not in data:
+        raise Rejected(Reason.MISSING_FIELD, "neither 'time' nor 'bk_ingest_time' is present")
+    _check_optional(
+        data, "metric", isinstance(data.get("metric"), str | list), "a string or a list"
+    )
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(
+        isinstance(tag, dict) and "key" in tag and "value" in tag for tag in tags
+    ):
+        raise Rejected(Reason.WRONG_TYPE, "field 'tags' must be a list of {key, value} objects")
+    dedupe_keys = data.get("dedupe_keys")
+    if isinstance(dedupe_keys, list) and not all(isinstance(k, str) for k in dedupe_keys):
+        raise Rejected(Reason.WRONG_TYPE, "field 'dedupe_keys' must list strings")
+
+
+def _clean_tag_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return [json.dumps(v) if isinstance(v, dict | list) else v for v in value]
+    return value
+
+
+def _clean_tags(tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    cleaned = []
+    for tag in tags:
+        item = {"key": str(tag["key"]), "value": _clean_tag_value(tag["value"])}
+        for extra in ("display_key", "display_value"):
+            if extra in tag:
+                item[extra] = tag[extra]
+        cleaned.append(item)
+    return cleaned
+
+
+def _clean_target_type(value: str) -> str:
+    if not value:
+        return ""
+    return value.upper() if value.upper() in BUILTIN_TARGET_TYPES else value
+
+
+def _clean_severity(value: Any) -> int:
+    try:
+        return max(1, min(3, int(value)))
+    except (TypeError, ValueError):
+        return DEFAULT_SEVERITY
+
+
+def _clean_dedupe_keys(data: Mapping[str, Any]) -> list[str]:
+    dropped = "alert_name" if data.get("strategy_id") else "strategy_id"
+    keys = [key for key in DEFAULT_DEDUPE_FIELDS if key != dropped]
+    extra = data.get("dedupe_keys", [])
+    if isinstance(extra, list):
+        keys.extend(key for key in extra if key not in keys)
+    return keys
+
+
+def _dedupe_value(event: Mapping[str, Any], key: str) -> Any:
+    targetless = event.get("target_type") in TARGETLESS_TYPES
+    if targetless and key == "target":
+        return None
+    if targetless and key == "target_type":
+        return ""
+    if key.startswith("tags."):
+        name = key[len("tags.") :]
+        for tag in event.get("tags", []):
+            if tag["key"] == name:
+                return tag["value"]
+        return None
+    return event.get(key)
+
+
+def clean_alert(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The cleaned alert for a decoded message, or :class:`Rejected`."""
+    data = {key: value for key, value in raw.items() if value is not None}
+    validate_alert(data)
+    metric = data.get("metric")
+    data_type = str(data.get("data_type", "")).lower()
+    data.update(
+        create_time=int(now),
+        target_type=_clean_target_type(data.get("target_type", "")),
+        target=data.get("target"),
+        metric=[metric] if isinstance(metric, str) else (metric or []),
+        data_type=data_type if data_type in DATA_TYPES else "event",
+        dedupe_keys=_clean_dedupe_keys(data),
+        status=s if (s := data.get("status", "").upper()) in FINAL_STATUSES else ABNORMAL,
+        severity=_clean_severity(data.get("severity")),
+        tags=_clean_tags(data.get("tags", [])),
+        time=data["time"] if "time" in data else data["bk_ingest_time"],
+    )
+    data["id"] = count_md5([data["plugin_id"], data["event_id"], data["status"], data["time"]])
+    data["dedupe_md5"] = count_md5([_dedupe_value(data, key) for key in data["dedupe_keys"]])
+    data["access_time"] = now
+    return data
+
+
+def _access_time(event: Mapping[str, Any]) -> Any:
+    try:
+        origin = event["extra_info"]["origin_alarm"]["data"]["access_time"]
+    except (KeyError, TypeError):
+        return event["time"]
+    return origin if _is_number(origin) else event["time"]
+
+
+def is_expired(event: Mapping[str, Any], now: float) -> bool:
+    """bkmonitor's ``Event.is_expired()``: its access time is more than a day before ``now``."""
+    return _access_time(event) < now - EXPIRE_SECONDS

@@ -1,0 +1,91 @@
+"""Strategies in bkmonitor's shape, parsed and checked once at start.
+
+Only what the flows read is typed here; the raw objects stay available for the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+class StrategyError(ValueError):
+    """The strategies source is unusable; the message names the strategy and the field."""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    query_configs: tuple[Mapping[str, Any], ...]
+    algorithms: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Strategy:
+    id: int
+    bk_biz_id: int
+    name: str
+    items: tuple[Item, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def source(self) -> tuple[str, str]:
+        """``(data_source_label, data_type_label)`` of the first item's first query config."""
+        if not self.items or not self.items[0].query_configs:
+            return ("", "")
+        first = self.items[0].query_configs[0]
+        return (first.get("data_source_label", ""), first.get("data_type_label", ""))
+
+
+def _int(obj: Mapping[str, Any], name: str, where: str) -> int:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise StrategyError(f"{where}: '{name}' must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def parse_strategy(obj: Any) -> Strategy:
+    if not isinstance(obj, Mapping):
+        raise StrategyError(f"strategy must be an object, got {type(obj).__name__}")
+    sid = _int(obj, "id", "strategy")
+    where = f"strategy {sid}"
+    items = obj.get("items")
+    if not isinstance(items, list) or not items:
+        raise StrategyError(f"{where}: 'items' must be a non-empty list")
+    parsed = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise StrategyError(f"{where}: every item must be an object")
+        configs = item.get("query_configs", [])
+        if not isinstance(configs, list) or not all(isinstance(c, Mapping) for c in configs):
+            raise StrategyError(f"{where}: 'query_configs' must be a list of objects")
+        parsed.append(
+            Item(_int(item, "id", where), tuple(configs), tuple(item.get("algorithms") or ()))
+        )
+    return Strategy(
+        sid, _int(obj, "bk_biz_id", where), str(obj.get("name", "")), tuple(parsed), obj
+    )
+
+
+def parse_strategies(objs: Sequence[Any]) -> tuple[Strategy, ...]:
+    strategies = tuple(parse_strategy(obj) for obj in objs)
+    seen: set[int] = set()
+    for strategy in strategies:
+        if strategy.id in seen:
+            raise StrategyError(f"strategy {strategy.id} is defined twice")
+        seen.add(strategy.id)
+    return strategies
+
+
+def load_strategy_file(path: str | Path) -> tuple[Strategy, ...]:
+    """Strategies from a JSON file holding a list of strategy objects."""
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise StrategyError(f"{path}: cannot read strategies: {exc}") from None
+    if not isinstance(data, list):
+        raise StrategyError(f"{path}: expected a JSON list of strategies")
+    return parse_strategies(data)

@@ -1,0 +1,95 @@
+"""Every Redis key alarmflow touches, declared once, in bkmonitor's style.
+
+A :class:`KeyDef` carries the key's Redis type, its template (after the prefix), an optional
+hash-field template, its TTL and the backend (``queue`` = bkmonitor's db 9, ``service`` =
+db 10). Nothing else in the code spells a key by hand: flows and sinks call
+``KEY.key(prefix, **fields)``.
+
+The prefix rule is bkmonitor's (``alarm_backends/core/cache/key.py``): format the template,
+and prepend ``prefix + "."`` unless the result already starts with the prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class RedisType(StrEnum):
+    STRING = "string"
+    LIST = "list"
+    SET = "set"
+    HASH = "hash"
+    ZSET = "zset"
+
+
+class Backend(StrEnum):
+    QUEUE = "queue"
+    SERVICE = "service"
+
+
+@dataclass(frozen=True)
+class KeyDef:
+    """One registered key: what it holds, how it is named and how long it lives."""
+
+    name: str
+    type: RedisType
+    template: str
+    ttl: int
+    backend: Backend
+    field_template: str = ""
+    note: str = ""
+
+    def key(self, prefix: str, **fields: Any) -> str:
+        """The full key for ``fields`` under ``prefix``, by bkmonitor's prefix rule."""
+        key = self.template.format(**fields)
+        if key.startswith(prefix):
+            return key
+        return f"{prefix}.{key}"
+
+    def field(self, **fields: Any) -> str:
+        """The hash field for ``fields`` (hash keys only)."""
+        if not self.field_template:
+            raise ValueError(f"{self.name} has no field template")
+        return self.field_template.format(**fields)
+
+
+def build_prefix(app_code: str, platform: str, environment: str, cluster: str = "default") -> str:
+    """bkmonitor's ``KEY_PREFIX``: ``{app_code}.{ee|ce|platform}{[env]}`` plus ``.{cluster}``."""
+    abbr = {"enterprise": "ee", "community": "ce"}.get(platform, platform)
+    env = "" if environment in ("", "production") else f"[{environment}]"
+    prefix = f"{app_code}.{abbr}{env}"
+    return prefix if cluster == "default" else f"{prefix}.{cluster}"
+
+
+# --- queue backend (bkmonitor db 9) -------------------------------------------------------
+
+DATA_SIGNAL_KEY = KeyDef(
+    "DATA_SIGNAL_KEY",
+    RedisType.LIST,
+    "access.data.signal",
+    1800,
+    Backend.QUEUE,
+    note="LPUSH strategy ids; detect BRPOPs them. alarmflow keeps at most one pending entry "
+    "per strategy (see README).",
+)
+ALERT_LIST_KEY = KeyDef(
+    "ALERT_LIST_KEY",
+    RedisType.LIST,
+    "access.alert.{strategy_id}.{item_id}",
+    1800,
+    Backend.QUEUE,
+    note="LPUSH cleaned alert JSON per (strategy, item).",
+)
+ALERT_DEDUP_KEY = KeyDef(
+    "ALERT_DEDUP_KEY",
+    RedisType.STRING,
+    "access.alert.duplicate.{event_uid}",
+    600,
+    Backend.QUEUE,
+    note="SET NX marker per cleaned alert id. It lives beside the lists it guards so that "
+    "the marker and the pushes commit in one atomic script.",
+)
+
+REGISTRY: tuple[KeyDef, ...] = (DATA_SIGNAL_KEY, ALERT_LIST_KEY, ALERT_DEDUP_KEY)

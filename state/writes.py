@@ -1,0 +1,35 @@
+"""What each access flow writes to Redis for one record, as :class:`~state.idempotent.Push`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from operators.routing import Target
+from state.idempotent import Push, PushPolicy
+from state.keys import ALERT_DEDUP_KEY, ALERT_LIST_KEY, DATA_SIGNAL_KEY
+
+
+def alert_policy(prefix: str, dedup_ttl: int) -> PushPolicy:
+    return PushPolicy(
+        signal_key=DATA_SIGNAL_KEY.key(prefix),
+        marker_ttl=dedup_ttl,
+        list_ttl=ALERT_LIST_KEY.ttl,
+        signal_ttl=DATA_SIGNAL_KEY.ttl,
+    )
+
+
+def alert_push(prefix: str, event: Mapping[str, Any], targets: Iterable[Target]) -> Push:
+    """The cleaned alert onto each target's list, then each touched strategy id as a signal."""
+    targets = tuple(targets)
+    payload = orjson.dumps(event)
+    return Push(
+        marker=ALERT_DEDUP_KEY.key(prefix, event_uid=event["id"]),
+        lists=tuple(
+            (ALERT_LIST_KEY.key(prefix, strategy_id=t.strategy_id, item_id=t.item_id), payload)
+            for t in targets
+        ),
+        signals=tuple(dict.fromkeys(str(t.strategy_id) for t in targets)),
+    )

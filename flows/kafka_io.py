@@ -122,9 +122,12 @@ class _DeadLetterPartition(StatelessSinkPartition[Rejection]):
             )
         pending = self._producer.flush(DELIVERY_TIMEOUT_S)
         if failures or pending:
-            raise RuntimeError(
+            # Logged as well as raised: across processes Bytewax loses the exception's text.
+            message = (
                 f"dead-letter topic {self._topic}: {pending} undelivered, errors: {failures[:3]}"
             )
+            log.error("%s: %s; stopping so that recovery replays them", self._flow, message)
+            raise RuntimeError(message)
         DLQ_PRODUCED.labels(self._flow).inc(len(items))
 
     def close(self) -> None:
@@ -140,6 +143,7 @@ class DeadLetterSink(DynamicSink[Rejection]):
         self._flow = flow
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeadLetterPartition:
+        check_topics(self._bootstrap, [self._topic])
         producer = Producer(
             {
                 "bootstrap.servers": self._bootstrap,

@@ -28,9 +28,12 @@ class Rejected(Exception):
     """Raised by parsing and cleaning; carries a reason code and a human sentence."""
 
     def __init__(self, reason: Reason, error: str) -> None:
-        super().__init__(f"{reason}: {error}")
+        super().__init__(reason, error)
         self.reason = reason
         self.error = error
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.error}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,118 @@
+"""Run a flow as N local Bytewax processes: the ``-p`` that ``bytewax.run`` lacks.
+
+``python -m alarmflow.launch flows.alert -p 2 -w 1 [-r DIR -s 5 -b 30]`` starts N
+``python -m bytewax.run`` processes wired together with ``BYTEWAX_PROCESS_ID`` and
+``BYTEWAX_ADDRESSES`` (so each process also knows its metrics port), forwards SIGTERM and
+SIGINT to them, and stops them all as soon as one fails. With ``-r``, an empty recovery
+directory is initialised with one partition per worker first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+POLL_S = 0.2
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m alarmflow.launch",
+        description="Run an alarmflow flow as N local Bytewax processes.",
+    )
+    parser.add_argument("import_str", help="flow module, e.g. flows.alert")
+    parser.add_argument("-p", "--processes", type=int, default=1, help="local processes (1)")
+    parser.add_argument("-w", "--workers-per-process", type=int, default=1, help="threads (1)")
+    parser.add_argument("-r", "--recovery-directory", type=Path, help="Bytewax recovery dir")
+    parser.add_argument("-s", "--snapshot-interval", type=float, default=5.0, help="seconds (5)")
+    parser.add_argument("-b", "--backup-interval", type=float, default=30.0, help="seconds (30)")
+    parser.add_argument(
+        "--base-port", type=int, default=2101, help="first port of the process mesh (2101)"
+    )
+    args = parser.parse_args(argv)
+    if args.processes < 1 or args.workers_per_process < 1:
+        parser.error("-p and -w must be at least 1")
+    return args
+
+
+def init_recovery(directory: Path, partitions: int) -> None:
+    """Create ``partitions`` recovery partitions in ``directory`` unless it has some."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.glob("part-*.sqlite3")):
+        subprocess.run(
+            [sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)],
+            check=True,
+        )
+
+
+def commands(args: argparse.Namespace) -> list[tuple[list[str], dict[str, str]]]:
+    """The command line and environment of each process."""
+    base = [
+        sys.executable,
+        "-m",
+        "bytewax.run",
+        args.import_str,
+        "-w",
+        str(args.workers_per_process),
+    ]
+    if args.recovery_directory is not None:
+        base += [
+            "-r",
+            str(args.recovery_directory),
+            "-s",
+            str(args.snapshot_interval),
+            "-b",
+            str(args.backup_interval),
+        ]
+    addresses = ";".join(f"127.0.0.1:{args.base_port + i}" for i in range(args.processes))
+    out = []
+    for index in range(args.processes):
+        env = dict(os.environ, BYTEWAX_PROCESS_ID=str(index))
+        if args.processes > 1:
+            env["BYTEWAX_ADDRESSES"] = addresses
+        else:
+            env.pop("BYTEWAX_PROCESS_ID")
+        out.append((base, env))
+    return out
+
+
+def supervise(procs: list[subprocess.Popen]) -> int:
+    """Wait for all processes; if one fails, stop the rest and return its code."""
+    while True:
+        codes = [proc.poll() for proc in procs]
+        failed = [code for code in codes if code not in (None, 0)]
+        if failed:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in procs:
+                proc.wait()
+            return failed[0]
+        if all(code == 0 for code in codes):
+            return 0
+        time.sleep(POLL_S)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.recovery_directory is not None:
+        init_recovery(args.recovery_directory, args.processes * args.workers_per_process)
+    procs = [subprocess.Popen(cmd, env=env) for cmd, env in commands(args)]
+
+    def forward(signum: int, _frame) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return supervise(procs)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""What a flow left in Redis and in the dead-letter topic, as data and as a printed report.
+
+``python -m alarmflow.report`` prints the per-key counts, one sample record, the signal
+queue and the rejected counts by reason, using the same settings as the flows.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from typing import Any
+
+import orjson
+import redis
+
+from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.kafka_tools import read_all
+from state.keys import REGISTRY, RedisType
+
+# Fields that record when alarmflow handled a record, not what it was.
+VOLATILE_FIELDS = ("access_time", "create_time")
+
+
+def _normalise(entry: bytes) -> str:
+    try:
+        data = orjson.loads(entry)
+    except orjson.JSONDecodeError:
+        return entry.decode()
+    if isinstance(data, dict):
+        for name in VOLATILE_FIELDS:
+            data.pop(name, None)
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{[^}]*\}", template)
+    return re.compile("[^.]+".join(re.escape(part) for part in parts) + "$")
+
+
+_PATTERNS = [(d.name, d.type, _pattern(d.template)) for d in REGISTRY]
+
+
+def _kind(key: str, redis_type: str, prefix: str) -> str:
+    """The registered key a key belongs to (by type and template shape), else ``?``."""
+    rest = key[len(prefix) + 1 :]
+    for name, registered_type, pattern in _PATTERNS:
+        if registered_type == redis_type and pattern.match(rest):
+            return name
+    return "?"
+
+
+def snapshot(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    """Every list under ``prefix`` as a sorted list of normalised entries (order-free, so runs
+    with different parallelism compare equal), and every other key by its type."""
+    state: dict[str, Any] = {}
+    for raw_key in client.scan_iter(match=f"{prefix}.*", count=1000):
+        key = raw_key.decode()
+        kind = client.type(raw_key).decode()
+        if kind == RedisType.LIST:
+            state[key] = sorted(_normalise(v) for v in client.lrange(raw_key, 0, -1))
+        else:
+            state[key] = kind
+    return state
+
+
+def dlq_reasons(settings: Settings) -> Counter[str]:
+    return Counter(
+        orjson.loads(m)["reason"] for m in read_all(settings.kafka_bootstrap, settings.dlq_topic)
+    )
+
+
+def print_report(settings: Settings, out=sys.stdout) -> None:
+    client = redis.Redis.from_url(settings.redis_url)
+    state = snapshot(client, settings.key_prefix)
+    prefix = settings.key_prefix
+    kinds = {
+        key: _kind(key, RedisType.LIST if isinstance(value, list) else value, prefix)
+        for key, value in state.items()
+    }
+    by_kind = Counter(kinds.values())
+    lists = {key: entries for key, entries in state.items() if isinstance(entries, list)}
+    print(f"Redis {settings.redis_url}, prefix {settings.key_prefix}", file=out)
+    print(f"  keys by kind: {dict(sorted(by_kind.items()))}", file=out)
+    for key, entries in sorted(lists.items()):
+        print(f"  {len(entries):>7}  {key}", file=out)
+    data_lists = [k for k in lists if kinds[k] != "DATA_SIGNAL_KEY"]
+    if data_lists:
+        sample = orjson.loads(client.lindex(sorted(data_lists)[0], 0))
+        print(f"  sample record from {sorted(data_lists)[0]}:", file=out)
+        print(
+            "    "
+            + orjson.dumps(sample, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n    "),
+            file=out,
+        )
+    signal_lists = [k for k in lists if kinds[k] == "DATA_SIGNAL_KEY"]
+    for key in signal_lists:
+        print(f"  signal queue {key}: {[v.decode() for v in client.lrange(key, 0, -1)]}", file=out)
+    reasons = dlq_reasons(settings)
+    print(
+        f"Dead-letter topic {settings.dlq_topic}: {sum(reasons.values())} messages "
+        f"{dict(sorted(reasons.items()))}",
+        file=out,
+    )
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"alarmflow: config error: {exc}", file=sys.stderr)
+        return 2
+    print_report(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

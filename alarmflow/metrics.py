@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +80,17 @@ def serve(base_port: int) -> None:
             log.error("metrics endpoint on port %d not started: %s", port, exc)
             return
         log.info("metrics on :%d/metrics", port)
+
+
+def summary(flow: str) -> str:
+    """This process's counts for ``flow`` on one line, e.g. for the log at end of input."""
+    parts = []
+    for metric in REGISTRY.collect():
+        if not metric.name.startswith("alarmflow_") or metric.type != "counter":
+            continue
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels.get("flow") == flow:
+                detail = ",".join(v for k, v in sorted(sample.labels.items()) if k != "flow")
+                name = metric.name.removeprefix("alarmflow_")
+                parts.append(f"{name}{'[' + detail + ']' if detail else ''}={sample.value:.0f}")
+    return f"{flow}: " + " ".join(sorted(parts))

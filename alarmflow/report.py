@@ -16,7 +16,7 @@ import redis
 
 from alarmflow.config import ConfigError, Settings, load_settings
 from alarmflow.kafka_tools import read_all
-from state.keys import REGISTRY, RedisType
+from state.keys import REGISTRY, RedisType, prefix_pattern
 
 # Fields that record when alarmflow handled a record, not what it was.
 VOLATILE_FIELDS = ("access_time", "create_time")
@@ -54,7 +54,7 @@ def snapshot(client: redis.Redis, prefix: str) -> dict[str, Any]:
     """Every list under ``prefix`` as a sorted list of normalised entries (order-free, so runs
     with different parallelism compare equal), and every other key by its type."""
     state: dict[str, Any] = {}
-    for raw_key in client.scan_iter(match=f"{prefix}.*", count=1000):
+    for raw_key in client.scan_iter(match=prefix_pattern(prefix), count=1000):
         key = raw_key.decode()
         kind = client.type(raw_key).decode()
         if kind == RedisType.LIST:

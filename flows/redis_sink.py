@@ -72,6 +72,10 @@ class _PushPartition(StatelessSinkPartition[Routed]):
                 )
 
 
+    def close(self) -> None:
+        log.info("end of input: %s", metrics.summary(self._flow))
+
+
 class PushSink(DynamicSink[Routed]):
     """Writes :class:`Routed` records once each; ``kind`` labels the written-lists metric."""
 

@@ -63,6 +63,12 @@ def build_prefix(app_code: str, platform: str, environment: str, cluster: str = 
     return prefix if cluster == "default" else f"{prefix}.{cluster}"
 
 
+def prefix_pattern(prefix: str) -> str:
+    """A SCAN/KEYS glob matching every key under ``prefix`` (glob characters escaped)."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+    return f"{escaped}.*"
+
+
 # --- queue backend (bkmonitor db 9) -------------------------------------------------------
 
 DATA_SIGNAL_KEY = KeyDef(

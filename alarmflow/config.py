@@ -30,6 +30,7 @@ class Settings:
     kafka_bootstrap: str
     redis_url: str
     redis_service_url: str
+    redis_cache_url: str
     key_prefix: str
     strategies: str
     topics: Mapping[str, tuple[str, ...]]
@@ -72,12 +73,12 @@ def _redis_url(value: str) -> str:
     return value
 
 
-def _service_url(queue_url: str) -> str:
-    """The service backend's default: the queue URL's server, db 10."""
+def _same_server(queue_url: str, db: int) -> str:
+    """The queue URL's server with another database (bkmonitor: service 10, cache 8)."""
     parts = urlsplit(queue_url)
     if parts.scheme == "unix":
-        return queue_url.split("?")[0] + "?db=10"
-    return urlunsplit((parts.scheme, parts.netloc, "/10", parts.query, ""))
+        return f"{queue_url.split('?')[0]}?db={db}"
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 
 def _nonempty(value: str) -> str:
@@ -146,7 +147,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         redis_service_url=get(
             "ALARMFLOW_REDIS_SERVICE_URL",
-            _service_url(redis_url) if redis_url else "",
+            _same_server(redis_url, 10) if redis_url else "",
+            _redis_url,
+        ),
+        redis_cache_url=get(
+            "ALARMFLOW_REDIS_CACHE_URL",
+            _same_server(redis_url, 8) if redis_url else "",
             _redis_url,
         ),
         key_prefix=get("ALARMFLOW_KEY_PREFIX", "bk_bkmonitorv3.ee", _nonempty),

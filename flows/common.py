@@ -9,12 +9,14 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import bytewax.operators as op
+import redis
 from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import ConfigError, Settings, load_settings
 from flows.kafka_io import DeadLetterSink
 from operators.rejects import Rejected, Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
+from state.strategy_cache import load_cached_strategies
 
 X = TypeVar("X")
 
@@ -34,10 +36,13 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
 
 
 def load_strategies(settings: Settings) -> tuple[Strategy, ...]:
+    """From the strategies file, or from bkmonitor's strategy cache when it is ``redis``."""
     if settings.strategies == "redis":
-        raise StrategyError(
-            "ALARMFLOW_STRATEGIES=redis: reading bkmonitor's cache is not built yet"
-        )
+        client = redis.Redis.from_url(settings.redis_cache_url, socket_connect_timeout=3)
+        try:
+            return load_cached_strategies(client, settings.key_prefix)
+        except redis.RedisError as exc:
+            raise StrategyError(f"ALARMFLOW_STRATEGIES=redis: {exc}") from None
     return load_strategy_file(settings.strategies)
 
 

@@ -27,6 +27,7 @@ class RedisType(StrEnum):
 class Backend(StrEnum):
     QUEUE = "queue"
     SERVICE = "service"
+    CACHE = "cache"
 
 
 @dataclass(frozen=True)
@@ -98,4 +99,29 @@ ALERT_DEDUP_KEY = KeyDef(
     "the marker and the pushes commit in one atomic script.",
 )
 
-REGISTRY: tuple[KeyDef, ...] = (DATA_SIGNAL_KEY, ALERT_LIST_KEY, ALERT_DEDUP_KEY)
+# --- cache backend (bkmonitor db 8), read only ---------------------------------------------
+
+STRATEGY_IDS_CACHE_KEY = KeyDef(
+    "STRATEGY_IDS_CACHE_KEY",
+    RedisType.STRING,
+    "cache.strategy_ids",
+    86400,
+    Backend.CACHE,
+    note="bkmonitor's StrategyCacheManager: JSON list of strategy ids.",
+)
+STRATEGY_CACHE_KEY = KeyDef(
+    "STRATEGY_CACHE_KEY",
+    RedisType.STRING,
+    "cache.strategy_{strategy_id}",
+    86400,
+    Backend.CACHE,
+    note="bkmonitor's StrategyCacheManager: one strategy as JSON.",
+)
+
+REGISTRY: tuple[KeyDef, ...] = (
+    DATA_SIGNAL_KEY,
+    ALERT_LIST_KEY,
+    ALERT_DEDUP_KEY,
+    STRATEGY_IDS_CACHE_KEY,
+    STRATEGY_CACHE_KEY,
+)

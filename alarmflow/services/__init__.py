@@ -1,0 +1,20 @@
+"""Local Kafka, Redis and Prometheus for the demo, the benchmarks and the tests.
+
+``python -m alarmflow.services up|down|status`` (``scripts/services``) manages the ones the
+demo uses; the tests start their own on free ports.
+"""
+
+from alarmflow.services._process import ServiceError, free_port
+from alarmflow.services.kafka import KafkaBroker, ensure_jars
+from alarmflow.services.prometheus import PrometheusServer, promtool
+from alarmflow.services.redis import RedisServer
+
+__all__ = [
+    "KafkaBroker",
+    "PrometheusServer",
+    "RedisServer",
+    "ServiceError",
+    "ensure_jars",
+    "free_port",
+    "promtool",
+]

@@ -1,0 +1,74 @@
+"""Run flows as real ``python -m bytewax.run`` / launcher processes against the test services."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 180
+
+
+@dataclass(frozen=True)
+class FlowEnv:
+    """The environment of one flow run: services, topics and key prefix."""
+
+    bootstrap: str
+    redis_url: str
+    prefix: str
+    topics: dict[str, str]
+    dlq_topic: str
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ALARMFLOW_", "BYTEWAX_"))}
+        env.update(
+            PYTHONPATH=str(REPO),
+            RUST_BACKTRACE="0",
+            ALARMFLOW_KAFKA_BOOTSTRAP=self.bootstrap,
+            ALARMFLOW_REDIS_URL=self.redis_url,
+            ALARMFLOW_KEY_PREFIX=self.prefix,
+            ALARMFLOW_DLQ_TOPIC=self.dlq_topic,
+            ALARMFLOW_TAIL="0",
+            ALARMFLOW_START="earliest",
+            ALARMFLOW_METRICS_PORT="0",
+        )
+        env.update({f"ALARMFLOW_{kind}_TOPICS": topic for kind, topic in self.topics.items()})
+        env.update(extra)
+        return env
+
+
+def bytewax_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "bytewax.run", module, *args]
+
+
+def launcher_command(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "alarmflow.launch", module, *args]
+
+
+def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run to completion; fail with the process's output if it does not exit 0."""
+    done = subprocess.run(
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+    assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    return done
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start in the background, output to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+
+def run_expecting_failure(
+    command: list[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run to completion and assert that it failed; return its output."""
+    done = subprocess.run(
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+    )
+    assert done.returncode != 0, f"{command} should have failed:\n{done.stderr[-2000:]}"
+    return done

@@ -1,0 +1,243 @@
+"""The alert flow on the real Kafka broker and Redis, run as ``python -m bytewax.run``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from collections import Counter
+
+import orjson
+import pytest
+import redis
+
+from alarmflow.kafka_tools import ensure_topics, produce, read_all
+from alarmflow.launch import init_recovery
+from alarmflow.report import snapshot
+from alarmflow.samples import sample_messages
+from tests.flows.flowrun import (
+    FlowEnv,
+    bytewax_command,
+    launcher_command,
+    run,
+    run_expecting_failure,
+    start,
+)
+
+pytestmark = pytest.mark.integration
+
+NOW = int(time.time())
+
+
+def alert(event_id: str, **fields) -> dict:
+    base = {
+        "event_id": event_id,
+        "plugin_id": "zabbix",
+        "alert_name": "CPU usage high",
+        "bk_biz_id": 2,
+        "target_type": "host",
+        "target": "10.0.0.1",
+        "time": NOW - 60,
+    }
+    return {**base, **fields}
+
+
+CPU = alert("cpu-1")
+CPU_RECOVERED = alert("cpu-1", status="recovered")
+BY_STRATEGY = alert("load-1", alert_name="Load high", strategy_id=201)
+DISK_DATA = alert("disk-1", alert_name="Disk full", tags=[{"key": "mount", "value": "/data"}])
+DISK_TMP = alert("disk-2", alert_name="Disk full", tags=[{"key": "mount", "value": "/tmp"}])
+POD_PROD = alert(
+    "pod-1",
+    alert_name="Pod CrashLoopBackOff",
+    bk_biz_id=3,
+    target_type="K8S-POD",
+    tags=[{"key": "namespace", "value": "prod-pay"}],
+)
+UNKNOWN_STRATEGY = alert("x-1", strategy_id=999)
+WRONG_BUSINESS = alert("cpu-9", bk_biz_id=5)
+EXPIRED = alert("old-1", time=NOW - 2 * 86400)
+
+VALID = [
+    CPU,
+    CPU_RECOVERED,
+    BY_STRATEGY,
+    DISK_DATA,
+    DISK_TMP,
+    POD_PROD,
+    UNKNOWN_STRATEGY,
+    WRONG_BUSINESS,
+    EXPIRED,
+]
+BAD = {
+    b"{not json": "not_json",
+    b"[1, 2, 3]": "not_object",
+    orjson.dumps({k: v for k, v in CPU.items() if k != "event_id"}): "missing_field",
+    orjson.dumps(alert("biz-word", bk_biz_id="two")): "wrong_type",
+    orjson.dumps(alert("huge", description="x" * (2 << 20))): "too_large",
+}
+EXPECTED_LISTS = {
+    "access.alert.101.1001": ["cpu-1", "cpu-1"],
+    "access.alert.201.2001": ["load-1"],
+    "access.alert.102.1002": ["disk-1"],
+    "access.alert.103.1003": ["pod-1"],
+    "access.alert.103.1004": ["pod-1"],
+}
+
+
+@pytest.fixture
+def flow_env(kafka_broker, redis_server, key_prefix) -> FlowEnv:
+    suffix = key_prefix.split(".")[0]
+    topics = {"ALERT": f"{suffix}.alert"}
+    dlq = f"{suffix}.dlq"
+    ensure_topics(kafka_broker.bootstrap, [*topics.values(), dlq], partitions=3)
+    return FlowEnv(kafka_broker.bootstrap, redis_server.url(9), key_prefix, topics, dlq)
+
+
+def lists_by_event_id(client: redis.Redis, prefix: str) -> dict[str, list[str]]:
+    out = {}
+    for key, entries in snapshot(client, prefix).items():
+        if isinstance(entries, list) and ".access.alert." in key:
+            out[key[len(prefix) + 1 :]] = sorted(orjson.loads(e)["event_id"] for e in entries)
+    return out
+
+
+def test_alerts_land_in_bkmonitor_layout_and_bad_input_goes_to_the_dlq(flow_env):
+    messages = [orjson.dumps(a) for a in VALID]
+    messages += [orjson.dumps(CPU), orjson.dumps(DISK_DATA)]  # exact duplicates
+    messages += list(BAD)
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], messages)
+
+    run(bytewax_command("flows.alert"), flow_env.environ())
+
+    client = redis.Redis.from_url(flow_env.redis_url)
+    assert lists_by_event_id(client, flow_env.prefix) == EXPECTED_LISTS
+    signal_key = f"{flow_env.prefix}.access.data.signal"
+    assert sorted(client.lrange(signal_key, 0, -1)) == [b"101", b"102", b"103", b"201"]
+    assert 0 < client.ttl(signal_key) <= 1800
+    assert 0 < client.ttl(f"{flow_env.prefix}.access.alert.101.1001") <= 1800
+
+    pod = orjson.loads(client.lindex(f"{flow_env.prefix}.access.alert.103.1003", 0))
+    assert pod["status"] == "ABNORMAL"
+    assert pod["severity"] == 3
+    assert pod["target_type"] == "K8S-POD"
+    assert pod["dedupe_keys"] == ["alert_name", "target_type", "target", "bk_biz_id"]
+
+    dlq = [orjson.loads(m) for m in read_all(flow_env.bootstrap, flow_env.dlq_topic)]
+    assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
+    for record in dlq:
+        assert record["topic"] == flow_env.topics["ALERT"]
+        assert record["flow"] == "alert"
+        assert {"error", "partition", "offset", "raw", "raw_bytes"} <= record.keys()
+    huge = next(m for m in dlq if m["reason"] == "too_large")
+    assert huge["raw_bytes"] > 2 << 20
+    assert len(huge["raw"]) <= 64 * 1024
+
+
+def test_rerunning_the_same_topic_adds_nothing(flow_env):
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], [orjson.dumps(a) for a in VALID])
+    run(bytewax_command("flows.alert"), flow_env.environ())
+    client = redis.Redis.from_url(flow_env.redis_url)
+    first = snapshot(client, flow_env.prefix)
+
+    run(bytewax_command("flows.alert"), flow_env.environ())
+
+    assert snapshot(client, flow_env.prefix) == first
+
+
+def snapshots(recovery) -> int:
+    """How many state snapshots the recovery store holds."""
+    with sqlite3.connect(f"file:{recovery / 'part-0.sqlite3'}?mode=ro", uri=True) as db:
+        return db.execute("SELECT count(*) FROM snaps").fetchone()[0]
+
+
+def normalised(client: redis.Redis, prefix: str) -> dict:
+    return {key[len(prefix) :]: value for key, value in snapshot(client, prefix).items()}
+
+
+def with_prefix(env: FlowEnv, prefix: str) -> FlowEnv:
+    return FlowEnv(env.bootstrap, env.redis_url, prefix, env.topics, env.dlq_topic)
+
+
+@pytest.fixture
+def sample_topic(flow_env) -> int:
+    return produce(
+        flow_env.bootstrap, flow_env.topics["ALERT"], sample_messages(30_000, NOW, seed=11)
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        bytewax_command("flows.alert", "-w", "2"),
+        launcher_command("flows.alert", "-p", "2"),
+    ],
+    ids=["w2", "p2"],
+)
+def test_parallel_runs_write_what_one_worker_writes(flow_env, sample_topic, command, free_port):
+    client = redis.Redis.from_url(flow_env.redis_url)
+    single = with_prefix(flow_env, flow_env.prefix + "w1")
+    run(bytewax_command("flows.alert"), single.environ())
+    parallel = with_prefix(flow_env, flow_env.prefix + "par")
+    command = (
+        [*command, "--base-port", str(free_port())] if "alarmflow.launch" in command else command
+    )
+
+    run(command, parallel.environ())
+
+    expected = normalised(client, single.prefix)
+    assert len(expected) > 1000
+    assert normalised(client, parallel.prefix) == expected
+
+
+def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
+    flow_env, sample_topic, tmp_path
+):
+    client = redis.Redis.from_url(flow_env.redis_url)
+    reference = with_prefix(flow_env, flow_env.prefix + "ref")
+    run(bytewax_command("flows.alert"), reference.environ())
+    expected = normalised(client, reference.prefix)
+    total = sum(len(v) for v in expected.values() if isinstance(v, list))
+
+    crashed = with_prefix(flow_env, flow_env.prefix + "crash")
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command("flows.alert", "-r", str(recovery), "-s", "1", "-b", "0")
+    proc = start(command, crashed.environ(), tmp_path / "run1.log")
+    list_keys = [crashed.prefix + k for k, v in expected.items() if isinstance(v, list)]
+    written = 0
+    deadline = time.monotonic() + 120
+    while (written < total // 2 or not snapshots(recovery)) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the flow ended before it could be killed"
+        time.sleep(0.005)
+        written = sum(client.llen(key) for key in list_keys)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < written < total, f"the kill did not land mid-topic ({written} of {total})"
+    assert snapshots(recovery), "no snapshot was taken before the kill"
+
+    run(command, crashed.environ())
+
+    assert normalised(client, crashed.prefix) == expected
+
+
+def test_a_bad_setting_stops_the_flow_with_one_clear_line(flow_env):
+    done = run_expecting_failure(
+        bytewax_command("flows.alert"),
+        flow_env.environ(ALARMFLOW_START="yesterday", ALARMFLOW_METRICS_PORT="x"),
+    )
+    lines = [line for line in done.stderr.splitlines() if "config error" in line]
+    assert len(lines) == 2
+    assert any(
+        "ALARMFLOW_START='yesterday'" in line and "earliest, latest" in line for line in lines
+    )
+    assert any("ALARMFLOW_METRICS_PORT='x'" in line for line in lines)
+
+
+def test_an_unreachable_broker_is_reported_not_waited_on_forever(flow_env, free_port):
+    done = run_expecting_failure(
+        bytewax_command("flows.alert"),
+        flow_env.environ(ALARMFLOW_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}"),
+    )
+    assert "did not answer" in done.stderr

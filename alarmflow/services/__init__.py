@@ -4,7 +4,7 @@
 demo uses; the tests start their own on free ports.
 """
 
-from alarmflow.services._process import ServiceError, free_port
+from alarmflow.services._process import ServiceError, free_port, port_open
 from alarmflow.services.kafka import KafkaBroker, ensure_jars
 from alarmflow.services.prometheus import PrometheusServer, promtool
 from alarmflow.services.redis import RedisServer
@@ -16,5 +16,6 @@ __all__ = [
     "ServiceError",
     "ensure_jars",
     "free_port",
+    "port_open",
     "promtool",
 ]

@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import time
+import urllib.request
 from collections import Counter
 
 import orjson
@@ -16,6 +17,7 @@ from alarmflow.kafka_tools import ensure_topics, produce, read_all
 from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
+from alarmflow.services import port_open
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
@@ -241,3 +243,48 @@ def test_an_unreachable_broker_is_reported_not_waited_on_forever(flow_env, free_
         flow_env.environ(ALARMFLOW_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}"),
     )
     assert "did not answer" in done.stderr
+
+
+def scrape(port: int) -> dict[str, float]:
+    """``alarmflow_*`` samples of one metrics endpoint, summed over labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("alarmflow_"):
+            name, value = line.split("{", 1)[0].split(" ", 1)[0], float(line.rsplit(" ", 1)[1])
+            totals[name] = totals.get(name, 0.0) + value
+    return totals
+
+
+def test_each_process_serves_its_own_metrics_and_they_add_up(flow_env, free_port, tmp_path):
+    messages = [orjson.dumps(a) for a in VALID] + list(BAD)
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], messages)
+    base = free_port()
+    while port_open(base) or port_open(base + 1):
+        base = free_port()
+    env = flow_env.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(base))
+    proc = start(
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(free_port())),
+        env,
+        tmp_path / "p2.log",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        totals: list[dict[str, float]] = []
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                totals = [scrape(base), scrape(base + 1)]
+            except OSError:
+                continue
+            if sum(t.get("alarmflow_consumed_total", 0) for t in totals) == len(messages):
+                break
+        assert sum(t.get("alarmflow_consumed_total", 0) for t in totals) == len(messages)
+        assert sum(t.get("alarmflow_rejected_total", 0) for t in totals) == len(BAD)
+        assert sum(t.get("alarmflow_written_total", 0) for t in totals) == sum(
+            len(v) for v in EXPECTED_LISTS.values()
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)

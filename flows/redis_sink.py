@@ -71,7 +71,6 @@ class _PushPartition(StatelessSinkPartition[Routed]):
                     max(0.0, (now_ms - item.timestamp_ms) / 1000)
                 )
 
-
     def close(self) -> None:
         log.info("end of input: %s", metrics.summary(self._flow))
 

@@ -141,18 +141,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             errors.append(f"{name}={raw!r}: {exc}")
             return None  # type: ignore[return-value]
 
-    redis_url = get("ALARMFLOW_REDIS_URL", "redis://127.0.0.1:6379/9", _redis_url)
+    default_redis = "redis://127.0.0.1:6379/9"
+    redis_url = get("ALARMFLOW_REDIS_URL", default_redis, _redis_url)
+    # Derived defaults follow a valid queue URL; a bad one is reported once, not three times.
+    queue_server = redis_url or default_redis
     settings = Settings(
         kafka_bootstrap=get("ALARMFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092", _bootstrap),
         redis_url=redis_url,
         redis_service_url=get(
             "ALARMFLOW_REDIS_SERVICE_URL",
-            _same_server(redis_url, 10) if redis_url else "",
+            _same_server(queue_server, 10),
             _redis_url,
         ),
         redis_cache_url=get(
             "ALARMFLOW_REDIS_CACHE_URL",
-            _same_server(redis_url, 8) if redis_url else "",
+            _same_server(queue_server, 8),
             _redis_url,
         ),
         key_prefix=get("ALARMFLOW_KEY_PREFIX", "bk_bkmonitorv3.ee", _nonempty),

@@ -43,8 +43,12 @@ class KeyDef:
     note: str = ""
 
     def key(self, prefix: str, **fields: Any) -> str:
-        """The full key for ``fields`` under ``prefix``, by bkmonitor's prefix rule."""
-        key = self.template.format(**fields)
+        """The full key for ``fields`` under ``prefix``, by bkmonitor's prefix rule.
+
+        A template may name the prefix itself as ``{key_prefix}`` (bkmonitor's check-result
+        keys do); the prefix is then not prepended again.
+        """
+        key = self.template.format(key_prefix=prefix, **fields)
         if key.startswith(prefix):
             return key
         return f"{prefix}.{key}"

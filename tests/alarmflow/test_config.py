@@ -1,0 +1,74 @@
+"""Configuration: the contract's names and defaults, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from alarmflow.config import BUNDLED_STRATEGIES, ConfigError, load_settings
+
+
+def test_defaults_are_the_contracts():
+    settings = load_settings({})
+    assert settings.kafka_bootstrap == "127.0.0.1:9092"
+    assert settings.redis_url == "redis://127.0.0.1:6379/9"
+    assert settings.redis_service_url == "redis://127.0.0.1:6379/10"
+    assert settings.redis_cache_url == "redis://127.0.0.1:6379/8"
+    assert settings.key_prefix == "bk_bkmonitorv3.ee"
+    assert settings.strategies == str(BUNDLED_STRATEGIES)
+    assert settings.topics_for("alert") == ("alarmflow.alert",)
+    assert settings.topics_for("REAL_TIME_DATA") == ("alarmflow.real_time_data",)
+    assert settings.topics_for("action") == ("alarmflow.action",)
+    assert (settings.start, settings.tail) == ("latest", True)
+    assert settings.dlq_topic == "alarmflow.dlq"
+    assert settings.max_message_bytes == 1_048_576
+    assert settings.metrics_port == 9108
+    assert settings.dedup_ttl == 600
+
+
+def test_service_url_follows_the_queue_server():
+    settings = load_settings({"ALARMFLOW_REDIS_URL": "redis://:pw@redis.example:6380/9"})
+    assert settings.redis_service_url == "redis://:pw@redis.example:6380/10"
+
+
+def test_values_are_read_and_topics_split():
+    settings = load_settings(
+        {"ALARMFLOW_ALERT_TOPICS": " a , b,", "ALARMFLOW_TAIL": "0", "ALARMFLOW_START": "earliest"}
+    )
+    assert settings.topics_for("alert") == ("a", "b")
+    assert (settings.tail, settings.start) == (False, "earliest")
+
+
+def test_every_bad_value_is_reported_on_its_own_line():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {
+                "ALARMFLOW_KAFKA_BOOTSTRAP": "nohostport",
+                "ALARMFLOW_REDIS_URL": "http://x",
+                "ALARMFLOW_START": "yesterday",
+                "ALARMFLOW_TAIL": "yes",
+                "ALARMFLOW_MAX_MESSAGE_BYTES": "-5",
+                "ALARMFLOW_METRICS_PORT": "70000",
+                "ALARMFLOW_STRATEGIES": "/no/such/file.json",
+                "ALARMFLOW_EVENT_TOPICS": " , ",
+            }
+        )
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 8
+    assert "ALARMFLOW_START='yesterday': expected one of earliest, latest" in lines
+    assert "ALARMFLOW_TAIL='yes': expected 0 or 1" in lines
+    assert "ALARMFLOW_METRICS_PORT='70000': expected a whole number from 0 to 65535" in lines
+    assert any(line.startswith("ALARMFLOW_KAFKA_BOOTSTRAP='nohostport'") for line in lines)
+
+
+def test_a_config_file_adds_values_and_the_environment_wins(tmp_path):
+    path = tmp_path / "alarmflow.env"
+    path.write_text("# comment\nALARMFLOW_DLQ_TOPIC=from-file\nALARMFLOW_KEY_PREFIX=file.ee\n")
+    settings = load_settings({"ALARMFLOW_CONFIG": str(path), "ALARMFLOW_KEY_PREFIX": "env.ee"})
+    assert (settings.dlq_topic, settings.key_prefix) == ("from-file", "env.ee")
+
+
+def test_a_malformed_config_file_line_is_named(tmp_path):
+    path = tmp_path / "alarmflow.env"
+    path.write_text("ALARMFLOW_TAIL=0\njust words\n")
+    with pytest.raises(ConfigError, match="line 2 is not KEY=VALUE"):
+        load_settings({"ALARMFLOW_CONFIG": str(path)})

@@ -1,0 +1,221 @@
+"""Alert cleaning by bkmonitor's Event.clean() rules, and what is rejected."""
+
+from __future__ import annotations
+
+import json
+from hashlib import md5
+
+import pytest
+
+from operators.alert import clean_alert, is_expired
+from operators.rejects import Reason, Rejected
+
+NOW = 1_800_000_000.0
+
+
+def alert(**fields) -> dict:
+    base = {
+        "event_id": "e-1",
+        "plugin_id": "zabbix",
+        "alert_name": "CPU usage high",
+        "bk_biz_id": 2,
+        "time": 1_799_999_000,
+    }
+    return {**base, **fields}
+
+
+def md5_of_list(values: list) -> str:
+    """bkmonitor's count_md5 of a flat list, written out by hand (not via operators.md5)."""
+    digests = sorted(md5(str(v).encode()).hexdigest() for v in values)
+    return md5(str(digests).encode()).hexdigest()
+
+
+def test_a_full_alert_is_cleaned_as_bkmonitor_does():
+    event = clean_alert(
+        alert(
+            status="recovered",
+            severity="2",
+            target_type="host",
+            target="10.0.0.1",
+            metric="system.cpu.usage",
+            description=None,
+            tags=[{"key": "cpu", "value": "cpu0", "display_key": "CPU"}],
+        ),
+        NOW,
+    )
+    assert event["status"] == "RECOVERED"
+    assert event["severity"] == 2
+    assert event["target_type"] == "HOST"
+    assert event["metric"] == ["system.cpu.usage"]
+    assert "description" not in event
+    assert event["tags"] == [{"key": "cpu", "value": "cpu0", "display_key": "CPU"}]
+    assert event["data_type"] == "event"
+    assert event["create_time"] == int(NOW)
+    assert event["access_time"] == NOW
+    assert event["id"] == md5_of_list(["zabbix", "e-1", "RECOVERED", 1_799_999_000])
+    assert event["dedupe_keys"] == ["alert_name", "target_type", "target", "bk_biz_id"]
+    assert event["dedupe_md5"] == md5_of_list(["CPU usage high", "HOST", "10.0.0.1", 2])
+
+
+@pytest.mark.parametrize(
+    ("status", "cleaned"),
+    [
+        ("recovered", "RECOVERED"),
+        ("Closed", "CLOSED"),
+        ("abnormal", "ABNORMAL"),
+        ("weird", "ABNORMAL"),
+        (None, "ABNORMAL"),
+    ],
+)
+def test_status(status, cleaned):
+    assert clean_alert(alert(status=status), NOW)["status"] == cleaned
+
+
+@pytest.mark.parametrize(
+    ("severity", "cleaned"),
+    [(1, 1), (3, 3), ("2", 2), (7, 3), (0, 1), (-4, 1), ("high", 3), (None, 3)],
+)
+def test_severity_is_clamped_to_one_to_three(severity, cleaned):
+    assert clean_alert(alert(severity=severity), NOW)["severity"] == cleaned
+
+
+@pytest.mark.parametrize(
+    ("target_type", "cleaned"),
+    [
+        ("host", "HOST"),
+        ("topo", "TOPO"),
+        ("Service", "SERVICE"),
+        ("K8S-POD", "K8S-POD"),
+        ("custom", "custom"),
+        (None, ""),
+        ("", ""),
+    ],
+)
+def test_target_type(target_type, cleaned):
+    assert clean_alert(alert(target_type=target_type), NOW)["target_type"] == cleaned
+
+
+def test_tag_values_that_are_dicts_or_lists_of_dicts_are_json_encoded_like_python():
+    tags = [
+        {"key": "labels", "value": {"team": "sre", "tier": 1}},
+        {"key": "list", "value": [{"a": 1}, [1, 2], "plain", 3]},
+        {"key": 5, "value": "five"},
+    ]
+    cleaned = clean_alert(alert(tags=tags), NOW)["tags"]
+    assert cleaned == [
+        {"key": "labels", "value": json.dumps({"team": "sre", "tier": 1})},
+        {"key": "list", "value": ['{"a": 1}', "[1, 2]", "plain", 3]},
+        {"key": "5", "value": "five"},
+    ]
+    assert cleaned[0]["value"] == '{"team": "sre", "tier": 1}'
+
+
+def test_dedupe_keys_with_strategy_id_drop_alert_name_and_take_extra_keys_once():
+    event = clean_alert(
+        alert(
+            strategy_id=12,
+            dedupe_keys=["tags.cpu", "bk_biz_id", "tags.cpu"],
+            tags=[{"key": "cpu", "value": "cpu0"}],
+        ),
+        NOW,
+    )
+    assert event["dedupe_keys"] == ["strategy_id", "target_type", "target", "bk_biz_id", "tags.cpu"]
+    assert event["dedupe_md5"] == md5_of_list([12, "", None, 2, "cpu0"])
+
+
+def test_dedupe_keys_that_are_not_a_list_are_ignored():
+    event = clean_alert(alert(dedupe_keys="tags.cpu"), NOW)
+    assert event["dedupe_keys"] == ["alert_name", "target_type", "target", "bk_biz_id"]
+
+
+def test_a_missing_tag_in_dedupe_keys_counts_as_none():
+    event = clean_alert(alert(dedupe_keys=["tags.nope"]), NOW)
+    assert event["dedupe_md5"] == md5_of_list(["CPU usage high", "", None, 2, None])
+
+
+@pytest.mark.parametrize(
+    "target_type", ["K8S-POD", "K8S-NODE", "K8S-SERVICE", "K8S-WORKLOAD", "APM-SERVICE"]
+)
+def test_targetless_types_hash_without_target(target_type):
+    event = clean_alert(alert(target_type=target_type, target="pod-7"), NOW)
+    assert event["target"] == "pod-7"
+    assert event["dedupe_md5"] == md5_of_list(["CPU usage high", "", None, 2])
+
+
+def test_missing_time_falls_back_to_bk_ingest_time():
+    data = alert(bk_ingest_time=1_799_999_500)
+    del data["time"]
+    assert clean_alert(data, NOW)["time"] == 1_799_999_500
+
+
+@pytest.mark.parametrize(
+    ("data_type", "cleaned"),
+    [("TIME_SERIES", "time_series"), ("log", "log"), ("alert", "event"), (None, "event")],
+)
+def test_data_type(data_type, cleaned):
+    assert clean_alert(alert(data_type=data_type), NOW)["data_type"] == cleaned
+
+
+def test_a_metric_list_is_kept_and_a_missing_metric_is_empty():
+    assert clean_alert(alert(metric=["a", "b"]), NOW)["metric"] == ["a", "b"]
+    assert clean_alert(alert(), NOW)["metric"] == []
+
+
+@pytest.mark.parametrize("field", ["event_id", "plugin_id", "alert_name", "bk_biz_id"])
+def test_each_required_field_missing_is_rejected(field):
+    data = alert()
+    del data[field]
+    with pytest.raises(Rejected, match=field) as caught:
+        clean_alert(data, NOW)
+    assert caught.value.reason == Reason.MISSING_FIELD
+
+
+def test_no_time_at_all_is_rejected():
+    data = alert()
+    del data["time"]
+    with pytest.raises(Rejected, match="bk_ingest_time") as caught:
+        clean_alert(data, NOW)
+    assert caught.value.reason == Reason.MISSING_FIELD
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("bk_biz_id", "two"),
+        ("bk_biz_id", True),
+        ("event_id", {"id": 1}),
+        ("plugin_id", ""),
+        ("strategy_id", "abc"),
+        ("status", 3),
+        ("time", "yesterday"),
+        ("time", True),
+        ("tags", {"cpu": "x"}),
+        ("tags", [{"key": "cpu"}]),
+        ("metric", 5),
+        ("dedupe_keys", [1, 2]),
+    ],
+)
+def test_mistyped_fields_are_rejected_naming_the_field(field, value):
+    with pytest.raises(Rejected) as caught:
+        clean_alert(alert(**{field: value}), NOW)
+    assert caught.value.reason == Reason.WRONG_TYPE
+    assert field in caught.value.error
+
+
+def test_a_digit_string_business_id_is_accepted_as_given():
+    assert clean_alert(alert(bk_biz_id="2"), NOW)["bk_biz_id"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("age", "expired"), [(86_399, False), (86_400, False), (86_401, True), (3 * 86_400, True)]
+)
+def test_alerts_older_than_a_day_are_expired(age, expired):
+    assert is_expired({"time": NOW - age}, NOW) is expired
+
+
+def test_expiry_uses_the_origin_alarm_access_time_when_present():
+    event = {
+        "time": NOW - 3 * 86_400,
+        "extra_info": {"origin_alarm": {"data": {"access_time": NOW}}},
+    }
+    assert not is_expired(event, NOW)

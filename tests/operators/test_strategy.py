@@ -1,0 +1,46 @@
+"""Strategy parsing: good files load, bad ones name the strategy and the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from alarmflow.config import BUNDLED_STRATEGIES
+from operators.strategy import StrategyError, load_strategy_file, parse_strategies
+
+
+def strategy(**fields) -> dict:
+    base = {"id": 1, "bk_biz_id": 2, "items": [{"id": 10, "query_configs": [{"alert_name": "x"}]}]}
+    return {**base, **fields}
+
+
+def test_bundled_strategies_load():
+    strategies = load_strategy_file(BUNDLED_STRATEGIES)
+    assert [s.id for s in strategies] == [101, 102, 103, 201]
+    assert strategies[0].source() == ("bk_fta", "alert")
+
+
+@pytest.mark.parametrize(
+    ("objs", "message"),
+    [
+        ([strategy(id=None)], "'id' must be a positive integer"),
+        ([strategy(items=[])], "strategy 1: 'items' must be a non-empty list"),
+        ([strategy(items=[{"id": "x"}])], "strategy 1: 'id' must be a positive integer"),
+        ([strategy(items=[{"id": 3, "query_configs": "x"}])], "'query_configs' must be a list"),
+        ([strategy(bk_biz_id=True)], "strategy 1: 'bk_biz_id'"),
+        ([strategy(), strategy()], "strategy 1 is defined twice"),
+        (["not an object"], "strategy must be an object"),
+    ],
+)
+def test_bad_strategies_are_named(objs, message):
+    with pytest.raises(StrategyError, match=message):
+        parse_strategies(objs)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"), [("{not json", "cannot read"), ('{"a": 1}', "JSON list")]
+)
+def test_bad_files_are_named(tmp_path, content, message):
+    path = tmp_path / "s.json"
+    path.write_text(content)
+    with pytest.raises(StrategyError, match=message):
+        load_strategy_file(path)

@@ -1,0 +1,52 @@
+"""The push-once script on a real Redis: data before signal, nothing twice, one pending signal."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from state.idempotent import OncePusher, Push, PushPolicy
+
+
+@pytest.fixture
+def client(redis_server):
+    return redis.Redis.from_url(redis_server.url(1))
+
+
+def test_a_push_writes_lists_then_signals_with_ttls(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 900))
+    assert pusher.push([Push(f"{p}.m1", ((f"{p}.l1", b"a"), (f"{p}.l2", b"a")), ("7",))]) == [True]
+    assert client.lrange(f"{p}.l1", 0, -1) == [b"a"]
+    assert client.lrange(f"{p}.sig", 0, -1) == [b"7"]
+    assert 0 < client.ttl(f"{p}.m1") <= 60
+    assert 1790 < client.ttl(f"{p}.l1") <= 1800
+    assert 890 < client.ttl(f"{p}.sig") <= 900
+
+
+def test_a_replayed_batch_writes_nothing(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 1800))
+    batch = [Push(f"{p}.m{i}", ((f"{p}.l", f"v{i}".encode()),), ("1",)) for i in range(5)]
+    assert pusher.push(batch) == [True] * 5
+    assert pusher.push(batch[2:]) == [False] * 3
+    assert client.llen(f"{p}.l") == 5
+
+
+def test_a_pending_signal_is_not_pushed_again_but_a_consumed_one_is(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 1800))
+    pusher.push(
+        [
+            Push(f"{p}.a", ((f"{p}.l", b"a"),), ("1",)),
+            Push(f"{p}.b", ((f"{p}.l", b"b"),), ("1", "2")),
+        ]
+    )
+    assert client.lrange(f"{p}.sig", 0, -1) == [b"2", b"1"]
+    assert client.rpop(f"{p}.sig") == b"1"
+    pusher.push([Push(f"{p}.c", ((f"{p}.l", b"c"),), ("1",))])
+    assert client.lrange(f"{p}.sig", 0, -1) == [b"1", b"2"]
+
+
+def test_an_empty_batch_does_nothing(client, key_prefix):
+    assert OncePusher(client, PushPolicy(f"{key_prefix}.sig", 1, 1, 1)).push([]) == []

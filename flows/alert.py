@@ -11,7 +11,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
-from alarmflow.metrics import CLEANED, DROPPED
+from alarmflow.metrics import CLEANED, DROPPED, Stage
 from flows.common import dead_letters, flow_from_env, load_strategies, parse_records
 from flows.kafka_io import kafka_input
 from flows.redis_sink import PushSink, Routed
@@ -48,8 +48,9 @@ def build_flow(settings: Settings) -> Dataflow:
 
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    cleaned, rejected = parse_records("clean", records, clean)
-    routed = op.filter_map("route", op.filter("expiry", cleaned, fresh), route)
+    cleaned, rejected = parse_records("clean", records, Stage(NAME, "clean").per_item(clean))
+    fresh_only = op.filter("expiry", cleaned, Stage(NAME, "expiry").per_item(fresh))
+    routed = op.filter_map("route", fresh_only, Stage(NAME, "route").per_item(route))
     op.output(
         "redis",
         routed,

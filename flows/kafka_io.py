@@ -21,7 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
 from confluent_kafka.admin import AdminClient
 
 from alarmflow.config import Settings
-from alarmflow.metrics import CONSUMED, DLQ_PRODUCED, REJECTED
+from alarmflow.metrics import CONSUMED, DLQ_PRODUCED, REJECTED, Stage
 from operators.rejects import Reason, Rejection, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -99,8 +99,13 @@ class _DeadLetterPartition(StatelessSinkPartition[Rejection]):
         self._producer = producer
         self._topic = topic
         self._flow = flow
+        self._stage = Stage(flow, "dlq")
 
     def write_batch(self, items: list[Rejection]) -> None:
+        with self._stage.batch(len(items)):
+            self._deliver(items)
+
+    def _deliver(self, items: list[Rejection]) -> None:
         failures: list[str] = []
 
         def on_delivery(err, _msg) -> None:

@@ -20,7 +20,9 @@ from alarmflow.metrics import (
     END_TO_END_SECONDS,
     REDIS_BATCH_SECONDS,
     REDIS_ERRORS,
+    SIGNALS,
     WRITTEN,
+    Stage,
 )
 from state.idempotent import OncePusher, Push, PushPolicy
 
@@ -42,8 +44,9 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         self._pusher = pusher
         self._flow = flow
         self._kind = kind
+        self._stage = Stage(flow, "redis")
 
-    def _push_with_retry(self, pushes: list[Push]) -> list[bool]:
+    def _push_with_retry(self, pushes: list[Push]) -> list[int | None]:
         for delay in (*RETRY_DELAYS_S, None):
             try:
                 with REDIS_BATCH_SECONDS.labels(self._flow).time():
@@ -59,13 +62,15 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         raise AssertionError("unreachable")
 
     def write_batch(self, items: list[Routed]) -> None:
-        results = self._push_with_retry([item.push for item in items])
+        with self._stage.batch(len(items)):
+            results = self._push_with_retry([item.push for item in items])
         now_ms = time.time() * 1000
-        for item, new in zip(items, results, strict=True):
-            if not new:
+        for item, signalled in zip(items, results, strict=True):
+            if signalled is None:
                 DROPPED.labels(self._flow, "duplicate").inc()
                 continue
             WRITTEN.labels(self._flow, self._kind).inc(len(item.push.lists))
+            SIGNALS.labels(self._flow).inc(signalled)
             if item.timestamp_ms is not None:
                 END_TO_END_SECONDS.labels(self._flow).observe(
                     max(0.0, (now_ms - item.timestamp_ms) / 1000)

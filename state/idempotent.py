@@ -18,20 +18,22 @@ import redis
 # ARGV: marker ttl, list ttl, signal ttl, payload count n, n payloads, then signal members.
 _PUSH_ONCE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  return 0
+  return -1
 end
 local n = tonumber(ARGV[4])
 for i = 1, n do
   redis.call('LPUSH', KEYS[2 + i], ARGV[4 + i])
   redis.call('EXPIRE', KEYS[2 + i], ARGV[2])
 end
+local signalled = 0
 for i = 5 + n, #ARGV do
   if not redis.call('LPOS', KEYS[2], ARGV[i]) then
     redis.call('LPUSH', KEYS[2], ARGV[i])
+    signalled = signalled + 1
   end
 end
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1
+return signalled
 """
 
 
@@ -62,8 +64,8 @@ class OncePusher:
         self._policy = policy
         self._script = client.register_script(_PUSH_ONCE)
 
-    def push(self, pushes: Sequence[Push]) -> list[bool]:
-        """Write ``pushes``; return, per push, whether it was new (False: already written)."""
+    def push(self, pushes: Sequence[Push]) -> list[int | None]:
+        """Write ``pushes``; per push, how many signals it pushed, or None if already written."""
         if not pushes:
             return []
         policy = self._policy
@@ -81,4 +83,4 @@ class OncePusher:
                 ],
                 client=pipe,
             )
-        return [bool(result) for result in pipe.execute()]
+        return [None if result < 0 else result for result in pipe.execute()]

@@ -16,7 +16,7 @@ def client(redis_server):
 def test_a_push_writes_lists_then_signals_with_ttls(client, key_prefix):
     p = key_prefix
     pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 900))
-    assert pusher.push([Push(f"{p}.m1", ((f"{p}.l1", b"a"), (f"{p}.l2", b"a")), ("7",))]) == [True]
+    assert pusher.push([Push(f"{p}.m1", ((f"{p}.l1", b"a"), (f"{p}.l2", b"a")), ("7",))]) == [1]
     assert client.lrange(f"{p}.l1", 0, -1) == [b"a"]
     assert client.lrange(f"{p}.sig", 0, -1) == [b"7"]
     assert 0 < client.ttl(f"{p}.m1") <= 60
@@ -28,8 +28,8 @@ def test_a_replayed_batch_writes_nothing(client, key_prefix):
     p = key_prefix
     pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 1800))
     batch = [Push(f"{p}.m{i}", ((f"{p}.l", f"v{i}".encode()),), ("1",)) for i in range(5)]
-    assert pusher.push(batch) == [True] * 5
-    assert pusher.push(batch[2:]) == [False] * 3
+    assert pusher.push(batch) == [1, 0, 0, 0, 0]
+    assert pusher.push(batch[2:]) == [None] * 3
     assert client.llen(f"{p}.l") == 5
 
 

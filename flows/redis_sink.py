@@ -94,5 +94,6 @@ class PushSink(DynamicSink[Routed]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
         metrics.serve(self._metrics_port)
+        REDIS_ERRORS.labels(self._flow)  # a zero series, so dashboards show "no errors"
         client = redis.Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=3)
         return _PushPartition(OncePusher(client, self._policy), self._flow, self._kind)

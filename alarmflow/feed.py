@@ -1,0 +1,35 @@
+"""Feed sample alerts to a topic at a steady rate, so a fresh deployment shows live data.
+
+``python -m alarmflow.feed --rate 50`` (docker-compose's ``feed`` service) creates the alert
+and dead-letter topics if needed and produces sample alerts forever (``--seconds`` to stop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from alarmflow.config import load_settings
+from alarmflow.kafka_tools import ensure_topics, produce
+from alarmflow.samples import sample_messages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=50, help="alerts per second (50)")
+    parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    topic = settings.topics_for("alert")[0]
+    ensure_topics(settings.kafka_bootstrap, [topic, settings.dlq_topic], partitions=3)
+    started = time.monotonic()
+    seed = 0
+    while not args.seconds or time.monotonic() - started < args.seconds:
+        seed += 1
+        produce(settings.kafka_bootstrap, topic, sample_messages(args.rate, int(time.time()), seed))
+        time.sleep(1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +27,15 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class StartPosition:
+    """Where to read partitions with no recovered offset: ``earliest``, ``latest``, an
+    ``offset`` (every partition) or a ``time`` (epoch ms, resolved per partition)."""
+
+    kind: str
+    value: int = 0
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str
     redis_url: str
@@ -34,7 +44,7 @@ class Settings:
     key_prefix: str
     strategies: str
     topics: Mapping[str, tuple[str, ...]]
-    start: str
+    start: StartPosition
     tail: bool
     dlq_topic: str
     max_message_bytes: int
@@ -94,15 +104,6 @@ def _topics(value: str) -> tuple[str, ...]:
     return topics
 
 
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if value not in choices:
-            raise ValueError("expected one of " + ", ".join(choices))
-        return value
-
-    return parse
-
-
 def _flag(value: str) -> bool:
     if value not in ("0", "1"):
         raise ValueError("expected 0 or 1")
@@ -116,6 +117,26 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
         return int(value)
 
     return parse
+
+
+def _start(value: str) -> StartPosition:
+    kind, _, rest = value.partition(":")
+    if value in ("earliest", "latest"):
+        return StartPosition(value)
+    if kind == "offset" and rest.isdigit():
+        return StartPosition("offset", int(rest))
+    if kind == "time":
+        try:
+            moment = datetime.fromisoformat(rest.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if rest.isdigit():
+            return StartPosition("time", int(rest) * 1000)
+        if moment is not None and moment.tzinfo is not None:
+            return StartPosition("time", int(moment.timestamp() * 1000))
+    raise ValueError(
+        "expected earliest, latest, offset:N, time:EPOCH_SECONDS or time:ISO-8601 with a zone"
+    )
 
 
 def _strategies(value: str) -> str:
@@ -164,7 +185,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             kind: get(f"ALARMFLOW_{kind}_TOPICS", f"alarmflow.{kind.lower()}", _topics)
             for kind in ACCESS_TYPES
         },
-        start=get("ALARMFLOW_START", "latest", _choice("earliest", "latest")),
+        start=get("ALARMFLOW_START", "latest", _start),
         tail=get("ALARMFLOW_TAIL", "1", _flag),
         dlq_topic=get("ALARMFLOW_DLQ_TOPIC", "alarmflow.dlq", _nonempty),
         max_message_bytes=get("ALARMFLOW_MAX_MESSAGE_BYTES", "1048576", _int_range(1, 1 << 30)),

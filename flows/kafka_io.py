@@ -17,10 +17,10 @@ import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from alarmflow.config import Settings
+from alarmflow.config import Settings, StartPosition
 from alarmflow.metrics import CONSUMED, DLQ_PRODUCED, REJECTED, Stage
 from operators.rejects import Reason, Rejection, SourceRecord
 
@@ -48,17 +48,40 @@ def check_topics(bootstrap: str, topics: list[str], timeout: float = PREFLIGHT_T
         raise BrokerUnavailable(f"topics missing on Kafka at {bootstrap}: {', '.join(missing)}")
 
 
-class CheckedKafkaSource(KafkaSource):
-    """Bytewax's Kafka source with a bounded pre-flight check before listing partitions."""
+def offset_at(bootstrap: str, topic: str, partition: int, time_ms: int) -> int:
+    """The first offset of ``partition`` at or after ``time_ms`` (its end if there is none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "alarmflow-offset-lookup"})
+    try:
+        found = consumer.offsets_for_times(
+            [TopicPartition(topic, partition, time_ms)], timeout=PREFLIGHT_TIMEOUT_S
+        )[0]
+    finally:
+        consumer.close()
+    return OFFSET_END if found.offset < 0 else found.offset
 
-    def __init__(self, bootstrap: str, topics: list[str], **kwargs) -> None:
-        super().__init__([bootstrap], topics, **kwargs)
+
+class CheckedKafkaSource(KafkaSource):
+    """Bytewax's Kafka source with a bounded pre-flight check before listing partitions, and
+    start positions by offset or by time for partitions with no recovered offset."""
+
+    def __init__(self, bootstrap: str, topics: list[str], start: StartPosition, **kwargs) -> None:
+        offsets = {"earliest": OFFSET_BEGINNING, "latest": OFFSET_END, "offset": start.value}
+        super().__init__(
+            [bootstrap], topics, starting_offset=offsets.get(start.kind, OFFSET_END), **kwargs
+        )
         self._bootstrap = bootstrap
         self._topic_list = topics
+        self._start = start
 
     def list_parts(self) -> list[str]:
         check_topics(self._bootstrap, self._topic_list)
         return super().list_parts()
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None):
+        if resume_state is None and self._start.kind == "time":
+            index, topic = for_part.split("-", 1)
+            resume_state = offset_at(self._bootstrap, topic, int(index), self._start.value)
+        return super().build_part(step_id, for_part, resume_state)
 
 
 def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
@@ -73,8 +96,8 @@ def kafka_input(
     source = CheckedKafkaSource(
         settings.kafka_bootstrap,
         list(topics),
+        settings.start,
         tail=settings.tail,
-        starting_offset=OFFSET_BEGINNING if settings.start == "earliest" else OFFSET_END,
         raise_on_errors=False,
     )
     raw = op.input(step_id, flow, source)

@@ -1,0 +1,168 @@
+"""Replay or backfill: re-run a flow over its topics from an offset or a time, into a separate
+key prefix, with a progress bar and a summary.
+
+    python -m alarmflow.replay flows.alert --prefix 'bk_bkmonitorv3.ee[replay]' \
+        --from-time 2026-11-23T08:00:00Z
+
+The flow runs as ``python -m bytewax.run`` with ``ALARMFLOW_START`` set to the position,
+``ALARMFLOW_TAIL=0`` (stop at the end of every partition) and no recovery, so it never moves
+the live flow's offsets; the prefix must differ from the live one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.services import free_port
+from flows.kafka_io import offset_at
+
+REPO = Path(__file__).resolve().parents[1]
+BAR_WIDTH = 30
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m alarmflow.replay", description=__doc__)
+    parser.add_argument("flow", help="flow module, e.g. flows.alert")
+    parser.add_argument("--prefix", required=True, help="key prefix to write under")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--from-offset", type=int, help="start every partition at this offset")
+    where.add_argument(
+        "--from-time", help="start at this time: epoch seconds or ISO-8601 with zone"
+    )
+    where.add_argument("--from-beginning", action="store_true", help="start at the beginning")
+    return parser.parse_args(argv)
+
+
+def start_value(args: argparse.Namespace) -> str:
+    if args.from_beginning:
+        return "earliest"
+    if args.from_offset is not None:
+        return f"offset:{args.from_offset}"
+    return f"time:{args.from_time}"
+
+
+def first_offset(settings: Settings, topic: str, partition: int, end: int) -> int:
+    """Where the replay starts reading ``partition`` (``end`` when it reads nothing)."""
+    if settings.start.kind == "offset":
+        return settings.start.value
+    if settings.start.kind == "time":
+        found = offset_at(settings.kafka_bootstrap, topic, partition, settings.start.value)
+        return found if found >= 0 else end
+    return 0
+
+
+def messages_to_read(settings: Settings, topics: tuple[str, ...]) -> int:
+    """How many messages lie between the start position and the current end of each partition."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "alarmflow-replay"}
+    )
+    total = 0
+    try:
+        for topic in topics:
+            for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+                start = {
+                    "earliest": low,
+                    "offset": settings.start.value,
+                    "time": offset_at(
+                        settings.kafka_bootstrap, topic, partition, settings.start.value
+                    ),
+                }[settings.start.kind]
+                total += max(0, high - max(low, start if start >= 0 else high))
+    finally:
+        consumer.close()
+    return total
+
+
+def consumed(port: int) -> float:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "alarmflow_consumed_total"
+    )
+
+
+def draw(done: float, total: int, started: float) -> None:
+    share = min(1.0, done / total) if total else 1.0
+    filled = int(share * BAR_WIDTH)
+    rate = done / max(time.monotonic() - started, 1e-9)
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {share:4.0%} "
+        f"{done:,.0f}/{total:,} messages, {rate:,.0f}/s"
+    )
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    live = load_settings()
+    if args.prefix == live.key_prefix:
+        print(
+            f"alarmflow.replay: --prefix must differ from the live prefix {live.key_prefix}",
+            file=sys.stderr,
+        )
+        return 2
+    port = free_port()
+    env = dict(
+        os.environ,
+        ALARMFLOW_START=start_value(args),
+        ALARMFLOW_TAIL="0",
+        ALARMFLOW_KEY_PREFIX=args.prefix,
+        ALARMFLOW_METRICS_PORT=str(port),
+    )
+    env.pop("BYTEWAX_PROCESS_ID", None)
+    try:
+        settings = load_settings(env)
+    except ConfigError as exc:
+        print(f"alarmflow.replay: {exc}", file=sys.stderr)
+        return 2
+    topics = settings.topics_for(args.flow.rsplit(".", 1)[-1])
+    total = messages_to_read(settings, topics)
+    print(
+        f"replaying {total:,} messages of {', '.join(topics)} into prefix {args.prefix}",
+        file=sys.stderr,
+    )
+    started = time.monotonic()
+    with subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", args.flow],
+        env=env,
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        while proc.poll() is None:
+            draw(consumed(port), total, started)
+            time.sleep(0.5)
+        output = proc.stderr.read() if proc.stderr else ""
+    draw(total if proc.returncode == 0 else 0, total, started)
+    sys.stderr.write("\n")
+    if proc.returncode != 0:
+        print(output[-3000:], file=sys.stderr)
+        return proc.returncode
+    summary = [
+        line.split("end of input: ", 1)[1]
+        for line in output.splitlines()
+        if "end of input: " in line
+    ]
+    print(f"done in {time.monotonic() - started:.1f}s: " + "; ".join(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

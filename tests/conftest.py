@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from alarmflow.kafka_tools import ensure_topics
 from alarmflow.services import KafkaBroker, RedisServer
 from alarmflow.services import free_port as pick_free_port
+from tests.flows.flowrun import FlowEnv
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +43,28 @@ def key_prefix() -> str:
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     return pick_free_port
+
+
+@pytest.fixture
+def make_flow_env(kafka_broker, redis_server, key_prefix) -> Callable[[int], FlowEnv]:
+    """Makes this test's flow environment: its own alert and DLQ topics (with ``partitions``
+    partitions each) on the session broker, Redis db 9, and its own key prefix."""
+
+    def make(partitions: int = 3) -> FlowEnv:
+        stem = key_prefix.split(".")[0]
+        env = FlowEnv(
+            kafka_broker.bootstrap,
+            redis_server.url(9),
+            key_prefix,
+            {"ALERT": f"{stem}.alert"},
+            f"{stem}.dlq",
+        )
+        ensure_topics(kafka_broker.bootstrap, [*env.topics.values(), env.dlq_topic], partitions)
+        return env
+
+    return make
+
+
+@pytest.fixture
+def flow_env(make_flow_env) -> FlowEnv:
+    return make_flow_env(3)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 import redis
 
-from alarmflow.kafka_tools import ensure_topics, produce
+from alarmflow.kafka_tools import produce
 from alarmflow.report import snapshot
 from tests.flows.flowrun import REPO, FlowEnv
 
@@ -49,22 +49,15 @@ def replayed_ids(client: redis.Redis, prefix: str) -> set[str]:
 
 
 def test_replay_from_a_time_or_an_offset_writes_only_what_follows(
-    kafka_broker, redis_server, key_prefix
+    kafka_broker, redis_server, make_flow_env
 ):
-    stem = key_prefix.split(".")[0]
-    env = FlowEnv(
-        kafka_broker.bootstrap,
-        redis_server.url(9),
-        key_prefix,
-        {"ALERT": f"{stem}.alert"},
-        f"{stem}.dlq",
-    )
-    ensure_topics(kafka_broker.bootstrap, [f"{stem}.alert", f"{stem}.dlq"], partitions=1)
-    produce(kafka_broker.bootstrap, f"{stem}.alert", alerts(0, 30))
+    env = make_flow_env(1)
+    stem = env.prefix.split(".")[0]
+    produce(kafka_broker.bootstrap, env.topics["ALERT"], alerts(0, 30))
     time.sleep(1.5)
     cut = int(time.time())
     time.sleep(1.5)
-    produce(kafka_broker.bootstrap, f"{stem}.alert", alerts(30, 20))
+    produce(kafka_broker.bootstrap, env.topics["ALERT"], alerts(30, 20))
     client = redis.Redis.from_url(redis_server.url(9))
 
     by_time = replay(env, "--prefix", f"{stem}t.ee", "--from-time", str(cut))
@@ -75,11 +68,10 @@ def test_replay_from_a_time_or_an_offset_writes_only_what_follows(
     assert replayed_ids(client, f"{stem}t.ee") == {f"e{i}" for i in range(30, 50)}
     assert by_offset.returncode == 0, by_offset.stderr
     assert replayed_ids(client, f"{stem}o.ee") == {f"e{i}" for i in range(45, 50)}
-    assert snapshot(client, key_prefix) == {}
+    assert snapshot(client, env.prefix) == {}
 
 
-def test_replay_refuses_the_live_prefix(kafka_broker, redis_server, key_prefix):
-    env = FlowEnv(kafka_broker.bootstrap, redis_server.url(9), key_prefix, {"ALERT": "x"}, "y")
-    done = replay(env, "--prefix", key_prefix, "--from-beginning")
+def test_replay_refuses_the_live_prefix(flow_env):
+    done = replay(flow_env, "--prefix", flow_env.prefix, "--from-beginning")
     assert done.returncode == 2
     assert "must differ from the live prefix" in done.stderr

@@ -13,7 +13,7 @@ import orjson
 import pytest
 import redis
 
-from alarmflow.kafka_tools import ensure_topics, produce, read_all
+from alarmflow.kafka_tools import produce, read_all
 from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
@@ -86,15 +86,6 @@ EXPECTED_LISTS = {
     "access.alert.103.1003": ["pod-1"],
     "access.alert.103.1004": ["pod-1"],
 }
-
-
-@pytest.fixture
-def flow_env(kafka_broker, redis_server, key_prefix) -> FlowEnv:
-    suffix = key_prefix.split(".")[0]
-    topics = {"ALERT": f"{suffix}.alert"}
-    dlq = f"{suffix}.dlq"
-    ensure_topics(kafka_broker.bootstrap, [*topics.values(), dlq], partitions=3)
-    return FlowEnv(kafka_broker.bootstrap, redis_server.url(9), key_prefix, topics, dlq)
 
 
 def lists_by_event_id(client: redis.Redis, prefix: str) -> dict[str, list[str]]:

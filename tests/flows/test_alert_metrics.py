@@ -10,10 +10,10 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from alarmflow.kafka_tools import ensure_topics, produce
+from alarmflow.kafka_tools import produce
 from alarmflow.launch import init_recovery
 from alarmflow.samples import sample_messages
-from tests.flows.flowrun import FlowEnv, bytewax_command, start
+from tests.flows.flowrun import bytewax_command, start
 
 pytestmark = pytest.mark.integration
 
@@ -36,25 +36,18 @@ def value(rows: list, name: str, **labels: str) -> float:
 
 
 def test_lag_grows_while_stopped_then_drains_and_latency_shows_the_gap(
-    kafka_broker, redis_server, key_prefix, free_port, tmp_path
+    kafka_broker, flow_env, free_port, tmp_path
 ):
-    stem = key_prefix.split(".")[0]
-    env = FlowEnv(
-        kafka_broker.bootstrap,
-        redis_server.url(9),
-        key_prefix,
-        {"ALERT": f"{stem}.alert"},
-        f"{stem}.dlq",
-    )
-    ensure_topics(kafka_broker.bootstrap, [f"{stem}.alert", f"{stem}.dlq"], partitions=3)
     recovery = tmp_path / "recovery"
     init_recovery(recovery, 1)
     port = free_port()
-    environ = env.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(port))
+    environ = flow_env.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(port))
     command = bytewax_command("flows.alert", "-r", str(recovery), "-s", "1", "-b", "0")
 
     first = start(command, environ, tmp_path / "first.log")
-    produce(kafka_broker.bootstrap, f"{stem}.alert", sample_messages(2000, int(time.time())))
+    produce(
+        kafka_broker.bootstrap, flow_env.topics["ALERT"], sample_messages(2000, int(time.time()))
+    )
     deadline = time.monotonic() + 60
     while value(samples(port), "alarmflow_consumed_total") < 2000 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -67,7 +60,9 @@ def test_lag_grows_while_stopped_then_drains_and_latency_shows_the_gap(
 
     stopped_at = time.monotonic()
     backlog = produce(
-        kafka_broker.bootstrap, f"{stem}.alert", sample_messages(40000, int(time.time()), 2)
+        kafka_broker.bootstrap,
+        flow_env.topics["ALERT"],
+        sample_messages(40000, int(time.time()), 2),
     )
     time.sleep(max(0.0, 3 - (time.monotonic() - stopped_at)))
 

@@ -50,3 +50,19 @@ def test_a_pending_signal_is_not_pushed_again_but_a_consumed_one_is(client, key_
 
 def test_an_empty_batch_does_nothing(client, key_prefix):
     assert OncePusher(client, PushPolicy(f"{key_prefix}.sig", 1, 1, 1)).push([]) == []
+
+
+def test_records_of_different_shapes_and_a_repeat_inside_one_batch(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 1800))
+    batch = [
+        Push(f"{p}.a", ((f"{p}.l1", b"a"), (f"{p}.l2", b"a"), (f"{p}.l3", b"a")), ("1", "2")),
+        Push(f"{p}.b", ((f"{p}.l1", b"b"),), ()),
+        Push(f"{p}.a", ((f"{p}.l1", b"a"),), ("1",)),
+        Push(f"{p}.c", ((f"{p}.l2", b"c"),), ("3", "1")),
+    ]
+    assert pusher.push(batch) == [2, 0, None, 1]
+    assert client.lrange(f"{p}.l1", 0, -1) == [b"b", b"a"]
+    assert client.lrange(f"{p}.l2", 0, -1) == [b"c", b"a"]
+    assert client.lrange(f"{p}.l3", 0, -1) == [b"a"]
+    assert client.lrange(f"{p}.sig", 0, -1) == [b"3", b"2", b"1"]

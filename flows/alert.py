@@ -26,15 +26,18 @@ NAME = "alert"
 def build_flow(settings: Settings) -> Dataflow:
     router = AlertRouter(load_strategies(settings))
     prefix = settings.key_prefix
+    cleaned_count = CLEANED.labels(NAME)
+    expired_count = DROPPED.labels(NAME, "expired")
+    unmatched_count = DROPPED.labels(NAME, "unmatched")
 
     def clean(record: SourceRecord, now: float) -> dict:
         event = clean_alert(decode_object(record, settings.max_message_bytes), now)
-        CLEANED.labels(NAME).inc()
+        cleaned_count.inc()
         return event
 
     def fresh(item: tuple[SourceRecord, dict]) -> bool:
         if is_expired(item[1], time.time()):
-            DROPPED.labels(NAME, "expired").inc()
+            expired_count.inc()
             return False
         return True
 
@@ -42,7 +45,7 @@ def build_flow(settings: Settings) -> Dataflow:
         record, event = item
         targets = router.route(event)
         if not targets:
-            DROPPED.labels(NAME, "unmatched").inc()
+            unmatched_count.inc()
             return None
         return Routed(alert_push(prefix, event, targets), record.timestamp_ms)
 

@@ -103,8 +103,10 @@ def kafka_input(
     raw = op.input(step_id, flow, source)
     split = op.branch(f"{step_id}_ok", raw, lambda m: isinstance(m, KafkaSourceMessage))
 
+    consumed = {topic: CONSUMED.labels(name, topic) for topic in topics}
+
     def count(msg: KafkaSourceMessage) -> SourceRecord:
-        CONSUMED.labels(name, msg.topic).inc()
+        consumed[msg.topic].inc()
         return _to_record(msg)
 
     def consumer_error(err: KafkaError) -> Rejection:

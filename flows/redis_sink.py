@@ -43,16 +43,21 @@ class _PushPartition(StatelessSinkPartition[Routed]):
     def __init__(self, pusher: OncePusher, flow: str, kind: str) -> None:
         self._pusher = pusher
         self._flow = flow
-        self._kind = kind
         self._stage = Stage(flow, "redis")
+        self._batch_seconds = REDIS_BATCH_SECONDS.labels(flow)
+        self._errors = REDIS_ERRORS.labels(flow)
+        self._duplicates = DROPPED.labels(flow, "duplicate")
+        self._written = WRITTEN.labels(flow, kind)
+        self._signals = SIGNALS.labels(flow)
+        self._latency = END_TO_END_SECONDS.labels(flow)
 
     def _push_with_retry(self, pushes: list[Push]) -> list[int | None]:
         for delay in (*RETRY_DELAYS_S, None):
             try:
-                with REDIS_BATCH_SECONDS.labels(self._flow).time():
+                with self._batch_seconds.time():
                     return self._pusher.push(pushes)
             except redis.RedisError as exc:
-                REDIS_ERRORS.labels(self._flow).inc()
+                self._errors.inc()
                 if delay is None:
                     raise
                 log.warning(
@@ -65,16 +70,18 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         with self._stage.batch(len(items)):
             results = self._push_with_retry([item.push for item in items])
         now_ms = time.time() * 1000
+        duplicates = written = signals = 0
         for item, signalled in zip(items, results, strict=True):
             if signalled is None:
-                DROPPED.labels(self._flow, "duplicate").inc()
+                duplicates += 1
                 continue
-            WRITTEN.labels(self._flow, self._kind).inc(len(item.push.lists))
-            SIGNALS.labels(self._flow).inc(signalled)
+            written += len(item.push.lists)
+            signals += signalled
             if item.timestamp_ms is not None:
-                END_TO_END_SECONDS.labels(self._flow).observe(
-                    max(0.0, (now_ms - item.timestamp_ms) / 1000)
-                )
+                self._latency.observe(max(0.0, (now_ms - item.timestamp_ms) / 1000))
+        self._duplicates.inc(duplicates)
+        self._written.inc(written)
+        self._signals.inc(signals)
 
     def close(self) -> None:
         log.info("end of input: %s", metrics.summary(self._flow))

@@ -1,0 +1,101 @@
+"""Where one alert's time goes: each stage of the alert flow's work timed on its own, in one
+process, over the same sample alerts (Redis from ``ALARMFLOW_REDIS_URL``, or a private one).
+
+    python -m bench.alert_stages [--alerts 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from alarmflow.config import BUNDLED_STRATEGIES
+from alarmflow.samples import sample_messages
+from alarmflow.services import RedisServer, free_port
+from operators.alert import clean_alert, is_expired
+from operators.rejects import Rejected, SourceRecord, decode_object
+from operators.routing import AlertRouter
+from operators.strategy import load_strategy_file
+from state.idempotent import OncePusher
+from state.writes import alert_policy, alert_push
+
+BATCH = 1000
+
+
+def timed(label: str, count: int, work: Callable[[], object], rows: list) -> object:
+    started = time.perf_counter()
+    result = work()
+    rows.append((label, (time.perf_counter() - started) / count * 1e6))
+    return result
+
+
+def keep(fn: Callable, items: list) -> list:
+    out = []
+    for item in items:
+        try:
+            out.append(fn(item))
+        except Rejected:
+            continue
+    return out
+
+
+def run(client: redis.Redis, count: int) -> list[tuple[str, float]]:
+    now = time.time()
+    records = [SourceRecord("t", 0, i, m) for i, m in enumerate(sample_messages(count, int(now)))]
+    router = AlertRouter(load_strategy_file(BUNDLED_STRATEGIES))
+    prefix = f"bench{uuid.uuid4().hex[:8]}.ee"
+    pusher = OncePusher(client, alert_policy(prefix, 600))
+    rows: list[tuple[str, float]] = []
+    decoded = timed(
+        "decode JSON", count, lambda: keep(lambda r: decode_object(r, 1 << 20), records), rows
+    )
+    events = timed(
+        "clean (Event.clean, count_md5)",
+        count,
+        lambda: keep(lambda d: clean_alert(d, now), decoded),
+        rows,
+    )
+    fresh = timed("expiry", count, lambda: [e for e in events if not is_expired(e, now)], rows)
+    routed = timed("route", count, lambda: [(e, router.route(e)) for e in fresh], rows)
+    pushes = timed(
+        "build writes", count, lambda: [alert_push(prefix, e, t) for e, t in routed if t], rows
+    )
+    timed(
+        "Redis script, batches of 1000",
+        count,
+        lambda: [pusher.push(pushes[i : i + BATCH]) for i in range(0, len(pushes), BATCH)],
+        rows,
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=20_000)
+    args = parser.parse_args()
+    if os.environ.get("ALARMFLOW_REDIS_URL"):
+        rows = run(redis.Redis.from_url(os.environ["ALARMFLOW_REDIS_URL"]), args.alerts)
+    else:
+        with tempfile.TemporaryDirectory() as run_dir:
+            server = RedisServer(free_port(), Path(run_dir))
+            server.start()
+            try:
+                rows = run(redis.Redis.from_url(server.url(9)), args.alerts)
+            finally:
+                server.stop()
+    print(f"\n{args.alerts} sample alerts, microseconds per input message\n")
+    print("| stage | µs per message |\n|---|---:|")
+    for label, micros in rows:
+        print(f"| {label} | {micros:.1f} |")
+    print(f"| total | {sum(m for _, m in rows):.1f} |")
+
+
+if __name__ == "__main__":
+    main()

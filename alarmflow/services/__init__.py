@@ -4,9 +4,14 @@
 demo uses; the tests start their own on free ports.
 """
 
-from alarmflow.services._process import ServiceError, free_port, port_open
-from alarmflow.services.kafka import KafkaBroker, ensure_jars
-from alarmflow.services.prometheus import PrometheusServer, promtool
+from alarmflow.services._process import ServiceError, free_port, free_ports, port_open
+from alarmflow.services.kafka import KafkaBroker, ensure_cds_archive, ensure_jars
+from alarmflow.services.prometheus import (
+    PrometheusServer,
+    promtool,
+    promtool_check_config,
+    promtool_check_rules,
+)
 from alarmflow.services.redis import RedisServer
 
 __all__ = [
@@ -14,8 +19,12 @@ __all__ = [
     "PrometheusServer",
     "RedisServer",
     "ServiceError",
+    "ensure_cds_archive",
     "ensure_jars",
     "free_port",
+    "free_ports",
     "port_open",
     "promtool",
+    "promtool_check_config",
+    "promtool_check_rules",
 ]

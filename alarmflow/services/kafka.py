@@ -2,39 +2,115 @@
 
 The jars come from Maven Central through ``services/kafka/pom.xml`` (``ensure_jars``); the
 broker runs as ``java -cp 'lib/*' kafka.Kafka server.properties`` on the machine's Java 17,
-with data and logs in its run directory.
+with its data, ``server.log`` and console output (``kafka.out``) in its run directory. A
+class-data-sharing archive of the classes a broker loads (``ensure_cds_archive``, made by
+``scripts/setup``) roughly halves its start time.
 """
 
 from __future__ import annotations
 
 import base64
-import shutil
+import os
 import subprocess
+import tempfile
+import time
 import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from alarmflow.services._process import (
     ManagedProcess,
     ServiceError,
     ensure_port_free,
+    free_ports,
     port_open,
+    require_binary,
 )
 
 KAFKA_DIR = Path(__file__).resolve().parents[2] / "services" / "kafka"
 LIB_DIR = KAFKA_DIR / "lib"
+LOG4J_CONFIG = KAFKA_DIR / "log4j2.properties"
+CDS_ARCHIVE = LIB_DIR / "kafka.jsa"
+# The broker jars bring log4j-core but no SLF4J binding, without which the broker logs nothing.
+SLF4J_BINDING = "org.apache.logging.log4j:log4j-slf4j-impl:2.24.3"
+JVM_FLAGS = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 READY_TIMEOUT_S = 90.0
-JVM_FLAGS = ["-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
+TOPIC_TIMEOUT_S = 30.0
+
+
+def jars_present() -> bool:
+    """Whether ``services/kafka/lib`` has the broker jars and the SLF4J binding."""
+    return all(any(LIB_DIR.glob(p)) for p in ("kafka_2.13-*.jar", "log4j-slf4j-impl-*.jar"))
 
 
 def ensure_jars() -> None:
-    """Fetch the broker jars with Maven unless they are already there."""
-    if any(LIB_DIR.glob("kafka_2.13-*.jar")):
+    """Fetch the broker jars and the SLF4J binding with Maven unless they are already there."""
+    if jars_present():
         return
-    if shutil.which("mvn") is None:
-        raise ServiceError("Maven (mvn) is not installed: run scripts/setup")
-    subprocess.run(["mvn", "-q", "-B", "-f", str(KAFKA_DIR / "pom.xml"), "package"], check=True)
+    mvn = [require_binary("mvn", "install Maven or run scripts/setup"), "-q", "-B"]
+    pom = ["-f", str(KAFKA_DIR / "pom.xml")]
+    copy = ["dependency:copy", f"-Dartifact={SLF4J_BINDING}", f"-DoutputDirectory={LIB_DIR}"]
+    for command in ([*mvn, *pom, "package"], [*mvn, *pom, *copy]):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ServiceError(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
+
+
+def _java(flags: Sequence[str], *args: str) -> list[str]:
+    java = require_binary("java", "a Java 17 runtime is needed for Kafka: run scripts/setup")
+    return [java, *flags, "-cp", f"{LIB_DIR}/*", *args]
+
+
+def cds_archive_current() -> bool:
+    """Whether the CDS archive exists and is newer than every jar it was made from."""
+    if not CDS_ARCHIVE.exists():
+        return False
+    made = CDS_ARCHIVE.stat().st_mtime
+    return all(jar.stat().st_mtime <= made for jar in LIB_DIR.glob("*.jar"))
+
+
+def _default_jvm_flags() -> list[str]:
+    if cds_archive_current():
+        return [*JVM_FLAGS, f"-XX:SharedArchiveFile={CDS_ARCHIVE}"]
+    return list(JVM_FLAGS)
+
+
+def ensure_cds_archive() -> None:
+    """(Re)make the CDS archive from a broker's start and stop unless it is current.
+
+    The archive is written under a temporary name, checked by a JVM that must map it, and
+    only then renamed into place: a truncated archive crashes the JVM that maps it.
+    """
+    if cds_archive_current():
+        return
+    partial = CDS_ARCHIVE.with_name(f"kafka.{os.getpid()}.jsa.tmp")
+    try:
+        with tempfile.TemporaryDirectory(prefix="alarmflow-cds-") as run_dir:
+            flags = [*JVM_FLAGS, f"-XX:ArchiveClassesAtExit={partial}"]
+            broker = KafkaBroker(*free_ports(2), Path(run_dir), jvm_flags=flags)
+            broker.start()
+            broker.stop()
+        check = [*JVM_FLAGS, "-Xshare:on", f"-XX:SharedArchiveFile={partial}"]
+        done = subprocess.run(
+            _java(check, "kafka.tools.StorageTool", "version"), capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise ServiceError(f"the new CDS archive does not load:\n{done.stdout}{done.stderr}")
+        partial.replace(CDS_ARCHIVE)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _cluster_id() -> str:
+    """A random cluster id as Kafka makes them: URL-safe base64 of a UUID, not starting with
+    ``-`` (which the storage tool would take for an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _properties(port: int, controller_port: int, data_dir: Path, max_bytes: int) -> str:
@@ -64,16 +140,32 @@ def _properties(port: int, controller_port: int, data_dir: Path, max_bytes: int)
 
 
 class KafkaBroker:
-    """A KRaft broker+controller on ``port`` (clients) and ``controller_port``."""
+    """A KRaft broker+controller on ``port`` (clients) and ``controller_port``.
+
+    ``jvm_flags`` replace the default ones (``JVM_FLAGS``, plus the CDS archive when current).
+    """
 
     def __init__(
-        self, port: int, controller_port: int, run_dir: Path, message_max_bytes: int = 4 << 20
+        self,
+        port: int,
+        controller_port: int,
+        run_dir: Path,
+        message_max_bytes: int = 4 << 20,
+        *,
+        jvm_flags: Sequence[str] | None = None,
     ) -> None:
         self.port = port
         self.controller_port = controller_port
         self.run_dir = Path(run_dir)
         self.message_max_bytes = message_max_bytes
-        self._process = ManagedProcess("kafka", self.run_dir)
+        self.jvm_flags = _default_jvm_flags() if jvm_flags is None else list(jvm_flags)
+        self._process = ManagedProcess(
+            "kafka",
+            self.run_dir,
+            "kafka.Kafka",
+            out_file=self.run_dir / "kafka.out",
+            log_file=self.run_dir / "server.log",
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -83,49 +175,28 @@ class KafkaBroker:
     def log_file(self) -> Path:
         return self._process.log_file
 
-    def _answers(self) -> bool:
-        if not port_open(self.port):
-            return False
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
-        return bool(admin.list_topics(timeout=2).brokers)
+    def running(self) -> bool:
+        """Whether this run directory's broker process is alive."""
+        return self._process.running()
 
-    def _java(self, *args: str) -> list[str]:
-        java = shutil.which("java")
-        if java is None:
-            raise ServiceError("java is not installed: a Java 17 runtime is needed for Kafka")
-        return [
-            java,
-            *JVM_FLAGS,
-            f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={self.run_dir}",
-            "-cp",
-            f"{LIB_DIR}/*",
-            *args,
-        ]
-
-    def _format(self, properties: Path) -> None:
-        if (self.run_dir / "data" / "meta.properties").exists():
-            return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        done = subprocess.run(
-            self._java(
-                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)
-            ),
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            raise ServiceError(f"formatting Kafka storage failed:\n{done.stdout}{done.stderr}")
+    def answers(self) -> bool:
+        """Whether a broker on ``port`` answers a metadata request."""
+        return port_open(self.port) and bool(self._admin().list_topics(timeout=2).brokers)
 
     def start(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Start (formatting storage the first time), or reuse the broker already running here."""
-        if self._process.pid() is not None and self._answers():
+        if self.running():
+            self.wait_ready(timeout)
             return
         for port in (self.port, self.controller_port):
             ensure_port_free(port, "kafka")
-        ensure_jars()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not jars_present():
+            raise ServiceError(
+                f"the Kafka broker jars are missing from {LIB_DIR}: run scripts/setup "
+                "(or alarmflow.services.kafka.ensure_jars())"
+            )
         properties = self.run_dir / "server.properties"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         properties.write_text(
             _properties(
                 self.port, self.controller_port, self.run_dir / "data", self.message_max_bytes
@@ -133,7 +204,65 @@ class KafkaBroker:
         )
         self._format(properties)
         self._process.spawn(self._java("kafka.Kafka", str(properties)))
-        self._process.wait_ready(self._answers, timeout, f"metadata on {self.bootstrap}")
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until the broker answers metadata requests; if it does not, stop it and raise
+        a ServiceError (a RuntimeError) with the port and the tail of its log."""
+        self._process.wait_ready(self.answers, timeout, f"metadata on port {self.port}")
 
     def stop(self) -> None:
         self._process.stop()
+
+    def create_topics(
+        self, names: Iterable[str], partitions: int = 3, timeout: float = TOPIC_TIMEOUT_S
+    ) -> None:
+        """Create the topics that do not exist yet and wait until metadata shows them all."""
+        wanted = list(dict.fromkeys(names))
+        admin = self._admin()
+        existing = admin.list_topics(timeout=10).topics
+        new = [NewTopic(name, partitions, 1) for name in wanted if name not in existing]
+        for future in admin.create_topics(new, operation_timeout=timeout).values() if new else ():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+        self._wait_for_topics(admin, wanted, timeout)
+
+    def _wait_for_topics(self, admin: AdminClient, names: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            topics = admin.list_topics(timeout=10).topics
+            missing = [
+                name
+                for name in names
+                if name not in topics
+                or topics[name].error is not None
+                or any(p.leader < 0 for p in topics[name].partitions.values())
+            ]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(f"topics without leaders after {timeout:.0f}s: {missing}")
+            time.sleep(0.1)
+
+    def _admin(self) -> AdminClient:
+        return AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+
+    def _java(self, *args: str) -> list[str]:
+        logging = [
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.run_dir}",
+            f"-XX:ErrorFile={self.run_dir}/hs_err_%p.log",
+        ]
+        return _java([*self.jvm_flags, *logging], *args)
+
+    def _format(self, properties: Path) -> None:
+        if (self.run_dir / "data" / "meta.properties").exists():
+            return
+        format_args = ["format", "--ignore-formatted", "-t", _cluster_id(), "-c", str(properties)]
+        command = self._java("kafka.tools.StorageTool", *format_args)
+        done = subprocess.run(command, capture_output=True, text=True, cwd=self.run_dir)
+        if done.returncode != 0:
+            raise ServiceError(f"formatting Kafka storage failed:\n{done.stdout}{done.stderr}")

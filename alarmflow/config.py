@@ -8,6 +8,7 @@ expected, and all of them are reported together.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class Settings:
     dlq_topic: str
     max_message_bytes: int
     metrics_port: int
+    metrics_addr: str
     dedup_ttl: int
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
@@ -73,6 +75,14 @@ def _bootstrap(value: str) -> str:
         host, sep, port = server.strip().rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ValueError("expected host:port[,host:port...]")
+    return value
+
+
+def _address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("expected an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from None
     return value
 
 
@@ -190,6 +200,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dlq_topic=get("ALARMFLOW_DLQ_TOPIC", "alarmflow.dlq", _nonempty),
         max_message_bytes=get("ALARMFLOW_MAX_MESSAGE_BYTES", "1048576", _int_range(1, 1 << 30)),
         metrics_port=get("ALARMFLOW_METRICS_PORT", "9108", _int_range(0, 65535)),
+        metrics_addr=get("ALARMFLOW_METRICS_ADDR", "127.0.0.1", _address),
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
     )
     if errors:

@@ -118,7 +118,7 @@ def process_id(argv: list[str] | None = None) -> int:
     return known.process_id
 
 
-def serve(base_port: int) -> None:
+def serve(address: str, base_port: int) -> None:
     """Start this process's metrics endpoint once (no-op when ``base_port`` is 0)."""
     global _served
     with _served_lock:
@@ -127,7 +127,7 @@ def serve(base_port: int) -> None:
         _served = True
         port = base_port + process_id()
         try:
-            start_http_server(port, addr=os.environ.get("ALARMFLOW_METRICS_ADDR", "127.0.0.1"))
+            start_http_server(port, addr=address)
         except OSError as exc:
             log.error("metrics endpoint on port %d not started: %s", port, exc)
             return

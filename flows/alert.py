@@ -62,7 +62,7 @@ def build_flow(settings: Settings) -> Dataflow:
             alert_policy(prefix, settings.dedup_ttl),
             NAME,
             "alert",
-            settings.metrics_port,
+            (settings.metrics_addr, settings.metrics_port),
         ),
     )
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)

@@ -88,19 +88,20 @@ class _PushPartition(StatelessSinkPartition[Routed]):
 
 
 class PushSink(DynamicSink[Routed]):
-    """Writes :class:`Routed` records once each; ``kind`` labels the written-lists metric."""
+    """Writes :class:`Routed` records once each; ``kind`` labels the written-lists metric, and
+    ``metrics_endpoint`` (address, base port) is where this process serves its metrics."""
 
     def __init__(
-        self, url: str, policy: PushPolicy, flow: str, kind: str, metrics_port: int
+        self, url: str, policy: PushPolicy, flow: str, kind: str, metrics_endpoint: tuple[str, int]
     ) -> None:
         self._url = url
         self._policy = policy
         self._flow = flow
         self._kind = kind
-        self._metrics_port = metrics_port
+        self._metrics_endpoint = metrics_endpoint
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
-        metrics.serve(self._metrics_port)
+        metrics.serve(*self._metrics_endpoint)
         REDIS_ERRORS.labels(self._flow)  # a zero series, so dashboards show "no errors"
         client = redis.Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=3)
         return _PushPartition(OncePusher(client, self._policy), self._flow, self._kind)

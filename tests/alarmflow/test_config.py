@@ -93,3 +93,9 @@ def test_start_positions(value, start):
 def test_bad_start_positions_are_refused(value):
     with pytest.raises(ConfigError, match="ALARMFLOW_START"):
         load_settings({"ALARMFLOW_START": value})
+
+
+def test_metrics_address_must_be_an_ip_address():
+    assert load_settings({"ALARMFLOW_METRICS_ADDR": "0.0.0.0"}).metrics_addr == "0.0.0.0"
+    with pytest.raises(ConfigError, match="ALARMFLOW_METRICS_ADDR='everywhere'"):
+        load_settings({"ALARMFLOW_METRICS_ADDR": "everywhere"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -22,18 +22,22 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) ->
 
 
 def produce(
-    bootstrap: str, topic: str, messages: Iterable[bytes], key_by_index: bool = True
+    bootstrap: str,
+    topic: str,
+    messages: Iterable[bytes],
+    key: Callable[[bytes], bytes] | None = None,
 ) -> int:
-    """Produce ``messages`` in order (spread over partitions by key); return how many."""
+    """Produce ``messages`` in order, partitioned by ``key(message)`` (default: spread by
+    position); return how many."""
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 8 << 20}
     )
     count = 0
     for count, message in enumerate(messages, start=1):
-        key = str(count).encode() if key_by_index else None
+        message_key = str(count).encode() if key is None else key(message)
         while True:
             try:
-                producer.produce(topic, message, key=key)
+                producer.produce(topic, message, key=message_key)
                 break
             except BufferError:
                 producer.poll(0.1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 from collections import Counter
-from typing import Any
+from dataclasses import dataclass
 
 import orjson
 import redis
@@ -50,17 +50,36 @@ def _kind(key: str, redis_type: str, prefix: str) -> str:
     return "?"
 
 
-def snapshot(client: redis.Redis, prefix: str) -> dict[str, Any]:
-    """Every list under ``prefix`` as a sorted list of normalised entries (order-free, so runs
-    with different parallelism compare equal), and every other key by its type."""
-    state: dict[str, Any] = {}
+@dataclass(frozen=True)
+class Entry:
+    """One key's type and content, comparable across runs: a list's entries sorted (so runs
+    with different parallelism compare equal), a set's members sorted, a string's value, each
+    JSON value without the fields that only say when alarmflow handled it."""
+
+    kind: str
+    content: tuple[str, ...] | str | None
+
+    @property
+    def size(self) -> int:
+        return len(self.content) if isinstance(self.content, tuple) else 1
+
+
+def _content(client: redis.Redis, key: bytes, kind: str) -> tuple[str, ...] | str | None:
+    if kind == RedisType.LIST:
+        return tuple(sorted(_normalise(v) for v in client.lrange(key, 0, -1)))
+    if kind == RedisType.SET:
+        return tuple(sorted(m.decode() for m in client.smembers(key)))
+    if kind == RedisType.STRING:
+        return _normalise(client.get(key) or b"")
+    return None
+
+
+def snapshot(client: redis.Redis, prefix: str) -> dict[str, Entry]:
+    """Every key under ``prefix`` with its :class:`Entry`."""
+    state: dict[str, Entry] = {}
     for raw_key in client.scan_iter(match=prefix_pattern(prefix), count=1000):
-        key = raw_key.decode()
         kind = client.type(raw_key).decode()
-        if kind == RedisType.LIST:
-            state[key] = sorted(_normalise(v) for v in client.lrange(raw_key, 0, -1))
-        else:
-            state[key] = kind
+        state[raw_key.decode()] = Entry(kind, _content(client, raw_key, kind))
     return state
 
 
@@ -74,12 +93,9 @@ def print_report(settings: Settings, out=sys.stdout) -> None:
     client = redis.Redis.from_url(settings.redis_url)
     state = snapshot(client, settings.key_prefix)
     prefix = settings.key_prefix
-    kinds = {
-        key: _kind(key, RedisType.LIST if isinstance(value, list) else value, prefix)
-        for key, value in state.items()
-    }
+    kinds = {key: _kind(key, entry.kind, prefix) for key, entry in state.items()}
     by_kind = Counter(kinds.values())
-    lists = {key: entries for key, entries in state.items() if isinstance(entries, list)}
+    lists = {key: entry.content for key, entry in state.items() if entry.kind == RedisType.LIST}
     print(f"Redis {settings.redis_url}, prefix {settings.key_prefix}", file=out)
     print(f"  keys by kind: {dict(sorted(by_kind.items()))}", file=out)
     for key, entries in sorted(lists.items()):

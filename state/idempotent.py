@@ -2,7 +2,8 @@
 
 One Lua script per batch walks the batch's records in order. For each record it sets the
 record's marker with ``SET NX EX`` and, only when the marker is new, LPUSHes the record onto
-its lists (with EXPIRE) and then pushes each signal member that is not already pending. A
+its lists, SETs its strings and SADDs its set members (each with EXPIRE), and then pushes each
+signal member that is not already pending. A
 replay after a crash finds the markers and writes nothing, so Redis ends as an uninterrupted
 run leaves it. Data lands before its signal because both happen inside the script, data
 first. A batch is one command (one round trip, and half the client-side cost of one script
@@ -16,27 +17,35 @@ from dataclasses import dataclass
 
 import redis
 
-# KEYS: the signal list, then per record its marker and its data lists.
-# ARGV: marker ttl, list ttl, signal ttl, then per record: list count n, signal count m,
-#       n payloads, m signal members.
+# KEYS: the signal list, then per record its marker, n list keys, s string keys, t set keys.
+# ARGV: marker ttl, data ttl, signal ttl, then per record: the counts n, s, t, m, then
+#       n list payloads, s string values, t set members, m signal members.
 # Returns per record: -1 if its marker existed (nothing written), else the signals pushed.
 _PUSH_ONCE = """
 local signal = KEYS[1]
-local marker_ttl, list_ttl = ARGV[1], ARGV[2]
+local marker_ttl, data_ttl = ARGV[1], ARGV[2]
 local results = {}
 local k, a = 2, 4
 while k <= #KEYS do
-  local n, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local n, s, t, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
+    tonumber(ARGV[a + 3])
   local marker = KEYS[k]
-  a = a + 2
+  a = a + 4
   if redis.call('SET', marker, '1', 'NX', 'EX', marker_ttl) then
-    for i = 1, n do
-      redis.call('LPUSH', KEYS[k + i], ARGV[a + i - 1])
-      redis.call('EXPIRE', KEYS[k + i], list_ttl)
+    for i = 1, n + s + t do
+      local key, value = KEYS[k + i], ARGV[a + i - 1]
+      if i <= n then
+        redis.call('LPUSH', key, value)
+      elseif i <= n + s then
+        redis.call('SET', key, value)
+      else
+        redis.call('SADD', key, value)
+      end
+      redis.call('EXPIRE', key, data_ttl)
     end
     local pushed = 0
     for j = 1, m do
-      local member = ARGV[a + n + j - 1]
+      local member = ARGV[a + n + s + t + j - 1]
       if not redis.call('LPOS', signal, member) then
         redis.call('LPUSH', signal, member)
         pushed = pushed + 1
@@ -46,8 +55,8 @@ while k <= #KEYS do
   else
     results[#results + 1] = -1
   end
-  k = k + 1 + n
-  a = a + n + m
+  k = k + 1 + n + s + t
+  a = a + n + s + t + m
 end
 redis.call('EXPIRE', signal, ARGV[3])
 return results
@@ -56,11 +65,14 @@ return results
 
 @dataclass(frozen=True)
 class Push:
-    """One record: its idempotency marker, its (list key, payload) pairs and signal members."""
+    """One record: its idempotency marker, its (list key, payload) pairs, signal members, and
+    optionally (string key, value) pairs to SET and (set key, member) pairs to SADD."""
 
     marker: str
     lists: tuple[tuple[str, bytes], ...]
     signals: tuple[str, ...]
+    strings: tuple[tuple[str, bytes], ...] = ()
+    members: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,7 @@ class PushPolicy:
 
     signal_key: str
     marker_ttl: int
-    list_ttl: int
+    data_ttl: int
     signal_ttl: int
 
 
@@ -86,11 +98,12 @@ class OncePusher:
             return []
         policy = self._policy
         keys: list[str] = [policy.signal_key]
-        args: list[int | str | bytes] = [policy.marker_ttl, policy.list_ttl, policy.signal_ttl]
+        args: list[int | str | bytes] = [policy.marker_ttl, policy.data_ttl, policy.signal_ttl]
         for push in pushes:
+            writes = (*push.lists, *push.strings, *push.members)
             keys.append(push.marker)
-            keys.extend(key for key, _ in push.lists)
-            args.extend((len(push.lists), len(push.signals)))
-            args.extend(payload for _, payload in push.lists)
+            keys.extend(key for key, _ in writes)
+            args.extend((len(push.lists), len(push.strings), len(push.members), len(push.signals)))
+            args.extend(value for _, value in writes)
             args.extend(push.signals)
         return [None if result < 0 else result for result in self._script(keys=keys, args=args)]

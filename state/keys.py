@@ -103,6 +103,47 @@ ALERT_DEDUP_KEY = KeyDef(
     "the marker and the pushes commit in one atomic script.",
 )
 
+INCIDENT_DOC_KEY = KeyDef(
+    "INCIDENT_DOC_KEY",
+    RedisType.STRING,
+    "incident.doc.{incident_id}",
+    7 * 86400,
+    Backend.QUEUE,
+    note="The incident document as JSON (bkmonitor keeps it in Elasticsearch).",
+)
+INCIDENT_ALERTS_KEY = KeyDef(
+    "INCIDENT_ALERTS_KEY",
+    RedisType.SET,
+    "incident.alerts.{incident_id}",
+    7 * 86400,
+    Backend.QUEUE,
+    note="Ids of the alerts linked to the incident.",
+)
+INCIDENT_HISTORY_KEY = KeyDef(
+    "INCIDENT_HISTORY_KEY",
+    RedisType.LIST,
+    "incident.history.{incident_id}",
+    7 * 86400,
+    Backend.QUEUE,
+    note="LPUSH of {status, time, sync_type} each time the status changes.",
+)
+INCIDENT_SIGNAL_KEY = KeyDef(
+    "INCIDENT_SIGNAL_KEY",
+    RedisType.LIST,
+    "incident.signal",
+    1800,
+    Backend.QUEUE,
+    note="Incident ids whose document changed; at most one pending entry per incident.",
+)
+INCIDENT_DEDUP_KEY = KeyDef(
+    "INCIDENT_DEDUP_KEY",
+    RedisType.STRING,
+    "incident.sync.duplicate.{sync_uid}",
+    600,
+    Backend.QUEUE,
+    note="SET NX marker per sync message (count_md5 of the message).",
+)
+
 # --- cache backend (bkmonitor db 8), read only ---------------------------------------------
 
 STRATEGY_IDS_CACHE_KEY = KeyDef(
@@ -126,6 +167,11 @@ REGISTRY: tuple[KeyDef, ...] = (
     DATA_SIGNAL_KEY,
     ALERT_LIST_KEY,
     ALERT_DEDUP_KEY,
+    INCIDENT_DOC_KEY,
+    INCIDENT_ALERTS_KEY,
+    INCIDENT_HISTORY_KEY,
+    INCIDENT_SIGNAL_KEY,
+    INCIDENT_DEDUP_KEY,
     STRATEGY_IDS_CACHE_KEY,
     STRATEGY_CACHE_KEY,
 )

@@ -7,16 +7,26 @@ from typing import Any
 
 import orjson
 
+from operators.incident import Change
 from operators.routing import Target
 from state.idempotent import Push, PushPolicy
-from state.keys import ALERT_DEDUP_KEY, ALERT_LIST_KEY, DATA_SIGNAL_KEY
+from state.keys import (
+    ALERT_DEDUP_KEY,
+    ALERT_LIST_KEY,
+    DATA_SIGNAL_KEY,
+    INCIDENT_ALERTS_KEY,
+    INCIDENT_DEDUP_KEY,
+    INCIDENT_DOC_KEY,
+    INCIDENT_HISTORY_KEY,
+    INCIDENT_SIGNAL_KEY,
+)
 
 
 def alert_policy(prefix: str, dedup_ttl: int) -> PushPolicy:
     return PushPolicy(
         signal_key=DATA_SIGNAL_KEY.key(prefix),
         marker_ttl=dedup_ttl,
-        list_ttl=ALERT_LIST_KEY.ttl,
+        data_ttl=ALERT_LIST_KEY.ttl,
         signal_ttl=DATA_SIGNAL_KEY.ttl,
     )
 
@@ -32,4 +42,36 @@ def alert_push(prefix: str, event: Mapping[str, Any], targets: Iterable[Target])
             for t in targets
         ),
         signals=tuple(dict.fromkeys(str(t.strategy_id) for t in targets)),
+    )
+
+
+def incident_policy(prefix: str, dedup_ttl: int) -> PushPolicy:
+    return PushPolicy(
+        signal_key=INCIDENT_SIGNAL_KEY.key(prefix),
+        marker_ttl=dedup_ttl,
+        data_ttl=INCIDENT_DOC_KEY.ttl,
+        signal_ttl=INCIDENT_SIGNAL_KEY.ttl,
+    )
+
+
+def incident_push(prefix: str, sync_uid: str, change: Change) -> Push:
+    """The document, its status-history entry (if the status changed) and its alert links,
+    then the incident id as a signal; once per sync message."""
+    incident = change.incident_id
+    history = (
+        ()
+        if change.history is None
+        else (
+            (INCIDENT_HISTORY_KEY.key(prefix, incident_id=incident), orjson.dumps(change.history)),
+        )
+    )
+    alerts_key = INCIDENT_ALERTS_KEY.key(prefix, incident_id=incident)
+    return Push(
+        marker=INCIDENT_DEDUP_KEY.key(prefix, sync_uid=sync_uid),
+        lists=history,
+        signals=(incident,),
+        strings=(
+            (INCIDENT_DOC_KEY.key(prefix, incident_id=incident), orjson.dumps(change.document)),
+        ),
+        members=tuple((alerts_key, alert) for alert in change.alerts),
     )

@@ -74,17 +74,18 @@ def free_port() -> Callable[[], int]:
 @pytest.fixture
 def make_flow_env(
     kafka_broker: KafkaBroker, redis_server: RedisServer, key_prefix: str
-) -> Callable[[int], FlowEnv]:
-    """Makes this test's flow environment: its own alert and DLQ topics (with ``partitions``
-    partitions each) on the session broker, Redis db 9, and its own key prefix."""
+) -> Callable[..., FlowEnv]:
+    """Makes this test's flow environment: its own input topic for ``kind`` (an access type)
+    and DLQ topic, with ``partitions`` partitions each, on the session broker; Redis db 9;
+    and its own key prefix."""
 
-    def make(partitions: int = 3) -> FlowEnv:
+    def make(partitions: int = 3, kind: str = "ALERT") -> FlowEnv:
         stem = key_prefix.split(".")[0]
         env = FlowEnv(
             kafka_broker.bootstrap,
             redis_server.url(9),
             key_prefix,
-            {"ALERT": f"{stem}.alert"},
+            {kind: f"{stem}.{kind.lower()}"},
             f"{stem}.dlq",
         )
         kafka_broker.create_topics([*env.topics.values(), env.dlq_topic], partitions)
@@ -94,5 +95,5 @@ def make_flow_env(
 
 
 @pytest.fixture
-def flow_env(make_flow_env: Callable[[int], FlowEnv]) -> FlowEnv:
+def flow_env(make_flow_env: Callable[..., FlowEnv]) -> FlowEnv:
     return make_flow_env(3)

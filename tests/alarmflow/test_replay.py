@@ -44,7 +44,7 @@ def replay(env: FlowEnv, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def replayed_ids(client: redis.Redis, prefix: str) -> set[str]:
-    lists = [v for k, v in snapshot(client, prefix).items() if ".access.alert.101." in k]
+    lists = [e.content for k, e in snapshot(client, prefix).items() if ".access.alert.101." in k]
     return {orjson.loads(entry)["event_id"] for entries in lists for entry in entries}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -72,3 +73,9 @@ def run_expecting_failure(
     )
     assert done.returncode != 0, f"{command} should have failed:\n{done.stderr[-2000:]}"
     return done
+
+
+def recovery_snapshots(directory: Path) -> int:
+    """How many state snapshots the recovery store (one partition) holds."""
+    with sqlite3.connect(f"file:{directory / 'part-0.sqlite3'}?mode=ro", uri=True) as db:
+        return db.execute("SELECT count(*) FROM snaps").fetchone()[0]

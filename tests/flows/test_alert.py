@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import time
 import urllib.request
 from collections import Counter
@@ -22,6 +21,7 @@ from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
     launcher_command,
+    recovery_snapshots,
     run,
     run_expecting_failure,
     start,
@@ -90,9 +90,9 @@ EXPECTED_LISTS = {
 
 def lists_by_event_id(client: redis.Redis, prefix: str) -> dict[str, list[str]]:
     out = {}
-    for key, entries in snapshot(client, prefix).items():
-        if isinstance(entries, list) and ".access.alert." in key:
-            out[key[len(prefix) + 1 :]] = sorted(orjson.loads(e)["event_id"] for e in entries)
+    for key, entry in snapshot(client, prefix).items():
+        if entry.kind == "list" and ".access.alert." in key:
+            out[key[len(prefix) + 1 :]] = sorted(orjson.loads(e)["event_id"] for e in entry.content)
     return out
 
 
@@ -137,12 +137,6 @@ def test_rerunning_the_same_topic_adds_nothing(flow_env):
     run(bytewax_command("flows.alert"), flow_env.environ())
 
     assert snapshot(client, flow_env.prefix) == first
-
-
-def snapshots(recovery) -> int:
-    """How many state snapshots the recovery store holds."""
-    with sqlite3.connect(f"file:{recovery / 'part-0.sqlite3'}?mode=ro", uri=True) as db:
-        return db.execute("SELECT count(*) FROM snaps").fetchone()[0]
 
 
 def normalised(client: redis.Redis, prefix: str) -> dict:
@@ -191,24 +185,26 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     reference = with_prefix(flow_env, flow_env.prefix + "ref")
     run(bytewax_command("flows.alert"), reference.environ())
     expected = normalised(client, reference.prefix)
-    total = sum(len(v) for v in expected.values() if isinstance(v, list))
+    total = sum(e.size for e in expected.values() if e.kind == "list")
 
     crashed = with_prefix(flow_env, flow_env.prefix + "crash")
     recovery = tmp_path / "recovery"
     init_recovery(recovery, 1)
     command = bytewax_command("flows.alert", "-r", str(recovery), "-s", "1", "-b", "0")
     proc = start(command, crashed.environ(), tmp_path / "run1.log")
-    list_keys = [crashed.prefix + k for k, v in expected.items() if isinstance(v, list)]
+    list_keys = [crashed.prefix + k for k, e in expected.items() if e.kind == "list"]
     written = 0
     deadline = time.monotonic() + 120
-    while (written < total // 2 or not snapshots(recovery)) and time.monotonic() < deadline:
+    while (
+        written < total // 2 or not recovery_snapshots(recovery)
+    ) and time.monotonic() < deadline:
         assert proc.poll() is None, "the flow ended before it could be killed"
         time.sleep(0.005)
         written = sum(client.llen(key) for key in list_keys)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert 0 < written < total, f"the kill did not land mid-topic ({written} of {total})"
-    assert snapshots(recovery), "no snapshot was taken before the kill"
+    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
 
     run(command, crashed.environ())
 

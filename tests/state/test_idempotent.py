@@ -66,3 +66,21 @@ def test_records_of_different_shapes_and_a_repeat_inside_one_batch(client, key_p
     assert client.lrange(f"{p}.l2", 0, -1) == [b"c", b"a"]
     assert client.lrange(f"{p}.l3", 0, -1) == [b"a"]
     assert client.lrange(f"{p}.sig", 0, -1) == [b"3", b"2", b"1"]
+
+
+def test_strings_and_set_members_are_written_with_the_data_ttl_and_only_once(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 900, 1800))
+    push = Push(
+        f"{p}.m",
+        ((f"{p}.history", b"h1"),),
+        ("42",),
+        strings=((f"{p}.doc", b'{"v": 1}'),),
+        members=((f"{p}.alerts", "a1"), (f"{p}.alerts", "a2")),
+    )
+    assert pusher.push([push, push]) == [1, None]
+    assert client.get(f"{p}.doc") == b'{"v": 1}'
+    assert client.smembers(f"{p}.alerts") == {b"a1", b"a2"}
+    assert client.lrange(f"{p}.history", 0, -1) == [b"h1"]
+    assert 890 < client.ttl(f"{p}.doc") <= 900
+    assert 890 < client.ttl(f"{p}.alerts") <= 900

@@ -1,0 +1,139 @@
+"""The incident flow on the real Kafka broker and Redis, run as ``python -m bytewax.run``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+
+import orjson
+import pytest
+import redis
+
+from alarmflow.kafka_tools import produce, read_all
+from alarmflow.launch import init_recovery
+from alarmflow.report import snapshot
+from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_800_000_000
+
+
+def sync(incident_id: int, sync_type: str, status: str, at: int, **extra) -> dict:
+    return {
+        "incident_id": incident_id,
+        "sync_type": sync_type,
+        "incident_info": {"bk_biz_id": 2, "status": status, "create_time": T0, "update_time": at},
+        "fpp_snapshot_id": "fpp:None",
+        "scope": {"bk_biz_ids": [2], "alerts": extra.pop("alerts", [])},
+        **extra,
+    }
+
+
+def by_incident(message: bytes) -> bytes:
+    return str(orjson.loads(message)["incident_id"]).encode()
+
+
+CREATE_7001 = sync(7001, "create", "ABNORMAL", T0 + 10, alerts=[{"id": "a1"}, "a2"])
+MESSAGES = [
+    CREATE_7001,
+    sync(7001, "update", "recovered", T0 + 60, alerts=["a1", "a2", "a3"]),
+    CREATE_7001,  # delivered twice: folded in once
+    sync(7002, "create", "abnormal", T0 + 10, incident_stage="stage_exp", incident_actions=[{}]),
+    sync(7003, "update", "recovering", T0 + 30),
+    sync(7004, "create", "abnormal", T0 + 10),
+    sync(7004, "update", "abnormal", T0 + 20, update_attributes={"level": {"from": 1, "to": 2}}),
+]
+BAD = {
+    b"not json at all": "not_json",
+    orjson.dumps({"incident_id": 9, "sync_type": "create"}): "missing_field",
+    orjson.dumps(sync(9, "delete", "abnormal", T0)): "wrong_type",
+}
+
+
+def document(client: redis.Redis, prefix: str, incident: int) -> dict | None:
+    raw = client.get(f"{prefix}.incident.doc.{incident}")
+    return None if raw is None else orjson.loads(raw)
+
+
+def history(client: redis.Redis, prefix: str, incident: int) -> list[str]:
+    entries = client.lrange(f"{prefix}.incident.history.{incident}", 0, -1)
+    return [orjson.loads(e)["status"] for e in reversed(entries)]
+
+
+@pytest.fixture
+def incident_env(make_flow_env) -> FlowEnv:
+    return make_flow_env(3, "INCIDENT")
+
+
+def test_incidents_are_kept_as_documents_history_and_alert_links(incident_env):
+    env = incident_env
+    produce(env.bootstrap, env.topics["INCIDENT"], [orjson.dumps(m) for m in MESSAGES], by_incident)
+    produce(env.bootstrap, env.topics["INCIDENT"], list(BAD))
+
+    run(bytewax_command("flows.incident"), env.environ())
+
+    client = redis.Redis.from_url(env.redis_url)
+    p = env.prefix
+    first = document(client, p, 7001)
+    assert (first["status"], first["end_time"], first["alert_count"]) == ("recovered", T0 + 60, 3)
+    assert first["id"] == f"{T0}7001"
+    assert history(client, p, 7001) == ["abnormal", "recovered"]
+    assert client.smembers(f"{p}.incident.alerts.7001") == {b"a1", b"a2", b"a3"}
+    assert document(client, p, 7002) is None
+    assert document(client, p, 7003)["status"] == "recovering"
+    assert history(client, p, 7003) == ["recovering"]
+    assert document(client, p, 7004)["level"] == 2
+    assert history(client, p, 7004) == ["abnormal"]
+    assert sorted(client.lrange(f"{p}.incident.signal", 0, -1)) == [b"7001", b"7003", b"7004"]
+    dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
+    assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
+    assert {m["flow"] for m in dlq} == {"incident"}
+
+
+def storm(incidents: int) -> list[bytes]:
+    """Per incident: create, two updates; interleaved across incidents."""
+    messages = []
+    for step, status in enumerate(("abnormal", "recovering", "recovered")):
+        for incident in range(incidents):
+            kind = "create" if step == 0 else "update"
+            alerts = [f"a{incident}-{step}"]
+            messages.append(orjson.dumps(sync(incident, kind, status, T0 + step, alerts=alerts)))
+    return messages
+
+
+def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(incident_env, tmp_path):
+    env = incident_env
+    produce(env.bootstrap, env.topics["INCIDENT"], storm(8000), by_incident)
+    client = redis.Redis.from_url(env.redis_url)
+    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.incident"), reference.environ())
+    expected = {
+        k[len(reference.prefix) :]: v for k, v in snapshot(client, reference.prefix).items()
+    }
+    assert len(expected) > 3 * 8000
+
+    crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command("flows.incident", "-r", str(recovery), "-s", "1", "-b", "0")
+    proc = start(command, crashed.environ(), tmp_path / "run1.log")
+    signal_key = f"{crashed.prefix}.incident.signal"
+    last_history = f"{crashed.prefix}.incident.history.7999"
+    deadline = time.monotonic() + 120
+    while (
+        client.llen(signal_key) < 8000 // 2 or not recovery_snapshots(recovery)
+    ) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the flow ended before it could be killed"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
+    assert client.llen(last_history) < 3, "the kill came after the last message"
+
+    run(command, crashed.environ())
+
+    got = {k[len(crashed.prefix) :]: v for k, v in snapshot(client, crashed.prefix).items()}
+    assert got == expected

@@ -1,7 +1,8 @@
 """Feed sample alerts to a topic at a steady rate, so a fresh deployment shows live data.
 
-``python -m alarmflow.feed --rate 50`` (docker-compose's ``feed`` service) creates the alert
-and dead-letter topics if needed and produces sample alerts forever (``--seconds`` to stop).
+``python -m alarmflow.feed --rate 50`` (docker-compose's ``feed`` service) creates the input
+topics of the compose flows (alert, incident) and the dead-letter topic if needed, and produces
+sample alerts forever (``--seconds`` to stop).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     topic = settings.topics_for("alert")[0]
-    ensure_topics(settings.kafka_bootstrap, [topic, settings.dlq_topic], partitions=3)
+    inputs = [*settings.topics_for("alert"), *settings.topics_for("incident")]
+    ensure_topics(settings.kafka_bootstrap, [*inputs, settings.dlq_topic], partitions=3)
     started = time.monotonic()
     seed = 0
     while not args.seconds or time.monotonic() - started < args.seconds:

@@ -9,14 +9,15 @@ from alarmflow.kafka_tools import read_all
 from tests.flows.flowrun import REPO
 
 
-def test_feed_sends_alerts_at_its_rate_and_nothing_to_the_dlq(kafka_broker, flow_env):
+def test_feed_creates_the_flows_topics_and_sends_alerts_at_its_rate(kafka_broker, flow_env):
     env = flow_env
     subprocess.run(
         [sys.executable, "-m", "alarmflow.feed", "--rate", "20", "--seconds", "1.5"],
-        env=env.environ(),
+        env=env.environ(ALARMFLOW_INCIDENT_TOPICS=f"{env.topics['ALERT']}.incidents"),
         cwd=REPO,
         check=True,
         timeout=60,
     )
     assert len(read_all(kafka_broker.bootstrap, env.topics["ALERT"])) in (20, 40)
     assert read_all(kafka_broker.bootstrap, env.dlq_topic) == []
+    assert read_all(kafka_broker.bootstrap, f"{env.topics['ALERT']}.incidents") == []

@@ -12,9 +12,9 @@ from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
-from flows.common import dead_letters, flow_from_env, load_strategies, parse_records
+from flows.common import dead_letters, flow_from_env, load_strategies, parse_records, write_once
 from flows.kafka_io import kafka_input
-from flows.redis_sink import PushSink, Routed
+from flows.redis_sink import Routed
 from operators.alert import clean_alert, is_expired
 from operators.rejects import SourceRecord, decode_object
 from operators.routing import AlertRouter
@@ -54,17 +54,7 @@ def build_flow(settings: Settings) -> Dataflow:
     cleaned, rejected = parse_records("clean", records, Stage(NAME, "clean").per_item(clean))
     fresh_only = op.filter("expiry", cleaned, Stage(NAME, "expiry").per_item(fresh))
     routed = op.filter_map("route", fresh_only, Stage(NAME, "route").per_item(route))
-    op.output(
-        "redis",
-        routed,
-        PushSink(
-            settings.redis_url,
-            alert_policy(prefix, settings.dedup_ttl),
-            NAME,
-            "alert",
-            (settings.metrics_addr, settings.metrics_port),
-        ),
-    )
+    write_once("redis", routed, settings, alert_policy(prefix, settings.dedup_ttl), NAME, "alert")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)
     return flow
 

@@ -14,8 +14,10 @@ from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import ConfigError, Settings, load_settings
 from flows.kafka_io import DeadLetterSink
+from flows.redis_sink import PushSink, Routed
 from operators.rejects import Rejected, Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
+from state.idempotent import PushPolicy
 from state.strategy_cache import load_cached_strategies
 
 X = TypeVar("X")
@@ -67,3 +69,16 @@ def dead_letters(
 ) -> None:
     """Send every rejection stream to the dead-letter topic."""
     op.output(step_id, op.merge(f"{step_id}_merge", *rejections), DeadLetterSink(settings, flow))
+
+
+def write_once(
+    step_id: str,
+    routed: Stream[Routed],
+    settings: Settings,
+    policy: PushPolicy,
+    flow: str,
+    kind: str,
+) -> None:
+    """Write every routed record to the queue Redis once (``kind`` labels the written metric)."""
+    endpoint = (settings.metrics_addr, settings.metrics_port)
+    op.output(step_id, routed, PushSink(settings.redis_url, policy, flow, kind, endpoint))

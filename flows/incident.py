@@ -13,9 +13,9 @@ from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
-from flows.common import dead_letters, flow_from_env, parse_records
+from flows.common import dead_letters, flow_from_env, parse_records, write_once
 from flows.kafka_io import kafka_input
-from flows.redis_sink import PushSink, Routed
+from flows.redis_sink import Routed
 from operators.incident import IncidentState, Sync, fold, is_experience_stage, parse_sync
 from operators.rejects import SourceRecord, decode_object
 from state.writes import incident_policy, incident_push
@@ -56,16 +56,8 @@ def build_flow(settings: Settings) -> Dataflow:
     live = op.filter("stage", parsed, changes_a_document)
     keyed = op.key_on("by_incident", live, lambda item: item[1].incident_id)
     routed = op.map("routed", op.stateful_flat_map("document", keyed, step), lambda kv: kv[1])
-    op.output(
-        "redis",
-        routed,
-        PushSink(
-            settings.redis_url,
-            incident_policy(prefix, settings.dedup_ttl),
-            NAME,
-            "incident",
-            (settings.metrics_addr, settings.metrics_port),
-        ),
+    write_once(
+        "redis", routed, settings, incident_policy(prefix, settings.dedup_ttl), NAME, "incident"
     )
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)
     return flow

@@ -19,16 +19,17 @@ from state.keys import (
     INCIDENT_DOC_KEY,
     INCIDENT_HISTORY_KEY,
     INCIDENT_SIGNAL_KEY,
+    KeyDef,
 )
 
 
+def _policy(prefix: str, signal: KeyDef, data: KeyDef, dedup_ttl: int) -> PushPolicy:
+    """Signals onto ``signal``, data kept for ``data``'s registered TTL, markers ``dedup_ttl``."""
+    return PushPolicy(signal.key(prefix), dedup_ttl, data.ttl, signal.ttl)
+
+
 def alert_policy(prefix: str, dedup_ttl: int) -> PushPolicy:
-    return PushPolicy(
-        signal_key=DATA_SIGNAL_KEY.key(prefix),
-        marker_ttl=dedup_ttl,
-        data_ttl=ALERT_LIST_KEY.ttl,
-        signal_ttl=DATA_SIGNAL_KEY.ttl,
-    )
+    return _policy(prefix, DATA_SIGNAL_KEY, ALERT_LIST_KEY, dedup_ttl)
 
 
 def alert_push(prefix: str, event: Mapping[str, Any], targets: Iterable[Target]) -> Push:
@@ -46,12 +47,7 @@ def alert_push(prefix: str, event: Mapping[str, Any], targets: Iterable[Target])
 
 
 def incident_policy(prefix: str, dedup_ttl: int) -> PushPolicy:
-    return PushPolicy(
-        signal_key=INCIDENT_SIGNAL_KEY.key(prefix),
-        marker_ttl=dedup_ttl,
-        data_ttl=INCIDENT_DOC_KEY.ttl,
-        signal_ttl=INCIDENT_SIGNAL_KEY.ttl,
-    )
+    return _policy(prefix, INCIDENT_SIGNAL_KEY, INCIDENT_DOC_KEY, dedup_ttl)
 
 
 def incident_push(prefix: str, sync_uid: str, change: Change) -> Push:

@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from state.keys import Backend
+
 ACCESS_TYPES = ("ALERT", "EVENT", "INCIDENT", "DATA", "REAL_TIME_DATA", "ACTION")
-BUNDLED_STRATEGIES = Path(__file__).resolve().parent.parent / "samples" / "strategies.json"
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+BUNDLED_STRATEGIES = SAMPLES / "strategies.json"
+BUNDLED_HOSTS = SAMPLES / "hosts.json"
 
 T = TypeVar("T")
 
@@ -44,6 +48,7 @@ class Settings:
     redis_cache_url: str
     key_prefix: str
     strategies: str
+    hosts: str
     topics: Mapping[str, tuple[str, ...]]
     start: StartPosition
     tail: bool
@@ -55,6 +60,14 @@ class Settings:
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
+
+    def redis_dbs(self) -> dict[Backend, int]:
+        """The database of each backend on the queue server (writes ``SELECT`` them)."""
+        return {
+            Backend.QUEUE: _db_of(self.redis_url),
+            Backend.SERVICE: _db_of(self.redis_service_url),
+            Backend.CACHE: _db_of(self.redis_cache_url),
+        }
 
 
 def _read_file(path: str) -> dict[str, str]:
@@ -90,7 +103,26 @@ def _redis_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
         raise ValueError("expected a redis:// , rediss:// or unix:// URL")
+    try:
+        _db_of(value)
+    except ValueError:
+        raise ValueError("expected a whole database number (/N or ?db=N)") from None
     return value
+
+
+def _db_of(url: str) -> int:
+    """The database number a Redis URL names (``/N`` or ``?db=N``; 0 when it names none)."""
+    parts = urlsplit(url)
+    query = dict(pair.partition("=")[::2] for pair in parts.query.split("&") if pair)
+    if parts.scheme == "unix":
+        return int(query.get("db", "0") or 0)
+    path = parts.path.strip("/")
+    return int(path) if path.isdigit() else int(query.get("db", "0") or 0)
+
+
+def _server_of(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return (parts.scheme, parts.path if parts.scheme == "unix" else parts.netloc)
 
 
 def _same_server(queue_url: str, db: int) -> str:
@@ -155,6 +187,12 @@ def _strategies(value: str) -> str:
     return value
 
 
+def _hosts(value: str) -> str:
+    if not Path(value).is_file():
+        raise ValueError("expected a readable JSON file of CMDB hosts")
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` listing each bad one."""
     env = dict(os.environ if environ is None else environ)
@@ -191,6 +229,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         key_prefix=get("ALARMFLOW_KEY_PREFIX", "bk_bkmonitorv3.ee", _nonempty),
         strategies=get("ALARMFLOW_STRATEGIES", str(BUNDLED_STRATEGIES), _strategies),
+        hosts=get("ALARMFLOW_HOSTS", str(BUNDLED_HOSTS), _hosts),
         topics={
             kind: get(f"ALARMFLOW_{kind}_TOPICS", f"alarmflow.{kind.lower()}", _topics)
             for kind in ACCESS_TYPES
@@ -203,6 +242,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_addr=get("ALARMFLOW_METRICS_ADDR", "127.0.0.1", _address),
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
     )
+    if not errors and _server_of(settings.redis_service_url) != _server_of(redis_url):
+        errors.append(
+            f"ALARMFLOW_REDIS_SERVICE_URL={settings.redis_service_url!r}: expected a database on "
+            f"the server of ALARMFLOW_REDIS_URL ({redis_url}); a record's queue and service keys "
+            "are written together by one atomic script"
+        )
     if errors:
         raise ConfigError("\n".join(errors))
     return settings

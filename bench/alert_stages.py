@@ -24,7 +24,8 @@ from operators.rejects import Rejected, SourceRecord, decode_object
 from operators.routing import AlertRouter
 from operators.strategy import load_strategy_file
 from state.idempotent import OncePusher
-from state.writes import alert_policy, alert_push
+from state.keys import Backend
+from state.writes import alert_push
 
 BATCH = 1000
 
@@ -51,7 +52,7 @@ def run(client: redis.Redis, count: int) -> list[tuple[str, float]]:
     records = [SourceRecord("t", 0, i, m) for i, m in enumerate(sample_messages(count, int(now)))]
     router = AlertRouter(load_strategy_file(BUNDLED_STRATEGIES))
     prefix = f"bench{uuid.uuid4().hex[:8]}.ee"
-    pusher = OncePusher(client, alert_policy(prefix, 600))
+    pusher = OncePusher(client, {Backend.QUEUE: 9})
     rows: list[tuple[str, float]] = []
     decoded = timed(
         "decode JSON", count, lambda: keep(lambda r: decode_object(r, 1 << 20), records), rows
@@ -65,7 +66,7 @@ def run(client: redis.Redis, count: int) -> list[tuple[str, float]]:
     fresh = timed("expiry", count, lambda: [e for e in events if not is_expired(e, now)], rows)
     routed = timed("route", count, lambda: [(e, router.route(e)) for e in fresh], rows)
     pushes = timed(
-        "build writes", count, lambda: [alert_push(prefix, e, t) for e, t in routed if t], rows
+        "build writes", count, lambda: [alert_push(prefix, e, t, 600) for e, t in routed if t], rows
     )
     timed(
         "Redis script, batches of 1000",

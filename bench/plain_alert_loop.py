@@ -19,7 +19,7 @@ from operators.alert import clean_alert, is_expired
 from operators.rejects import Rejected, Rejection, SourceRecord, decode_object
 from operators.routing import AlertRouter
 from state.idempotent import OncePusher
-from state.writes import alert_policy, alert_push
+from state.writes import alert_push
 
 BATCH = 1000
 
@@ -27,10 +27,7 @@ BATCH = 1000
 def main() -> None:
     settings = load_settings()
     router = AlertRouter(load_strategies(settings))
-    pusher = OncePusher(
-        redis.Redis.from_url(settings.redis_url),
-        alert_policy(settings.key_prefix, settings.dedup_ttl),
-    )
+    pusher = OncePusher(redis.Redis.from_url(settings.redis_url), settings.redis_dbs())
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -62,7 +59,7 @@ def main() -> None:
                 continue
             targets = router.route(event)
             if targets:
-                pushes.append(alert_push(settings.key_prefix, event, targets))
+                pushes.append(alert_push(settings.key_prefix, event, targets, settings.dedup_ttl))
         pusher.push(pushes)
         dead_letters.flush(30)
     consumer.close()

@@ -18,7 +18,7 @@ from flows.redis_sink import Routed
 from operators.alert import clean_alert, is_expired
 from operators.rejects import SourceRecord, decode_object
 from operators.routing import AlertRouter
-from state.writes import alert_policy, alert_push
+from state.writes import alert_push
 
 NAME = "alert"
 
@@ -26,6 +26,7 @@ NAME = "alert"
 def build_flow(settings: Settings) -> Dataflow:
     router = AlertRouter(load_strategies(settings))
     prefix = settings.key_prefix
+    dedup_ttl = settings.dedup_ttl
     cleaned_count = CLEANED.labels(NAME)
     expired_count = DROPPED.labels(NAME, "expired")
     unmatched_count = DROPPED.labels(NAME, "unmatched")
@@ -47,14 +48,14 @@ def build_flow(settings: Settings) -> Dataflow:
         if not targets:
             unmatched_count.inc()
             return None
-        return Routed(alert_push(prefix, event, targets), record.timestamp_ms)
+        return Routed(alert_push(prefix, event, targets, dedup_ttl), record.timestamp_ms)
 
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
     cleaned, rejected = parse_records("clean", records, Stage(NAME, "clean").per_item(clean))
     fresh_only = op.filter("expiry", cleaned, Stage(NAME, "expiry").per_item(fresh))
     routed = op.filter_map("route", fresh_only, Stage(NAME, "route").per_item(route))
-    write_once("redis", routed, settings, alert_policy(prefix, settings.dedup_ttl), NAME, "alert")
+    write_once("redis", routed, settings, NAME, "alert")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)
     return flow
 

@@ -15,9 +15,9 @@ from bytewax.dataflow import Dataflow, Stream
 from alarmflow.config import ConfigError, Settings, load_settings
 from flows.kafka_io import DeadLetterSink
 from flows.redis_sink import PushSink, Routed
+from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejected, Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
-from state.idempotent import PushPolicy
 from state.strategy_cache import load_cached_strategies
 
 X = TypeVar("X")
@@ -31,7 +31,7 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
     """Build a flow from the environment; on bad config print one line per problem and exit 2."""
     try:
         return build(load_settings())
-    except (ConfigError, StrategyError) as exc:
+    except (ConfigError, StrategyError, HostError) as exc:
         for line in str(exc).splitlines():
             print(f"alarmflow: config error: {line}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -46,6 +46,11 @@ def load_strategies(settings: Settings) -> tuple[Strategy, ...]:
         except redis.RedisError as exc:
             raise StrategyError(f"ALARMFLOW_STRATEGIES=redis: {exc}") from None
     return load_strategy_file(settings.strategies)
+
+
+def load_hosts(settings: Settings) -> HostIndex:
+    """The CMDB host table of ``ALARMFLOW_HOSTS``."""
+    return load_host_file(settings.hosts)
 
 
 def parse_records(
@@ -72,13 +77,9 @@ def dead_letters(
 
 
 def write_once(
-    step_id: str,
-    routed: Stream[Routed],
-    settings: Settings,
-    policy: PushPolicy,
-    flow: str,
-    kind: str,
+    step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
 ) -> None:
-    """Write every routed record to the queue Redis once (``kind`` labels the written metric)."""
+    """Write every routed record to Redis once (``kind`` labels the written metric)."""
     endpoint = (settings.metrics_addr, settings.metrics_port)
-    op.output(step_id, routed, PushSink(settings.redis_url, policy, flow, kind, endpoint))
+    sink = PushSink(settings.redis_url, settings.redis_dbs(), flow, kind, endpoint)
+    op.output(step_id, routed, sink)

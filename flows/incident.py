@@ -18,13 +18,14 @@ from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.incident import IncidentState, Sync, fold, is_experience_stage, parse_sync
 from operators.rejects import SourceRecord, decode_object
-from state.writes import incident_policy, incident_push
+from state.writes import incident_push
 
 NAME = "incident"
 
 
 def build_flow(settings: Settings) -> Dataflow:
     prefix = settings.key_prefix
+    dedup_ttl = settings.dedup_ttl
     parsed_count = CLEANED.labels(NAME)
     stage_count = DROPPED.labels(NAME, "experience_stage")
     duplicate_count = DROPPED.labels(NAME, "duplicate")
@@ -48,7 +49,9 @@ def build_flow(settings: Settings) -> Dataflow:
         if change is None:
             duplicate_count.inc()
             return state, []
-        return state, [Routed(incident_push(prefix, sync.uid, change), record.timestamp_ms)]
+        return state, [
+            Routed(incident_push(prefix, sync.uid, change, dedup_ttl), record.timestamp_ms)
+        ]
 
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
@@ -56,9 +59,7 @@ def build_flow(settings: Settings) -> Dataflow:
     live = op.filter("stage", parsed, changes_a_document)
     keyed = op.key_on("by_incident", live, lambda item: item[1].incident_id)
     routed = op.map("routed", op.stateful_flat_map("document", keyed, step), lambda kv: kv[1])
-    write_once(
-        "redis", routed, settings, incident_policy(prefix, settings.dedup_ttl), NAME, "incident"
-    )
+    write_once("redis", routed, settings, NAME, "incident")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)
     return flow
 

@@ -24,7 +24,8 @@ from alarmflow.metrics import (
     WRITTEN,
     Stage,
 )
-from state.idempotent import OncePusher, Push, PushPolicy
+from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push
+from state.keys import Backend
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,19 @@ class Routed:
 
 
 class _PushPartition(StatelessSinkPartition[Routed]):
-    def __init__(self, pusher: OncePusher, flow: str, kind: str) -> None:
+    def __init__(self, pusher: OncePusher, flow: str, kind: str, gate_reason: str) -> None:
         self._pusher = pusher
         self._flow = flow
         self._stage = Stage(flow, "redis")
         self._batch_seconds = REDIS_BATCH_SECONDS.labels(flow)
         self._errors = REDIS_ERRORS.labels(flow)
         self._duplicates = DROPPED.labels(flow, "duplicate")
+        self._gated = DROPPED.labels(flow, gate_reason)
         self._written = WRITTEN.labels(flow, kind)
         self._signals = SIGNALS.labels(flow)
         self._latency = END_TO_END_SECONDS.labels(flow)
 
-    def _push_with_retry(self, pushes: list[Push]) -> list[int | None]:
+    def _push_with_retry(self, pushes: list[Push]) -> list[int]:
         for delay in (*RETRY_DELAYS_S, None):
             try:
                 with self._batch_seconds.time():
@@ -70,16 +72,20 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         with self._stage.batch(len(items)):
             results = self._push_with_retry([item.push for item in items])
         now_ms = time.time() * 1000
-        duplicates = written = signals = 0
-        for item, signalled in zip(items, results, strict=True):
-            if signalled is None:
+        duplicates = gated = written = signals = 0
+        for item, result in zip(items, results, strict=True):
+            if result == DUPLICATE:
                 duplicates += 1
                 continue
-            written += len(item.push.lists)
-            signals += signalled
+            if result == GATED:
+                gated += 1
+                continue
+            written += item.push.count(Op.LPUSH)
+            signals += result
             if item.timestamp_ms is not None:
                 self._latency.observe(max(0.0, (now_ms - item.timestamp_ms) / 1000))
         self._duplicates.inc(duplicates)
+        self._gated.inc(gated)
         self._written.inc(written)
         self._signals.inc(signals)
 
@@ -88,20 +94,30 @@ class _PushPartition(StatelessSinkPartition[Routed]):
 
 
 class PushSink(DynamicSink[Routed]):
-    """Writes :class:`Routed` records once each; ``kind`` labels the written-lists metric, and
-    ``metrics_endpoint`` (address, base port) is where this process serves its metrics."""
+    """Writes :class:`Routed` records once each to the server of ``url``, whose backends live in
+    ``dbs``. ``kind`` labels the written-lists metric, ``gate_reason`` the drop counted when a
+    record's gate closes, and ``metrics_endpoint`` (address, base port) is where this process
+    serves its metrics."""
 
     def __init__(
-        self, url: str, policy: PushPolicy, flow: str, kind: str, metrics_endpoint: tuple[str, int]
+        self,
+        url: str,
+        dbs: dict[Backend, int],
+        flow: str,
+        kind: str,
+        metrics_endpoint: tuple[str, int],
+        gate_reason: str = "qos",
     ) -> None:
         self._url = url
-        self._policy = policy
+        self._dbs = dbs
         self._flow = flow
         self._kind = kind
         self._metrics_endpoint = metrics_endpoint
+        self._gate_reason = gate_reason
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
         metrics.serve(*self._metrics_endpoint)
         REDIS_ERRORS.labels(self._flow)  # a zero series, so dashboards show "no errors"
         client = redis.Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=3)
-        return _PushPartition(OncePusher(client, self._policy), self._flow, self._kind)
+        pusher = OncePusher(client, self._dbs)
+        return _PushPartition(pusher, self._flow, self._kind, self._gate_reason)

@@ -1,109 +1,198 @@
-"""Idempotent list pushes: each record's data and its wake-up signal, at most once.
+"""Idempotent record writes: everything one record writes to Redis, at most once.
 
-One Lua script per batch walks the batch's records in order. For each record it sets the
-record's marker with ``SET NX EX`` and, only when the marker is new, LPUSHes the record onto
-its lists, SETs its strings and SADDs its set members (each with EXPIRE), and then pushes each
-signal member that is not already pending. A
-replay after a crash finds the markers and writes nothing, so Redis ends as an uninterrupted
-run leaves it. Data lands before its signal because both happen inside the script, data
-first. A batch is one command (one round trip, and half the client-side cost of one script
-call per record, measured in ``bench/``), and it is atomic.
+A record is a :class:`Push`: a *marker* write that says whether the record is new, then its
+other writes in order. One Lua script per batch walks the batch's records. For each record it
+runs the marker (``SET NX EX`` of a marker key, or ``SADD`` of the record id to a dedup set,
+as bkmonitor's data dedup does); only when the marker is new does it run the record's other
+writes: an optional QoS *gate*, then data (LPUSH, SET, SADD, ZADD, HSET, HSET-if-larger), then
+*signals* (LPUSH of a member unless it is already pending). A replay after a crash finds the
+markers and writes nothing, so Redis ends as an uninterrupted run leaves it; a gate counter
+is incremented once per record, never again on replay.
+
+Writes name their backend (bkmonitor's ``queue`` db 9, ``service`` db 10, ...); the script
+``SELECT``s the database of each write, so a record's queue and service keys commit together,
+atomically, on one server. Data lands before its signal because the builders put signals last
+and the script runs writes in order. A batch is one command: one round trip, atomic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 import redis
 
-# KEYS: the signal list, then per record its marker, n list keys, s string keys, t set keys.
-# ARGV: marker ttl, data ttl, signal ttl, then per record: the counts n, s, t, m, then
-#       n list payloads, s string values, t set members, m signal members.
-# Returns per record: -1 if its marker existed (nothing written), else the signals pushed.
-_PUSH_ONCE = """
-local signal = KEYS[1]
-local marker_ttl, data_ttl = ARGV[1], ARGV[2]
-local results = {}
-local k, a = 2, 4
-while k <= #KEYS do
-  local n, s, t, m = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]),
-    tonumber(ARGV[a + 3])
-  local marker = KEYS[k]
-  a = a + 4
-  if redis.call('SET', marker, '1', 'NX', 'EX', marker_ttl) then
-    for i = 1, n + s + t do
-      local key, value = KEYS[k + i], ARGV[a + i - 1]
-      if i <= n then
-        redis.call('LPUSH', key, value)
-      elseif i <= n + s then
-        redis.call('SET', key, value)
-      else
-        redis.call('SADD', key, value)
-      end
-      redis.call('EXPIRE', key, data_ttl)
-    end
-    local pushed = 0
-    for j = 1, m do
-      local member = ARGV[a + n + s + t + j - 1]
-      if not redis.call('LPOS', signal, member) then
-        redis.call('LPUSH', signal, member)
-        pushed = pushed + 1
-      end
-    end
-    results[#results + 1] = pushed
-  else
-    results[#results + 1] = -1
-  end
-  k = k + 1 + n + s + t
-  a = a + n + s + t + m
-end
-redis.call('EXPIRE', signal, ARGV[3])
-return results
-"""
+from state.keys import Backend, KeyDef
+
+
+class Op(StrEnum):
+    """What one write does (the Lua script's opcodes)."""
+
+    MARK = "mark"  # marker: SET key 1 NX EX ttl; the record is new iff it was set
+    SADD = "sadd"  # SADD key value (+EXPIRE); as a marker: new iff the member was added
+    GATE = "gate"  # if key exists: HINCRBY key field 1; above the limit the record stops here
+    LPUSH = "lpush"  # LPUSH key value (+EXPIRE)
+    SET = "set"  # SET key value (+EX)
+    ZADD = "zadd"  # ZADD key score value (+EXPIRE)
+    HSET = "hset"  # HSET key field value (+EXPIRE)
+    HMAX = "hmax"  # HSET key field value unless the field holds a larger number (+EXPIRE)
+    SIGNAL = "signal"  # LPUSH key value unless value is already in the list; EXPIRE always
+
+
+DUPLICATE = -1
+"""A push result: the marker existed, so the record was written before and nothing was."""
+GATED = -2
+"""A push result: the record's gate counter passed its limit, so only the marker and the
+counter were written."""
+
+
+@dataclass(frozen=True)
+class Write:
+    """One Redis write. ``param`` is the ZADD score, the hash field (HSET, HMAX, GATE) or
+    unused; a GATE's ``value`` is its limit. ``ttl`` 0 leaves the key's TTL alone."""
+
+    op: Op
+    key: str
+    value: bytes | str = b""
+    ttl: int = 0
+    param: str = ""
+    backend: Backend = Backend.QUEUE
+
+
+def write(
+    op: Op,
+    key: KeyDef,
+    prefix: str,
+    value: bytes | str | int | float = b"",
+    *,
+    at: Mapping[str, Any] | None = None,
+    param: str | float = "",
+    ttl: int | None = None,
+) -> Write:
+    """A :class:`Write` to the registered ``key`` (formatted with ``at``), on the key's backend
+    and, unless ``ttl`` is given, with its registered TTL."""
+    return Write(
+        op,
+        key.key(prefix, **(at or {})),
+        value if isinstance(value, bytes | str) else str(value),
+        key.ttl if ttl is None else ttl,
+        str(param),
+        key.backend,
+    )
 
 
 @dataclass(frozen=True)
 class Push:
-    """One record: its idempotency marker, its (list key, payload) pairs, signal members, and
-    optionally (string key, value) pairs to SET and (set key, member) pairs to SADD."""
+    """One record: its marker, then its writes in order (gate first, signals last)."""
 
-    marker: str
-    lists: tuple[tuple[str, bytes], ...]
-    signals: tuple[str, ...]
-    strings: tuple[tuple[str, bytes], ...] = ()
-    members: tuple[tuple[str, str], ...] = ()
+    marker: Write
+    writes: tuple[Write, ...] = field(default=())
+
+    def count(self, op: Op) -> int:
+        return sum(1 for w in self.writes if w.op is op)
 
 
-@dataclass(frozen=True)
-class PushPolicy:
-    """Where signals go and how long markers, lists and signals live."""
-
-    signal_key: str
-    marker_ttl: int
-    data_ttl: int
-    signal_ttl: int
+# KEYS: per record, the key of each of its writes (marker first).
+# ARGV: per record, its number of writes w; then per write: op, db, ttl, param, value.
+# Returns per record: -1 duplicate, -2 gated, else the number of signals pushed.
+_PUSH_ONCE = """
+local selected = nil
+local function use(db)
+  if db ~= selected then
+    redis.call('SELECT', db)
+    selected = db
+  end
+end
+local function expire(key, ttl)
+  if ttl > 0 then
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+local results = {}
+local a, k = 1, 1
+while a <= #ARGV do
+  local w = tonumber(ARGV[a])
+  a = a + 1
+  local result = nil
+  for i = 0, w - 1 do
+    local op, db, ttl, param, value = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2]),
+      ARGV[a + 3], ARGV[a + 4]
+    local key = KEYS[k + i]
+    a = a + 5
+    if result == nil then
+      use(db)
+      local new
+      if op == 'mark' then
+        new = redis.call('SET', key, '1', 'NX', 'EX', ttl)
+      else
+        new = redis.call('SADD', key, value) == 1
+        expire(key, ttl)
+      end
+      result = new and 0 or -1
+    elseif result >= 0 then
+      use(db)
+      if op == 'gate' then
+        if redis.call('EXISTS', key) == 1 and
+            redis.call('HINCRBY', key, param, 1) > tonumber(value) then
+          result = -2
+        end
+      elseif op == 'signal' then
+        if not redis.call('LPOS', key, value) then
+          redis.call('LPUSH', key, value)
+          result = result + 1
+        end
+        expire(key, ttl)
+      else
+        if op == 'lpush' then
+          redis.call('LPUSH', key, value)
+        elseif op == 'set' then
+          redis.call('SET', key, value)
+        elseif op == 'sadd' then
+          redis.call('SADD', key, value)
+        elseif op == 'zadd' then
+          redis.call('ZADD', key, param, value)
+        elseif op == 'hset' then
+          redis.call('HSET', key, param, value)
+        elseif op == 'hmax' then
+          local old = tonumber(redis.call('HGET', key, param))
+          if old == nil or old < tonumber(value) then
+            redis.call('HSET', key, param, value)
+          end
+        end
+        expire(key, ttl)
+      end
+    end
+  end
+  results[#results + 1] = result
+  k = k + w
+end
+return results
+"""
 
 
 class OncePusher:
-    """Runs :class:`Push` batches against one Redis server, one script call per batch."""
+    """Runs :class:`Push` batches against one Redis server, one script call per batch.
 
-    def __init__(self, client: redis.Redis, policy: PushPolicy) -> None:
+    ``dbs`` maps each backend the writes name to its database on that server.
+    """
+
+    def __init__(self, client: redis.Redis, dbs: Mapping[Backend, int]) -> None:
         self._script = client.register_script(_PUSH_ONCE)
-        self._policy = policy
+        self._dbs = {backend: str(db) for backend, db in dbs.items()}
 
-    def push(self, pushes: Sequence[Push]) -> list[int | None]:
-        """Write ``pushes``; per push, how many signals it pushed, or None if already written."""
+    def push(self, pushes: Sequence[Push]) -> list[int]:
+        """Write ``pushes``; per push, the signals it pushed, :data:`DUPLICATE` or
+        :data:`GATED`."""
         if not pushes:
             return []
-        policy = self._policy
-        keys: list[str] = [policy.signal_key]
-        args: list[int | str | bytes] = [policy.marker_ttl, policy.data_ttl, policy.signal_ttl]
+        keys: list[str] = []
+        args: list[int | str | bytes] = []
+        dbs = self._dbs
         for push in pushes:
-            writes = (*push.lists, *push.strings, *push.members)
-            keys.append(push.marker)
-            keys.extend(key for key, _ in writes)
-            args.extend((len(push.lists), len(push.strings), len(push.members), len(push.signals)))
-            args.extend(value for _, value in writes)
-            args.extend(push.signals)
-        return [None if result < 0 else result for result in self._script(keys=keys, args=args)]
+            args.append(1 + len(push.writes))
+            for w in (push.marker, *push.writes):
+                keys.append(w.key)
+                args.extend((w.op.value, dbs[w.backend], w.ttl, w.param, w.value))
+        return list(self._script(keys=keys, args=args))

@@ -9,7 +9,7 @@ import orjson
 
 from operators.incident import Change
 from operators.routing import Target
-from state.idempotent import Push, PushPolicy
+from state.idempotent import Op, Push, write
 from state.keys import (
     ALERT_DEDUP_KEY,
     ALERT_LIST_KEY,
@@ -19,55 +19,49 @@ from state.keys import (
     INCIDENT_DOC_KEY,
     INCIDENT_HISTORY_KEY,
     INCIDENT_SIGNAL_KEY,
-    KeyDef,
 )
 
 
-def _policy(prefix: str, signal: KeyDef, data: KeyDef, dedup_ttl: int) -> PushPolicy:
-    """Signals onto ``signal``, data kept for ``data``'s registered TTL, markers ``dedup_ttl``."""
-    return PushPolicy(signal.key(prefix), dedup_ttl, data.ttl, signal.ttl)
-
-
-def alert_policy(prefix: str, dedup_ttl: int) -> PushPolicy:
-    return _policy(prefix, DATA_SIGNAL_KEY, ALERT_LIST_KEY, dedup_ttl)
-
-
-def alert_push(prefix: str, event: Mapping[str, Any], targets: Iterable[Target]) -> Push:
-    """The cleaned alert onto each target's list, then each touched strategy id as a signal."""
+def alert_push(
+    prefix: str, event: Mapping[str, Any], targets: Iterable[Target], dedup_ttl: int
+) -> Push:
+    """The cleaned alert onto each target's list, then each touched strategy id as a signal;
+    once per alert id within ``dedup_ttl``."""
     targets = tuple(targets)
     payload = orjson.dumps(event)
-    return Push(
-        marker=ALERT_DEDUP_KEY.key(prefix, event_uid=event["id"]),
-        lists=tuple(
-            (ALERT_LIST_KEY.key(prefix, strategy_id=t.strategy_id, item_id=t.item_id), payload)
-            for t in targets
-        ),
-        signals=tuple(dict.fromkeys(str(t.strategy_id) for t in targets)),
+    lists = tuple(
+        write(
+            Op.LPUSH,
+            ALERT_LIST_KEY,
+            prefix,
+            payload,
+            at={"strategy_id": t.strategy_id, "item_id": t.item_id},
+        )
+        for t in targets
     )
+    signals = tuple(
+        write(Op.SIGNAL, DATA_SIGNAL_KEY, prefix, sid)
+        for sid in dict.fromkeys(str(t.strategy_id) for t in targets)
+    )
+    marker = write(Op.MARK, ALERT_DEDUP_KEY, prefix, at={"event_uid": event["id"]}, ttl=dedup_ttl)
+    return Push(marker, lists + signals)
 
 
-def incident_policy(prefix: str, dedup_ttl: int) -> PushPolicy:
-    return _policy(prefix, INCIDENT_SIGNAL_KEY, INCIDENT_DOC_KEY, dedup_ttl)
-
-
-def incident_push(prefix: str, sync_uid: str, change: Change) -> Push:
+def incident_push(prefix: str, sync_uid: str, change: Change, dedup_ttl: int) -> Push:
     """The document, its status-history entry (if the status changed) and its alert links,
-    then the incident id as a signal; once per sync message."""
-    incident = change.incident_id
+    then the incident id as a signal; once per sync message within ``dedup_ttl``."""
+    at = {"incident_id": change.incident_id}
     history = (
         ()
         if change.history is None
-        else (
-            (INCIDENT_HISTORY_KEY.key(prefix, incident_id=incident), orjson.dumps(change.history)),
-        )
+        else (write(Op.LPUSH, INCIDENT_HISTORY_KEY, prefix, orjson.dumps(change.history), at=at),)
     )
-    alerts_key = INCIDENT_ALERTS_KEY.key(prefix, incident_id=incident)
     return Push(
-        marker=INCIDENT_DEDUP_KEY.key(prefix, sync_uid=sync_uid),
-        lists=history,
-        signals=(incident,),
-        strings=(
-            (INCIDENT_DOC_KEY.key(prefix, incident_id=incident), orjson.dumps(change.document)),
+        write(Op.MARK, INCIDENT_DEDUP_KEY, prefix, at={"sync_uid": sync_uid}, ttl=dedup_ttl),
+        (
+            *history,
+            write(Op.SET, INCIDENT_DOC_KEY, prefix, orjson.dumps(change.document), at=at),
+            *(write(Op.SADD, INCIDENT_ALERTS_KEY, prefix, alert, at=at) for alert in change.alerts),
+            write(Op.SIGNAL, INCIDENT_SIGNAL_KEY, prefix, change.incident_id),
         ),
-        members=tuple((alerts_key, alert) for alert in change.alerts),
     )

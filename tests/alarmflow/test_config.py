@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alarmflow.config import BUNDLED_STRATEGIES, ConfigError, StartPosition, load_settings
+from state.keys import Backend
 
 
 def test_defaults_are_the_contracts():
@@ -99,3 +100,29 @@ def test_metrics_address_must_be_an_ip_address():
     assert load_settings({"ALARMFLOW_METRICS_ADDR": "0.0.0.0"}).metrics_addr == "0.0.0.0"
     with pytest.raises(ConfigError, match="ALARMFLOW_METRICS_ADDR='everywhere'"):
         load_settings({"ALARMFLOW_METRICS_ADDR": "everywhere"})
+
+
+def test_each_backend_is_a_database_of_the_queue_server():
+    settings = load_settings({"ALARMFLOW_REDIS_URL": "redis://h:6380/3"})
+    assert {b.value: db for b, db in settings.redis_dbs().items()} == {
+        "queue": 3,
+        "service": 10,
+        "cache": 8,
+    }
+    unix = load_settings(
+        {
+            "ALARMFLOW_REDIS_URL": "unix:///tmp/r.sock?db=9",
+            "ALARMFLOW_REDIS_SERVICE_URL": "unix:///tmp/r.sock?db=4",
+        }
+    )
+    assert unix.redis_dbs()[Backend.SERVICE] == 4
+
+
+def test_service_keys_on_another_server_are_refused():
+    with pytest.raises(ConfigError, match=r"ALARMFLOW_REDIS_SERVICE_URL=.*one atomic script"):
+        load_settings({"ALARMFLOW_REDIS_SERVICE_URL": "redis://elsewhere:6379/10"})
+
+
+def test_a_database_that_is_not_a_number_is_refused():
+    with pytest.raises(ConfigError, match=r"ALARMFLOW_REDIS_URL=.*database number"):
+        load_settings({"ALARMFLOW_REDIS_URL": "redis://h:6379/?db=x"})

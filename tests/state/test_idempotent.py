@@ -1,11 +1,14 @@
-"""The push-once script on a real Redis: data before signal, nothing twice, one pending signal."""
+"""The push-once script on a real Redis: each write kind, markers, gates, databases, signals."""
 
 from __future__ import annotations
 
 import pytest
 import redis
 
-from state.idempotent import OncePusher, Push, PushPolicy
+from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push, Write
+from state.keys import Backend
+
+DBS = {Backend.QUEUE: 1, Backend.SERVICE: 2}
 
 
 @pytest.fixture
@@ -13,10 +16,31 @@ def client(redis_server):
     return redis.Redis.from_url(redis_server.url(1))
 
 
+@pytest.fixture
+def service(redis_server):
+    return redis.Redis.from_url(redis_server.url(2))
+
+
+def mark(key: str, ttl: int = 60) -> Write:
+    return Write(Op.MARK, key, ttl=ttl)
+
+
+def lpush(key: str, value: bytes, ttl: int = 1800) -> Write:
+    return Write(Op.LPUSH, key, value, ttl)
+
+
+def signal(key: str, member: str, ttl: int = 1800) -> Write:
+    return Write(Op.SIGNAL, key, member, ttl)
+
+
 def test_a_push_writes_lists_then_signals_with_ttls(client, key_prefix):
     p = key_prefix
-    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 900))
-    assert pusher.push([Push(f"{p}.m1", ((f"{p}.l1", b"a"), (f"{p}.l2", b"a")), ("7",))]) == [1]
+    pusher = OncePusher(client, DBS)
+    push = Push(
+        mark(f"{p}.m1"),
+        (lpush(f"{p}.l1", b"a"), lpush(f"{p}.l2", b"a"), signal(f"{p}.sig", "7", 900)),
+    )
+    assert pusher.push([push]) == [1]
     assert client.lrange(f"{p}.l1", 0, -1) == [b"a"]
     assert client.lrange(f"{p}.sig", 0, -1) == [b"7"]
     assert 0 < client.ttl(f"{p}.m1") <= 60
@@ -26,61 +50,126 @@ def test_a_push_writes_lists_then_signals_with_ttls(client, key_prefix):
 
 def test_a_replayed_batch_writes_nothing(client, key_prefix):
     p = key_prefix
-    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 1800))
-    batch = [Push(f"{p}.m{i}", ((f"{p}.l", f"v{i}".encode()),), ("1",)) for i in range(5)]
+    pusher = OncePusher(client, DBS)
+    batch = [
+        Push(mark(f"{p}.m{i}"), (lpush(f"{p}.l", f"v{i}".encode()), signal(f"{p}.sig", "1")))
+        for i in range(5)
+    ]
     assert pusher.push(batch) == [1, 0, 0, 0, 0]
-    assert pusher.push(batch[2:]) == [None] * 3
+    assert pusher.push(batch[2:]) == [DUPLICATE] * 3
     assert client.llen(f"{p}.l") == 5
 
 
 def test_a_pending_signal_is_not_pushed_again_but_a_consumed_one_is(client, key_prefix):
     p = key_prefix
-    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 1800))
+    pusher = OncePusher(client, DBS)
+    sig = f"{p}.sig"
     pusher.push(
         [
-            Push(f"{p}.a", ((f"{p}.l", b"a"),), ("1",)),
-            Push(f"{p}.b", ((f"{p}.l", b"b"),), ("1", "2")),
+            Push(mark(f"{p}.a"), (lpush(f"{p}.l", b"a"), signal(sig, "1"))),
+            Push(mark(f"{p}.b"), (lpush(f"{p}.l", b"b"), signal(sig, "1"), signal(sig, "2"))),
         ]
     )
-    assert client.lrange(f"{p}.sig", 0, -1) == [b"2", b"1"]
-    assert client.rpop(f"{p}.sig") == b"1"
-    pusher.push([Push(f"{p}.c", ((f"{p}.l", b"c"),), ("1",))])
-    assert client.lrange(f"{p}.sig", 0, -1) == [b"1", b"2"]
+    assert client.lrange(sig, 0, -1) == [b"2", b"1"]
+    assert client.rpop(sig) == b"1"
+    pusher.push([Push(mark(f"{p}.c"), (lpush(f"{p}.l", b"c"), signal(sig, "1")))])
+    assert client.lrange(sig, 0, -1) == [b"1", b"2"]
 
 
-def test_an_empty_batch_does_nothing(client, key_prefix):
-    assert OncePusher(client, PushPolicy(f"{key_prefix}.sig", 1, 1, 1)).push([]) == []
+def test_an_empty_batch_does_nothing(client):
+    assert OncePusher(client, DBS).push([]) == []
 
 
-def test_records_of_different_shapes_and_a_repeat_inside_one_batch(client, key_prefix):
+def test_a_repeat_inside_one_batch_is_a_duplicate(client, key_prefix):
     p = key_prefix
-    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 1800, 1800))
-    batch = [
-        Push(f"{p}.a", ((f"{p}.l1", b"a"), (f"{p}.l2", b"a"), (f"{p}.l3", b"a")), ("1", "2")),
-        Push(f"{p}.b", ((f"{p}.l1", b"b"),), ()),
-        Push(f"{p}.a", ((f"{p}.l1", b"a"),), ("1",)),
-        Push(f"{p}.c", ((f"{p}.l2", b"c"),), ("3", "1")),
-    ]
-    assert pusher.push(batch) == [2, 0, None, 1]
+    pusher = OncePusher(client, DBS)
+    a = Push(mark(f"{p}.a"), (lpush(f"{p}.l1", b"a"), signal(f"{p}.sig", "1")))
+    b = Push(mark(f"{p}.b"), (lpush(f"{p}.l1", b"b"),))
+    assert pusher.push([a, b, a]) == [1, 0, DUPLICATE]
     assert client.lrange(f"{p}.l1", 0, -1) == [b"b", b"a"]
-    assert client.lrange(f"{p}.l2", 0, -1) == [b"c", b"a"]
-    assert client.lrange(f"{p}.l3", 0, -1) == [b"a"]
-    assert client.lrange(f"{p}.sig", 0, -1) == [b"3", b"2", b"1"]
 
 
-def test_strings_and_set_members_are_written_with_the_data_ttl_and_only_once(client, key_prefix):
+def test_every_data_kind_and_its_ttl(client, key_prefix):
     p = key_prefix
-    pusher = OncePusher(client, PushPolicy(f"{p}.sig", 60, 900, 1800))
+    pusher = OncePusher(client, DBS)
     push = Push(
-        f"{p}.m",
-        ((f"{p}.history", b"h1"),),
-        ("42",),
-        strings=((f"{p}.doc", b'{"v": 1}'),),
-        members=((f"{p}.alerts", "a1"), (f"{p}.alerts", "a2")),
+        mark(f"{p}.m"),
+        (
+            Write(Op.SET, f"{p}.doc", b'{"v": 1}', 900),
+            Write(Op.SADD, f"{p}.set", "a1", 900),
+            Write(Op.ZADD, f"{p}.z", "100|ANOMALY", 3600, "100"),
+            Write(Op.HSET, f"{p}.h", "5", 0, "f"),
+        ),
     )
-    assert pusher.push([push, push]) == [1, None]
+    assert pusher.push([push, push]) == [0, DUPLICATE]
     assert client.get(f"{p}.doc") == b'{"v": 1}'
-    assert client.smembers(f"{p}.alerts") == {b"a1", b"a2"}
-    assert client.lrange(f"{p}.history", 0, -1) == [b"h1"]
+    assert client.smembers(f"{p}.set") == {b"a1"}
+    assert client.zrange(f"{p}.z", 0, -1, withscores=True) == [(b"100|ANOMALY", 100.0)]
+    assert client.hget(f"{p}.h", "f") == b"5"
     assert 890 < client.ttl(f"{p}.doc") <= 900
-    assert 890 < client.ttl(f"{p}.alerts") <= 900
+    assert 3590 < client.ttl(f"{p}.z") <= 3600
+    assert client.ttl(f"{p}.h") == -1
+
+
+def test_hmax_keeps_the_larger_number(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, DBS)
+    pushes = [
+        Push(mark(f"{p}.m{i}"), (Write(Op.HMAX, f"{p}.cp", str(t), 60, "f"),))
+        for i, t in enumerate((100, 300, 200))
+    ]
+    pusher.push(pushes)
+    assert client.hget(f"{p}.cp", "f") == b"300"
+
+
+def test_a_set_member_as_marker_deduplicates_like_bkmonitor_dedup_sets(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, DBS)
+    dedup = f"{p}.dup.60"
+
+    def record(rid: str) -> Push:
+        return Push(Write(Op.SADD, dedup, rid, 600), (lpush(f"{p}.l", rid.encode()),))
+
+    assert pusher.push([record("a.60"), record("b.60"), record("a.60")]) == [0, 0, DUPLICATE]
+    assert client.smembers(dedup) == {b"a.60", b"b.60"}
+    assert 590 < client.ttl(dedup) <= 600
+    assert client.lrange(f"{p}.l", 0, -1) == [b"b.60", b"a.60"]
+
+
+def test_a_gate_counts_once_per_record_and_only_when_its_hash_exists(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, DBS)
+    qos = f"{p}.qos"
+
+    def record(i: int) -> Push:
+        gate = Write(Op.GATE, qos, "3", 0, "dims")
+        return Push(mark(f"{p}.m{i}"), (gate, lpush(f"{p}.l", str(i).encode())))
+
+    assert pusher.push([record(0)]) == [0]
+    assert not client.exists(qos)
+    client.hset(qos, "other", 0)
+    assert pusher.push([record(i) for i in range(1, 6)]) == [0, 0, 0, GATED, GATED]
+    assert pusher.push([record(4)]) == [DUPLICATE]
+    assert client.hget(qos, "dims") == b"5"
+    assert client.lrange(f"{p}.l", 0, -1) == [b"3", b"2", b"1", b"0"]
+
+
+def test_writes_land_in_their_backends_database_in_one_script(client, service, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, DBS)
+    push = Push(
+        mark(f"{p}.m"),
+        (
+            Write(Op.ZADD, f"{p}.result", "1|ANOMALY", 60, "1", Backend.SERVICE),
+            lpush(f"{p}.anomaly", b"x"),
+            Write(Op.HMAX, f"{p}.checkpoint", "1", 60, "f", Backend.SERVICE),
+            signal(f"{p}.sig", "1.2"),
+        ),
+    )
+    assert pusher.push([push]) == [1]
+    assert service.zcard(f"{p}.result") == 1
+    assert service.hget(f"{p}.checkpoint", "f") == b"1"
+    assert not client.exists(f"{p}.result")
+    assert client.lrange(f"{p}.anomaly", 0, -1) == [b"x"]
+    assert client.exists(f"{p}.m")
+    assert client.lrange(f"{p}.sig", 0, -1) == [b"1.2"]

@@ -53,7 +53,8 @@ def _kind(key: str, redis_type: str, prefix: str) -> str:
 @dataclass(frozen=True)
 class Entry:
     """One key's type and content, comparable across runs: a list's entries sorted (so runs
-    with different parallelism compare equal), a set's members sorted, a string's value, each
+    with different parallelism compare equal), a set's members, a sorted set's ``score member``
+    pairs and a hash's ``field=value`` pairs sorted, a string's value, each
     JSON value without the fields that only say when alarmflow handled it."""
 
     kind: str
@@ -71,6 +72,10 @@ def _content(client: redis.Redis, key: bytes, kind: str) -> tuple[str, ...] | st
         return tuple(sorted(m.decode() for m in client.smembers(key)))
     if kind == RedisType.STRING:
         return _normalise(client.get(key) or b"")
+    if kind == RedisType.ZSET:
+        return tuple(sorted(f"{s:g} {m.decode()}" for m, s in client.zrange(key, 0, -1, True)))
+    if kind == RedisType.HASH:
+        return tuple(sorted(f"{f.decode()}={v.decode()}" for f, v in client.hgetall(key).items()))
     return None
 
 

@@ -73,7 +73,9 @@ def _content(client: redis.Redis, key: bytes, kind: str) -> tuple[str, ...] | st
     if kind == RedisType.STRING:
         return _normalise(client.get(key) or b"")
     if kind == RedisType.ZSET:
-        return tuple(sorted(f"{s:g} {m.decode()}" for m, s in client.zrange(key, 0, -1, True)))
+        return tuple(
+            sorted(f"{s:g} {m.decode()}" for m, s in client.zrange(key, 0, -1, withscores=True))
+        )
     if kind == RedisType.HASH:
         return tuple(sorted(f"{f.decode()}={v.decode()}" for f, v in client.hgetall(key).items()))
     return None

@@ -29,8 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-p", "--processes", type=int, default=1, help="local processes (1)")
     parser.add_argument("-w", "--workers-per-process", type=int, default=1, help="threads (1)")
     parser.add_argument("-r", "--recovery-directory", type=Path, help="Bytewax recovery dir")
-    parser.add_argument("-s", "--snapshot-interval", type=float, default=5.0, help="seconds (5)")
-    parser.add_argument("-b", "--backup-interval", type=float, default=30.0, help="seconds (30)")
+    parser.add_argument("-s", "--snapshot-interval", type=int, default=5, help="whole seconds (5)")
+    parser.add_argument("-b", "--backup-interval", type=int, default=30, help="whole seconds (30)")
     parser.add_argument(
         "--base-port", type=int, default=2101, help="first port of the process mesh (2101)"
     )

@@ -106,8 +106,8 @@ def parser() -> argparse.ArgumentParser:
     own.add_argument("--processes", type=int, default=1, help="local processes (1)")
     own.add_argument("-w", "--workers-per-process", type=int, default=1, help="threads (1)")
     own.add_argument("-r", "--recovery-directory", type=Path, help="Bytewax recovery dir")
-    own.add_argument("--snapshot-interval", type=float, help="seconds (5), needs -r")
-    own.add_argument("-b", "--backup-interval", type=float, help="seconds (30), needs -r")
+    own.add_argument("--snapshot-interval", type=int, help="whole seconds (5), needs -r")
+    own.add_argument("-b", "--backup-interval", type=int, help="whole seconds (30), needs -r")
     own.add_argument("--base-port", type=int, help="first port of the process mesh (2101)")
     return parser
 

@@ -39,7 +39,7 @@ def test_launcher_options_pass_through_with_a_long_snapshot_option():
     argv += ["--snapshot-interval", "2", "-b", "10", "--base-port", "3100", "--max-uptime", "60"]
     the_plan = plan(argv, {})
     assert the_plan.launch_argv == (
-        "flows.event", "-p", "2", "-w", "3", "-r", "/tmp/rec", "-s", "2.0", "-b", "10.0",
+        "flows.event", "-p", "2", "-w", "3", "-r", "/tmp/rec", "-s", "2", "-b", "10",
         "--base-port", "3100",
     )  # fmt: skip
     assert the_plan.max_uptime == 60
@@ -158,3 +158,22 @@ def test_the_printed_command_shows_overrides_and_the_process_mesh():
         " flows.alert -w 1  # x2 processes, BYTEWAX_PROCESS_ID=0..1"
         " BYTEWAX_ADDRESSES=127.0.0.1:2101;127.0.0.1:2102"
     )
+
+
+@pytest.mark.integration
+def test_after_max_uptime_the_next_start_resumes_from_recovery(flow_env, tmp_path):
+    now = int(time.time())
+    first, later = list(sample_messages(400, now, seed=3)), list(sample_messages(100, now, seed=4))
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], first)
+    recovery = ["-r", str(tmp_path / "recovery"), "--snapshot-interval", "1", "-b", "0"]
+    tailing = flow_env.environ(ALARMFLOW_TAIL="1")
+    run(run_access("--access-type", "alert", "--max-uptime", "8", *recovery), tailing)
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], later)
+
+    # From "latest" a fresh start would read nothing: only the recovered offsets reach `later`.
+    run(run_access("--access-type", "alert", *recovery), flow_env.environ(ALARMFLOW_START="latest"))
+
+    reference = with_prefix(flow_env, flow_env.prefix + "ref")
+    run(bytewax_command("flows.alert"), reference.environ())
+    client = redis.Redis.from_url(flow_env.redis_url)
+    assert normalised(client, flow_env.prefix) == normalised(client, reference.prefix)

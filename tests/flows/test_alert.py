@@ -275,3 +275,45 @@ def test_each_process_serves_its_own_metrics_and_they_add_up(flow_env, free_port
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_two_deployments_on_the_hash_ring_split_businesses_and_together_write_one_run(
+    flow_env, sample_topic
+):
+    client = redis.Redis.from_url(flow_env.redis_url)
+    whole = with_prefix(flow_env, flow_env.prefix + "all")
+    run(bytewax_command("flows.alert"), whole.environ())
+    expected = normalised(client, whole.prefix)
+
+    shards = {}
+    for node in ("east", "west"):
+        env = with_prefix(flow_env, flow_env.prefix + node)
+        ring = {"ALARMFLOW_HASH_RING_NODES": "east,west", "ALARMFLOW_HASH_RING_NODE": node}
+        run(bytewax_command("flows.alert"), env.environ(**ring))
+        shards[node] = normalised(client, env.prefix)
+
+    businesses = {
+        node: {
+            orjson.loads(v)["bk_biz_id"]
+            for e in keys.values()
+            if e.kind == "list"
+            for v in e.content
+            if v.startswith("{")
+        }
+        for node, keys in shards.items()
+    }
+    assert businesses == {"east": {3}, "west": {2}}
+
+    def values(entry) -> tuple:
+        return entry.content if isinstance(entry.content, tuple) else (entry.content,)
+
+    merged: dict[str, list[str]] = {}
+    for keys in shards.values():
+        for key, entry in keys.items():
+            merged.setdefault(key, []).extend(values(entry))
+    # Under one shared prefix a strategy pending in both shards would be pending once.
+    signals = ".access.data.signal"
+    assert set(merged.pop(signals)) == set(expected.pop(signals).content)
+    assert {key: sorted(content) for key, content in merged.items()} == {
+        key: sorted(values(entry)) for key, entry in expected.items()
+    }

@@ -175,3 +175,32 @@ def clean_record(
         "dimension_fields": fields,
         "access_time": access_time,
     }
+
+
+@dataclass(frozen=True)
+class Point:
+    """One metric message: its result table, its business and the flattened raw row."""
+
+    result_table_id: str
+    bk_biz_id: int
+    raw: dict[str, Any]
+
+
+def parse_point(obj: Mapping[str, Any]) -> Point:
+    """A metric message ``{result_table_id, time, dimensions, metrics}``, flattened to
+    ``{"time": t, **metrics, **dimensions}`` as bkmonitor's real-time handler does. A missing
+    or non-numeric ``dimensions.bk_biz_id`` gives business 0 (dropped by the flows)."""
+    rt = obj.get("result_table_id")
+    if not isinstance(rt, str) or not rt:
+        raise Rejected(Reason.MISSING_FIELD, "'result_table_id' must be a non-empty string")
+    dims, metrics = obj.get("dimensions"), obj.get("metrics")
+    if not isinstance(dims, Mapping) or not isinstance(metrics, Mapping):
+        raise Rejected(Reason.WRONG_TYPE, "'dimensions' and 'metrics' must be objects")
+    raw = {"time": obj.get("time"), **metrics, **dims}
+    record_time(raw)
+    biz = dims.get("bk_biz_id")
+    try:
+        bk_biz_id = 0 if isinstance(biz, bool) else int(biz or 0)
+    except (TypeError, ValueError):
+        bk_biz_id = 0
+    return Point(rt, bk_biz_id, raw)

@@ -56,7 +56,14 @@ def build_flow(settings: Settings) -> Dataflow:
     parsed_count = CLEANED.labels(NAME)
     dropped = {
         reason: DROPPED.labels(NAME, reason)
-        for reason in ("no_business", "no_strategy", "expired", *HostStatus, "out_of_range")
+        for reason in (
+            "no_business",
+            "no_strategy",
+            "expired",
+            HostStatus.UNKNOWN,
+            HostStatus.DISABLED,
+            "out_of_range",
+        )
     }
 
     def parse(record: SourceRecord, _now: float) -> Point:

@@ -38,17 +38,27 @@ from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.data_filters import (
     HostStatus,
+    PriorityCandidate,
     RangeMatcher,
     anomaly_levels,
     anomaly_record,
+    check_priority,
     expire_window,
     host_status,
 )
 from operators.records import RESULT_FIELD, Point, clean_record, parse_point, record_spec
 from operators.rejects import SourceRecord, decode_object
 from operators.strategy import Item
-from operators.strategy_group import Group, strategy_groups
-from state.data_writes import Checked, anomaly_push, checkpoint_writes, data_push, snapshot_key
+from operators.strategy_group import Group, interval_of, strategy_groups
+from state.data_writes import (
+    Checked,
+    anomaly_push,
+    checkpoint_writes,
+    data_push,
+    priority_write,
+    snapshot_key,
+)
+from state.idempotent import Write
 
 NAME = "data"
 GroupPoint = tuple[str, SourceRecord, dict[str, Any]]
@@ -71,6 +81,11 @@ def build_flow(settings: Settings) -> Dataflow:
         for group in groups.values()
         for sid, item in group.items
     }
+    priorities = {
+        sid: (int(s.raw["priority"]), str(s.raw["priority_group_key"]))
+        for sid, s in strategies.items()
+        if s.raw.get("priority") is not None and s.raw.get("priority_group_key")
+    }
     parsed_count = CLEANED.labels(NAME)
     dropped = {
         reason: DROPPED.labels(NAME, reason)
@@ -80,6 +95,7 @@ def build_flow(settings: Settings) -> Dataflow:
             "no_value",
             "expired",
             "out_of_range",
+            "inhibited",
             HostStatus.UNKNOWN,
             HostStatus.DISABLED,
         )
@@ -130,10 +146,35 @@ def build_flow(settings: Settings) -> Dataflow:
             )
         return out
 
-    def step(state: dict[str, int] | None, item: GroupPoint) -> tuple[dict[str, int], list[Routed]]:
+    def inhibit(
+        table: dict[str, dict[str, str]], data: dict[str, Any], retained: list[tuple[int, Item]]
+    ) -> tuple[list[tuple[int, Item]], list[Write]]:
+        """bkmonitor's PriorityChecker over the priority hashes held in ``table`` (data time
+        as the clock); the hash updates are mirrored to Redis."""
+        md5 = data["record_id"].split(".")[0]
+        candidates: dict[str, list[PriorityCandidate]] = {}
+        for sid, it in retained:
+            if sid in priorities:
+                prio, pg = priorities[sid]
+                interval = interval_of(it)
+                candidates.setdefault(pg, []).append(
+                    PriorityCandidate(f"{sid}.{it.id}", prio, interval)
+                )
+        inhibited: set[str] = set()
+        writes = []
+        for pg, cands in candidates.items():
+            stored = table.setdefault(pg, {})
+            out, updates = check_priority(stored, md5, cands, data["time"])
+            stored.update(updates)
+            inhibited |= out
+            writes.extend(priority_write(prefix, pg, f, v) for f, v in updates.items())
+        kept = [(sid, it) for sid, it in retained if f"{sid}.{it.id}" not in inhibited]
+        return kept, writes
+
+    def step(state: dict[str, Any] | None, item: GroupPoint) -> tuple[dict[str, Any], list[Routed]]:
         key, record, raw = item
         group = groups[key]
-        state = dict(state or {"newest": 0, "checkpoint": 0})
+        state = dict(state or {"newest": 0, "checkpoint": 0, "priority": {}})
         now = time.time()
         data = clean_record(raw, specs[key], hosts, now)
         state["newest"] = max(state["newest"], data["time"])
@@ -156,7 +197,11 @@ def build_flow(settings: Settings) -> Dataflow:
         if not retained:
             dropped["out_of_range"].inc()
             return state, []
-        extra = checkpoint_writes(prefix, key, state["checkpoint"], int(now))
+        retained, priority_writes = inhibit(state["priority"], data, retained)
+        if not retained:
+            dropped["inhibited"].inc()
+            return state, []
+        extra = (*priority_writes, *checkpoint_writes(prefix, key, state["checkpoint"], int(now)))
         if group.is_static_threshold:
             push = anomaly_push(prefix, key, group.interval, data, checks(data, retained), extra)
         else:

@@ -13,6 +13,7 @@ import orjson
 from state.idempotent import Op, Push, Write, write
 from state.keys import (
     ACCESS_DUPLICATE_KEY,
+    ACCESS_PRIORITY_KEY,
     ACCESS_RUN_TIMESTAMP_KEY,
     ANOMALY_LIST_KEY,
     ANOMALY_SIGNAL_KEY,
@@ -43,6 +44,12 @@ def checkpoint_writes(prefix: str, group_key: str, checkpoint: int, now: int) ->
         write(Op.SET, STRATEGY_CHECKPOINT_KEY, prefix, checkpoint, at=at),
         write(Op.SET, ACCESS_RUN_TIMESTAMP_KEY, prefix, now, at=at, ttl=0),
     )
+
+
+def priority_write(prefix: str, priority_group_key: str, md5: str, entry: str) -> Write:
+    """HSET of a series' ``"priority:time"`` in ``access.data.priority.{key}``."""
+    at = {"priority_group_key": priority_group_key}
+    return write(Op.HSET, ACCESS_PRIORITY_KEY, prefix, entry, at=at, param=md5)
 
 
 def data_push(

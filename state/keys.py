@@ -178,6 +178,15 @@ ACCESS_RUN_TIMESTAMP_KEY = KeyDef(
     Backend.SERVICE,
     note="when the group last accessed data (wall clock, epoch seconds).",
 )
+ACCESS_PRIORITY_KEY = KeyDef(
+    "ACCESS_PRIORITY_KEY",
+    RedisType.HASH,
+    "access.data.priority.{priority_group_key}",
+    600,
+    Backend.SERVICE,
+    field_template="{dimensions_md5}",
+    note='"priority:data_time" of the strongest strategy that saw the series (mirror of state).',
+)
 STRATEGY_SNAPSHOT_KEY = KeyDef(
     "STRATEGY_SNAPSHOT_KEY",
     RedisType.STRING,
@@ -252,6 +261,7 @@ REGISTRY: tuple[KeyDef, ...] = (
     ACCESS_DUPLICATE_KEY,
     STRATEGY_CHECKPOINT_KEY,
     ACCESS_RUN_TIMESTAMP_KEY,
+    ACCESS_PRIORITY_KEY,
     STRATEGY_SNAPSHOT_KEY,
     ANOMALY_LIST_KEY,
     ANOMALY_SIGNAL_KEY,

@@ -97,15 +97,17 @@ def test_points_become_anomalies_or_data_lists_per_group(data_env, redis_server)
     assert last[b"detect.result.__ALL__.2"] == str(T).encode()
     assert not queue.exists(f"{p}.access.data.402.4020")
 
-    for sid in (403, 404):
-        data = [
-            orjson.loads(r) for r in reversed(queue.lrange(f"{p}.access.data.{sid}.{sid}0", 0, -1))
-        ]
-        assert [(d["time"], d["value"], d["values"]["pct_used"]) for d in data] == [
-            (T, 40.0, 40.0),
-            (T + 60, 41.0, 41.0),
-        ]
-    assert sorted(queue.lrange(f"{p}.access.data.signal", 0, -1)) == [b"403", b"404"]
+    data = [orjson.loads(r) for r in reversed(queue.lrange(f"{p}.access.data.404.4040", 0, -1))]
+    assert [(d["time"], d["value"], d["values"]["pct_used"]) for d in data] == [
+        (T, 40.0, 40.0),
+        (T + 60, 41.0, 41.0),
+    ]
+    # 403 has priority 1 in 404's priority group: inhibited on the series 404 sees.
+    assert not queue.exists(f"{p}.access.data.403.4030")
+    assert service.hgetall(f"{p}.access.data.priority.mem_pct_used") == {
+        hot.encode(): f"2:{T + 60}".encode()
+    }
+    assert queue.lrange(f"{p}.access.data.signal", 0, -1) == [b"404"]
 
     assert service.get(f"{p}.checkpoint.strategy_group_{GROUPS[MEM]}") == str(T + 60).encode()
     assert service.get(f"{p}.checkpoint.strategy_group_{GROUPS[CPU]}") == str(T).encode()
@@ -154,7 +156,7 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     init_recovery(recovery, 1)
     command = bytewax_command("flows.data", "-r", str(recovery), "-s", "1", "-b", "0")
     proc = start(command, crashed.environ(), tmp_path / "run1.log")
-    progress = f"{crashed.prefix}.access.data.403.4030"
+    progress = f"{crashed.prefix}.access.data.404.4040"
     deadline = time.monotonic() + 120
     while (
         queue.llen(progress) < 150 * 30 // 3 or not recovery_snapshots(recovery)

@@ -3,8 +3,6 @@ checkpoints, and a SIGKILL-and-resume run equal to an uninterrupted one."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 
@@ -14,12 +12,10 @@ import redis
 
 from alarmflow.config import BUNDLED_STRATEGIES
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.launch import init_recovery
-from alarmflow.report import snapshot
 from operators.md5 import count_md5
 from operators.strategy import load_strategy_file
 from operators.strategy_group import strategy_groups
-from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
 
 pytestmark = pytest.mark.integration
 
@@ -130,15 +126,6 @@ def storm(steps: int) -> list[bytes]:
     ]
 
 
-def both_dbs(queue: redis.Redis, service: redis.Redis, prefix: str) -> dict:
-    state = {}
-    for db, client in (("queue", queue), ("service", service)):
-        for key, entry in snapshot(client, prefix).items():
-            if ".access.run." not in key:
-                state[(db, key[len(prefix) :])] = entry
-    return state
-
-
 def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     data_env, redis_server, tmp_path
 ):
@@ -148,26 +135,12 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     service = redis.Redis.from_url(redis_server.url(10))
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
     run(bytewax_command("flows.data"), reference.environ())
-    expected = both_dbs(queue, service, reference.prefix)
+    clients = {"queue": queue, "service": service}
+    expected = snapshot_dbs(clients, reference.prefix, ".access.run.")
     assert len(expected) > 100
 
     crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
-    recovery = tmp_path / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command("flows.data", "-r", str(recovery), "-s", "1", "-b", "0")
-    proc = start(command, crashed.environ(), tmp_path / "run1.log")
     progress = f"{crashed.prefix}.access.data.404.4040"
-    deadline = time.monotonic() + 120
-    while (
-        queue.llen(progress) < 150 * 30 // 3 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
-    assert queue.llen(progress) < 150 * 30, "the kill came after the last message"
+    kill_midway_and_resume("flows.data", crashed, tmp_path, lambda: queue.llen(progress), 150 * 30)
 
-    run(command, crashed.environ())
-
-    assert both_dbs(queue, service, crashed.prefix) == expected
+    assert snapshot_dbs(clients, crashed.prefix, ".access.run.") == expected

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 
@@ -12,10 +10,8 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.launch import init_recovery
-from alarmflow.report import snapshot
 from operators.md5 import count_md5
-from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
 
 pytestmark = pytest.mark.integration
 
@@ -111,14 +107,6 @@ def storm(steps: int) -> list[bytes]:
     ]
 
 
-def both_dbs(queue: redis.Redis, service: redis.Redis, prefix: str) -> dict:
-    return {
-        (db, key[len(prefix) :]): entry
-        for db, client in (("queue", queue), ("service", service))
-        for key, entry in snapshot(client, prefix).items()
-    }
-
-
 def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     rt_env, redis_server, tmp_path
 ):
@@ -128,26 +116,14 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     service = redis.Redis.from_url(redis_server.url(10))
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
     run(bytewax_command("flows.real_time_data"), reference.environ())
-    expected = both_dbs(queue, service, reference.prefix)
+    clients = {"queue": queue, "service": service}
+    expected = snapshot_dbs(clients, reference.prefix)
     assert expected[("queue", ".access.data.401.4010")].size == 300 * 38
 
     crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
-    recovery = tmp_path / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command("flows.real_time_data", "-r", str(recovery), "-s", "1", "-b", "0")
-    proc = start(command, crashed.environ(), tmp_path / "run1.log")
     progress = f"{crashed.prefix}.access.data.401.4010"
-    deadline = time.monotonic() + 120
-    while (
-        queue.llen(progress) < 300 * 38 // 3 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
-    assert queue.llen(progress) < 300 * 38, "the kill came after the last message"
+    kill_midway_and_resume(
+        "flows.real_time_data", crashed, tmp_path, lambda: queue.llen(progress), 300 * 38
+    )
 
-    run(command, crashed.environ())
-
-    assert both_dbs(queue, service, crashed.prefix) == expected
+    assert snapshot_dbs(clients, crashed.prefix) == expected

@@ -70,8 +70,10 @@ def test_points_become_anomalies_or_data_lists_per_group(data_env, redis_server)
     produce(env.bootstrap, env.topics["DATA"], MESSAGES, by_table)
     produce(env.bootstrap, env.topics["DATA"], list(BAD))
 
-    run(bytewax_command("flows.data"), env.environ())
+    done = run(bytewax_command("flows.data"), env.environ())
 
+    for reason in ("duplicate", "expired", "no_business", "host_disabled", "no_strategy"):
+        assert f"dropped[{reason}]=1" in done.stderr
     queue = redis.Redis.from_url(env.redis_url)
     service = redis.Redis.from_url(redis_server.url(10))
     p = env.prefix

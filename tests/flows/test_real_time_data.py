@@ -64,8 +64,11 @@ def test_real_time_points_become_data_records_and_signals(rt_env, redis_server):
     env = rt_env
     produce(env.bootstrap, env.topics["REAL_TIME_DATA"], MESSAGES + list(BAD))
 
-    run(bytewax_command("flows.real_time_data"), env.environ())
+    done = run(bytewax_command("flows.real_time_data"), env.environ())
 
+    for reason in ("duplicate", "no_business", "host_disabled", "unknown_host", "expired"):
+        assert f"dropped[{reason}]=1" in done.stderr
+    assert "dropped[out_of_range]=1" in done.stderr and "dropped[no_strategy]=1" in done.stderr
     queue = redis.Redis.from_url(env.redis_url)
     service = redis.Redis.from_url(redis_server.url(10))
     p = env.prefix

@@ -10,9 +10,11 @@ from alarmflow.config import BUNDLED_HOSTS
 from operators.hosts import load_host_file
 from operators.md5 import count_md5
 from operators.records import (
+    Point,
     RecordSpec,
     clean_record,
     convert,
+    parse_point,
     raw_dimensions,
     record_id,
     record_spec,
@@ -132,3 +134,37 @@ def test_record_id_does_not_depend_on_key_order(dims, rnd):
     assert record_id(raw, spec) == record_id({**shuffled, "_time_": T}, spec)
     assert record_id(raw, spec) == f"{count_md5(dims)}.{T}"
     assert count_md5(dims) == count_md5(shuffled)
+
+
+def test_parse_point_flattens_the_message():
+    point = parse_point(
+        {
+            "result_table_id": "system.cpu_summary",
+            "time": T,
+            "dimensions": {"bk_biz_id": "2", "bk_target_ip": "10.0.0.7"},
+            "metrics": {"usage": 1.5},
+        }
+    )
+    assert point == Point(
+        "system.cpu_summary",
+        2,
+        {"time": T, "usage": 1.5, "bk_biz_id": "2", "bk_target_ip": "10.0.0.7"},
+    )
+    no_biz = {"result_table_id": "x", "time": T, "dimensions": {}, "metrics": {}}
+    assert parse_point(no_biz).bk_biz_id == 0
+    assert parse_point({**no_biz, "dimensions": {"bk_biz_id": "n/a"}}).bk_biz_id == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ({"time": T, "dimensions": {}, "metrics": {}}, "missing_field"),
+        ({"result_table_id": "x", "dimensions": {}, "metrics": {}}, "missing_field"),
+        ({"result_table_id": "x", "time": "soon", "dimensions": {}, "metrics": {}}, "wrong_type"),
+        ({"result_table_id": "x", "time": T, "dimensions": [], "metrics": {}}, "wrong_type"),
+    ],
+)
+def test_parse_point_rejects_bad_messages(message, reason):
+    with pytest.raises(Rejected) as caught:
+        parse_point(message)
+    assert caught.value.reason == reason

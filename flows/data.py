@@ -49,7 +49,7 @@ from operators.data_filters import (
 from operators.records import RESULT_FIELD, Point, clean_record, parse_point, record_spec
 from operators.rejects import SourceRecord, decode_object
 from operators.strategy import Item
-from operators.strategy_group import Group, interval_of, strategy_groups
+from operators.strategy_group import by_result_table, interval_of, strategy_groups
 from state.data_writes import (
     Checked,
     anomaly_push,
@@ -70,11 +70,7 @@ def build_flow(settings: Settings) -> Dataflow:
     hosts = load_hosts(settings)
     strategies = {s.id: s for s in load_strategies(settings)}
     groups = strategy_groups(strategies.values())
-    by_table: dict[tuple[str, int], list[Group]] = {}
-    for group in groups.values():
-        by_table.setdefault((str(group.query.get("result_table_id")), group.bk_biz_id), []).append(
-            group
-        )
+    by_table = by_result_table(groups.values())
     specs = {key: record_spec(group.first) for key, group in groups.items()}
     matchers = {
         (sid, item.id): RangeMatcher.for_item(strategies[sid].raw["items"][0])

@@ -2,11 +2,12 @@
 
 ``python -m bytewax.run flows.real_time_data``. bkmonitor.md §2.2: a message
 ``{result_table_id, time, dimensions, metrics}`` goes to the REAL_TIME strategies of its result
-table and business; each strategy's first item makes a ``DataRecord`` grouped by its
-``agg_dimension``; the CMDB fuller, range, host-status and expire filters run; the record is
-LPUSHed onto ``access.data.{sid}.{iid}`` and the strategy id signalled on
-``access.data.signal``. bkmonitor has no dedup here; alarmflow SADDs the record id to the
-strategy's dedup set as its idempotency marker, so a replay writes nothing twice.
+table and business, grouped by query_md5. Per group the first item makes a ``DataRecord``
+grouped by its ``agg_dimension``; the CMDB fuller, expire, host-status and range filters run;
+the record is LPUSHed onto ``access.data.{sid}.{iid}`` of every item that retains it and the
+strategy ids are signalled on ``access.data.signal``. bkmonitor has no dedup here; alarmflow
+SADDs the record id to the group's dedup set as its idempotency marker, so a replay writes
+nothing twice.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from flows.redis_sink import Routed
 from operators.data_filters import HostStatus, RangeMatcher, host_status, is_expired
 from operators.records import Point, clean_record, parse_point, record_spec
 from operators.rejects import SourceRecord, decode_object
-from operators.strategy_group import interval_of, query_md5, real_time_strategies
+from operators.strategy_group import real_time_groups
 from state.data_writes import data_push
 
 NAME = "real_time_data"
@@ -40,18 +41,14 @@ NAME = "real_time_data"
 def build_flow(settings: Settings) -> Dataflow:
     prefix = settings.key_prefix
     hosts = load_hosts(settings)
-    table = real_time_strategies(load_strategies(settings))
-    targets = {
-        strategy.id: (
-            strategy,
-            record_spec(strategy.items[0]),
-            RangeMatcher.for_item(strategy.raw["items"][0]),
-            query_md5(strategy.items[0], strategy.bk_biz_id) or "",
-            interval_of(strategy.items[0]),
-        )
-        for by_biz in table.values()
-        for strategies in by_biz.values()
-        for strategy in strategies
+    strategies = {s.id: s for s in load_strategies(settings)}
+    table = real_time_groups(strategies.values())
+    specs = {g.key: record_spec(g.first) for groups in table.values() for g in groups}
+    matchers = {
+        (sid, item.id): RangeMatcher.for_item(strategies[sid].raw["items"][0])
+        for groups in table.values()
+        for group in groups
+        for sid, item in group.items
     }
     parsed_count = CLEANED.labels(NAME)
     dropped = {
@@ -76,28 +73,29 @@ def build_flow(settings: Settings) -> Dataflow:
         if not point.bk_biz_id:
             dropped["no_business"].inc()
             return []
-        strategies = table.get(point.result_table_id, {}).get(point.bk_biz_id, [])
-        if not strategies:
+        groups = table.get((point.result_table_id, point.bk_biz_id), ())
+        if not groups:
             dropped["no_strategy"].inc()
             return []
         now = time.time()
         out = []
-        for strategy in strategies:
-            _, spec, matcher, group_key, interval = targets[strategy.id]
-            data = clean_record(point.raw, spec, hosts, now)
+        for group in groups:
+            data = clean_record(point.raw, specs[group.key], hosts, now)
             status = host_status(data["dimensions"], hosts)
-            if is_expired(data["time"], now, interval):
-                reason = "expired"
+            targets = [
+                (sid, it.id)
+                for sid, it in group.items
+                if matchers[(sid, it.id)].matches(data["dimensions"])
+            ]
+            if is_expired(data["time"], now, group.interval):
+                dropped["expired"].inc()
             elif status is not HostStatus.KEEP:
-                reason = str(status)
-            elif not matcher.matches(data["dimensions"]):
-                reason = "out_of_range"
+                dropped[status].inc()
+            elif not targets:
+                dropped["out_of_range"].inc()
             else:
-                target = [(strategy.id, strategy.items[0].id)]
-                push = data_push(prefix, group_key, interval, data, target)
+                push = data_push(prefix, group.key, group.interval, data, targets)
                 out.append(Routed(push, record.timestamp_ms))
-                continue
-            dropped[reason].inc()
         return out
 
     flow = Dataflow(NAME)

@@ -103,14 +103,9 @@ def _expression(strategy: Strategy) -> str:
     return str(items[0].get("expression") or "")
 
 
-def strategy_groups(strategies: Iterable[Strategy]) -> dict[str, Group]:
-    """Groups of the strategies' first items, by query_md5 (only the first item is grouped,
-    as in bkmonitor's ``handle_strategy``). Real-time strategies are left to the real-time
-    flow, so that no point is pushed twice."""
+def _grouped(strategies: Iterable[Strategy]) -> dict[str, Group]:
     members: dict[str, list[tuple[int, Item, int]]] = {}
     for strategy in strategies:
-        if is_real_time(strategy):
-            continue
         item = strategy.items[0]
         key = query_md5(item, strategy.bk_biz_id, _expression(strategy))
         if key is not None:
@@ -127,11 +122,23 @@ def strategy_groups(strategies: Iterable[Strategy]) -> dict[str, Group]:
     return groups
 
 
-def real_time_strategies(strategies: Iterable[Strategy]) -> dict[str, dict[int, list[Strategy]]]:
-    """bkmonitor's ``real_time_strategy_ids`` cache: result table -> business -> strategies."""
-    table: dict[str, dict[int, list[Strategy]]] = {}
-    for strategy in strategies:
-        if is_real_time(strategy):
-            rt = str(strategy.items[0].query_configs[0].get("result_table_id") or "")
-            table.setdefault(rt, {}).setdefault(strategy.bk_biz_id, []).append(strategy)
+def strategy_groups(strategies: Iterable[Strategy]) -> dict[str, Group]:
+    """Groups of the strategies' first items, by query_md5 (only the first item is grouped,
+    as in bkmonitor's ``handle_strategy``). Real-time strategies are left to the real-time
+    flow, so that no point is pushed twice."""
+    return _grouped(s for s in strategies if not is_real_time(s))
+
+
+def by_result_table(groups: Iterable[Group]) -> dict[tuple[str, int], list[Group]]:
+    """Groups indexed by the ``(result_table_id, bk_biz_id)`` their query reads."""
+    table: dict[tuple[str, int], list[Group]] = {}
+    for group in groups:
+        rt = str(group.query.get("result_table_id") or "")
+        table.setdefault((rt, group.bk_biz_id), []).append(group)
     return table
+
+
+def real_time_groups(strategies: Iterable[Strategy]) -> dict[tuple[str, int], list[Group]]:
+    """The real-time strategies (bkmonitor's ``real_time_strategy_ids`` cache) grouped by
+    query_md5, indexed by ``(result_table_id, bk_biz_id)``."""
+    return by_result_table(_grouped(s for s in strategies if is_real_time(s)).values())

@@ -9,7 +9,7 @@ from operators.strategy_group import (
     interval_of,
     is_real_time,
     query_md5,
-    real_time_strategies,
+    real_time_groups,
     strategy_groups,
 )
 
@@ -62,14 +62,13 @@ def test_groups_share_a_query_and_keep_strategy_order():
     assert static == {201, 402}
 
 
-def test_real_time_strategies_by_result_table_and_business():
+def test_real_time_groups_by_result_table_and_business():
     assert is_real_time(BY_ID[401]) and not is_real_time(BY_ID[402])
-    table = real_time_strategies(STRATEGIES)
-    assert {biz: [s.id for s in ss] for biz, ss in table["system.cpu_summary"].items()} == {
-        2: [401],
-        3: [405],
+    table = real_time_groups(STRATEGIES)
+    assert {k: [[sid for sid, _ in g.items] for g in gs] for k, gs in table.items()} == {
+        ("system.cpu_summary", 2): [[401]],
+        ("system.cpu_summary", 3): [[405]],
     }
-    assert list(table) == ["system.cpu_summary"]
 
 
 def test_interval_defaults_to_60():

@@ -25,7 +25,7 @@ import orjson
 from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
-from alarmflow.metrics import CLEANED, DROPPED, Stage
+from alarmflow.metrics import DROPPED, Stage
 from flows.common import (
     dead_letters,
     flow_from_env,
@@ -35,19 +35,19 @@ from flows.common import (
     write_once,
 )
 from flows.kafka_io import kafka_input
+from flows.points import item_matchers, point_parser
 from flows.redis_sink import Routed
 from operators.data_filters import (
     HostStatus,
     PriorityCandidate,
-    RangeMatcher,
     anomaly_levels,
     anomaly_record,
     check_priority,
     expire_window,
     host_status,
 )
-from operators.records import RESULT_FIELD, Point, clean_record, parse_point, record_spec
-from operators.rejects import SourceRecord, decode_object
+from operators.records import RESULT_FIELD, Point, clean_record, record_spec
+from operators.rejects import SourceRecord
 from operators.strategy import Item
 from operators.strategy_group import by_result_table, interval_of, strategy_groups
 from state.data_writes import (
@@ -72,17 +72,12 @@ def build_flow(settings: Settings) -> Dataflow:
     groups = strategy_groups(strategies.values())
     by_table = by_result_table(groups.values())
     specs = {key: record_spec(group.first) for key, group in groups.items()}
-    matchers = {
-        (sid, item.id): RangeMatcher.for_item(strategies[sid].raw["items"][0])
-        for group in groups.values()
-        for sid, item in group.items
-    }
+    matchers = item_matchers(groups.values(), strategies)
     priorities = {
         sid: (int(s.raw["priority"]), str(s.raw["priority_group_key"]))
         for sid, s in strategies.items()
         if s.raw.get("priority") is not None and s.raw.get("priority_group_key")
     }
-    parsed_count = CLEANED.labels(NAME)
     dropped = {
         reason: DROPPED.labels(NAME, reason)
         for reason in (
@@ -96,11 +91,6 @@ def build_flow(settings: Settings) -> Dataflow:
             HostStatus.DISABLED,
         )
     }
-
-    def parse(record: SourceRecord, _now: float) -> Point:
-        point = parse_point(decode_object(record, settings.max_message_bytes))
-        parsed_count.inc()
-        return point
 
     def to_groups(item: tuple[SourceRecord, Point]) -> list[tuple[str, GroupPoint]]:
         record, point = item
@@ -207,7 +197,9 @@ def build_flow(settings: Settings) -> Dataflow:
 
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
+    parsed, rejected = parse_records(
+        "parse", records, Stage(NAME, "parse").per_item(point_parser(settings, NAME))
+    )
     keyed = op.flat_map("by_group", parsed, to_groups)
     routed = op.map("routed", op.stateful_flat_map("group", keyed, step), lambda kv: kv[1])
     write_once("redis", routed, settings, NAME, "data")

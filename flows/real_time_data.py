@@ -18,7 +18,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
-from alarmflow.metrics import CLEANED, DROPPED, Stage
+from alarmflow.metrics import DROPPED, Stage
 from flows.common import (
     dead_letters,
     flow_from_env,
@@ -28,10 +28,11 @@ from flows.common import (
     write_once,
 )
 from flows.kafka_io import kafka_input
+from flows.points import item_matchers, point_parser
 from flows.redis_sink import Routed
-from operators.data_filters import HostStatus, RangeMatcher, host_status, is_expired
-from operators.records import Point, clean_record, parse_point, record_spec
-from operators.rejects import SourceRecord, decode_object
+from operators.data_filters import HostStatus, host_status, is_expired
+from operators.records import Point, clean_record, record_spec
+from operators.rejects import SourceRecord
 from operators.strategy_group import real_time_groups
 from state.data_writes import data_push
 
@@ -44,13 +45,7 @@ def build_flow(settings: Settings) -> Dataflow:
     strategies = {s.id: s for s in load_strategies(settings)}
     table = real_time_groups(strategies.values())
     specs = {g.key: record_spec(g.first) for groups in table.values() for g in groups}
-    matchers = {
-        (sid, item.id): RangeMatcher.for_item(strategies[sid].raw["items"][0])
-        for groups in table.values()
-        for group in groups
-        for sid, item in group.items
-    }
-    parsed_count = CLEANED.labels(NAME)
+    matchers = item_matchers((g for groups in table.values() for g in groups), strategies)
     dropped = {
         reason: DROPPED.labels(NAME, reason)
         for reason in (
@@ -62,11 +57,6 @@ def build_flow(settings: Settings) -> Dataflow:
             "out_of_range",
         )
     }
-
-    def parse(record: SourceRecord, _now: float) -> Point:
-        point = parse_point(decode_object(record, settings.max_message_bytes))
-        parsed_count.inc()
-        return point
 
     def fan_out(item: tuple[SourceRecord, Point]) -> list[Routed]:
         record, point = item
@@ -100,7 +90,9 @@ def build_flow(settings: Settings) -> Dataflow:
 
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
+    parsed, rejected = parse_records(
+        "parse", records, Stage(NAME, "parse").per_item(point_parser(settings, NAME))
+    )
     routed = op.flat_map("records", parsed, fan_out)
     write_once("redis", routed, settings, NAME, "data")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)

@@ -92,7 +92,7 @@ def recovery_snapshots(directory: Path) -> int:
 def kill_midway_and_resume(
     module: str, env: FlowEnv, workdir: Path, progress: Callable[[], int], total: int
 ) -> None:
-    """Run ``module`` with recovery, SIGKILL it once ``progress()`` passes a third of ``total``
+    """Run ``module`` with recovery, SIGKILL it once ``progress()`` passes a fifth of ``total``
     and a snapshot exists (and before it is done), then resume it to the end."""
     recovery = workdir / "recovery"
     init_recovery(recovery, 1)
@@ -100,7 +100,7 @@ def kill_midway_and_resume(
     proc = start(command, env.environ(), workdir / "run1.log")
     deadline = time.monotonic() + 120
     while (
-        progress() < total // 3 or not recovery_snapshots(recovery)
+        progress() < total // 5 or not recovery_snapshots(recovery)
     ) and time.monotonic() < deadline:
         assert proc.poll() is None, "the flow ended before it could be killed"
         time.sleep(0.005)

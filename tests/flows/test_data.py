@@ -134,7 +134,7 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     data_env, redis_server, tmp_path
 ):
     env = data_env
-    produce(env.bootstrap, env.topics["DATA"], storm(150), by_table)
+    produce(env.bootstrap, env.topics["DATA"], storm(250), by_table)
     queue = redis.Redis.from_url(env.redis_url)
     service = redis.Redis.from_url(redis_server.url(10))
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
@@ -145,6 +145,6 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
 
     crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
     progress = f"{crashed.prefix}.access.data.404.4040"
-    kill_midway_and_resume("flows.data", crashed, tmp_path, lambda: queue.llen(progress), 150 * 30)
+    kill_midway_and_resume("flows.data", crashed, tmp_path, lambda: queue.llen(progress), 250 * 30)
 
     assert snapshot_dbs(clients, crashed.prefix, ".access.run.") == expected

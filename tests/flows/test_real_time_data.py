@@ -104,7 +104,7 @@ def test_real_time_points_become_data_records_and_signals(rt_env, redis_server):
 def storm(steps: int) -> list[bytes]:
     """Every minute-ish of the last 20 minutes, hosts 1-38: new points for strategy 401."""
     return [
-        point(f"10.0.0.{host}", float(host + step), at=NOW - 1200 + 3 * step)
+        point(f"10.0.0.{host}", float(host + step), at=NOW - 1200 + step)
         for step in range(steps)
         for host in range(1, 39)
     ]
@@ -114,19 +114,19 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     rt_env, redis_server, tmp_path
 ):
     env = rt_env
-    produce(env.bootstrap, env.topics["REAL_TIME_DATA"], storm(300))
+    produce(env.bootstrap, env.topics["REAL_TIME_DATA"], storm(600))
     queue = redis.Redis.from_url(env.redis_url)
     service = redis.Redis.from_url(redis_server.url(10))
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
     run(bytewax_command("flows.real_time_data"), reference.environ())
     clients = {"queue": queue, "service": service}
     expected = snapshot_dbs(clients, reference.prefix)
-    assert expected[("queue", ".access.data.401.4010")].size == 300 * 38
+    assert expected[("queue", ".access.data.401.4010")].size == 600 * 38
 
     crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
     progress = f"{crashed.prefix}.access.data.401.4010"
     kill_midway_and_resume(
-        "flows.real_time_data", crashed, tmp_path, lambda: queue.llen(progress), 300 * 38
+        "flows.real_time_data", crashed, tmp_path, lambda: queue.llen(progress), 600 * 38
     )
 
     assert snapshot_dbs(clients, crashed.prefix) == expected

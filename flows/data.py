@@ -32,6 +32,7 @@ from flows.common import (
     load_hosts,
     load_strategies,
     parse_records,
+    shard_by_business,
     write_once,
 )
 from flows.kafka_io import kafka_input
@@ -200,7 +201,8 @@ def build_flow(settings: Settings) -> Dataflow:
     parsed, rejected = parse_records(
         "parse", records, Stage(NAME, "parse").per_item(point_parser(settings, NAME))
     )
-    keyed = op.flat_map("by_group", parsed, to_groups)
+    mine = shard_by_business("shard", parsed, settings, lambda item: item[1].bk_biz_id, NAME)
+    keyed = op.flat_map("by_group", mine, to_groups)
     routed = op.map("routed", op.stateful_flat_map("group", keyed, step), lambda kv: kv[1])
     write_once("redis", routed, settings, NAME, "data")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)

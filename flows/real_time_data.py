@@ -25,6 +25,7 @@ from flows.common import (
     load_hosts,
     load_strategies,
     parse_records,
+    shard_by_business,
     write_once,
 )
 from flows.kafka_io import kafka_input
@@ -93,7 +94,8 @@ def build_flow(settings: Settings) -> Dataflow:
     parsed, rejected = parse_records(
         "parse", records, Stage(NAME, "parse").per_item(point_parser(settings, NAME))
     )
-    routed = op.flat_map("records", parsed, fan_out)
+    mine = shard_by_business("shard", parsed, settings, lambda item: item[1].bk_biz_id, NAME)
+    routed = op.flat_map("records", mine, fan_out)
     write_once("redis", routed, settings, NAME, "data")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)
     return flow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 import urllib.request
@@ -13,15 +12,14 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
 from alarmflow.services import port_open
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
+    kill_midway_and_resume,
     launcher_command,
-    recovery_snapshots,
     run,
     run_expecting_failure,
     start,
@@ -188,25 +186,10 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     total = sum(e.size for e in expected.values() if e.kind == "list")
 
     crashed = with_prefix(flow_env, flow_env.prefix + "crash")
-    recovery = tmp_path / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command("flows.alert", "-r", str(recovery), "-s", "1", "-b", "0")
-    proc = start(command, crashed.environ(), tmp_path / "run1.log")
     list_keys = [crashed.prefix + k for k, e in expected.items() if e.kind == "list"]
-    written = 0
-    deadline = time.monotonic() + 120
-    while (
-        written < total // 2 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-        written = sum(client.llen(key) for key in list_keys)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 0 < written < total, f"the kill did not land mid-topic ({written} of {total})"
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
-
-    run(command, crashed.environ())
+    kill_midway_and_resume(
+        "flows.alert", crashed, tmp_path, lambda: sum(client.llen(k) for k in list_keys), total
+    )
 
     assert normalised(client, crashed.prefix) == expected
 

@@ -40,17 +40,21 @@ class Strategy:
         return (first.get("data_source_label", ""), first.get("data_type_label", ""))
 
 
-def _int(obj: Mapping[str, Any], name: str, where: str) -> int:
+def whole_number(
+    obj: Mapping[str, Any], name: str, where: str, error: type[ValueError] = StrategyError
+) -> int:
+    """``obj[name]`` as a whole number (an int or a string of digits), else ``error`` naming
+    ``where`` and the field. Shared by the parsers of every configuration table."""
     value = obj.get(name)
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-        raise StrategyError(f"{where}: '{name}' must be a positive integer, got {value!r}")
+        raise error(f"{where}: '{name}' must be a non-negative integer, got {value!r}")
     return int(value)
 
 
 def parse_strategy(obj: Any) -> Strategy:
     if not isinstance(obj, Mapping):
         raise StrategyError(f"strategy must be an object, got {type(obj).__name__}")
-    sid = _int(obj, "id", "strategy")
+    sid = whole_number(obj, "id", "strategy")
     where = f"strategy {sid}"
     items = obj.get("items")
     if not isinstance(items, list) or not items:
@@ -63,10 +67,12 @@ def parse_strategy(obj: Any) -> Strategy:
         if not isinstance(configs, list) or not all(isinstance(c, Mapping) for c in configs):
             raise StrategyError(f"{where}: 'query_configs' must be a list of objects")
         parsed.append(
-            Item(_int(item, "id", where), tuple(configs), tuple(item.get("algorithms") or ()))
+            Item(
+                whole_number(item, "id", where), tuple(configs), tuple(item.get("algorithms") or ())
+            )
         )
     return Strategy(
-        sid, _int(obj, "bk_biz_id", where), str(obj.get("name", "")), tuple(parsed), obj
+        sid, whole_number(obj, "bk_biz_id", where), str(obj.get("name", "")), tuple(parsed), obj
     )
 
 

@@ -83,9 +83,11 @@ def test_partitions_are_keyed_like_bkmonitor_real_time_access():
     assert shard.owns_partition("kafka:9092", "0bkmonitor_1001", 3) == shard.owns(key)
 
 
-node_names = st.lists(
-    st.text("abcdefgh-0123456789", min_size=1, max_size=8), min_size=1, max_size=5, unique=True
-)
+# Names end in a letter, as deployment and host names do. Names such as "0" and "00" give the
+# same points ("0" + "012" == "00" + "12"), which bkmonitor's ring allows too; that degenerate
+# overlap is not what the join bound below is about.
+node_name = st.from_regex(r"[a-h]|[a-h][a-h0-9-]{0,6}[a-h]", fullmatch=True)
+node_names = st.lists(node_name, min_size=1, max_size=5, unique=True)
 
 
 @settings(max_examples=15, deadline=None)
@@ -98,7 +100,7 @@ def test_the_node_does_not_depend_on_the_order_nodes_are_given(nodes, rng):
 
 
 @settings(max_examples=10, deadline=None)
-@given(node_names, st.text("xyz-0123456789", min_size=1, max_size=8))
+@given(node_names, node_name)
 def test_a_join_moves_a_bounded_share_of_keys_to_the_new_node_or_off_dropped_points(nodes, joining):
     # Each node has 65536 // n points, so a join also drops points of the old nodes: a key moves
     # to the joining node, or off a point that no longer exists (bkmonitor's ring does this too).

@@ -24,9 +24,9 @@ def test_bundled_strategies_load():
 @pytest.mark.parametrize(
     ("objs", "message"),
     [
-        ([strategy(id=None)], "'id' must be a positive integer"),
+        ([strategy(id=None)], "'id' must be a non-negative integer"),
         ([strategy(items=[])], "strategy 1: 'items' must be a non-empty list"),
-        ([strategy(items=[{"id": "x"}])], "strategy 1: 'id' must be a positive integer"),
+        ([strategy(items=[{"id": "x"}])], "strategy 1: 'id' must be a non-negative integer"),
         ([strategy(items=[{"id": 3, "query_configs": "x"}])], "'query_configs' must be a list"),
         ([strategy(bk_biz_id=True)], "strategy 1: 'bk_biz_id'"),
         ([strategy(), strategy()], "strategy 1 is defined twice"),

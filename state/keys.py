@@ -163,6 +163,69 @@ STRATEGY_CACHE_KEY = KeyDef(
     note="bkmonitor's StrategyCacheManager: one strategy as JSON.",
 )
 
+# --- event access (bkmonitor.md §2.3) --------------------------------------------------------
+
+ANOMALY_LIST_KEY = KeyDef(
+    "ANOMALY_LIST_KEY",
+    RedisType.LIST,
+    "detect.anomaly.list.{strategy_id}.{item_id}",
+    1800,
+    Backend.QUEUE,
+    note="LPUSH anomaly elements {data, anomaly, strategy_snapshot_key}; trigger reads them.",
+)
+ANOMALY_SIGNAL_KEY = KeyDef(
+    "ANOMALY_SIGNAL_KEY",
+    RedisType.LIST,
+    "detect.anomaly.signal",
+    1800,
+    Backend.QUEUE,
+    note='LPUSH "{sid}.{iid}"; trigger BRPOPs. At most one pending entry per item.',
+)
+EVENT_DEDUP_KEY = KeyDef(
+    "EVENT_DEDUP_KEY",
+    RedisType.STRING,
+    "access.event.duplicate.{anomaly_id}",
+    600,
+    Backend.QUEUE,
+    note="SET NX marker per anomaly id (md5.time.sid.iid.level): an event record is written "
+    "once per strategy item (alarmflow's own, for replay after a crash).",
+)
+QOS_CONTROL_KEY = KeyDef(
+    "QOS_CONTROL_KEY",
+    RedisType.HASH,
+    "access.event.qos.control",
+    1800,
+    Backend.SERVICE,
+    field_template="{dimensions_md5}",
+    note="Event QoS counters, HINCRBY per count_md5([biz, sid, iid, ip, level]) only while "
+    "the hash exists; above 3 the record is dropped.",
+)
+CHECK_RESULT_CACHE_KEY = KeyDef(
+    "CHECK_RESULT_CACHE_KEY",
+    RedisType.ZSET,
+    "{key_prefix}.detect.result.{strategy_id}.{item_id}.{dimensions_md5}.{level}",
+    3600,
+    Backend.SERVICE,
+    note='member "{ts}|ANOMALY", score ts.',
+)
+LAST_CHECKPOINTS_CACHE_KEY = KeyDef(
+    "LAST_CHECKPOINTS_CACHE_KEY",
+    RedisType.HASH,
+    "detect.last.checkpoint.{strategy_id}.{item_id}",
+    7 * 86400,
+    Backend.SERVICE,
+    field_template="detect.result.{dimensions_md5}.{level}",
+    note="The latest event time per series (kept at the maximum).",
+)
+STRATEGY_SNAPSHOT_KEY = KeyDef(
+    "STRATEGY_SNAPSHOT_KEY",
+    RedisType.STRING,
+    "cache.strategy.snapshot.{strategy_id}.{update_time}",
+    3600,
+    Backend.SERVICE,
+    note="The strategy JSON the anomaly was computed with.",
+)
+
 REGISTRY: tuple[KeyDef, ...] = (
     DATA_SIGNAL_KEY,
     ALERT_LIST_KEY,
@@ -174,4 +237,11 @@ REGISTRY: tuple[KeyDef, ...] = (
     INCIDENT_DEDUP_KEY,
     STRATEGY_IDS_CACHE_KEY,
     STRATEGY_CACHE_KEY,
+    ANOMALY_LIST_KEY,
+    ANOMALY_SIGNAL_KEY,
+    EVENT_DEDUP_KEY,
+    QOS_CONTROL_KEY,
+    CHECK_RESULT_CACHE_KEY,
+    LAST_CHECKPOINTS_CACHE_KEY,
+    STRATEGY_SNAPSHOT_KEY,
 )

@@ -33,6 +33,18 @@ from state.keys import STRATEGY_SNAPSHOT_KEY
 EXPIRE_SECONDS = 30 * 60
 """ExpireFilter: an event older than this is dropped."""
 FILE_SYSTEM_TYPE_IGNORE = ("iso9660", "tmpfs", "udf")
+DROP_REASONS = (
+    "unknown_host",
+    "no_strategy",
+    "expired",
+    "host_disabled",
+    "out_of_range",
+    "condition",
+    "ignored_fstype",
+    "ignored_readonly",
+    "ping_scope",
+)
+"""Why :func:`access` drops a record or a strategy clone (the ``dropped`` metric's reasons)."""
 
 METRIC_IDS = {
     AGENT: "bk_monitor.agent-gse",
@@ -303,8 +315,7 @@ def access(
 ) -> tuple[list[EventAnomaly], list[str]]:
     """One flat record: ``full()``, the filters in bkmonitor's order, ``clean()``.
 
-    Returns the anomalies, highest strategy priority first (bkmonitor's PriorityChecker
-    order), and one drop reason per record or strategy clone that was dropped.
+    Returns the anomalies and one drop reason per record or strategy clone that was dropped.
     """
     host = find_host(record, hosts)
     if host is None:
@@ -333,5 +344,23 @@ def access(
             drops.append(reason)
         else:
             anomalies.append(clean(record, dims, strategy, prefix, now))
+    return anomalies, drops
+
+
+def access_message(
+    records: Iterable[Mapping[str, Any]],
+    hosts: HostIndex,
+    strategies: EventStrategies,
+    prefix: str,
+    now: float,
+) -> tuple[list[EventAnomaly], list[str]]:
+    """:func:`access` of every flat record of one message; the anomalies highest strategy
+    priority first (bkmonitor's ``PriorityChecker.check_records`` order, per message)."""
+    anomalies: list[EventAnomaly] = []
+    drops: list[str] = []
+    for record in records:
+        found, dropped = access(record, hosts, strategies, prefix, now)
+        anomalies.extend(found)
+        drops.extend(dropped)
     anomalies.sort(key=lambda a: a.strategy.number("priority"), reverse=True)
     return anomalies, drops

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from operators.event import EventStrategies, access
+from operators.event import EventStrategies, access_message
 from operators.event_records import flat_event, parse_time
 from operators.hosts import parse_hosts
 from operators.strategy import parse_strategies
@@ -71,12 +71,7 @@ def strategy(sid, metric, level=2, biz=2, **extra):
 
 def run(message, *strategies, now=NOW):
     index = EventStrategies(parse_strategies(list(strategies)))
-    anomalies, drops = [], []
-    for record in flat_event(message)[1]:
-        got, dropped = access(record, HOSTS, index, P, now)
-        anomalies += got
-        drops += dropped
-    return anomalies, drops
+    return access_message(flat_event(message)[1], HOSTS, index, P, now)
 
 
 def gse(kind, **extra):

@@ -22,6 +22,22 @@ class Item:
     id: int
     query_configs: tuple[Mapping[str, Any], ...]
     algorithms: tuple[Mapping[str, Any], ...] = ()
+    target: tuple[Any, ...] = ()
+    """bkmonitor's item ``target``: OR groups of ``{field, method, value}`` conditions."""
+
+    def metric_ids(self) -> tuple[str, ...]:
+        """bkmonitor's ``Item.metric_ids``: each query config's ``metric_id``, e.g.
+        ``bk_monitor.disk-full-gse`` for the GSE disk-full event."""
+        return tuple(str(c["metric_id"]) for c in self.query_configs if c.get("metric_id"))
+
+    def level(self) -> int:
+        """The level of the item's first algorithm (bkmonitor's event ``level``), else 0."""
+        if not self.algorithms:
+            return 0
+        try:
+            return int(self.algorithms[0].get("level", 0))
+        except (TypeError, ValueError):
+            return 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,13 @@ class Strategy:
             return ("", "")
         first = self.items[0].query_configs[0]
         return (first.get("data_source_label", ""), first.get("data_type_label", ""))
+
+    def number(self, name: str) -> int:
+        """An integer attribute of the raw strategy (``priority``, ``update_time``), else 0."""
+        try:
+            return int(self.raw.get(name) or 0)
+        except (TypeError, ValueError):
+            return 0
 
 
 def whole_number(
@@ -66,9 +89,15 @@ def parse_strategy(obj: Any) -> Strategy:
         configs = item.get("query_configs", [])
         if not isinstance(configs, list) or not all(isinstance(c, Mapping) for c in configs):
             raise StrategyError(f"{where}: 'query_configs' must be a list of objects")
+        target = item.get("target") or ()
+        if not isinstance(target, list | tuple):
+            raise StrategyError(f"{where}: 'target' must be a list of condition groups")
         parsed.append(
             Item(
-                whole_number(item, "id", where), tuple(configs), tuple(item.get("algorithms") or ())
+                whole_number(item, "id", where),
+                tuple(configs),
+                tuple(item.get("algorithms") or ()),
+                tuple(target),
             )
         )
     return Strategy(

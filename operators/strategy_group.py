@@ -34,7 +34,8 @@ SOURCE_FIELDS = {
     ("bk_fta", "event"): "alert_name",
     ("bk_monitor", "alert"): "bkmonitor_strategy_id",
 }
-GROUPED_TYPES = ("time_series", "log", "event")
+GROUPED_TYPES = ("time_series", "log")
+GROUPED_EVENT_SOURCES = ("custom", "bk_fta")  # custom and FTA events; GSE events are event access
 ADVANCED_METHODS = ("reg", "nreg", "include", "exclude")
 DEFAULT_INTERVAL = 60
 
@@ -52,7 +53,12 @@ def _normalised(config: Mapping[str, Any], bk_biz_id: int) -> dict[str, Any]:
 def query_md5(item: Item, bk_biz_id: int, expression: str = "") -> str | None:
     """The group key of ``item``; None for sources bkmonitor does not group."""
     configs = item.query_configs
-    if not configs or configs[0].get("data_type_label") not in GROUPED_TYPES:
+    if not configs:
+        return None
+    source, data_type = configs[0].get("data_source_label"), configs[0].get("data_type_label")
+    if data_type not in GROUPED_TYPES and not (
+        data_type == "event" and source in GROUPED_EVENT_SOURCES
+    ):
         return None
     queries = [_normalised(c, bk_biz_id) for c in configs]
     if len(queries) == 1 and len(expression) <= 1:

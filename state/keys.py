@@ -248,6 +248,28 @@ STRATEGY_CACHE_KEY = KeyDef(
     note="bkmonitor's StrategyCacheManager: one strategy as JSON.",
 )
 
+# --- event access (bkmonitor.md §2.3) --------------------------------------------------------
+
+EVENT_DEDUP_KEY = KeyDef(
+    "EVENT_DEDUP_KEY",
+    RedisType.STRING,
+    "access.event.duplicate.{anomaly_id}",
+    600,
+    Backend.QUEUE,
+    note="SET NX marker per anomaly id (md5.time.sid.iid.level): an event record is written "
+    "once per strategy item (alarmflow's own, for replay after a crash).",
+)
+QOS_CONTROL_KEY = KeyDef(
+    "QOS_CONTROL_KEY",
+    RedisType.HASH,
+    "access.event.qos.control",
+    1800,
+    Backend.SERVICE,
+    field_template="{dimensions_md5}",
+    note="Event QoS counters, HINCRBY per count_md5([biz, sid, iid, ip, level]) only while "
+    "the hash exists; above 3 the record is dropped.",
+)
+
 REGISTRY: tuple[KeyDef, ...] = (
     DATA_SIGNAL_KEY,
     ALERT_LIST_KEY,
@@ -269,4 +291,6 @@ REGISTRY: tuple[KeyDef, ...] = (
     LAST_CHECKPOINTS_CACHE_KEY,
     STRATEGY_IDS_CACHE_KEY,
     STRATEGY_CACHE_KEY,
+    EVENT_DEDUP_KEY,
+    QOS_CONTROL_KEY,
 )

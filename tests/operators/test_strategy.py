@@ -15,10 +15,32 @@ def strategy(**fields) -> dict:
 
 def test_bundled_strategies_load():
     strategies = load_strategy_file(BUNDLED_STRATEGIES)
-    ids = [s.id for s in strategies]
-    assert ids[:4] == [101, 102, 103, 201]
-    assert {401, 402, 403, 404, 405} <= set(ids)
+    assert [s.id for s in strategies] == [101, 102, 103, 201, *range(301, 314), *range(401, 406)]
     assert strategies[0].source() == ("bk_fta", "alert")
+    assert strategies[4].source() == ("bk_monitor", "event")
+
+
+def test_item_metric_ids_level_target_and_strategy_numbers():
+    [parsed] = parse_strategies(
+        [
+            strategy(
+                priority=5,
+                update_time="1714000000",
+                items=[
+                    {
+                        "id": 10,
+                        "query_configs": [{"metric_id": "bk_monitor.ping-gse"}, {}],
+                        "algorithms": [{"level": "1"}],
+                        "target": [[{"field": "ip", "method": "eq", "value": []}]],
+                    }
+                ],
+            )
+        ]
+    )
+    item = parsed.items[0]
+    assert (item.metric_ids(), item.level(), len(item.target)) == (("bk_monitor.ping-gse",), 1, 1)
+    assert (parsed.number("priority"), parsed.number("update_time")) == (5, 1714000000)
+    assert (parse_strategies([strategy()])[0].items[0].level(), parsed.number("name")) == (0, 0)
 
 
 @pytest.mark.parametrize(

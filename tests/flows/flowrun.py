@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +82,15 @@ def recovery_snapshots(directory: Path) -> int:
     """How many state snapshots the recovery store (one partition) holds."""
     with sqlite3.connect(f"file:{directory / 'part-0.sqlite3'}?mode=ro", uri=True) as db:
         return db.execute("SELECT count(*) FROM snaps").fetchone()[0]
+
+
+def kill_when(proc: subprocess.Popen[bytes], recovery: Path, ready: Callable[[], bool]) -> None:
+    """SIGKILL ``proc`` once ``ready()`` holds and the recovery store has a snapshot
+    (waiting at most two minutes); assert that a snapshot was taken before the kill."""
+    deadline = time.monotonic() + 120
+    while not (ready() and recovery_snapshots(recovery)) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the flow ended before it could be killed"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"

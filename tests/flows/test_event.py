@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 
@@ -16,7 +14,7 @@ from alarmflow.kafka_tools import produce, read_all
 from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
 from operators.event_records import format_time
-from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+from tests.flows.flowrun import FlowEnv, bytewax_command, kill_when, run, start
 
 pytestmark = pytest.mark.integration
 
@@ -159,15 +157,7 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(event_env,
     command = bytewax_command("flows.event", "-r", str(recovery), "-s", "1", "-b", "0")
     proc = start(command, crashed.environ(), tmp_path / "run1.log")
     watched_key = crashed.prefix + watched
-    deadline = time.monotonic() + 120
-    while (
-        queue.llen(watched_key) < total // 4 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
+    kill_when(proc, recovery, lambda: queue.llen(watched_key) >= total // 4)
     assert queue.llen(watched_key) < total, "the kill came after the last message"
 
     run(command, crashed.environ())

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections import Counter
 
 import orjson
@@ -14,7 +11,7 @@ import redis
 from alarmflow.kafka_tools import produce, read_all
 from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
-from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+from tests.flows.flowrun import FlowEnv, bytewax_command, kill_when, run, start
 
 pytestmark = pytest.mark.integration
 
@@ -122,15 +119,7 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(incident_e
     proc = start(command, crashed.environ(), tmp_path / "run1.log")
     signal_key = f"{crashed.prefix}.incident.signal"
     last_history = f"{crashed.prefix}.incident.history.7999"
-    deadline = time.monotonic() + 120
-    while (
-        client.llen(signal_key) < 8000 // 2 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
+    kill_when(proc, recovery, lambda: client.llen(signal_key) >= 8000 // 2)
     assert client.llen(last_history) < 3, "the kill came after the last message"
 
     run(command, crashed.environ())

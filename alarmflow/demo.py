@@ -1,8 +1,9 @@
-"""The README's main job: sample alerts through the alert flow, then what landed.
+"""The README's main job: sample alerts (or events) through their flow, then what landed.
 
-Produces bundled sample alerts to a demo topic (recreated each run), runs
-``python -m bytewax.run flows.alert`` until the topic is drained (``ALARMFLOW_TAIL=0``) and
-prints the report of :mod:`alarmflow.report`. Uses the services of ``scripts/services up``.
+Produces bundled sample alerts (``--flow alert``, the default) or GSE events (``--flow
+event``) to a demo topic (recreated each run), runs ``python -m bytewax.run flows.<flow>``
+until the topic is drained (``ALARMFLOW_TAIL=0``) and prints the report of
+:mod:`alarmflow.report`. Uses the services of ``scripts/services up``.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import redis
 from confluent_kafka.admin import AdminClient
 
 from alarmflow.config import load_settings
+from alarmflow.event_samples import sample_events
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.report import print_report
 from alarmflow.samples import sample_messages
 from state.keys import prefix_pattern
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_TOPIC = "alarmflow.demo.alert"
+DEMO_TOPICS = {"alert": "alarmflow.demo.alert", "event": "alarmflow.demo.event"}
+SAMPLES = {"alert": sample_messages, "event": sample_events}
 DEMO_DLQ = "alarmflow.demo.dlq"
 DEMO_PREFIX = "bk_bkmonitorv3.ee[demo]"
 
@@ -44,29 +47,32 @@ def recreate_topics(bootstrap: str, topics: list[str]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--alerts", type=int, default=5000, help="sample alerts to send (5000)")
+    parser.add_argument("--flow", choices=sorted(DEMO_TOPICS), default="alert")
+    parser.add_argument("--alerts", type=int, default=5000, help="sample messages to send (5000)")
     args = parser.parse_args()
+    topic = DEMO_TOPICS[args.flow]
     env = dict(
         os.environ,
-        ALARMFLOW_ALERT_TOPICS=DEMO_TOPIC,
+        **{f"ALARMFLOW_{args.flow.upper()}_TOPICS": topic},
         ALARMFLOW_DLQ_TOPIC=DEMO_DLQ,
         ALARMFLOW_KEY_PREFIX=os.environ.get("ALARMFLOW_KEY_PREFIX", DEMO_PREFIX),
         ALARMFLOW_TAIL="0",
         ALARMFLOW_START="earliest",
     )
     settings = load_settings(env)
-    recreate_topics(settings.kafka_bootstrap, [DEMO_TOPIC, DEMO_DLQ])
-    client = redis.Redis.from_url(settings.redis_url)
-    stale = list(client.scan_iter(match=prefix_pattern(settings.key_prefix), count=1000))
-    if stale:
-        client.delete(*stale)
-    sent = produce(
-        settings.kafka_bootstrap, DEMO_TOPIC, sample_messages(args.alerts, int(time.time()))
-    )
-    print(f"sent {sent} sample alerts to {DEMO_TOPIC}; running python -m bytewax.run flows.alert")
+    recreate_topics(settings.kafka_bootstrap, [topic, DEMO_DLQ])
+    for url in (settings.redis_url, settings.redis_service_url):
+        client = redis.Redis.from_url(url)
+        stale = list(client.scan_iter(match=prefix_pattern(settings.key_prefix), count=1000))
+        if stale:
+            client.delete(*stale)
+    samples = SAMPLES[args.flow](args.alerts, int(time.time()))
+    sent = produce(settings.kafka_bootstrap, topic, samples)
+    module = f"flows.{args.flow}"
+    print(f"sent {sent} sample {args.flow}s to {topic}; running python -m bytewax.run {module}")
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "bytewax.run", "flows.alert"],
+        [sys.executable, "-m", "bytewax.run", module],
         env=env,
         cwd=REPO,
         stderr=subprocess.PIPE,

@@ -8,9 +8,12 @@ dropped. Anomaly messages are English renderings of bkmonitor's Chinese texts.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from operators.conditions import ConditionSet, compile_conditions, mapping_lookup
 from operators.event_records import (
@@ -78,6 +81,10 @@ class EventAnomaly:
     dimension_md5: str
     event_time: int
     anomaly_id: str
+    record_digest: str
+    """md5 of the flat record (sorted JSON): what makes a record's writes happen once. Two
+    different events can share an anomaly id (same host and second); both are kept, as
+    bkmonitor keeps them."""
     element: Mapping[str, Any]
     """The ANOMALY_LIST element: ``{data, anomaly, strategy_snapshot_key}``."""
 
@@ -301,8 +308,17 @@ def clean(
             prefix, strategy_id=strategy.id, update_time=strategy.number("update_time")
         ),
     }
+    digest = hashlib.md5(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return EventAnomaly(
-        strategy, item.id, level, str(dims["bk_target_ip"]), md5, event_time, anomaly_id, element
+        strategy,
+        item.id,
+        level,
+        str(dims["bk_target_ip"]),
+        md5,
+        event_time,
+        anomaly_id,
+        digest,
+        element,
     )
 
 

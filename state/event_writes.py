@@ -22,8 +22,9 @@ QOS_DROP_ALARM_THRESHOLD = 3
 
 
 def event_push(prefix: str, anomaly: EventAnomaly, dedup_ttl: int) -> Push:
-    """Once per anomaly id within ``dedup_ttl``: the QoS gate, the check-result zset and the
-    last checkpoint, the strategy snapshot, the anomaly list entry, then the item signal."""
+    """Once per event record and strategy item within ``dedup_ttl``: the QoS gate, the
+    check-result zset and the last checkpoint, the strategy snapshot, the anomaly list entry,
+    then the item signal."""
     strategy = anomaly.strategy
     sid, iid, level, t = strategy.id, anomaly.item_id, anomaly.level, anomaly.event_time
     at = {"strategy_id": sid, "item_id": iid}
@@ -32,7 +33,11 @@ def event_push(prefix: str, anomaly: EventAnomaly, dedup_ttl: int) -> Push:
     snapshot_at = {"strategy_id": sid, "update_time": strategy.number("update_time")}
     return Push(
         write(
-            Op.MARK, EVENT_DEDUP_KEY, prefix, at={"anomaly_id": anomaly.anomaly_id}, ttl=dedup_ttl
+            Op.MARK,
+            EVENT_DEDUP_KEY,
+            prefix,
+            at={"record_digest": anomaly.record_digest, **at},
+            ttl=dedup_ttl,
         ),
         (
             write(Op.GATE, QOS_CONTROL_KEY, prefix, QOS_DROP_ALARM_THRESHOLD, param=qos_field),

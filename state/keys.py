@@ -253,11 +253,11 @@ STRATEGY_CACHE_KEY = KeyDef(
 EVENT_DEDUP_KEY = KeyDef(
     "EVENT_DEDUP_KEY",
     RedisType.STRING,
-    "access.event.duplicate.{anomaly_id}",
+    "access.event.duplicate.{record_digest}.{strategy_id}.{item_id}",
     600,
     Backend.QUEUE,
-    note="SET NX marker per anomaly id (md5.time.sid.iid.level): an event record is written "
-    "once per strategy item (alarmflow's own, for replay after a crash).",
+    note="SET NX marker per event record (md5 of the flat record) and strategy item, so a "
+    "record replayed after a crash writes nothing (alarmflow's own key).",
 )
 QOS_CONTROL_KEY = KeyDef(
     "QOS_CONTROL_KEY",

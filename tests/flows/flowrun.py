@@ -114,10 +114,16 @@ def kill_midway_and_resume(
 def snapshot_dbs(
     clients: dict[str, redis.Redis], prefix: str, skip: str = "\0"
 ) -> dict[tuple[str, str], Entry]:
-    """``snapshot`` of several databases, keys without the prefix, those containing ``skip``
-    left out."""
+    """``snapshot`` of several databases, keys without the prefix (and values without it too:
+    anomalies name their strategy snapshot key), those containing ``skip`` left out."""
+
+    def cut(content):
+        if isinstance(content, tuple):
+            return tuple(cut(member) for member in content)
+        return content.replace(prefix, "") if isinstance(content, str) else content
+
     return {
-        (db, key[len(prefix) :]): entry
+        (db, key[len(prefix) :]): Entry(entry.kind, cut(entry.content))
         for db, client in clients.items()
         for key, entry in snapshot(client, prefix).items()
         if skip not in key

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 
@@ -13,10 +11,8 @@ import redis
 
 from alarmflow.event_samples import sample_events
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.launch import init_recovery
-from alarmflow.report import snapshot
 from operators.event_records import format_time
-from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
 
 pytestmark = pytest.mark.integration
 
@@ -125,51 +121,20 @@ def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env
     assert {m["flow"] for m in dlq} == {"event"}
 
 
-def both_dbs(queue: redis.Redis, service: redis.Redis, prefix: str) -> dict:
-    """Both databases' keys and contents under ``prefix``, with the prefix cut out of both
-    (anomalies name their strategy snapshot key)."""
-
-    def cut(content):
-        if isinstance(content, tuple):
-            return tuple(cut(member) for member in content)
-        return content.replace(prefix, "") if isinstance(content, str) else content
-
-    return {
-        (db, key[len(prefix) :]): (entry.kind, cut(entry.content))
-        for db, client in ((9, queue), (10, service))
-        for key, entry in snapshot(client, prefix).items()
-    }
-
-
 def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(event_env, service, tmp_path):
     env = event_env
-    messages = list(sample_events(6000, int(time.time())))
+    messages = list(sample_events(20000, int(time.time())))
     produce(env.bootstrap, env.topics["EVENT"], messages)
     queue = redis.Redis.from_url(env.redis_url)
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
     run(bytewax_command("flows.event"), reference.environ())
-    expected = both_dbs(queue, service, reference.prefix)
+    expected = snapshot_dbs({"queue": queue, "service": service}, reference.prefix)
     watched = ".detect.anomaly.list.303.3031"
-    total = len(expected[(9, watched)][1])
+    total = expected[("queue", watched)].size
     assert total > 200
 
     crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
-    recovery = tmp_path / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command("flows.event", "-r", str(recovery), "-s", "1", "-b", "0")
-    proc = start(command, crashed.environ(), tmp_path / "run1.log")
     watched_key = crashed.prefix + watched
-    deadline = time.monotonic() + 120
-    while (
-        queue.llen(watched_key) < total // 2 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
-    assert queue.llen(watched_key) < total, "the kill came after the last message"
+    kill_midway_and_resume("flows.event", crashed, tmp_path, lambda: queue.llen(watched_key), total)
 
-    run(command, crashed.environ())
-
-    assert both_dbs(queue, service, crashed.prefix) == expected
+    assert snapshot_dbs({"queue": queue, "service": service}, crashed.prefix) == expected

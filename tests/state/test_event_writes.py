@@ -53,7 +53,7 @@ def test_one_push_per_anomaly_in_bkmonitors_keys_and_order():
     md5 = a.dimension_md5
     assert (push.marker.op, push.marker.key, push.marker.ttl, push.marker.backend) == (
         Op.MARK,
-        f"p.access.event.duplicate.{md5}.{T}.31.53.2",
+        f"p.access.event.duplicate.{a.record_digest}.31.53",
         600,
         Backend.QUEUE,
     )
@@ -122,3 +122,18 @@ def test_without_the_control_hash_there_is_no_qos(queue, service, key_prefix):
     zset = service.zrange(f"{key_prefix}.detect.result.31.53.{md5}.2", 0, -1, withscores=True)
     assert zset == [(f"{T + i}|ANOMALY".encode(), float(T + i)) for i in range(5)]
     assert queue.lrange(f"{key_prefix}.detect.anomaly.signal", 0, -1) == [b"31.53"]
+
+
+def test_two_events_sharing_an_anomaly_id_are_both_kept_and_a_replay_writes_nothing(
+    queue, key_prefix
+):
+    pusher = OncePusher(queue, {Backend.QUEUE: 9, Backend.SERVICE: 10})
+    found = []
+    for text in ("nginx down", "backup failed"):
+        message = {"_server_": "10.0.0.7", "_utctime_": format_time(T), "_value_": [text]}
+        found += access(flat_event(message)[1][0], HOSTS, STRATEGIES, key_prefix, T)[0]
+    assert found[0].anomaly_id == found[1].anomaly_id
+    pushes = [event_push(key_prefix, a, 600) for a in found]
+    assert pusher.push(pushes) == [1, 0]
+    assert pusher.push(pushes) == [-1, -1]
+    assert queue.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 2

@@ -57,6 +57,8 @@ class Settings:
     metrics_port: int
     metrics_addr: str
     dedup_ttl: int
+    decision_topic: str
+    audit_topic: str
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
@@ -241,6 +243,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_port=get("ALARMFLOW_METRICS_PORT", "9108", _int_range(0, 65535)),
         metrics_addr=get("ALARMFLOW_METRICS_ADDR", "127.0.0.1", _address),
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
+        decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
+        audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
     )
     if not errors and _server_of(settings.redis_service_url) != _server_of(redis_url):
         errors.append(

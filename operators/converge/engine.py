@@ -26,6 +26,8 @@ from operators.converge.functions import COLLECTING, FUNCTIONS, View
 from operators.converge.state import EXECUTED, PRIMARY, SKIPPED, Converge, DimensionState, Timer
 from operators.converge.window import close_if_stale, index, matched
 
+COMPARED = ("alert_info", "notice_info", "action_info")
+"""The context fields bkmonitor indexes in ``fta_action.converge.{sid}.{dim}.{value}``."""
 SLEEP_RETRY_S = 30
 LOCK_RETRY_S = 3
 COLLECT_DELAY_S = 60
@@ -50,6 +52,8 @@ class Decision:
     skipped: tuple[int, ...] = ()
     biz: str = ""
     opened: bool = False
+    index: tuple[tuple[int, str, str], ...] = ()
+    create_time: float = 0.0
 
 
 class Lock(Protocol):
@@ -82,6 +86,7 @@ class Plan:
     dimension: str
     biz: str
     reason: str = ""
+    index: tuple[tuple[int, str, str], ...] = ()
 
 
 def plan(action: Action) -> Plan:
@@ -92,7 +97,8 @@ def plan(action: Action) -> Plan:
     if isinstance(config, str):
         return Plan(None, f"!none#{action.id}", "", config)
     biz = biz_dimension(context) if config.need_biz_converge else ""
-    return Plan(config, dimension(config, context), biz)
+    index = tuple((action.strategy_id, dim, str(context[dim])) for dim in COMPARED)
+    return Plan(config, dimension(config, context), biz, index=index)
 
 
 Step = tuple[DimensionState, list[Decision], list[Timer]]
@@ -268,4 +274,6 @@ def _decision(
         time=now,
         biz=plan.biz,
         opened=opened,
+        index=plan.index,
+        create_time=action.create_time,
     )

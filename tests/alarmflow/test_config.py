@@ -126,3 +126,14 @@ def test_service_keys_on_another_server_are_refused():
 def test_a_database_that_is_not_a_number_is_refused():
     with pytest.raises(ConfigError, match=r"ALARMFLOW_REDIS_URL=.*database number"):
         load_settings({"ALARMFLOW_REDIS_URL": "redis://h:6379/?db=x"})
+
+
+def test_converge_output_topics():
+    settings = load_settings({})
+    assert (settings.decision_topic, settings.audit_topic) == (
+        "alarmflow.converge.decisions",
+        "alarmflow.converge.audit",
+    )
+    with pytest.raises(ConfigError, match="ALARMFLOW_AUDIT_TOPIC"):
+        load_settings({"ALARMFLOW_AUDIT_TOPIC": ""})
+    assert load_settings({"ALARMFLOW_DECISION_TOPIC": "d"}).decision_topic == "d"

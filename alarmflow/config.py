@@ -59,6 +59,7 @@ class Settings:
     dedup_ttl: int
     decision_topic: str
     audit_topic: str
+    converge_lock: bool
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
@@ -245,6 +246,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
         decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
+        converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
     )
     if not errors and _server_of(settings.redis_service_url) != _server_of(redis_url):
         errors.append(

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 import bytewax.operators as op
 import orjson
+import redis
 from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
@@ -40,6 +41,7 @@ from operators.converge.context import Action, parse_action
 from operators.converge.engine import Decision
 from operators.converge.state import DimensionState
 from operators.rejects import SourceRecord, decode_object
+from state.converge_lock import RedisLock
 from state.converge_writes import decision_push
 
 NAME = "converge"
@@ -50,21 +52,25 @@ def _at(due: float | None) -> datetime | None:
 
 
 class DimensionLogic(op.StatefulLogic):
-    """One converge dimension: :func:`engine.decide` per action, timers by notify or EOF."""
+    """One converge dimension: :func:`engine.decide` per action, timers by notify or EOF.
 
-    def __init__(self, state: DimensionState | None) -> None:
+    At end of input the lock is not asked again: timers are flushed as decided alone, since a
+    lock held by another deployment would re-queue the action forever on a frozen clock."""
+
+    def __init__(self, state: DimensionState | None, lock: engine.Lock) -> None:
         self.state = state or DimensionState()
+        self.lock = lock
 
     def _keep(self, decisions: list[Decision]) -> tuple[list[Decision], bool]:
         return decisions, self.state.is_idle()
 
     def on_item(self, value: tuple[SourceRecord, Action]) -> tuple[list[Decision], bool]:
         action = value[1]
-        _, decisions, _ = engine.decide(self.state, action, action.create_time)
+        _, decisions, _ = engine.decide(self.state, action, action.create_time, self.lock)
         return self._keep(decisions)
 
     def on_notify(self) -> tuple[list[Decision], bool]:
-        return self._keep(engine.fire_due(self.state, time.time())[1])
+        return self._keep(engine.fire_due(self.state, time.time(), self.lock)[1])
 
     def on_eof(self) -> tuple[list[Decision], bool]:
         return self._keep(engine.fire_due(self.state, math.inf)[1])
@@ -101,6 +107,14 @@ class BusinessLogic(op.StatefulLogic):
         return copy.deepcopy(self.state)
 
 
+def _lock(settings: Settings) -> engine.Lock:
+    """bkmonitor's counter lock when several deployments share the dimensions
+    (``ALARMFLOW_CONVERGE_LOCK=1``); none otherwise (keyed state already serialises them)."""
+    if not settings.converge_lock:
+        return engine.NO_LOCK
+    return RedisLock(redis.Redis.from_url(settings.redis_service_url), settings.key_prefix)
+
+
 def build_flow(settings: Settings) -> Dataflow:
     prefix = settings.key_prefix
     parsed_count = CLEANED.labels(NAME)
@@ -119,7 +133,9 @@ def build_flow(settings: Settings) -> Dataflow:
     records, consumer_errors = kafka_input("kafka", flow, settings, topics, NAME)
     parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
     keyed = op.key_on("by_dimension", parsed, lambda item: engine.plan(item[1]).dimension)
-    decided = op.map("decided", op.stateful("converge", keyed, DimensionLogic), lambda kv: kv[1])
+    lock = _lock(settings)
+    converged = op.stateful("converge", keyed, lambda resumed: DimensionLogic(resumed, lock))
+    decided = op.map("decided", converged, lambda kv: kv[1])
     split = op.branch("has_biz", decided, lambda d: bool(d.biz))
     by_biz = op.key_on("by_biz", split.trues, lambda d: d.biz)
     summarised = op.map("business", op.stateful("biz", by_biz, BusinessLogic), lambda kv: kv[1])

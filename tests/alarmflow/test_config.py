@@ -137,3 +137,10 @@ def test_converge_output_topics():
     with pytest.raises(ConfigError, match="ALARMFLOW_AUDIT_TOPIC"):
         load_settings({"ALARMFLOW_AUDIT_TOPIC": ""})
     assert load_settings({"ALARMFLOW_DECISION_TOPIC": "d"}).decision_topic == "d"
+
+
+def test_converge_lock_is_off_unless_asked_for():
+    assert not load_settings({}).converge_lock
+    assert load_settings({"ALARMFLOW_CONVERGE_LOCK": "1"}).converge_lock
+    with pytest.raises(ConfigError, match="ALARMFLOW_CONVERGE_LOCK"):
+        load_settings({"ALARMFLOW_CONVERGE_LOCK": "maybe"})

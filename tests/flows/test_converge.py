@@ -62,9 +62,11 @@ def contents(client: redis.Redis, prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in snapshot(client, prefix).items()}
 
 
+@pytest.mark.parametrize("lock", ["0", "1"])
 def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
-    action_env, kafka_topics, redis_server
+    action_env, kafka_topics, redis_server, lock
 ):
+    """With ``ALARMFLOW_CONVERGE_LOCK=1`` one deployment never finds its own lock busy."""
     messages = storm(1000, storm_start())
     produce(
         action_env.bootstrap,
@@ -75,7 +77,7 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
     produce(action_env.bootstrap, action_env.topics["ACTION"], list(BAD))
     env, topics = outputs(action_env, kafka_topics, "storm")
 
-    run(bytewax_command("flows.converge"), env.environ(**topics))
+    run(bytewax_command("flows.converge"), env.environ(ALARMFLOW_CONVERGE_LOCK=lock, **topics))
 
     reference = run_engine([parse_action(m) for m in messages])
     got = read_decisions(env, topics)
@@ -102,6 +104,10 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
     index = f"{env.prefix}.fta_action.converge.1001.action_info.1001_abnormal_7"
     assert service.zcard(index) == 5
     assert 0 < service.ttl(index) <= 1800
+
+    locks = list(service.scan_iter(match=f"{env.prefix}.fta_action.converge.*.process.lock"))
+    assert len(locks) == (4 * 40 if lock == "1" else 0), "one per converged dimension"
+    assert {int(service.get(k)) for k in locks} <= {0}
 
     dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
     assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())

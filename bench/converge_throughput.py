@@ -3,8 +3,8 @@
 The storm (:func:`storm`) is also the integration test's input: per converge dimension five
 actions, cycling through notice ``collect`` with business summaries, ``skip_when_exceed``,
 ``skip_when_success`` (with a success status message), ``trigger`` and unconverged webhooks.
-Event times start a day ahead of the wall clock, so that no timer fires by wall time and the
-run is decided by event time and end of input alone.
+Event times are from 2023: a replay, decided by event time and end of input (a key's
+timers never fire by wall time between two of its actions).
 
     python -m bench.converge_throughput [--actions 1000] [--repeat 3]
 """
@@ -37,12 +37,11 @@ CONFIGS = (
 )
 
 
-def storm_start() -> int:
-    """A business-window boundary (multiple of 120 s) about a day from now."""
-    return (int(time.time()) + 86400) // 120 * 120
+START = 1_700_000_040
+"""A business-window boundary (a multiple of 120 s) in November 2023."""
 
 
-def storm(actions: int, start: int) -> list[dict]:
+def storm(actions: int, start: int = START) -> list[dict]:
     """``actions`` actions over ``actions // 5`` dimensions, plus one success status message
     per ``skip_when_success`` dimension, in event-time order."""
     messages = []
@@ -91,7 +90,7 @@ def main() -> None:
     parser.add_argument("--actions", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    messages = storm(args.actions, storm_start())
+    messages = storm(args.actions)
     with services() as (bootstrap, redis_url):
         stem = f"bench{uuid.uuid4().hex[:8]}"
         topic, dlq, decisions, audit = (f"{stem}.{n}" for n in ("in", "dlq", "dec", "audit"))

@@ -6,11 +6,12 @@ bkmonitor's counter lock is not needed inside a deployment. The pure engine
 (:mod:`operators.converge`) decides; this module only wires it to Bytewax:
 
 - timers run on event time: before an action is decided, its dimension's timers due by the
-  action's ``create_time`` fire; otherwise a timer fires when the wall clock reaches it
-  (``notify_at``; event time tracks wall time in live operation);
+  action's ``create_time`` fire; otherwise a timer fires when the key's clock (its latest
+  event time, advanced by wall time while it is quiet) reaches it (``notify_at``);
 - at end of input (``ALARMFLOW_TAIL=0``) every pending timer fires in due order (sleep
   retries, lock re-queues, collect summaries, business windows), so a replay ends decided;
-- business summaries run in a second stateful step keyed by the business dimension.
+- business summaries run in a second stateful step keyed by the business dimension, decided
+  as the per-dimension summaries arrive (no timer).
 
 Outputs: decision messages to ``ALARMFLOW_DECISION_TOPIC``, audit records to
 ``ALARMFLOW_AUDIT_TOPIC`` (both keyed by decision id, every delivery confirmed), and in Redis
@@ -47,61 +48,72 @@ from state.converge_writes import decision_push
 NAME = "converge"
 
 
-def _at(due: float | None) -> datetime | None:
-    return None if due is None else datetime.fromtimestamp(due, UTC)
-
-
 class DimensionLogic(op.StatefulLogic):
     """One converge dimension: :func:`engine.decide` per action, timers by notify or EOF.
 
+    Timers run on the dimension's clock: its latest event time, advanced by wall time while
+    it is quiet. Live, that is the wall clock; when old actions are replayed (event time far
+    behind), a timer waits for the dimension's later actions, for that much wall time, or for
+    end of input, and never fires early between two of the dimension's actions.
+
     At end of input the lock is not asked again: timers are flushed as decided alone, since a
-    lock held by another deployment would re-queue the action forever on a frozen clock."""
+    lock held by another deployment would re-queue the action forever on a frozen clock.
+    A dimension with nothing due is dropped once it has been quiet for the index TTL (or its
+    longer window): no later action could match anything in it."""
 
     def __init__(self, state: DimensionState | None, lock: engine.Lock) -> None:
         self.state = state or DimensionState()
         self.lock = lock
+        self.seen = time.time()
 
     def _keep(self, decisions: list[Decision]) -> tuple[list[Decision], bool]:
         return decisions, self.state.is_idle()
 
     def on_item(self, value: tuple[SourceRecord, Action]) -> tuple[list[Decision], bool]:
         action = value[1]
+        self.seen = time.time()
         _, decisions, _ = engine.decide(self.state, action, action.create_time, self.lock)
         return self._keep(decisions)
 
     def on_notify(self) -> tuple[list[Decision], bool]:
-        return self._keep(engine.fire_due(self.state, time.time(), self.lock)[1])
+        now = self.state.clock + (time.time() - self.seen)
+        decisions = engine.fire_due(self.state, now, self.lock)[1]
+        expires = self.state.expires_at()
+        return decisions, self.state.is_idle() or (expires is not None and expires <= now)
 
     def on_eof(self) -> tuple[list[Decision], bool]:
         return self._keep(engine.fire_due(self.state, math.inf)[1])
 
     def notify_at(self) -> datetime | None:
-        return _at(min(self.state.timers).due if self.state.timers else None)
+        timers = self.state.timers
+        due = min(timers).due if timers else self.state.expires_at()
+        if due is None:
+            return None
+        return datetime.fromtimestamp(self.seen + (due - self.state.clock), UTC)
 
     def snapshot(self) -> DimensionState:
         return copy.deepcopy(self.state)
 
 
 class BusinessLogic(op.StatefulLogic):
-    """One business dimension: holds per-dimension summaries until its window is decided."""
+    """One business dimension: holds per-dimension summaries until its window is decided.
+    Bytewax may end this step before the summaries the converge step flushes at its own end
+    arrive, so after end of input each arriving summary may complete a window."""
 
     def __init__(self, state: biz.BizState | None) -> None:
         self.state = state or biz.BizState()
+        self.ended = False
 
-    def _keep(self, decisions: list[Decision]) -> tuple[list[Decision], bool]:
+    def _decided(self, decisions: list[Decision]) -> tuple[list[Decision], bool]:
+        decisions += biz.ready(self.state, self.ended)[1]
         return decisions, not self.state.windows
 
     def on_item(self, value: Decision) -> tuple[list[Decision], bool]:
-        return self._keep(biz.on_decision(self.state, value)[1])
-
-    def on_notify(self) -> tuple[list[Decision], bool]:
-        return self._keep(biz.fire_due(self.state, time.time())[1])
+        return self._decided(biz.on_decision(self.state, value)[1])
 
     def on_eof(self) -> tuple[list[Decision], bool]:
-        return self._keep(biz.fire_due(self.state, math.inf)[1])
-
-    def notify_at(self) -> datetime | None:
-        return _at(self.state.due())
+        self.ended = True
+        return self._decided([])
 
     def snapshot(self) -> biz.BizState:
         return copy.deepcopy(self.state)

@@ -2,8 +2,9 @@
 must equal, the timeline the scenario tests drive, and the loop the benchmark times.
 
 Per converge dimension: timers due by an action's event time fire before it is decided.
-Business windows fire when :meth:`Converger.advance` passes them. :meth:`Converger.flush` fires
-every pending timer in due order, as the flow does at end of input (``ALARMFLOW_TAIL=0``).
+Business windows are decided as their summaries arrive (:mod:`operators.converge.biz`).
+:meth:`Converger.flush` fires every pending timer in due order, then decides every business
+window, as the flow does at end of input (``ALARMFLOW_TAIL=0``).
 """
 
 from __future__ import annotations
@@ -28,16 +29,18 @@ class Converger:
         return self._through_biz(decisions)
 
     def advance(self, now: float) -> list[engine.Decision]:
-        """Fire every timer due by ``now``: dimensions first, then business windows."""
+        """Fire every dimension timer due by ``now``."""
         out: list[engine.Decision] = []
         for state in self.dimensions.values():
             out += self._through_biz(engine.fire_due(state, now, self.lock)[1])
-        for state in self.businesses.values():
-            out += biz.fire_due(state, now)[1]
         return out
 
     def flush(self) -> list[engine.Decision]:
-        return self.advance(float("inf"))
+        """End of input: every dimension's timers, then every business window."""
+        out = self.advance(float("inf"))
+        for state in self.businesses.values():
+            out += biz.ready(state, final=True)[1]
+        return out
 
     def _through_biz(self, decisions: list[engine.Decision]) -> list[engine.Decision]:
         out: list[engine.Decision] = []
@@ -45,6 +48,7 @@ class Converger:
             if decision.biz:
                 state = self.businesses.setdefault(decision.biz, biz.BizState())
                 out += biz.on_decision(state, decision)[1]
+                out += biz.ready(state, final=False)[1]
             else:
                 out.append(decision)
         return out

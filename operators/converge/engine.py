@@ -8,7 +8,8 @@ return the new state, the decisions made and the timers they set. Decisions:
 - ``skipped``: converged, not run; ``waiting``: run through an approval ticket;
 - ``sleep``: decided again ``SLEEP_RETRY_S`` later (the action is kept in the state);
 - ``collect``: the summary of a converge, ``COLLECT_DELAY_S`` after it opened, listing every
-  action the converge skipped.
+  action the converge skipped (none when it skipped nothing; for business converges an empty
+  one goes to the business step, which owes it to its window and drops it).
 
 A busy counter lock (§5.4) re-queues the action ``LOCK_RETRY_S`` later without a decision.
 Shields (§5.5 step 1) are out of scope: a shielded action never reaches this layer here.
@@ -149,7 +150,7 @@ def _collect(state: DimensionState, converge_id: str, now: float) -> list[Decisi
     if converge is None:
         return []
     skipped = tuple(sorted(a for a, role in converge.relations.items() if role == SKIPPED))
-    if not skipped:
+    if not skipped and not converge.biz:
         return []
     alerts = tuple(sorted({alert for a in skipped for alert in converge.alerts.get(a, ())}))
     return [
@@ -177,6 +178,7 @@ def _process(
         return [_decision(state, action, plan, "", "execute", plan.reason, now)], []
     if retry and action.create_time + max(action.timeout, config.window_s) < now:
         return [_decision(state, action, plan, "", "skipped", "sleep timed out", now)], []
+    state.window_s = config.window_s
     close_if_stale(state, action.create_time, config.window_s)
     needs_lock = state.converge is None or (
         config.count > 1 and len(state.executed(action.id)) < config.count

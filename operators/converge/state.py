@@ -57,6 +57,7 @@ class DimensionState:
     attempts: dict[int, int] = field(default_factory=dict)
     timers: list[Timer] = field(default_factory=list)
     clock: float = 0.0
+    window_s: int = 0
 
     def executed(self, exclude: int) -> tuple[str, ...]:
         """Statuses of the open converge's executed (or primary) actions other than ``exclude``."""
@@ -78,6 +79,16 @@ class DimensionState:
         self.converge = None
         if any(t.kind == "collect" and t.ref == converge.id for t in self.timers):
             self.collecting[converge.id] = converge
+
+    def expires_at(self) -> float | None:
+        """When nothing is due, the time after which no later action could match anything
+        here: the last action plus the longer of the index TTL and the window."""
+        if self.timers or self.pending or not self.index:
+            return None
+        return max(self.index.values()) + self.quiet_s()
+
+    def quiet_s(self) -> int:
+        return max(INDEX_TTL_S, self.window_s)
 
     def is_idle(self) -> bool:
         """Nothing open, pending or due: the state can be dropped once the index is empty."""

@@ -14,7 +14,7 @@ import redis
 from alarmflow.kafka_tools import produce, read_all
 from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
-from bench.converge_throughput import by_dimension, storm, storm_start
+from bench.converge_throughput import by_dimension, storm
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run as run_engine
@@ -67,7 +67,7 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
     action_env, kafka_topics, redis_server, lock
 ):
     """With ``ALARMFLOW_CONVERGE_LOCK=1`` one deployment never finds its own lock busy."""
-    messages = storm(1000, storm_start())
+    messages = storm(1000)
     produce(
         action_env.bootstrap,
         action_env.topics["ACTION"],
@@ -119,7 +119,7 @@ def test_sigkill_and_resume_gives_the_same_decisions_once(
     produce(
         action_env.bootstrap,
         action_env.topics["ACTION"],
-        [orjson.dumps(m) for m in storm(5000, storm_start())],
+        [orjson.dumps(m) for m in storm(5000)],
         by_dimension,
     )
     queue = redis.Redis.from_url(action_env.redis_url)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from operators.converge import biz
 from tests.operators.converge.timeline import at, push, scenario
 
 NOTICE = {
@@ -49,3 +52,20 @@ def test_two_converges_keep_their_own_summaries_released_when_the_window_is_deci
     assert [(d.time, d.skipped) for d in collects] == [(60, (2, 3)), (70, (12, 13))]
     assert decisions[-2:] == collects, "held until the window was decided at 180 s"
     assert not [d for d in decisions if d.decision == "suppressed"]
+
+
+def test_a_window_waits_for_every_owed_summary_and_for_its_end():
+    _, decisions = storm(3)
+    opened = [d for d in decisions if d.opened]
+    summaries = {d.converge_id: d for d in decisions if d.decision == "suppressed"}
+    state = biz.BizState()
+    for d in opened:
+        biz.on_decision(state, d)
+    first, *others = sorted(summaries.values(), key=lambda d: d.converge_id)
+    collect = replace(first, id=f"collect.{first.converge_id}", decision="collect", time=400.0)
+    assert biz.on_decision(state, collect)[1] == []
+    assert biz.ready(state, final=False)[1] == [], "two summaries are still owed"
+    for d in others:
+        biz.on_decision(state, replace(d, decision="collect", skipped=()))
+    assert [d.decision for d in biz.ready(state, final=False)[1]] == ["suppressed", "collect"]
+    assert not state.windows

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from operators.converge.driver import Converger
-from operators.converge.engine import decide, plan
+from operators.converge.engine import decide, fire_due, plan
 from operators.converge.state import EXECUTED, DimensionState
 from tests.operators.converge.timeline import WEBHOOK, at, between, push, scenario, status
 
@@ -144,3 +144,14 @@ def test_unconverged_and_finished_actions():
     assert timeline == [(0, 1, "execute")]
     assert decisions[0].reason == "no converge_config"
     assert plan(at(0, push(1, converge_config=None))[1]).dimension == "!none#1"
+
+
+def test_a_quiet_dimension_expires_after_the_index_ttl_or_its_window():
+    state = DimensionState()
+    assert state.expires_at() is None
+    decide(state, at(0, push(1))[1], 0)
+    decide(state, at(10, push(2))[1], 10)
+    assert state.expires_at() is None, "a sleeping action keeps it alive"
+    decide(state, at(20, status(1, "success"))[1], 20)
+    fire_due(state, 100)
+    assert state.expires_at() == 10 + 3600, "the window (3600 s) is longer than the index TTL"

@@ -59,6 +59,7 @@ def scenario(*events: tuple[float, Action], until: float, lock: Lock = NO_LOCK):
         out += converger.advance(t)
         out += converger.push(action)
     out += converger.advance(until)
+    out += converger.flush()
     return [(d.time, d.action_id or d.id, d.decision) for d in out], out
 
 

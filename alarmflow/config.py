@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from operators.hashring import Shard
 from state.keys import Backend
 
 ACCESS_TYPES = ("ALERT", "EVENT", "INCIDENT", "DATA", "REAL_TIME_DATA", "ACTION")
@@ -57,6 +58,8 @@ class Settings:
     metrics_port: int
     metrics_addr: str
     dedup_ttl: int
+    hash_ring_nodes: tuple[str, ...]
+    hash_ring_node: str
     decision_topic: str
     audit_topic: str
     converge_lock: bool
@@ -71,6 +74,12 @@ class Settings:
             Backend.SERVICE: _db_of(self.redis_service_url),
             Backend.CACHE: _db_of(self.redis_cache_url),
         }
+
+    def shard(self) -> Shard | None:
+        """This deployment's share of the hash ring; ``None`` when sharding is off."""
+        if not self.hash_ring_nodes:
+            return None
+        return Shard(self.hash_ring_nodes, self.hash_ring_node)
 
 
 def _read_file(path: str) -> dict[str, str]:
@@ -196,6 +205,13 @@ def _hosts(value: str) -> str:
     return value
 
 
+def _node_names(value: str) -> tuple[str, ...]:
+    nodes = tuple(node.strip() for node in value.split(",") if node.strip())
+    if len(set(nodes)) != len(nodes):
+        raise ValueError("expected distinct comma-separated deployment names")
+    return nodes
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` listing each bad one."""
     env = dict(os.environ if environ is None else environ)
@@ -244,10 +260,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         metrics_port=get("ALARMFLOW_METRICS_PORT", "9108", _int_range(0, 65535)),
         metrics_addr=get("ALARMFLOW_METRICS_ADDR", "127.0.0.1", _address),
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
+        hash_ring_nodes=get("ALARMFLOW_HASH_RING_NODES", "", _node_names),
+        hash_ring_node=get("ALARMFLOW_HASH_RING_NODE", "", str.strip),
         decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
     )
+    nodes, node = settings.hash_ring_nodes, settings.hash_ring_node
+    if nodes is not None and (nodes or node) and node not in nodes:
+        expected = f"one of {','.join(nodes)}" if nodes else "ALARMFLOW_HASH_RING_NODES set too"
+        errors.append(
+            f"ALARMFLOW_HASH_RING_NODE={node!r}: expected this deployment's name, {expected}"
+        )
     if not errors and _server_of(settings.redis_service_url) != _server_of(redis_url):
         errors.append(
             f"ALARMFLOW_REDIS_SERVICE_URL={settings.redis_service_url!r}: expected a database on "

@@ -1,7 +1,7 @@
 """Feed sample alerts to a topic at a steady rate, so a fresh deployment shows live data.
 
 ``python -m alarmflow.feed --rate 50`` (docker-compose's ``feed`` service) creates the input
-topics of the compose flows (alert, incident) and the dead-letter topic if needed, and produces
+topics of every access type and the dead-letter topic if needed, and produces
 sample alerts forever (``--seconds`` to stop).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from alarmflow.config import load_settings
+from alarmflow.config import ACCESS_TYPES, load_settings
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.samples import sample_messages
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     topic = settings.topics_for("alert")[0]
-    inputs = [*settings.topics_for("alert"), *settings.topics_for("incident")]
+    inputs = [topic for kind in ACCESS_TYPES for topic in settings.topics_for(kind)]
     ensure_topics(settings.kafka_bootstrap, [*inputs, settings.dlq_topic], partitions=3)
     started = time.monotonic()
     seed = 0

@@ -29,8 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-p", "--processes", type=int, default=1, help="local processes (1)")
     parser.add_argument("-w", "--workers-per-process", type=int, default=1, help="threads (1)")
     parser.add_argument("-r", "--recovery-directory", type=Path, help="Bytewax recovery dir")
-    parser.add_argument("-s", "--snapshot-interval", type=float, default=5.0, help="seconds (5)")
-    parser.add_argument("-b", "--backup-interval", type=float, default=30.0, help="seconds (30)")
+    parser.add_argument("-s", "--snapshot-interval", type=int, default=5, help="whole seconds (5)")
+    parser.add_argument("-b", "--backup-interval", type=int, default=30, help="whole seconds (30)")
     parser.add_argument(
         "--base-port", type=int, default=2101, help="first port of the process mesh (2101)"
     )
@@ -81,25 +81,28 @@ def commands(args: argparse.Namespace) -> list[tuple[list[str], dict[str, str]]]
     return out
 
 
-def supervise(procs: list[subprocess.Popen]) -> int:
-    """Wait for all processes; if one fails, stop the rest and return its code."""
+def supervise(procs: list[subprocess.Popen], deadline: float | None = None) -> int:
+    """Wait for all processes; if one fails, stop the rest and return its code. At
+    ``deadline`` (``time.monotonic()``), stop them all (SIGTERM) and return 0."""
     while True:
         codes = [proc.poll() for proc in procs]
         failed = [code for code in codes if code not in (None, 0)]
-        if failed:
+        expired = deadline is not None and time.monotonic() >= deadline
+        if failed or expired:
             for proc in procs:
                 if proc.poll() is None:
                     proc.terminate()
             for proc in procs:
                 proc.wait()
-            return failed[0]
+            return failed[0] if failed else 0
         if all(code == 0 for code in codes):
             return 0
         time.sleep(POLL_S)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace, max_uptime: float | None = None) -> int:
+    """Start the processes of ``args`` and supervise them, for ``max_uptime`` seconds at most."""
+    deadline = None if max_uptime is None else time.monotonic() + max_uptime
     if args.recovery_directory is not None:
         init_recovery(args.recovery_directory, args.processes * args.workers_per_process)
     procs = [subprocess.Popen(cmd, env=env) for cmd, env in commands(args)]
@@ -111,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return supervise(procs)
+    return supervise(procs, deadline)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ from state.keys import REGISTRY, RedisType, prefix_pattern
 
 # Fields that record when alarmflow handled a record, not what it was.
 VOLATILE_FIELDS = ("access_time", "create_time")
+# The same inside each level of an event anomaly element ({"anomaly": {level: {...}}}).
+VOLATILE_ANOMALY_FIELDS = ("anomaly_time",)
+# Lists of ids whose data changed (printed as queues, not sampled as records).
+SIGNAL_KINDS = ("DATA_SIGNAL_KEY", "ANOMALY_SIGNAL_KEY", "INCIDENT_SIGNAL_KEY")
 
 
 def _normalise(entry: bytes) -> str:
@@ -30,11 +34,16 @@ def _normalise(entry: bytes) -> str:
     if isinstance(data, dict):
         for name in VOLATILE_FIELDS:
             data.pop(name, None)
+        anomaly = data.get("anomaly")
+        for level in anomaly.values() if isinstance(anomaly, dict) else ():
+            for name in VOLATILE_ANOMALY_FIELDS:
+                if isinstance(level, dict):
+                    level.pop(name, None)
     return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"\{[^}]*\}", template)
+    parts = re.split(r"\{[^}]*\}", template.removeprefix("{key_prefix}."))
     return re.compile("[^.]+".join(re.escape(part) for part in parts) + "$")
 
 
@@ -107,7 +116,7 @@ def print_report(settings: Settings, out=sys.stdout) -> None:
     print(f"  keys by kind: {dict(sorted(by_kind.items()))}", file=out)
     for key, entries in sorted(lists.items()):
         print(f"  {len(entries):>7}  {key}", file=out)
-    data_lists = [k for k in lists if kinds[k] != "DATA_SIGNAL_KEY"]
+    data_lists = [k for k in lists if kinds[k] not in SIGNAL_KINDS]
     if data_lists:
         sample = orjson.loads(client.lindex(sorted(data_lists)[0], 0))
         print(f"  sample record from {sorted(data_lists)[0]}:", file=out)
@@ -116,9 +125,16 @@ def print_report(settings: Settings, out=sys.stdout) -> None:
             + orjson.dumps(sample, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n    "),
             file=out,
         )
-    signal_lists = [k for k in lists if kinds[k] == "DATA_SIGNAL_KEY"]
+    signal_lists = [k for k in lists if kinds[k] in SIGNAL_KINDS]
     for key in signal_lists:
         print(f"  signal queue {key}: {[v.decode() for v in client.lrange(key, 0, -1)]}", file=out)
+    service = redis.Redis.from_url(settings.redis_service_url)
+    service_kinds = Counter(
+        _kind(key, entry.kind, prefix) for key, entry in snapshot(service, prefix).items()
+    )
+    if service_kinds:
+        print(f"Redis {settings.redis_service_url} (service db)", file=out)
+        print(f"  keys by kind: {dict(sorted(service_kinds.items()))}", file=out)
     reasons = dlq_reasons(settings)
     print(
         f"Dead-letter topic {settings.dlq_topic}: {sum(reasons.values())} messages "

@@ -12,7 +12,14 @@ from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
-from flows.common import dead_letters, flow_from_env, load_strategies, parse_records, write_once
+from flows.common import (
+    dead_letters,
+    flow_from_env,
+    load_strategies,
+    parse_records,
+    shard_by_business,
+    write_once,
+)
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.alert import clean_alert, is_expired
@@ -53,7 +60,8 @@ def build_flow(settings: Settings) -> Dataflow:
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
     cleaned, rejected = parse_records("clean", records, Stage(NAME, "clean").per_item(clean))
-    fresh_only = op.filter("expiry", cleaned, Stage(NAME, "expiry").per_item(fresh))
+    mine = shard_by_business("shard", cleaned, settings, lambda item: item[1]["bk_biz_id"], NAME)
+    fresh_only = op.filter("expiry", mine, Stage(NAME, "expiry").per_item(fresh))
     routed = op.filter_map("route", fresh_only, Stage(NAME, "route").per_item(route))
     write_once("redis", routed, settings, NAME, "alert")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)

@@ -13,6 +13,7 @@ import redis
 from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.metrics import DROPPED
 from flows.kafka_io import DeadLetterSink
 from flows.redis_sink import PushSink, Routed
 from operators.hosts import HostError, HostIndex, load_host_file
@@ -83,3 +84,24 @@ def write_once(
     endpoint = (settings.metrics_addr, settings.metrics_port)
     sink = PushSink(settings.redis_url, settings.redis_dbs(), flow, kind, endpoint)
     op.output(step_id, routed, sink)
+
+
+def shard_by_business(
+    step_id: str, stream: Stream[X], settings: Settings, biz_of: Callable[[X], object], flow: str
+) -> Stream[X]:
+    """Keep the records of the businesses this deployment owns on the hash ring
+    (``ALARMFLOW_HASH_RING_NODES``/``NODE``), as bkmonitor's host-level dispatch does; the
+    others are counted as dropped{reason="other_shard"}. Without a ring the stream is returned
+    unchanged: inside one deployment Bytewax already spreads partitions and keys over workers."""
+    shard = settings.shard()
+    if shard is None:
+        return stream
+    dropped = DROPPED.labels(flow, "other_shard")
+
+    def mine(item: X) -> bool:
+        if shard.owns(biz_of(item)):
+            return True
+        dropped.inc()
+        return False
+
+    return op.filter(step_id, stream, mine)

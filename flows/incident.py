@@ -13,7 +13,13 @@ from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
-from flows.common import dead_letters, flow_from_env, parse_records, write_once
+from flows.common import (
+    dead_letters,
+    flow_from_env,
+    parse_records,
+    shard_by_business,
+    write_once,
+)
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.incident import IncidentState, Sync, fold, is_experience_stage, parse_sync
@@ -57,7 +63,8 @@ def build_flow(settings: Settings) -> Dataflow:
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
     parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
     live = op.filter("stage", parsed, changes_a_document)
-    keyed = op.key_on("by_incident", live, lambda item: item[1].incident_id)
+    mine = shard_by_business("shard", live, settings, lambda item: item[1].info["bk_biz_id"], NAME)
+    keyed = op.key_on("by_incident", mine, lambda item: item[1].incident_id)
     routed = op.map("routed", op.stateful_flat_map("document", keyed, step), lambda kv: kv[1])
     write_once("redis", routed, settings, NAME, "incident")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from operators.strategy import whole_number
+
 # bkmonitor's HOST_DISABLE_MONITOR_STATES: standby, testing, faulty.
 HOST_DISABLE_MONITOR_STATES = ("备用机", "测试中", "故障中")
 
@@ -40,10 +42,7 @@ class Host:
 
 
 def _int(obj: Mapping[str, Any], name: str, where: str) -> int:
-    value = obj.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-        raise HostError(f"{where}: '{name}' must be a non-negative integer, got {value!r}")
-    return int(value)
+    return whole_number(obj, name, where, HostError)
 
 
 def parse_host(obj: Any) -> Host:

@@ -22,6 +22,22 @@ class Item:
     id: int
     query_configs: tuple[Mapping[str, Any], ...]
     algorithms: tuple[Mapping[str, Any], ...] = ()
+    target: tuple[Any, ...] = ()
+    """bkmonitor's item ``target``: OR groups of ``{field, method, value}`` conditions."""
+
+    def metric_ids(self) -> tuple[str, ...]:
+        """bkmonitor's ``Item.metric_ids``: each query config's ``metric_id``, e.g.
+        ``bk_monitor.disk-full-gse`` for the GSE disk-full event."""
+        return tuple(str(c["metric_id"]) for c in self.query_configs if c.get("metric_id"))
+
+    def level(self) -> int:
+        """The level of the item's first algorithm (bkmonitor's event ``level``), else 0."""
+        if not self.algorithms:
+            return 0
+        try:
+            return int(self.algorithms[0].get("level", 0))
+        except (TypeError, ValueError):
+            return 0
 
 
 @dataclass(frozen=True)
@@ -39,18 +55,29 @@ class Strategy:
         first = self.items[0].query_configs[0]
         return (first.get("data_source_label", ""), first.get("data_type_label", ""))
 
+    def number(self, name: str) -> int:
+        """An integer attribute of the raw strategy (``priority``, ``update_time``), else 0."""
+        try:
+            return int(self.raw.get(name) or 0)
+        except (TypeError, ValueError):
+            return 0
 
-def _int(obj: Mapping[str, Any], name: str, where: str) -> int:
+
+def whole_number(
+    obj: Mapping[str, Any], name: str, where: str, error: type[ValueError] = StrategyError
+) -> int:
+    """``obj[name]`` as a whole number (an int or a string of digits), else ``error`` naming
+    ``where`` and the field. Shared by the parsers of every configuration table."""
     value = obj.get(name)
     if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-        raise StrategyError(f"{where}: '{name}' must be a positive integer, got {value!r}")
+        raise error(f"{where}: '{name}' must be a non-negative integer, got {value!r}")
     return int(value)
 
 
 def parse_strategy(obj: Any) -> Strategy:
     if not isinstance(obj, Mapping):
         raise StrategyError(f"strategy must be an object, got {type(obj).__name__}")
-    sid = _int(obj, "id", "strategy")
+    sid = whole_number(obj, "id", "strategy")
     where = f"strategy {sid}"
     items = obj.get("items")
     if not isinstance(items, list) or not items:
@@ -62,11 +89,19 @@ def parse_strategy(obj: Any) -> Strategy:
         configs = item.get("query_configs", [])
         if not isinstance(configs, list) or not all(isinstance(c, Mapping) for c in configs):
             raise StrategyError(f"{where}: 'query_configs' must be a list of objects")
+        target = item.get("target") or ()
+        if not isinstance(target, list | tuple):
+            raise StrategyError(f"{where}: 'target' must be a list of condition groups")
         parsed.append(
-            Item(_int(item, "id", where), tuple(configs), tuple(item.get("algorithms") or ()))
+            Item(
+                whole_number(item, "id", where),
+                tuple(configs),
+                tuple(item.get("algorithms") or ()),
+                tuple(target),
+            )
         )
     return Strategy(
-        sid, _int(obj, "bk_biz_id", where), str(obj.get("name", "")), tuple(parsed), obj
+        sid, whole_number(obj, "bk_biz_id", where), str(obj.get("name", "")), tuple(parsed), obj
     )
 
 

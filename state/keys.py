@@ -144,6 +144,91 @@ INCIDENT_DEDUP_KEY = KeyDef(
     note="SET NX marker per sync message (count_md5 of the message).",
 )
 
+# --- time-series access: flows.data and flows.real_time_data ------------------------------
+
+DATA_LIST_KEY = KeyDef(
+    "DATA_LIST_KEY",
+    RedisType.LIST,
+    "access.data.{strategy_id}.{item_id}",
+    1800,
+    Backend.QUEUE,
+    note="LPUSH standard data records per (strategy, item); EXPIRE max(1800, 5 x interval).",
+)
+ACCESS_DUPLICATE_KEY = KeyDef(
+    "ACCESS_DUPLICATE_KEY",
+    RedisType.SET,
+    "access.data.duplicate.strategy_group_{strategy_group_key}.{dt_event_time}",
+    600,
+    Backend.SERVICE,
+    note="record ids seen per strategy group and data time (SADD marker); TTL 10 x interval.",
+)
+STRATEGY_CHECKPOINT_KEY = KeyDef(
+    "STRATEGY_CHECKPOINT_KEY",
+    RedisType.STRING,
+    "checkpoint.strategy_group_{strategy_group_key}",
+    3600,
+    Backend.SERVICE,
+    note="newest data time accessed for the group (epoch seconds).",
+)
+ACCESS_RUN_TIMESTAMP_KEY = KeyDef(
+    "ACCESS_RUN_TIMESTAMP_KEY",
+    RedisType.STRING,
+    "access.run.strategy_group_{strategy_group_key}",
+    3600,
+    Backend.SERVICE,
+    note="when the group last accessed data (wall clock, epoch seconds).",
+)
+ACCESS_PRIORITY_KEY = KeyDef(
+    "ACCESS_PRIORITY_KEY",
+    RedisType.HASH,
+    "access.data.priority.{priority_group_key}",
+    600,
+    Backend.SERVICE,
+    field_template="{dimensions_md5}",
+    note='"priority:data_time" of the strongest strategy that saw the series (mirror of state).',
+)
+STRATEGY_SNAPSHOT_KEY = KeyDef(
+    "STRATEGY_SNAPSHOT_KEY",
+    RedisType.STRING,
+    "cache.strategy.snapshot.{strategy_id}.{update_time}",
+    3600,
+    Backend.SERVICE,
+    note="the strategy JSON that anomalies point at (strategy_snapshot_key).",
+)
+ANOMALY_LIST_KEY = KeyDef(
+    "ANOMALY_LIST_KEY",
+    RedisType.LIST,
+    "detect.anomaly.list.{strategy_id}.{item_id}",
+    1800,
+    Backend.QUEUE,
+    note="LPUSH anomaly JSON {data, anomaly, strategy_snapshot_key} per (strategy, item).",
+)
+ANOMALY_SIGNAL_KEY = KeyDef(
+    "ANOMALY_SIGNAL_KEY",
+    RedisType.LIST,
+    "detect.anomaly.signal",
+    1800,
+    Backend.QUEUE,
+    note='"{sid}.{iid}" of lists that got anomalies; at most one pending entry each.',
+)
+CHECK_RESULT_CACHE_KEY = KeyDef(
+    "CHECK_RESULT_CACHE_KEY",
+    RedisType.ZSET,
+    "{key_prefix}.detect.result.{strategy_id}.{item_id}.{dimensions_md5}.{level}",
+    3600,
+    Backend.SERVICE,
+    note='member "ts|value" or "ts|ANOMALY", score ts.',
+)
+LAST_CHECKPOINTS_CACHE_KEY = KeyDef(
+    "LAST_CHECKPOINTS_CACHE_KEY",
+    RedisType.HASH,
+    "detect.last.checkpoint.{strategy_id}.{item_id}",
+    7 * 86400,
+    Backend.SERVICE,
+    field_template="detect.result.{dimensions_md5}.{level}",
+    note="newest checked data time per series and level (and __ALL__).",
+)
+
 # --- cache backend (bkmonitor db 8), read only ---------------------------------------------
 
 STRATEGY_IDS_CACHE_KEY = KeyDef(
@@ -161,6 +246,28 @@ STRATEGY_CACHE_KEY = KeyDef(
     86400,
     Backend.CACHE,
     note="bkmonitor's StrategyCacheManager: one strategy as JSON.",
+)
+
+# --- event access (bkmonitor.md §2.3) --------------------------------------------------------
+
+EVENT_DEDUP_KEY = KeyDef(
+    "EVENT_DEDUP_KEY",
+    RedisType.STRING,
+    "access.event.duplicate.{anomaly_id}",
+    600,
+    Backend.QUEUE,
+    note="SET NX marker per anomaly id (md5.time.sid.iid.level): an event record is written "
+    "once per strategy item (alarmflow's own, for replay after a crash).",
+)
+QOS_CONTROL_KEY = KeyDef(
+    "QOS_CONTROL_KEY",
+    RedisType.HASH,
+    "access.event.qos.control",
+    1800,
+    Backend.SERVICE,
+    field_template="{dimensions_md5}",
+    note="Event QoS counters, HINCRBY per count_md5([biz, sid, iid, ip, level]) only while "
+    "the hash exists; above 3 the record is dropped.",
 )
 
 # --- converge (bkmonitor.md §5; service backend, db 10) --------------------------------------
@@ -209,8 +316,20 @@ REGISTRY: tuple[KeyDef, ...] = (
     INCIDENT_HISTORY_KEY,
     INCIDENT_SIGNAL_KEY,
     INCIDENT_DEDUP_KEY,
+    DATA_LIST_KEY,
+    ACCESS_DUPLICATE_KEY,
+    STRATEGY_CHECKPOINT_KEY,
+    ACCESS_RUN_TIMESTAMP_KEY,
+    ACCESS_PRIORITY_KEY,
+    STRATEGY_SNAPSHOT_KEY,
+    ANOMALY_LIST_KEY,
+    ANOMALY_SIGNAL_KEY,
+    CHECK_RESULT_CACHE_KEY,
+    LAST_CHECKPOINTS_CACHE_KEY,
     STRATEGY_IDS_CACHE_KEY,
     STRATEGY_CACHE_KEY,
+    EVENT_DEDUP_KEY,
+    QOS_CONTROL_KEY,
     CONVERGE_DIMENSION_KEY,
     CONVERGE_LOCK_KEY,
     CONVERGE_AUDIT_KEY,

@@ -128,6 +128,40 @@ def test_a_database_that_is_not_a_number_is_refused():
         load_settings({"ALARMFLOW_REDIS_URL": "redis://h:6379/?db=x"})
 
 
+def test_sharding_is_off_by_default():
+    settings = load_settings({})
+    assert (settings.hash_ring_nodes, settings.hash_ring_node) == ((), "")
+    assert settings.shard() is None
+
+
+def test_a_deployment_owns_the_businesses_the_ring_gives_it():
+    env = {
+        "ALARMFLOW_HASH_RING_NODES": " node-a, node-b ,node-c",
+        "ALARMFLOW_HASH_RING_NODE": "node-c",
+    }
+    settings = load_settings(env)
+    assert settings.hash_ring_nodes == ("node-a", "node-b", "node-c")
+    assert settings.shard().owns(2)
+    assert not settings.shard().owns(3)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "node", "message"),
+    [
+        ("a,b", "", "ALARMFLOW_HASH_RING_NODE='': expected this deployment's name, one of a,b"),
+        ("a,b", "c", "ALARMFLOW_HASH_RING_NODE='c': expected this deployment's name, one of a,b"),
+        ("", "a", "expected this deployment's name, ALARMFLOW_HASH_RING_NODES set too"),
+        ("a,a", "a", "ALARMFLOW_HASH_RING_NODES='a,a': expected distinct comma-separated"),
+    ],
+)
+def test_a_bad_ring_is_refused_on_one_line(nodes, node, message):
+    env = {"ALARMFLOW_HASH_RING_NODES": nodes, "ALARMFLOW_HASH_RING_NODE": node}
+    with pytest.raises(ConfigError) as error:
+        load_settings(env)
+    assert message in str(error.value)
+    assert len(str(error.value).splitlines()) == 1
+
+
 def test_converge_output_topics():
     settings = load_settings({})
     assert (settings.decision_topic, settings.audit_topic) == (

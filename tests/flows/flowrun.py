@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import redis
+
+from alarmflow.launch import init_recovery
+from alarmflow.report import Entry, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 180
@@ -79,3 +87,38 @@ def recovery_snapshots(directory: Path) -> int:
     """How many state snapshots the recovery store (one partition) holds."""
     with sqlite3.connect(f"file:{directory / 'part-0.sqlite3'}?mode=ro", uri=True) as db:
         return db.execute("SELECT count(*) FROM snaps").fetchone()[0]
+
+
+def kill_midway_and_resume(
+    module: str, env: FlowEnv, workdir: Path, progress: Callable[[], int], total: int
+) -> None:
+    """Run ``module`` with recovery, SIGKILL it once ``progress()`` passes a fifth of ``total``
+    and a snapshot exists (and before it is done), then resume it to the end."""
+    recovery = workdir / "recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command(module, "-r", str(recovery), "-s", "1", "-b", "0")
+    proc = start(command, env.environ(), workdir / "run1.log")
+    deadline = time.monotonic() + 120
+    while (
+        progress() < total // 5 or not recovery_snapshots(recovery)
+    ) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the flow ended before it could be killed"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
+    assert progress() < total, "the kill came after the last message"
+    run(command, env.environ())
+
+
+def snapshot_dbs(
+    clients: dict[str, redis.Redis], prefix: str, skip: str = "\0"
+) -> dict[tuple[str, str], Entry]:
+    """``snapshot`` of several databases, keys without the prefix, those containing ``skip``
+    left out."""
+    return {
+        (db, key[len(prefix) :]): entry
+        for db, client in clients.items()
+        for key, entry in snapshot(client, prefix).items()
+        if skip not in key
+    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 import urllib.request
@@ -13,15 +12,14 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
 from alarmflow.services import port_open
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
+    kill_midway_and_resume,
     launcher_command,
-    recovery_snapshots,
     run,
     run_expecting_failure,
     start,
@@ -188,25 +186,10 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     total = sum(e.size for e in expected.values() if e.kind == "list")
 
     crashed = with_prefix(flow_env, flow_env.prefix + "crash")
-    recovery = tmp_path / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command("flows.alert", "-r", str(recovery), "-s", "1", "-b", "0")
-    proc = start(command, crashed.environ(), tmp_path / "run1.log")
     list_keys = [crashed.prefix + k for k, e in expected.items() if e.kind == "list"]
-    written = 0
-    deadline = time.monotonic() + 120
-    while (
-        written < total // 2 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-        written = sum(client.llen(key) for key in list_keys)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 0 < written < total, f"the kill did not land mid-topic ({written} of {total})"
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
-
-    run(command, crashed.environ())
+    kill_midway_and_resume(
+        "flows.alert", crashed, tmp_path, lambda: sum(client.llen(k) for k in list_keys), total
+    )
 
     assert normalised(client, crashed.prefix) == expected
 
@@ -275,3 +258,45 @@ def test_each_process_serves_its_own_metrics_and_they_add_up(flow_env, free_port
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_two_deployments_on_the_hash_ring_split_businesses_and_together_write_one_run(
+    flow_env, sample_topic
+):
+    client = redis.Redis.from_url(flow_env.redis_url)
+    whole = with_prefix(flow_env, flow_env.prefix + "all")
+    run(bytewax_command("flows.alert"), whole.environ())
+    expected = normalised(client, whole.prefix)
+
+    shards = {}
+    for node in ("east", "west"):
+        env = with_prefix(flow_env, flow_env.prefix + node)
+        ring = {"ALARMFLOW_HASH_RING_NODES": "east,west", "ALARMFLOW_HASH_RING_NODE": node}
+        run(bytewax_command("flows.alert"), env.environ(**ring))
+        shards[node] = normalised(client, env.prefix)
+
+    businesses = {
+        node: {
+            orjson.loads(v)["bk_biz_id"]
+            for e in keys.values()
+            if e.kind == "list"
+            for v in e.content
+            if v.startswith("{")
+        }
+        for node, keys in shards.items()
+    }
+    assert businesses == {"east": {3}, "west": {2}}
+
+    def values(entry) -> tuple:
+        return entry.content if isinstance(entry.content, tuple) else (entry.content,)
+
+    merged: dict[str, list[str]] = {}
+    for keys in shards.values():
+        for key, entry in keys.items():
+            merged.setdefault(key, []).extend(values(entry))
+    # Under one shared prefix a strategy pending in both shards would be pending once.
+    signals = ".access.data.signal"
+    assert set(merged.pop(signals)) == set(expected.pop(signals).content)
+    assert {key: sorted(content) for key, content in merged.items()} == {
+        key: sorted(values(entry)) for key, entry in expected.items()
+    }

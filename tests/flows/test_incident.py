@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections import Counter
 
 import orjson
@@ -12,9 +9,8 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
-from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run
 
 pytestmark = pytest.mark.integration
 
@@ -116,24 +112,10 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(incident_e
     assert len(expected) > 3 * 8000
 
     crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
-    recovery = tmp_path / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command("flows.incident", "-r", str(recovery), "-s", "1", "-b", "0")
-    proc = start(command, crashed.environ(), tmp_path / "run1.log")
     signal_key = f"{crashed.prefix}.incident.signal"
-    last_history = f"{crashed.prefix}.incident.history.7999"
-    deadline = time.monotonic() + 120
-    while (
-        client.llen(signal_key) < 8000 // 2 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
-    assert client.llen(last_history) < 3, "the kill came after the last message"
-
-    run(command, crashed.environ())
+    kill_midway_and_resume(
+        "flows.incident", crashed, tmp_path, lambda: client.llen(signal_key), 8000
+    )
 
     got = {k[len(crashed.prefix) :]: v for k, v in snapshot(client, crashed.prefix).items()}
     assert got == expected

@@ -15,16 +15,40 @@ def strategy(**fields) -> dict:
 
 def test_bundled_strategies_load():
     strategies = load_strategy_file(BUNDLED_STRATEGIES)
-    assert [s.id for s in strategies] == [101, 102, 103, 201]
+    assert [s.id for s in strategies] == [101, 102, 103, 201, *range(301, 314), *range(401, 406)]
     assert strategies[0].source() == ("bk_fta", "alert")
+    assert strategies[4].source() == ("bk_monitor", "event")
+
+
+def test_item_metric_ids_level_target_and_strategy_numbers():
+    [parsed] = parse_strategies(
+        [
+            strategy(
+                priority=5,
+                update_time="1714000000",
+                items=[
+                    {
+                        "id": 10,
+                        "query_configs": [{"metric_id": "bk_monitor.ping-gse"}, {}],
+                        "algorithms": [{"level": "1"}],
+                        "target": [[{"field": "ip", "method": "eq", "value": []}]],
+                    }
+                ],
+            )
+        ]
+    )
+    item = parsed.items[0]
+    assert (item.metric_ids(), item.level(), len(item.target)) == (("bk_monitor.ping-gse",), 1, 1)
+    assert (parsed.number("priority"), parsed.number("update_time")) == (5, 1714000000)
+    assert (parse_strategies([strategy()])[0].items[0].level(), parsed.number("name")) == (0, 0)
 
 
 @pytest.mark.parametrize(
     ("objs", "message"),
     [
-        ([strategy(id=None)], "'id' must be a positive integer"),
+        ([strategy(id=None)], "'id' must be a non-negative integer"),
         ([strategy(items=[])], "strategy 1: 'items' must be a non-empty list"),
-        ([strategy(items=[{"id": "x"}])], "strategy 1: 'id' must be a positive integer"),
+        ([strategy(items=[{"id": "x"}])], "strategy 1: 'id' must be a non-negative integer"),
         ([strategy(items=[{"id": 3, "query_configs": "x"}])], "'query_configs' must be a list"),
         ([strategy(bk_biz_id=True)], "strategy 1: 'bk_biz_id'"),
         ([strategy(), strategy()], "strategy 1 is defined twice"),

@@ -1,0 +1,36 @@
+"""What the time-series flows share: parsing metric messages, per-item range matchers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from alarmflow.config import Settings
+from alarmflow.metrics import CLEANED
+from operators.data_filters import RangeMatcher
+from operators.records import Point, parse_point
+from operators.rejects import SourceRecord, decode_object
+from operators.strategy import Strategy
+from operators.strategy_group import Group
+
+
+def point_parser(settings: Settings, flow: str) -> Callable[[SourceRecord, float], Point]:
+    """``parse(record, now)`` for :func:`flows.common.parse_records`, counting parsed points."""
+    parsed_count = CLEANED.labels(flow)
+
+    def parse(record: SourceRecord, _now: float) -> Point:
+        point = parse_point(decode_object(record, settings.max_message_bytes))
+        parsed_count.inc()
+        return point
+
+    return parse
+
+
+def item_matchers(
+    groups: Iterable[Group], strategies: Mapping[int, Strategy]
+) -> dict[tuple[int, int], RangeMatcher]:
+    """The range matcher of every (strategy id, item id) of ``groups``."""
+    return {
+        (sid, item.id): RangeMatcher.for_item(strategies[sid].raw["items"][0])
+        for group in groups
+        for sid, item in group.items
+    }

@@ -1,0 +1,218 @@
+"""Data access filters, priority and the static-threshold check (bkmonitor.md §2.1.5, §2.1.6,
+§3.7, §3.8), as pure functions over records and hash snapshots."""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from operators.conditions import ConditionSet, compile_conditions, mapping_lookup
+from operators.hosts import HostIndex
+
+MIN_EXPIRE_S = 1800
+ADVANCED_METHODS = ("reg", "nreg", "include", "exclude")
+IP_FIELDS = ("ip", "bk_target_ip")
+
+
+def expire_window(interval: int) -> int:
+    """``ExpireFilter``'s window: ``max(10 * interval, 1800)`` seconds."""
+    return max(10 * interval, MIN_EXPIRE_S)
+
+
+def is_expired(record_time: int, now: float, interval: int) -> bool:
+    return now - record_time > expire_window(interval)
+
+
+class HostStatus(StrEnum):
+    KEEP = "keep"
+    UNKNOWN = "unknown_host"
+    DISABLED = "host_disabled"
+
+
+def host_status(dimensions: Mapping[str, Any], hosts: HostIndex) -> HostStatus:
+    """``HostStatusFilter``: no host dimension → keep; empty or unknown host → drop
+    (``UNKNOWN``); a host whose state disables monitoring → kept, retained by no item."""
+    if "bk_host_id" not in dimensions and "bk_target_ip" not in dimensions:
+        return HostStatus.KEEP
+    host_id, ip = dimensions.get("bk_host_id"), dimensions.get("bk_target_ip")
+    if not host_id and not ip:
+        return HostStatus.UNKNOWN
+    if host_id:
+        host = hosts.by_id(host_id)
+    elif "bk_target_cloud_id" in dimensions:
+        host = hosts.by_address(ip, dimensions.get("bk_target_cloud_id"))
+    else:
+        return HostStatus.KEEP
+    if host is None:
+        return HostStatus.UNKNOWN
+    return HostStatus.DISABLED if host.ignore_monitoring else HostStatus.KEEP
+
+
+def _target_keys(field: str, dimensions: Mapping[str, Any]) -> set[str] | None:
+    if field in IP_FIELDS:
+        ip = dimensions.get("bk_target_ip") or dimensions.get("ip")
+        if not ip and not dimensions.get("bk_host_id"):
+            return None
+        keys = {
+            f"{ip}|{dimensions.get('bk_target_cloud_id') or dimensions.get('bk_cloud_id') or 0}"
+        }
+        if dimensions.get("bk_host_id"):
+            keys.add(str(dimensions["bk_host_id"]))
+        return keys
+    if field.endswith("topo_node"):
+        nodes = dimensions.get("bk_topo_node") or ()
+        if not nodes and "bk_obj_id" in dimensions:
+            nodes = [f"{dimensions['bk_obj_id']}|{dimensions.get('bk_inst_id')}"]
+        return set(nodes)
+    value = dimensions.get(field)
+    return None if value is None else {str(value)}
+
+
+def _wanted_keys(field: str, values: Sequence[Any]) -> set[str]:
+    keys = set()
+    for value in values:
+        if not isinstance(value, Mapping):
+            keys.add(str(value))
+        elif field.endswith("topo_node"):
+            keys.add(f"{value.get('bk_obj_id')}|{value.get('bk_inst_id')}")
+        elif "bk_host_id" in value:
+            keys.add(str(value["bk_host_id"]))
+        else:
+            ip = value.get("bk_target_ip") or value.get("ip")
+            keys.add(f"{ip}|{value.get('bk_target_cloud_id') or value.get('bk_cloud_id') or 0}")
+    return keys
+
+
+def target_match(target: Sequence[Sequence[Mapping[str, Any]]], dims: Mapping[str, Any]) -> bool:
+    """``TargetCondition``: OR of AND groups; ``eq`` means the key sets intersect."""
+    if not target or not any(target):
+        return True
+    for group in target:
+        ok = True
+        for cond in group:
+            field = str(cond.get("field", ""))
+            have = _target_keys(field, dims)
+            if have is None:
+                if field in IP_FIELDS:
+                    continue
+                ok = False
+                break
+            hit = bool(have & _wanted_keys(field, cond.get("value") or ()))
+            if hit != (cond.get("method", "eq") == "eq"):
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class RangeMatcher:
+    """``Item.is_range_match``: target and, for REAL_TIME or advanced conditions, the first
+    query config's ``agg_condition``."""
+
+    target: tuple[tuple[Mapping[str, Any], ...], ...]
+    conditions: ConditionSet
+
+    @classmethod
+    def for_item(cls, raw_item: Mapping[str, Any]) -> RangeMatcher:
+        configs = raw_item.get("query_configs") or [{}]
+        first = configs[0]
+        raw_conditions = first.get("agg_condition") or []
+        applies = first.get("agg_method") == "REAL_TIME" or any(
+            c.get("method") in ADVANCED_METHODS for c in raw_conditions
+        )
+        target = tuple(tuple(group) for group in raw_item.get("target") or ())
+        return cls(target, compile_conditions(raw_conditions if applies else []))
+
+    def matches(self, dimensions: Mapping[str, Any]) -> bool:
+        return target_match(self.target, dimensions) and self.conditions.matches(
+            mapping_lookup(dimensions)
+        )
+
+
+THRESHOLD_METHODS = {
+    "gt": lambda v, t: v > t,
+    "gte": lambda v, t: v >= t,
+    "lt": lambda v, t: v < t,
+    "lte": lambda v, t: v <= t,
+    "eq": lambda v, t: v == t,
+    "neq": lambda v, t: v != t,
+}
+
+
+def threshold_hit(config: Any, value: Any) -> bool:
+    """bkmonitor's ``Threshold``: ``[[{method, threshold}, ...], ...]``, OR of AND groups."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    for group in config or ():
+        conds = [c for c in group if c.get("method") in THRESHOLD_METHODS]
+        if conds and all(
+            THRESHOLD_METHODS[c["method"]](number, float(c.get("threshold", 0))) for c in conds
+        ):
+            return True
+    return False
+
+
+def anomaly_levels(algorithms: Sequence[Mapping[str, Any]], value: Any) -> list[int]:
+    """Levels, ascending, whose Threshold algorithm the value hits."""
+    return sorted(
+        {int(a.get("level", 1)) for a in algorithms if threshold_hit(a.get("config"), value)}
+    )
+
+
+def anomaly_record(
+    data: Mapping[str, Any], levels: Sequence[int], sid: int, iid: int, snapshot_key: str
+) -> dict[str, Any]:
+    """The anomaly element detect writes (§6); ``anomaly_time`` is the data time in UTC."""
+    when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(data["time"]))
+    return {
+        "data": data,
+        "anomaly": {
+            str(level): {
+                "anomaly_message": f"value {data['value']} hits the level {level} threshold",
+                "anomaly_id": f"{data['record_id']}.{sid}.{iid}.{level}",
+                "anomaly_time": when,
+                "context": {},
+            }
+            for level in levels
+        },
+        "strategy_snapshot_key": snapshot_key,
+    }
+
+
+@dataclass(frozen=True)
+class PriorityCandidate:
+    key: str
+    """What is inhibited: e.g. ``"{sid}.{iid}"``."""
+    priority: int
+    interval: int
+
+
+def check_priority(
+    stored: Mapping[str, str], md5: str, candidates: Sequence[PriorityCandidate], now: float
+) -> tuple[set[str], dict[str, str]]:
+    """``PriorityChecker`` for one record of one priority group: the inhibited candidate keys
+    and the hash updates (``field -> "priority:now"``), from the group hash ``stored``."""
+    inhibited: set[str] = set()
+    updates: dict[str, str] = {}
+    entry = stored.get(md5)
+    for cand in sorted(candidates, key=lambda c: -c.priority):
+        current = updates.get(md5, entry)
+        if current is not None:
+            prio_s, _, ts_s = current.partition(":")
+            try:
+                prio, ts = int(float(prio_s)), float(ts_s)
+            except ValueError:
+                prio, ts = 0, 0.0
+            if now - ts <= 5 * cand.interval and prio > cand.priority:
+                inhibited.add(cand.key)
+                continue
+        if cand.priority:
+            updates[md5] = f"{cand.priority}:{now}"
+    return inhibited, updates

@@ -1,0 +1,206 @@
+"""bkmonitor's ``DataRecord`` (``service/access/data/records.py``), as pure functions.
+
+A raw point is a flat mapping: dimension columns, metric columns, ``_result_`` and ``_time_``
+(a TSDB row) or ``time`` (a real-time Kafka message, flattened). :class:`RecordSpec` holds what
+of an item a record needs; :func:`clean_record` gives the standard data record that detect reads
+(bkmonitor.md §2.1.4), enriched from the CMDB host table like ``TopoNodeFuller`` (§3.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from operators.hosts import HostIndex
+from operators.md5 import count_md5
+from operators.rejects import Reason, Rejected
+from operators.strategy import Item
+
+POINT_PRECISION = 6
+REAL_TIME = "REAL_TIME"
+PROC_PORT_METRIC = "bk_monitor.proc_port"
+PROC_PORT_DYNAMIC_DIMENSIONS = ("listen", "nonlisten", "not_accurate_listen", "protocol", "bind_ip")
+RESULT_FIELD = "_result_"
+TIME_FIELDS = ("_time_", "time")
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """What a data record takes from its item's query.
+
+    ``group_by`` is None when the query has no group-by (every raw key but the reserved ones
+    is then a dimension); ``metrics`` are ``(field, alias)`` pairs, ``_result_`` included;
+    ``real_time_field`` is the metric read as the value of a ``REAL_TIME`` item.
+    """
+
+    group_by: tuple[str, ...] | None
+    metrics: tuple[tuple[str, str], ...]
+    real_time_field: str = ""
+    proc_port: bool = False
+    time_field: str = "time"
+
+
+def record_spec(item: Item, group_by: Sequence[str] | None = None) -> RecordSpec:
+    """The spec of ``item``; ``group_by`` overrides the query's (real-time access forces the
+    result table's dimensions, as bkmonitor does)."""
+    configs = item.query_configs
+    if group_by is None and any("agg_dimension" in c for c in configs):
+        group_by = [d for c in configs for d in (c.get("agg_dimension") or ())]
+    metrics: list[tuple[str, str]] = []
+    if len(configs) == 1:
+        field = str(configs[0].get("metric_field") or "")
+        if field:
+            metrics.append((field, str(configs[0].get("alias") or field)))
+    metrics.append((RESULT_FIELD, RESULT_FIELD))
+    first = configs[0] if configs else {}
+    real_time = first.get("agg_method") == REAL_TIME
+    return RecordSpec(
+        group_by=None if group_by is None else tuple(dict.fromkeys(group_by)),
+        metrics=tuple(metrics),
+        real_time_field=str(first.get("metric_field") or "") if real_time else "",
+        proc_port=any(c.get("metric_id") == PROC_PORT_METRIC for c in configs),
+        time_field=str(first.get("time_field") or "time"),
+    )
+
+
+def _empty_dynamic(value: Any) -> bool:
+    return isinstance(value, str) and (not value or not value[1:-1])
+
+
+def raw_dimensions(raw: Mapping[str, Any], spec: RecordSpec) -> dict[str, Any]:
+    """The dimensions ``record_id`` is computed from (bkmonitor's ``calculate_record_id``)."""
+    if spec.group_by is None:
+        return {
+            k: v
+            for k, v in raw.items()
+            if k not in ("_time_", RESULT_FIELD) and not k.startswith("bk_task_index_")
+        }
+    dims = {}
+    for field in spec.group_by:
+        value = raw.get(field)
+        if field in PROC_PORT_DYNAMIC_DIMENSIONS and (spec.proc_port or _empty_dynamic(value)):
+            continue
+        dims[field] = value
+    return dims
+
+
+def record_time(raw: Mapping[str, Any]) -> int:
+    """``_time_``, else ``time``: epoch seconds as an int."""
+    for name in TIME_FIELDS:
+        value = raw.get(name)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise Rejected(Reason.WRONG_TYPE, f"'{name}' must be epoch seconds, got {value!r}")
+            return int(value)
+    raise Rejected(Reason.MISSING_FIELD, "a data point needs '_time_' or 'time'")
+
+
+def record_id(raw: Mapping[str, Any], spec: RecordSpec) -> str:
+    """``"{count_md5(dimensions)}.{time}"``."""
+    return f"{count_md5(raw_dimensions(raw, spec))}.{record_time(raw)}"
+
+
+def number_format(value: Any) -> Any:
+    """bkmonitor's ``number_format``: falsy values become 0, numeric strings numbers."""
+    if not value:
+        return 0
+    if isinstance(value, str):
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            return value
+    return value
+
+
+def convert(value: Any) -> Any:
+    """``number_format`` then round to :data:`POINT_PRECISION` decimals."""
+    value = number_format(value)
+    if value and not isinstance(value, str):
+        return round(value, POINT_PRECISION)
+    return value
+
+
+def record_value(raw: Mapping[str, Any], spec: RecordSpec) -> Any:
+    """The raw metric field for ``REAL_TIME`` items, else ``_result_``; None stays None."""
+    return raw.get(spec.real_time_field or RESULT_FIELD)
+
+
+def record_values(raw: Mapping[str, Any], spec: RecordSpec) -> dict[str, Any]:
+    values = {}
+    for field, alias in spec.metrics:
+        name = alias if raw.get(alias) is not None else field
+        values[name] = convert(raw.get(name))
+    values[spec.time_field] = record_time(raw)
+    return values
+
+
+def fill_topo(dimensions: dict[str, Any], hosts: HostIndex) -> dict[str, Any]:
+    """``TopoNodeFuller``: the host by id, else agent id, else ip + cloud; adds the target
+    ip, cloud id (str), topo nodes and host id. Service instances are not modelled."""
+    host = hosts.by_id(dimensions.get("bk_host_id")) or hosts.by_agent(
+        dimensions.get("bk_agent_id")
+    )
+    if host is not None:
+        dimensions["bk_target_ip"] = host.ip
+        dimensions["bk_target_cloud_id"] = str(host.cloud_id)
+        dimensions["bk_topo_node"] = list(host.topo_nodes)
+        dimensions.setdefault("bk_host_id", str(host.bk_host_id))
+        return dimensions
+    ip = dimensions.get("bk_target_ip") or dimensions.get("ip")
+    cloud = dimensions.get("bk_target_cloud_id") or dimensions.get("bk_cloud_id") or "0"
+    host = hosts.by_address(ip, cloud) if ip else None
+    if host is not None:
+        dimensions["bk_target_cloud_id"] = str(host.cloud_id)
+        dimensions["bk_topo_node"] = list(host.topo_nodes)
+        dimensions.setdefault("bk_host_id", host.bk_host_id)
+    return dimensions
+
+
+def clean_record(
+    raw: Mapping[str, Any], spec: RecordSpec, hosts: HostIndex | None, access_time: float
+) -> dict[str, Any]:
+    """The standard data record: time, value, values, dimensions (enriched), record_id,
+    dimension_fields (the raw dimension keys) and access_time."""
+    dims = raw_dimensions(raw, spec)
+    fields = [f for f in dims if not (spec.proc_port and f in PROC_PORT_DYNAMIC_DIMENSIONS)]
+    enriched = fill_topo(dict(dims), hosts) if hosts is not None else dict(dims)
+    time = record_time(raw)
+    return {
+        "time": time,
+        "value": record_value(raw, spec),
+        "values": record_values(raw, spec),
+        "dimensions": enriched,
+        "record_id": f"{count_md5(dims)}.{time}",
+        "dimension_fields": fields,
+        "access_time": access_time,
+    }
+
+
+@dataclass(frozen=True)
+class Point:
+    """One metric message: its result table, its business and the flattened raw row."""
+
+    result_table_id: str
+    bk_biz_id: int
+    raw: dict[str, Any]
+
+
+def parse_point(obj: Mapping[str, Any]) -> Point:
+    """A metric message ``{result_table_id, time, dimensions, metrics}``, flattened to
+    ``{"time": t, **metrics, **dimensions}`` as bkmonitor's real-time handler does. A missing
+    or non-numeric ``dimensions.bk_biz_id`` gives business 0 (dropped by the flows)."""
+    rt = obj.get("result_table_id")
+    if not isinstance(rt, str) or not rt:
+        raise Rejected(Reason.MISSING_FIELD, "'result_table_id' must be a non-empty string")
+    dims, metrics = obj.get("dimensions"), obj.get("metrics")
+    if not isinstance(dims, Mapping) or not isinstance(metrics, Mapping):
+        raise Rejected(Reason.WRONG_TYPE, "'dimensions' and 'metrics' must be objects")
+    raw = {"time": obj.get("time"), **metrics, **dims}
+    record_time(raw)
+    biz = dims.get("bk_biz_id")
+    try:
+        bk_biz_id = 0 if isinstance(biz, bool) else int(biz or 0)
+    except (TypeError, ValueError):
+        bk_biz_id = 0
+    return Point(rt, bk_biz_id, raw)

@@ -1,0 +1,50 @@
+"""Building blocks of flows/common.py, run in-process with Bytewax's testing source and sink."""
+
+from __future__ import annotations
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, run_main
+from prometheus_client import REGISTRY
+
+from alarmflow.config import load_settings
+from flows.common import shard_by_business
+from operators.hashring import HashRing
+
+NODES = ("node-a", "node-b", "node-c")
+EVENTS = [{"event_id": f"e{biz}", "bk_biz_id": biz} for biz in range(1, 31)]
+
+
+def sharded(flow_name: str, **environ: str) -> list[dict]:
+    settings = load_settings(environ)
+    flow = Dataflow("shard_test")
+    events = op.input("in", flow, TestingSource(EVENTS, batch_size=10))
+    out: list[dict] = []
+    mine = shard_by_business("shard", events, settings, lambda e: e["bk_biz_id"], flow_name)
+    op.output("out", mine, TestingSink(out))
+    run_main(flow)
+    return out
+
+
+def dropped(flow_name: str) -> float:
+    labels = {"flow": flow_name, "reason": "other_shard"}
+    return REGISTRY.get_sample_value("alarmflow_dropped_total", labels) or 0.0
+
+
+def test_without_a_ring_every_record_passes():
+    assert sharded("shard_off") == EVENTS
+    assert dropped("shard_off") == 0
+
+
+def test_each_deployment_keeps_the_businesses_it_owns_and_counts_the_rest():
+    ring = HashRing(NODES)
+    kept = {}
+    for node in NODES:
+        environ = {"ALARMFLOW_HASH_RING_NODES": ",".join(NODES), "ALARMFLOW_HASH_RING_NODE": node}
+        kept[node] = sharded(f"shard_{node}", **environ)
+        assert [e["bk_biz_id"] for e in kept[node]] == [
+            e["bk_biz_id"] for e in EVENTS if ring.get_node(str(e["bk_biz_id"])) == node
+        ]
+        assert dropped(f"shard_{node}") == len(EVENTS) - len(kept[node])
+    assert sorted(e["bk_biz_id"] for part in kept.values() for e in part) == list(range(1, 31))
+    assert all(kept.values()), "30 businesses over 3 nodes should give each node some"

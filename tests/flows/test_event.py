@@ -1,0 +1,175 @@
+"""The event flow on the real Kafka broker and Redis, run as ``python -m bytewax.run``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+
+import orjson
+import pytest
+import redis
+
+from alarmflow.event_samples import sample_events
+from alarmflow.kafka_tools import produce, read_all
+from alarmflow.launch import init_recovery
+from alarmflow.report import snapshot
+from operators.event_records import format_time
+from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+
+pytestmark = pytest.mark.integration
+
+
+def gse(ip: str, at: int, kind: int, **extra) -> dict:
+    when = format_time(at)
+    return {
+        "server": ip,
+        "utctime2": when,
+        "value": [{"extra": {"type": kind, "host": ip, **extra}}],
+    }
+
+
+def custom(ip: str, at: int, text: str) -> dict:
+    return {"_server_": ip, "_cloudid_": 0, "_utctime_": format_time(at), "_value_": [text]}
+
+
+def process(ip: str, at: int, event_name: str) -> dict:
+    dimension = {"bk_target_ip": ip, "bk_target_cloud_id": "0", "process_name": "nginx"}
+    entry = {"dimension": dimension, "event_name": event_name, "timestamp": at * 1000}
+    return {"data_id": 1100008, "data": [entry]}
+
+
+BAD = {
+    b"not json at all": "not_json",
+    orjson.dumps({"hello": 1}): "missing_field",
+    orjson.dumps(gse("10.0.0.1", 1714550400, 42)): "wrong_type",
+}
+
+
+@pytest.fixture
+def event_env(make_flow_env) -> FlowEnv:
+    return make_flow_env(3, "EVENT")
+
+
+@pytest.fixture
+def service(redis_server) -> redis.Redis:
+    return redis.Redis.from_url(redis_server.url(10))
+
+
+def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env, service):
+    env = event_env
+    now = int(time.time()) - 60
+    disk = {"free": 3, "file_system": "/dev/vdb1", "fstype": "ext4"}
+    messages = [
+        gse("10.0.0.1", now, 6, disk="/data", **disk),  # strategies 303 and 304 (set 1)
+        gse("10.0.0.2", now, 6, disk="/", **disk),  # 303; 304 is out of range
+        custom("10.0.0.41", now, "nginx down"),  # 313 (business 3)
+        custom("10.9.9.9", now, "who am I"),  # unknown host
+        custom("10.0.0.3", now - 3600, "too old"),  # expired
+        custom("10.0.0.40", now, "faulty host"),  # monitoring disabled
+        gse("10.0.0.1", now, 0),  # ignored type
+        process("10.0.0.5", now, "process_stop"),  # 309's condition wants "restart"
+        process("10.0.0.6", now, "process_restart_success"),  # 309
+    ]
+    produce(env.bootstrap, env.topics["EVENT"], [orjson.dumps(m) for m in messages])
+    produce(env.bootstrap, env.topics["EVENT"], list(BAD))
+
+    run(bytewax_command("flows.event"), env.environ())
+
+    queue = redis.Redis.from_url(env.redis_url)
+    p = env.prefix
+
+    def anomalies(sid: int) -> list[dict]:
+        return [
+            orjson.loads(e) for e in queue.lrange(f"{p}.detect.anomaly.list.{sid}.{sid}1", 0, -1)
+        ]
+
+    disk_full = anomalies(303)
+    assert sorted(a["data"]["dimensions"]["bk_target_ip"] for a in disk_full) == [
+        "10.0.0.1",
+        "10.0.0.2",
+    ]
+    [on_data] = anomalies(304)
+    assert on_data["data"]["dimensions"]["disk"] == "/data"
+    assert list(on_data["anomaly"]) == ["1"]
+    assert on_data["strategy_snapshot_key"] == f"{p}.cache.strategy.snapshot.304.1714000000"
+    [nginx] = anomalies(313)
+    assert (nginx["data"]["value"], nginx["data"]["time"]) == ("nginx down", now)
+    assert nginx["data"]["dimensions"]["bk_host_id"] == 41
+    [restart] = anomalies(309)
+    assert restart["data"]["dimensions"]["event_name"] == "process_restart_success"
+    assert restart["data"]["dimensions"]["agent_version"] == "v1"
+    assert [k.decode() for k in queue.keys(f"{p}.detect.anomaly.list.*")].__len__() == 4
+    signals = sorted(queue.lrange(f"{p}.detect.anomaly.signal", 0, -1))
+    assert signals == [b"303.3031", b"304.3041", b"309.3091", b"313.3131"]
+
+    md5 = on_data["data"]["record_id"].split(".")[0]
+    assert service.zrange(f"{p}.detect.result.304.3041.{md5}.1", 0, -1, withscores=True) == [
+        (f"{now}|ANOMALY".encode(), float(now))
+    ]
+    assert len(list(service.scan_iter(match=f"{p}.detect.result.*"))) == 5
+    checkpoint = service.hgetall(f"{p}.detect.last.checkpoint.303.3031")
+    assert sorted(checkpoint.values()) == [str(now).encode()] * 2
+    snapshots = sorted(
+        k.decode() for k in service.scan_iter(match=f"{p}.cache.strategy.snapshot.*")
+    )
+    assert snapshots == [
+        f"{p}.cache.strategy.snapshot.{s}.1714000000" for s in (303, 304, 309, 313)
+    ]
+    assert orjson.loads(service.get(snapshots[0]))["id"] == 303
+    assert not service.exists(f"{p}.access.event.qos.control")
+
+    dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
+    assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
+    assert {m["flow"] for m in dlq} == {"event"}
+
+
+def both_dbs(queue: redis.Redis, service: redis.Redis, prefix: str) -> dict:
+    """Both databases' keys and contents under ``prefix``, with the prefix cut out of both
+    (anomalies name their strategy snapshot key)."""
+
+    def cut(content):
+        if isinstance(content, tuple):
+            return tuple(cut(member) for member in content)
+        return content.replace(prefix, "") if isinstance(content, str) else content
+
+    return {
+        (db, key[len(prefix) :]): (entry.kind, cut(entry.content))
+        for db, client in ((9, queue), (10, service))
+        for key, entry in snapshot(client, prefix).items()
+    }
+
+
+def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(event_env, service, tmp_path):
+    env = event_env
+    messages = list(sample_events(6000, int(time.time())))
+    produce(env.bootstrap, env.topics["EVENT"], messages)
+    queue = redis.Redis.from_url(env.redis_url)
+    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.event"), reference.environ())
+    expected = both_dbs(queue, service, reference.prefix)
+    watched = ".detect.anomaly.list.303.3031"
+    total = len(expected[(9, watched)][1])
+    assert total > 200
+
+    crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command("flows.event", "-r", str(recovery), "-s", "1", "-b", "0")
+    proc = start(command, crashed.environ(), tmp_path / "run1.log")
+    watched_key = crashed.prefix + watched
+    deadline = time.monotonic() + 120
+    while (
+        queue.llen(watched_key) < total // 2 or not recovery_snapshots(recovery)
+    ) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the flow ended before it could be killed"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
+    assert queue.llen(watched_key) < total, "the kill came after the last message"
+
+    run(command, crashed.environ())
+
+    assert both_dbs(queue, service, crashed.prefix) == expected

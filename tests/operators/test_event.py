@@ -1,0 +1,321 @@
+"""Event access after flat(): host lookup, fan-out, the filters in order, clean()."""
+
+from __future__ import annotations
+
+import pytest
+
+from operators.event import EventStrategies, access_message
+from operators.event_records import flat_event, parse_time
+from operators.hosts import parse_hosts
+from operators.strategy import parse_strategies
+
+T = 1714550400  # 2024-05-01 08:00:00 UTC
+NOW = T + 3
+P = "bk_bkmonitorv3.ee"
+TOPO = {
+    "module|9": [
+        {"bk_obj_id": o, "bk_inst_id": i}
+        for o, i in (("module", 9), ("set", 5), ("test", 2), ("biz", 2))
+    ]
+}
+HOSTS = parse_hosts(
+    [
+        {
+            "bk_host_id": 2,
+            "bk_host_innerip": "127.0.0.1",
+            "bk_cloud_id": 0,
+            "bk_biz_id": 2,
+            "bk_agent_id": "0200000000000000000000000000000a",
+            "topo_link": TOPO,
+        },
+        {
+            "bk_host_id": 3,
+            "bk_host_innerip": "127.0.0.3",
+            "bk_cloud_id": 0,
+            "bk_biz_id": 2,
+            "bk_state": "故障中",
+        },
+        {"bk_host_id": 4, "bk_host_innerip": "127.0.0.4", "bk_cloud_id": 2, "bk_biz_id": 2},
+        {"bk_host_id": 5, "bk_host_innerip": "127.0.0.5", "bk_cloud_id": 2, "bk_biz_id": 3},
+        {"bk_host_id": 6, "bk_host_innerip": "127.0.0.6", "bk_cloud_id": 2, "bk_biz_id": 2},
+    ]
+)
+DIMS = {
+    "bk_target_ip": "127.0.0.1",
+    "bk_target_cloud_id": 0,
+    "bk_host_id": 2,
+    "bk_topo_node": ["biz|2", "module|9", "set|5", "test|2"],
+}
+MD5 = "990d2ce882caacb380df66462c847d9a"
+MD5_V1 = "b3a0d98506ed48e358e9176dbe4d23c4"
+MD5_V2 = "8043faacbbd950898164a946faabe72c"
+
+
+def strategy(sid, metric, level=2, biz=2, **extra):
+    item = {
+        "id": sid * 10,
+        "algorithms": [{"level": level}],
+        "query_configs": [
+            {
+                "data_source_label": "bk_monitor",
+                "data_type_label": "event",
+                "metric_id": f"bk_monitor.{metric}",
+                "agg_condition": extra.pop("agg_condition", []),
+            }
+        ],
+    }
+    if "target" in extra:
+        item["target"] = extra.pop("target")
+    return {"id": sid, "bk_biz_id": biz, "update_time": 1714000000, "items": [item], **extra}
+
+
+def run(message, *strategies, now=NOW):
+    index = EventStrategies(parse_strategies(list(strategies)))
+    return access_message(flat_event(message)[1], HOSTS, index, P, now)
+
+
+def gse(kind, **extra):
+    return {
+        "server": "127.0.0.9",
+        "utctime2": "2024-05-01 08:00:00",
+        "value": [{"event_time": "2024-05-01 16:00:00", "extra": {"type": kind, **extra}}],
+    }
+
+
+CUSTOM = {
+    "_server_": "127.0.0.1",
+    "_cloudid_": 0,
+    "_utctime_": "2024-05-01 08:00:00",
+    "_value_": ["nginx down"],
+}
+
+
+def test_custom_event_clean_is_bkmonitors_element():
+    [anomaly], drops = run(CUSTOM, strategy(31, "gse_custom_event"))
+    assert drops == []
+    assert anomaly.element == {
+        "data": {
+            "time": T,
+            "value": "nginx down",
+            "values": {"time": T, "value": "nginx down"},
+            "dimensions": DIMS,
+            "record_id": f"{MD5}.{T}",
+            "dimension_fields": ["bk_target_ip", "bk_target_cloud_id"],
+        },
+        "anomaly": {
+            "2": {
+                "anomaly_id": f"{MD5}.{T}.31.310.2",
+                "anomaly_time": "2024-05-01 08:00:03",
+                "anomaly_message": "nginx down",
+            }
+        },
+        "strategy_snapshot_key": f"{P}.cache.strategy.snapshot.31.1714000000",
+    }
+    assert (anomaly.dimension_md5, anomaly.event_time, anomaly.level) == (MD5, T, 2)
+
+
+@pytest.mark.parametrize(
+    ("host", "md5", "version"),
+    [
+        ({"cloudid": 0, "agent_id": "0:127.0.0.1"}, MD5_V1, "v1"),
+        ({"cloudid": 0, "agent_id": "0200000000000000000000000000000a"}, MD5_V2, "v2"),
+        ({"cloudid": 0, "ip": "127.0.0.1"}, MD5_V1, "v1"),
+    ],
+)
+def test_agent_event_by_v1_v2_agent_id_or_ip(host, md5, version):
+    [anomaly], _ = run(gse(2, host=[host]), strategy(32, "agent-gse", level=1))
+    data = anomaly.element["data"]
+    assert data["dimensions"] == {**DIMS, "agent_version": version}
+    assert data["record_id"] == f"{md5}.{T}"
+    assert data["dimension_fields"] == ["bk_target_ip", "bk_target_cloud_id", "agent_version"]
+    assert anomaly.element["anomaly"]["1"]["anomaly_message"] == "GSE agent heartbeat lost"
+
+
+def test_disk_full_adds_its_dimensions_to_the_copy_only():
+    extra = {
+        "host": "127.0.0.1",
+        "cloudid": 0,
+        "disk": "/data",
+        "free": 3,
+        "file_system": "/dev/vdb1",
+        "fstype": "ext4",
+    }
+    [anomaly], _ = run(gse(6, **extra), strategy(33, "disk-full-gse"))
+    data = anomaly.element["data"]
+    assert data["record_id"] == f"{MD5}.{T}"
+    assert data["dimensions"] == {
+        **DIMS,
+        "disk": "/data",
+        "file_system": "/dev/vdb1",
+        "fstype": "ext4",
+    }
+    assert data["dimension_fields"][2:] == ["file_system", "fstype", "disk"]
+    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "disk (/data) has only 3% free"
+
+
+def test_disk_readonly_keeps_entries_of_watched_types():
+    ro = [
+        {"position": "/data", "type": "ext4", "fs": "/dev/vdb"},
+        {"position": "/mnt/cd", "type": "iso9660", "fs": "/dev/sr0"},
+    ]
+    [anomaly], _ = run(gse(3, host="127.0.0.1", ro=ro), strategy(34, "disk-readonly-gse"))
+    data = anomaly.element["data"]
+    assert data["record_id"] == f"{MD5}.{T}"
+    assert data["dimensions"] == {**DIMS, "position": "/data", "type": "ext4", "fs": "/dev/vdb"}
+    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "disk (/data) is read-only"
+    only_ignored = [ro[1]]
+    assert run(gse(3, host="127.0.0.1", ro=only_ignored), strategy(34, "disk-readonly-gse")) == (
+        [],
+        ["ignored_readonly"],
+    )
+
+
+def test_corefile_dimensions_enter_the_record_id():
+    extra = {
+        "host": "127.0.0.1",
+        "corefile": "/data/core.12",
+        "executable_path": "/usr/bin",
+        "executable": "nginx",
+        "signal": "SIGSEGV",
+    }
+    [anomaly], _ = run(gse(7, **extra), strategy(35, "corefile-gse"))
+    data = anomaly.element["data"]
+    assert data["record_id"] != f"{MD5}.{T}"
+    assert data["dimensions"]["__additional_dimensions"] == {"corefile": "/data/core.12"}
+    assert data["dimensions"]["executable"] == "nginx"
+    assert data["dimension_fields"][2:] == ["executable_path", "executable", "signal"]
+    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "corefile generated: /data/core.12"
+
+
+def test_oom_process_goes_only_into_additional_dimensions():
+    extra = {"host": "127.0.0.1", "process": "java", "message": "killed", "task": "t1"}
+    [anomaly], _ = run(gse(9, **extra), strategy(36, "oom-gse"))
+    data = anomaly.element["data"]
+    assert data["dimensions"]["__additional_dimensions"] == {"process": "java"}
+    assert data["dimensions"]["task"] == "t1"
+    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "OOM event (process: java): killed"
+
+
+def test_process_event_time_and_dimensions():
+    message = {
+        "data_id": 1100008,
+        "data": [
+            {
+                "dimension": {
+                    "bk_target_ip": "127.0.0.1",
+                    "bk_target_cloud_id": "0",
+                    "process_name": "nginx",
+                    "process_group_id": "web",
+                    "process_index": "web:nginx",
+                },
+                "event": {"content": "restart ok"},
+                "event_name": "process_restart_success",
+                "timestamp": 1619171000000,
+            }
+        ],
+    }
+    [anomaly], _ = run(message, strategy(37, "gse_process_event"), now=1619171000)
+    data = anomaly.element["data"]
+    assert data["time"] == 1619171000
+    assert data["record_id"] == f"{MD5_V1}.1619171000"
+    assert data["dimensions"]["event_name"] == "process_restart_success"
+    assert data["dimension_fields"][3:] == ["process_group_id", "process_name"]
+
+
+def test_ping_fans_out_per_ip_and_keeps_known_same_business_pairs():
+    ping = strategy(38, "ping-gse", level=1)
+    [anomaly], drops = run(
+        gse(8, host="127.0.0.1", cloudid=0, iplist=["127.0.0.1", "127.0.0.99"]), ping
+    )
+    assert anomaly.element["anomaly"]["1"]["anomaly_message"] == "ping unreachable"
+    assert drops == ["unknown_host"]
+    assert run(gse(8, host="127.0.0.4", cloudid=2, iplist=["127.0.0.6"]), ping)[1] == []
+    assert run(gse(8, host="127.0.0.5", cloudid=2, iplist=["127.0.0.6"]), ping)[1] == ["ping_scope"]
+    assert run(gse(8, host="127.0.0.7", cloudid=2, iplist=["127.0.0.6"]), ping)[1] == ["ping_scope"]
+
+
+def test_fan_out_to_every_matching_strategy_of_the_business_by_priority():
+    strategies = [
+        strategy(41, "gse_custom_event", priority=1),
+        strategy(42, "gse_custom_event", priority=5),
+        strategy(43, "gse_custom_event", biz=3),
+        strategy(44, "disk-full-gse"),
+        {
+            **strategy(45, "gse_custom_event"),
+            "items": [
+                {
+                    "id": 1,
+                    "query_configs": [
+                        {
+                            "data_source_label": "bk_monitor",
+                            "data_type_label": "time_series",
+                            "metric_id": "bk_monitor.gse_custom_event",
+                        }
+                    ],
+                }
+            ],
+        },
+    ]
+    anomalies, drops = run(CUSTOM, *strategies)
+    assert [a.strategy.id for a in anomalies] == [42, 41]
+    assert drops == []
+    assert run({**CUSTOM, "_server_": "127.0.0.99"}, *strategies) == ([], ["unknown_host"])
+    assert run(CUSTOM, strategy(46, "ping-gse")) == ([], ["no_strategy"])
+
+
+def test_expiry_at_30_minutes():
+    custom = strategy(51, "gse_custom_event")
+    assert len(run(CUSTOM, custom, now=T + 1800)[0]) == 1
+    assert run(CUSTOM, custom, now=T + 1801) == ([], ["expired"])
+
+
+def test_host_status():
+    disabled = {**CUSTOM, "_server_": "127.0.0.3"}
+    assert run(disabled, strategy(52, "gse_custom_event")) == ([], ["host_disabled"])
+
+
+def topo(method, inst):
+    return [[{"field": "host_topo_node", "method": method, "value": [topo_node(inst)]}]]
+
+
+def topo_node(inst):
+    return {"bk_obj_id": "set", "bk_inst_id": inst}
+
+
+ADDRESS = {"bk_target_ip": "127.0.0.1", "bk_target_cloud_id": 0}
+
+
+@pytest.mark.parametrize(
+    ("target", "kept"),
+    [
+        ([[{"field": "ip", "method": "eq", "value": [ADDRESS]}]], True),
+        ([[{"field": "bk_target_ip", "method": "eq", "value": [{"bk_host_id": 3}]}]], False),
+        (topo("eq", 5), True),
+        (topo("eq", 6), False),
+        (topo("neq", 6), True),
+    ],
+)
+def test_range_filter_on_item_target(target, kept):
+    anomalies, drops = run(CUSTOM, strategy(53, "gse_custom_event", target=target))
+    assert (len(anomalies), drops) == ((1, []) if kept else (0, ["out_of_range"]))
+
+
+@pytest.mark.parametrize(("disk", "kept"), [("/data", True), ("/", False)])
+def test_condition_filter_on_filter_dimensions(disk, kept):
+    condition = [{"key": "disk", "method": "eq", "value": ["/data"]}]
+    message = gse(6, host="127.0.0.1", disk=disk, free=3, fstype="ext4")
+    anomalies, drops = run(message, strategy(54, "disk-full-gse", agg_condition=condition))
+    assert (len(anomalies), drops) == ((1, []) if kept else (0, ["condition"]))
+
+
+@pytest.mark.parametrize(("fstype", "kept"), [("ext4", True), ("tmpfs", False)])
+def test_disk_full_filter_ignores_file_system_types(fstype, kept):
+    message = gse(6, host="127.0.0.1", disk="/run", free=3, fstype=fstype)
+    anomalies, drops = run(message, strategy(55, "disk-full-gse"))
+    assert (len(anomalies), drops) == ((1, []) if kept else (0, ["ignored_fstype"]))
+
+
+def test_md5_vectors():
+    assert parse_time("2024-05-01 08:00:00") == T
+    [custom], _ = run(CUSTOM, strategy(56, "gse_custom_event"))
+    assert custom.dimension_md5 == MD5

@@ -1,0 +1,160 @@
+"""Event messages: type dispatch, check() and flat() per type."""
+
+from __future__ import annotations
+
+import pytest
+
+from operators.event_records import flat_event, parse_time
+from operators.rejects import Reason, Rejected
+
+DISK_FULL = {
+    "server": "10.0.0.5",
+    "utctime2": "2024-05-01 08:00:00",
+    "value": [
+        {
+            "event_time": "2024-05-01 16:00:00",
+            "event_title": "",
+            "extra": {
+                "type": 6,
+                "bizid": 0,
+                "cloudid": 0,
+                "host": "10.0.0.7",
+                "disk": "/data",
+                "free": 3,
+                "file_system": "/dev/vdb1",
+                "fstype": "ext4",
+            },
+        }
+    ],
+}
+T = 1714550400  # 2024-05-01 08:00:00 UTC
+
+
+def gse(kind: int, **extra) -> dict:
+    return {
+        "server": "10.0.0.5",
+        "utctime2": "2024-05-01 08:00:00",
+        "value": [{"event_time": "2024-05-01 16:00:00", "extra": {"type": kind, **extra}}],
+    }
+
+
+def test_time_is_parsed_as_utc():
+    assert parse_time("2024-05-01 08:00:00") == T
+
+
+def test_disk_full_is_one_record_for_extra_host_at_utctime2():
+    kind, records = flat_event(DISK_FULL)
+    assert kind == 6
+    assert records == [
+        {
+            "_time_": "2024-05-01 08:00:00",
+            "_type_": 6,
+            "_bizid_": 0,
+            "_cloudid_": 0,
+            "_server_": "10.0.0.5",
+            "_host_": "10.0.0.7",
+            "_title_": "",
+            "_extra_": DISK_FULL["value"][0]["extra"],
+        }
+    ]
+
+
+def test_event_time_is_used_without_utctime2_and_bkmonitorbeat_takes_the_top_ip():
+    message = {**gse(7, host="10.0.0.9", corefile="/data/core.1"), "ip": "10.0.0.3"}
+    del message["utctime2"]
+    message["agent"] = {"type": "bkmonitorbeat"}
+    _, [record] = flat_event(message)
+    assert (record["_time_"], record["_host_"]) == ("2024-05-01 16:00:00", "10.0.0.3")
+
+
+def test_agent_event_is_one_record_per_host_with_its_agent_id():
+    hosts = [
+        {"bizid": 2, "cloudid": 0, "ip": "10.0.0.1"},
+        {"bizid": 2, "cloudid": 0, "agent_id": "0:10.0.0.3"},
+        {"bizid": 2, "cloudid": 0, "agent_id": "02000000000000000000000000000002"},
+    ]
+    kind, records = flat_event(gse(2, host=hosts))
+    assert kind == 2
+    assert [(r["_host_"], r["_agent_id_"], r["_bizid_"]) for r in records] == [
+        ("10.0.0.1", "", 2),
+        ("", "0:10.0.0.3", 2),
+        ("", "02000000000000000000000000000002", 2),
+    ]
+
+
+def test_ping_is_one_record_per_unreachable_ip():
+    _, records = flat_event(gse(8, host="10.0.0.1", iplist=["10.0.0.2", "10.0.0.4"]))
+    assert [r["_host_"] for r in records] == ["10.0.0.2", "10.0.0.4"]
+
+
+def test_custom_string_event_is_one_record_per_string_at_utctime():
+    message = {
+        "_bizid_": 0,
+        "_cloudid_": 0,
+        "_server_": "10.0.0.7",
+        "_time_": "2024-05-01 16:00:00",
+        "_utctime_": "2024-05-01 08:00:00",
+        "_value_": ["nginx down", 3, "disk gone"],
+    }
+    kind, records = flat_event(message)
+    assert kind == 100
+    assert [(r["_title_"], r["_host_"], r["_time_"]) for r in records] == [
+        ("nginx down", "10.0.0.7", "2024-05-01 08:00:00"),
+        ("disk gone", "10.0.0.7", "2024-05-01 08:00:00"),
+    ]
+
+
+def test_process_event_takes_ms_timestamp_dimensions_and_a_v1_agent_id():
+    dimension = {
+        "bk_target_ip": "10.0.0.7",
+        "bk_target_cloud_id": "0",
+        "process_name": "nginx",
+        "process_group_id": "web",
+        "process_index": "web:nginx",
+    }
+    message = {
+        "data_id": 1100008,
+        "data": [
+            {"dimension": {}, "timestamp": 1},
+            {
+                "dimension": dimension,
+                "event": {"content": "restart ok"},
+                "event_name": "process_restart_success",
+                "timestamp": 1619171000123,
+            },
+        ],
+    }
+    kind, [record] = flat_event(message)
+    assert kind == 101
+    assert record["_time_"] == "2021-04-23 09:43:20"
+    assert parse_time(record["_time_"]) == 1619171000
+    assert record["_agent_id_"] == "0:10.0.0.7"
+    assert record["_title_"] == "restart ok"
+    assert record["dimensions"] == {**dimension, "event_name": "process_restart_success"}
+
+
+@pytest.mark.parametrize("kind", [0, 1, 4, 5])
+def test_ignored_types_give_no_records(kind):
+    assert flat_event(gse(kind, host="10.0.0.1")) == (kind, [])
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ({"hello": 1}, Reason.MISSING_FIELD),
+        (gse(42, host="10.0.0.1"), Reason.WRONG_TYPE),
+        (gse("six", host="10.0.0.1"), Reason.WRONG_TYPE),
+        ({**DISK_FULL, "value": DISK_FULL["value"] * 2}, Reason.WRONG_TYPE),
+        ({**DISK_FULL, "utctime2": "yesterday"}, Reason.WRONG_TYPE),
+        (gse(2, host="10.0.0.1"), Reason.WRONG_TYPE),
+        (gse(8, host="10.0.0.1"), Reason.WRONG_TYPE),
+        ({"_value_": [1, 2], "_utctime_": "2024-05-01 08:00:00"}, Reason.MISSING_FIELD),
+        ({"_value_": ["x"]}, Reason.MISSING_FIELD),
+        ({"data_id": 1100008, "data": [{"dimension": {}}]}, Reason.MISSING_FIELD),
+        ({"data_id": 1100008, "data": [{"event_name": "x", "dimension": {}}]}, Reason.WRONG_TYPE),
+    ],
+)
+def test_malformed_events_are_rejected_with_a_reason(message, reason):
+    with pytest.raises(Rejected) as caught:
+        flat_event(message)
+    assert caught.value.reason is reason

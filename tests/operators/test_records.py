@@ -1,0 +1,170 @@
+"""DataRecord semantics: record id, dimensions, values, rounding, enrichment."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alarmflow.config import BUNDLED_HOSTS
+from operators.hosts import load_host_file
+from operators.md5 import count_md5
+from operators.records import (
+    Point,
+    RecordSpec,
+    clean_record,
+    convert,
+    parse_point,
+    raw_dimensions,
+    record_id,
+    record_spec,
+)
+from operators.rejects import Rejected
+from operators.strategy import Item
+
+T = 1_569_246_480
+ITEM = Item(
+    1,
+    (
+        {
+            "data_source_label": "bk_monitor",
+            "data_type_label": "time_series",
+            "result_table_id": "system.cpu_load",
+            "metric_field": "load5",
+            "agg_method": "AVG",
+            "agg_dimension": ["bk_target_ip", "bk_target_cloud_id"],
+        },
+    ),
+)
+RAW = {
+    "bk_target_ip": "127.0.0.1",
+    "bk_target_cloud_id": "0",
+    "load5": 1.381234,
+    "_result_": 1.381234,
+    "_time_": T,
+}
+STANDARD = {
+    "time": T,
+    "value": 1.381234,
+    "values": {"load5": 1.381234, "_result_": 1.381234, "time": T},
+    "dimensions": {"bk_target_ip": "127.0.0.1", "bk_target_cloud_id": "0"},
+    "record_id": f"ac6847eefd664275c7b3693829f68bab.{T}",
+}
+
+
+def test_clean_record_is_bkmonitors_standard_data():
+    record = clean_record(RAW, record_spec(ITEM), None, 12.5)
+    assert record["access_time"] == 12.5
+    assert record["dimension_fields"] == ["bk_target_ip", "bk_target_cloud_id"]
+    assert {k: v for k, v in record.items() if k in STANDARD} == STANDARD
+
+
+def test_missing_group_by_field_counts_as_none_and_no_group_by_takes_every_key():
+    spec = RecordSpec(("bk_target_ip", "device"), (("_result_", "_result_"),))
+    assert raw_dimensions(RAW, spec) == {"bk_target_ip": "127.0.0.1", "device": None}
+    spec = RecordSpec(None, (("_result_", "_result_"),))
+    raw = {**RAW, "bk_task_index_1": 3}
+    assert raw_dimensions(raw, spec) == {
+        "bk_target_ip": "127.0.0.1",
+        "bk_target_cloud_id": "0",
+        "load5": 1.381234,
+    }
+
+
+def test_empty_proc_port_dynamic_dimensions_are_skipped():
+    spec = RecordSpec(("listen", "protocol", "pid"), ())
+    assert raw_dimensions({"listen": "[]", "protocol": "tcp", "pid": 1}, spec) == {
+        "protocol": "tcp",
+        "pid": 1,
+    }
+    proc_port = RecordSpec(("listen", "pid"), (), proc_port=True)
+    assert raw_dimensions({"listen": "[80]", "pid": 1}, proc_port) == {"pid": 1}
+
+
+def test_values_are_number_formatted_and_rounded():
+    assert convert(None) == 0 and convert("") == 0 and convert(0) == 0
+    assert convert("1.2345678") == 1.234568 and convert("7") == 7 and convert("x") == "x"
+    raw = {"_time_": T, "_result_": None, "load5": "2.1234567"}
+    values = clean_record(raw, record_spec(ITEM), None, 0)["values"]
+    assert values == {"load5": 2.123457, "_result_": 0, "time": T}
+
+
+def test_real_time_value_is_the_metric_field():
+    item = Item(2, ({**ITEM.query_configs[0], "agg_method": "REAL_TIME"},))
+    record = clean_record({**RAW, "load5": 3.5, "_result_": None}, record_spec(item), None, 0)
+    assert record["value"] == 3.5
+
+
+def test_time_is_required():
+    with pytest.raises(Rejected):
+        record_id({"bk_target_ip": "x"}, record_spec(ITEM))
+
+
+def test_enrichment_by_address_keeps_record_id_raw():
+    hosts = load_host_file(BUNDLED_HOSTS)
+    raw = {**RAW, "bk_target_ip": "10.0.0.7"}
+    record = clean_record(raw, record_spec(ITEM), hosts, 0)
+    assert record["dimensions"] == {
+        "bk_target_ip": "10.0.0.7",
+        "bk_target_cloud_id": "0",
+        "bk_topo_node": ["biz|2", "module|100", "set|1"],
+        "bk_host_id": 7,
+    }
+    assert record["record_id"] == record_id(raw, record_spec(ITEM))
+    assert record["dimension_fields"] == ["bk_target_ip", "bk_target_cloud_id"]
+
+
+def test_enrichment_by_host_id_sets_ip_and_string_cloud():
+    hosts = load_host_file(BUNDLED_HOSTS)
+    spec = RecordSpec(("bk_host_id",), ())
+    dims = clean_record({"bk_host_id": 2, "time": T}, spec, hosts, 0)["dimensions"]
+    assert dims["bk_target_ip"] == "10.0.0.2" and dims["bk_target_cloud_id"] == "0"
+
+
+scalars = st.one_of(st.integers(), st.text(max_size=5), st.none(), st.floats(allow_nan=False))
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=6), scalars, max_size=6), st.randoms())
+def test_record_id_does_not_depend_on_key_order(dims, rnd):
+    keys = list(dims)
+    rnd.shuffle(keys)
+    shuffled = {k: dims[k] for k in keys}
+    spec = RecordSpec(None, ())
+    raw = {**dims, "_time_": T}
+    assert record_id(raw, spec) == record_id({**shuffled, "_time_": T}, spec)
+    assert record_id(raw, spec) == f"{count_md5(dims)}.{T}"
+    assert count_md5(dims) == count_md5(shuffled)
+
+
+def test_parse_point_flattens_the_message():
+    point = parse_point(
+        {
+            "result_table_id": "system.cpu_summary",
+            "time": T,
+            "dimensions": {"bk_biz_id": "2", "bk_target_ip": "10.0.0.7"},
+            "metrics": {"usage": 1.5},
+        }
+    )
+    assert point == Point(
+        "system.cpu_summary",
+        2,
+        {"time": T, "usage": 1.5, "bk_biz_id": "2", "bk_target_ip": "10.0.0.7"},
+    )
+    no_biz = {"result_table_id": "x", "time": T, "dimensions": {}, "metrics": {}}
+    assert parse_point(no_biz).bk_biz_id == 0
+    assert parse_point({**no_biz, "dimensions": {"bk_biz_id": "n/a"}}).bk_biz_id == 0
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ({"time": T, "dimensions": {}, "metrics": {}}, "missing_field"),
+        ({"result_table_id": "x", "dimensions": {}, "metrics": {}}, "missing_field"),
+        ({"result_table_id": "x", "time": "soon", "dimensions": {}, "metrics": {}}, "wrong_type"),
+        ({"result_table_id": "x", "time": T, "dimensions": [], "metrics": {}}, "wrong_type"),
+    ],
+)
+def test_parse_point_rejects_bad_messages(message, reason):
+    with pytest.raises(Rejected) as caught:
+        parse_point(message)
+    assert caught.value.reason == reason

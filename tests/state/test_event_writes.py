@@ -1,0 +1,124 @@
+"""What the event flow writes for one anomaly, and its QoS gate on a real Redis."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import redis
+
+from operators.event import EventAnomaly, EventStrategies, access
+from operators.event_records import flat_event, format_time
+from operators.hosts import parse_hosts
+from operators.md5 import count_md5
+from operators.strategy import parse_strategies
+from state.event_writes import event_push
+from state.idempotent import GATED, OncePusher, Op
+from state.keys import Backend
+
+T = 1714550400
+HOSTS = parse_hosts(
+    [{"bk_host_id": 7, "bk_host_innerip": "10.0.0.7", "bk_cloud_id": 0, "bk_biz_id": 2}]
+)
+STRATEGY = {
+    "id": 31,
+    "bk_biz_id": 2,
+    "update_time": 1714000000,
+    "items": [
+        {
+            "id": 53,
+            "algorithms": [{"level": 2}],
+            "query_configs": [
+                {
+                    "data_source_label": "bk_monitor",
+                    "data_type_label": "event",
+                    "metric_id": "bk_monitor.gse_custom_event",
+                }
+            ],
+        }
+    ],
+}
+STRATEGIES = EventStrategies(parse_strategies([STRATEGY]))
+
+
+def anomaly(prefix: str, at: int = T) -> EventAnomaly:
+    message = {"_server_": "10.0.0.7", "_utctime_": format_time(at), "_value_": ["nginx down"]}
+    [record] = flat_event(message)[1]
+    [found], _ = access(record, HOSTS, STRATEGIES, prefix, at)
+    return found
+
+
+def test_one_push_per_anomaly_in_bkmonitors_keys_and_order():
+    a = anomaly("p")
+    push = event_push("p", a, 600)
+    md5 = a.dimension_md5
+    assert (push.marker.op, push.marker.key, push.marker.ttl, push.marker.backend) == (
+        Op.MARK,
+        f"p.access.event.duplicate.{md5}.{T}.31.53.2",
+        600,
+        Backend.QUEUE,
+    )
+    assert [(w.op, w.key, w.ttl, w.backend, w.param) for w in push.writes] == [
+        (
+            Op.GATE,
+            "p.access.event.qos.control",
+            1800,
+            Backend.SERVICE,
+            count_md5([2, 31, 53, "10.0.0.7", 2]),
+        ),
+        (Op.ZADD, f"p.detect.result.31.53.{md5}.2", 3600, Backend.SERVICE, str(T)),
+        (
+            Op.HMAX,
+            "p.detect.last.checkpoint.31.53",
+            604800,
+            Backend.SERVICE,
+            f"detect.result.{md5}.2",
+        ),
+        (Op.SET, "p.cache.strategy.snapshot.31.1714000000", 3600, Backend.SERVICE, ""),
+        (Op.LPUSH, "p.detect.anomaly.list.31.53", 1800, Backend.QUEUE, ""),
+        (Op.SIGNAL, "p.detect.anomaly.signal", 1800, Backend.QUEUE, ""),
+    ]
+    values = [w.value for w in push.writes]
+    assert values[0] == "3"
+    assert values[1] == f"{T}|ANOMALY"
+    assert values[2] == str(T)
+    assert orjson.loads(values[3]) == STRATEGY
+    assert orjson.loads(values[4]) == a.element
+    assert values[5] == "31.53"
+
+
+@pytest.fixture
+def queue(redis_server):
+    return redis.Redis.from_url(redis_server.url(9))
+
+
+@pytest.fixture
+def service(redis_server):
+    return redis.Redis.from_url(redis_server.url(10))
+
+
+def test_qos_gate_drops_the_fourth_record_of_a_series_while_the_control_hash_exists(
+    queue, service, key_prefix
+):
+    pusher = OncePusher(queue, {Backend.QUEUE: 9, Backend.SERVICE: 10})
+    qos = f"{key_prefix}.access.event.qos.control"
+    service.hset(qos, "other", 0)
+    pushes = [event_push(key_prefix, anomaly(key_prefix, T + i), 600) for i in range(5)]
+    assert pusher.push(pushes) == [1, 0, 0, GATED, GATED]
+    field = count_md5([2, 31, 53, "10.0.0.7", 2])
+    assert service.hget(qos, field) == b"5"
+    assert queue.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 3
+    checkpoint = service.hgetall(f"{key_prefix}.detect.last.checkpoint.31.53")
+    assert list(checkpoint.values()) == [str(T + 2).encode()]
+
+
+def test_without_the_control_hash_there_is_no_qos(queue, service, key_prefix):
+    pusher = OncePusher(queue, {Backend.QUEUE: 9, Backend.SERVICE: 10})
+    pushes = [event_push(key_prefix, anomaly(key_prefix, T + i), 600) for i in range(5)]
+    assert pusher.push(pushes) == [1, 0, 0, 0, 0]
+    assert pusher.push(pushes) == [-1] * 5
+    assert not service.exists(f"{key_prefix}.access.event.qos.control")
+    assert queue.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 5
+    md5 = pushes[0].writes[1].key.split(".")[-2]
+    zset = service.zrange(f"{key_prefix}.detect.result.31.53.{md5}.2", 0, -1, withscores=True)
+    assert zset == [(f"{T + i}|ANOMALY".encode(), float(T + i)) for i in range(5)]
+    assert queue.lrange(f"{key_prefix}.detect.anomaly.signal", 0, -1) == [b"31.53"]

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections import Counter
+from dataclasses import dataclass
 
 import orjson
 import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.launch import init_recovery
-from alarmflow.report import snapshot
 from bench.converge_throughput import by_dimension, storm
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run as run_engine
-from tests.flows.flowrun import FlowEnv, bytewax_command, recovery_snapshots, run, start
+from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
 
 pytestmark = pytest.mark.integration
 
@@ -34,17 +30,32 @@ def action_env(make_flow_env) -> FlowEnv:
     return make_flow_env(3, "ACTION")
 
 
-def outputs(env: FlowEnv, kafka_topics, name: str) -> tuple[FlowEnv, dict[str, str]]:
+@dataclass(frozen=True)
+class ConvergeEnv(FlowEnv):
+    """A flow environment with its own decision and audit topics."""
+
+    decision_topic: str = ""
+    audit_topic: str = ""
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        topics = {"ALARMFLOW_DECISION_TOPIC": self.decision_topic}
+        topics["ALARMFLOW_AUDIT_TOPIC"] = self.audit_topic
+        return super().environ(**topics, **extra)
+
+
+def outputs(env: FlowEnv, kafka_topics, name: str) -> ConvergeEnv:
     """``env`` under its own key prefix, with its own decision and audit topics."""
     decisions, audit = kafka_topics(f"{name}-decisions", f"{name}-audit", partitions=1)
-    own = FlowEnv(env.bootstrap, env.redis_url, env.prefix + name, env.topics, env.dlq_topic)
-    return own, {"ALARMFLOW_DECISION_TOPIC": decisions, "ALARMFLOW_AUDIT_TOPIC": audit}
+    prefix = env.prefix + name
+    return ConvergeEnv(
+        env.bootstrap, env.redis_url, prefix, env.topics, env.dlq_topic, decisions, audit
+    )
 
 
-def read_decisions(env: FlowEnv, topics: dict[str, str]) -> dict[str, dict]:
+def read_decisions(env: ConvergeEnv) -> dict[str, dict]:
     """Decision messages by id; a replayed duplicate must be identical."""
     found: dict[str, dict] = {}
-    for raw in read_all(env.bootstrap, topics["ALARMFLOW_DECISION_TOPIC"]):
+    for raw in read_all(env.bootstrap, env.decision_topic):
         message = orjson.loads(raw)
         assert found.setdefault(message["id"], message) == message
     return found
@@ -56,10 +67,6 @@ def audit_lists(client: redis.Redis, prefix: str) -> dict[str, list[dict]]:
         alert = key.decode().rsplit(".", 1)[1]
         lists[alert] = [orjson.loads(e) for e in reversed(client.lrange(key, 0, -1))]
     return lists
-
-
-def contents(client: redis.Redis, prefix: str) -> dict:
-    return {k[len(prefix) :]: v for k, v in snapshot(client, prefix).items()}
 
 
 @pytest.mark.parametrize("lock", ["0", "1"])
@@ -75,12 +82,12 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
         by_dimension,
     )
     produce(action_env.bootstrap, action_env.topics["ACTION"], list(BAD))
-    env, topics = outputs(action_env, kafka_topics, "storm")
+    env = outputs(action_env, kafka_topics, "storm")
 
-    run(bytewax_command("flows.converge"), env.environ(ALARMFLOW_CONVERGE_LOCK=lock, **topics))
+    run(bytewax_command("flows.converge"), env.environ(ALARMFLOW_CONVERGE_LOCK=lock))
 
     reference = run_engine([parse_action(m) for m in messages])
-    got = read_decisions(env, topics)
+    got = read_decisions(env)
     assert got == {d.id: orjson.loads(orjson.dumps(decision_message(d))) for d in reference}
     assert Counter(m["decision"] for m in got.values()) == {
         "execute": 440,
@@ -89,7 +96,7 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
         "collect": 22,
         "suppressed": 27,
     }
-    audit = [orjson.loads(m) for m in read_all(env.bootstrap, topics["ALARMFLOW_AUDIT_TOPIC"])]
+    audit = [orjson.loads(m) for m in read_all(env.bootstrap, env.audit_topic)]
     assert sorted(a["decision_id"] for a in audit) == sorted(got)
 
     service = redis.Redis.from_url(redis_server.url(10))
@@ -122,34 +129,16 @@ def test_sigkill_and_resume_gives_the_same_decisions_once(
         [orjson.dumps(m) for m in storm(5000)],
         by_dimension,
     )
-    queue = redis.Redis.from_url(action_env.redis_url)
-    service = redis.Redis.from_url(redis_server.url(10))
-    reference, reference_topics = outputs(action_env, kafka_topics, "ref")
-    run(bytewax_command("flows.converge"), reference.environ(**reference_topics))
+    clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
+    reference = outputs(action_env, kafka_topics, "ref")
+    run(bytewax_command("flows.converge"), reference.environ())
+    expected = snapshot_dbs(clients, reference.prefix)
+    before = clients[10].dbsize()
 
-    crashed, crashed_topics = outputs(action_env, kafka_topics, "crash")
-    recovery = tmp_path / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command("flows.converge", "-r", str(recovery), "-s", "1", "-b", "0")
-    proc = start(command, crashed.environ(**crashed_topics), tmp_path / "run1.log")
-    pattern = f"{crashed.prefix}.fta_action.converge.decision.*"
-    deadline = time.monotonic() + 120
-    while not recovery_snapshots(recovery) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
-    written = sum(1 for _ in service.scan_iter(match=pattern, count=1000))
+    crashed = outputs(action_env, kafka_topics, "crash")
+    kill_midway_and_resume(
+        "flows.converge", crashed, tmp_path, lambda: clients[10].dbsize() - before, len(expected)
+    )
 
-    run(command, crashed.environ(**crashed_topics))
-
-    expected = read_decisions(reference, reference_topics)
-    assert written < len(expected), "the kill came after the last decision"
-    assert read_decisions(crashed, crashed_topics) == expected
-    for client in (queue, service):
-        want = {
-            k[len(reference.prefix) :]: v for k, v in snapshot(client, reference.prefix).items()
-        }
-        got = {k[len(crashed.prefix) :]: v for k, v in snapshot(client, crashed.prefix).items()}
-        assert got == want
+    assert read_decisions(crashed) == read_decisions(reference)
+    assert snapshot_dbs(clients, crashed.prefix) == expected

@@ -60,6 +60,9 @@ class Settings:
     dedup_ttl: int
     hash_ring_nodes: tuple[str, ...]
     hash_ring_node: str
+    decision_topic: str
+    audit_topic: str
+    converge_lock: bool
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
@@ -259,6 +262,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
         hash_ring_nodes=get("ALARMFLOW_HASH_RING_NODES", "", _node_names),
         hash_ring_node=get("ALARMFLOW_HASH_RING_NODE", "", str.strip),
+        decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
+        audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
+        converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
     )
     nodes, node = settings.hash_ring_nodes, settings.hash_ring_node
     if nodes is not None and (nodes or node) and node not in nodes:

@@ -30,7 +30,13 @@ def produce(
     """Produce ``messages`` in order, partitioned by ``key(message)`` (default: spread by
     position); return how many."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 20, "message.max.bytes": 8 << 20}
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "message.max.bytes": 8 << 20,
+            # A retried batch must not land after a later one: per-key order is the contract.
+            "enable.idempotence": True,
+        }
     )
     count = 0
     for count, message in enumerate(messages, start=1):

@@ -148,3 +148,10 @@ def summary(flow: str) -> str:
                 name = metric.name.removeprefix("alarmflow_")
                 parts.append(f"{name}{'[' + detail + ']' if detail else ''}={sample.value:.0f}")
     return f"{flow}: " + " ".join(sorted(parts))
+
+
+CONVERGE_DECISIONS = Counter(
+    "alarmflow_converge_decisions",
+    "Converge decisions, by converge function and decision.",
+    ["flow", "function", "decision"],
+)

@@ -270,6 +270,43 @@ QOS_CONTROL_KEY = KeyDef(
     "the hash exists; above 3 the record is dropped.",
 )
 
+# --- converge (bkmonitor.md §5; service backend, db 10) --------------------------------------
+
+CONVERGE_DIMENSION_KEY = KeyDef(
+    "FTA_CONVERGE_DIMENSION_KEY",
+    RedisType.ZSET,
+    "fta_action.converge.{strategy_id}.{dimension}.{value}",
+    1800,
+    Backend.SERVICE,
+    note="bkmonitor's converge index: member action_{id}, score its create time; written for "
+    "alert_info, notice_info and action_info so that several deployments see the same actions.",
+)
+CONVERGE_LOCK_KEY = KeyDef(
+    "ACTION_CONVERGE_KEY_PROCESS_LOCK",
+    RedisType.STRING,
+    "fta_action.converge.{dimension}.process.lock",
+    60,
+    Backend.SERVICE,
+    note="bkmonitor's converge counter lock: INCR, above max(count//2, 1) DECR and busy.",
+)
+CONVERGE_AUDIT_KEY = KeyDef(
+    "CONVERGE_AUDIT_KEY",
+    RedisType.LIST,
+    "fta_action.audit.{alert_id}",
+    7 * 86400,
+    Backend.SERVICE,
+    note="LPUSH of the audit record (JSON) of every converge decision about the alert.",
+)
+CONVERGE_DECISION_MARK = KeyDef(
+    "CONVERGE_DECISION_MARK",
+    RedisType.STRING,
+    "fta_action.converge.decision.{decision_id}",
+    7 * 86400,
+    Backend.SERVICE,
+    note="SET NX marker per converge decision id: a replayed decision writes nothing.",
+)
+
+
 REGISTRY: tuple[KeyDef, ...] = (
     DATA_SIGNAL_KEY,
     ALERT_LIST_KEY,
@@ -293,4 +330,8 @@ REGISTRY: tuple[KeyDef, ...] = (
     STRATEGY_CACHE_KEY,
     EVENT_DEDUP_KEY,
     QOS_CONTROL_KEY,
+    CONVERGE_DIMENSION_KEY,
+    CONVERGE_LOCK_KEY,
+    CONVERGE_AUDIT_KEY,
+    CONVERGE_DECISION_MARK,
 )

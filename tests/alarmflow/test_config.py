@@ -160,3 +160,21 @@ def test_a_bad_ring_is_refused_on_one_line(nodes, node, message):
         load_settings(env)
     assert message in str(error.value)
     assert len(str(error.value).splitlines()) == 1
+
+
+def test_converge_output_topics():
+    settings = load_settings({})
+    assert (settings.decision_topic, settings.audit_topic) == (
+        "alarmflow.converge.decisions",
+        "alarmflow.converge.audit",
+    )
+    with pytest.raises(ConfigError, match="ALARMFLOW_AUDIT_TOPIC"):
+        load_settings({"ALARMFLOW_AUDIT_TOPIC": ""})
+    assert load_settings({"ALARMFLOW_DECISION_TOPIC": "d"}).decision_topic == "d"
+
+
+def test_converge_lock_is_off_unless_asked_for():
+    assert not load_settings({}).converge_lock
+    assert load_settings({"ALARMFLOW_CONVERGE_LOCK": "1"}).converge_lock
+    with pytest.raises(ConfigError, match="ALARMFLOW_CONVERGE_LOCK"):
+        load_settings({"ALARMFLOW_CONVERGE_LOCK": "maybe"})

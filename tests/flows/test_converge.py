@@ -1,0 +1,144 @@
+"""The converge flow on the real Kafka broker and Redis, run as ``python -m bytewax.run``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import orjson
+import pytest
+import redis
+
+from alarmflow.kafka_tools import produce, read_all
+from bench.converge_throughput import by_dimension, storm
+from operators.converge.audit import audit_record, decision_message
+from operators.converge.context import parse_action
+from operators.converge.driver import run as run_engine
+from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
+
+pytestmark = pytest.mark.integration
+
+BAD = {
+    b"not json at all": "not_json",
+    orjson.dumps({"create_time": 1, "alerts": []}): "missing_field",
+    orjson.dumps({"id": 1, "create_time": 1, "converge_config": [1]}): "wrong_type",
+}
+
+
+@pytest.fixture
+def action_env(make_flow_env) -> FlowEnv:
+    return make_flow_env(3, "ACTION")
+
+
+@dataclass(frozen=True)
+class ConvergeEnv(FlowEnv):
+    """A flow environment with its own decision and audit topics."""
+
+    decision_topic: str = ""
+    audit_topic: str = ""
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        topics = {"ALARMFLOW_DECISION_TOPIC": self.decision_topic}
+        topics["ALARMFLOW_AUDIT_TOPIC"] = self.audit_topic
+        return super().environ(**topics, **extra)
+
+
+def outputs(env: FlowEnv, kafka_topics, name: str) -> ConvergeEnv:
+    """``env`` under its own key prefix, with its own decision and audit topics."""
+    decisions, audit = kafka_topics(f"{name}-decisions", f"{name}-audit", partitions=1)
+    prefix = env.prefix + name
+    return ConvergeEnv(
+        env.bootstrap, env.redis_url, prefix, env.topics, env.dlq_topic, decisions, audit
+    )
+
+
+def read_decisions(env: ConvergeEnv) -> dict[str, dict]:
+    """Decision messages by id; a replayed duplicate must be identical."""
+    found: dict[str, dict] = {}
+    for raw in read_all(env.bootstrap, env.decision_topic):
+        message = orjson.loads(raw)
+        assert found.setdefault(message["id"], message) == message
+    return found
+
+
+def audit_lists(client: redis.Redis, prefix: str) -> dict[str, list[dict]]:
+    lists = {}
+    for key in client.scan_iter(match=f"{prefix}.fta_action.audit.*"):
+        alert = key.decode().rsplit(".", 1)[1]
+        lists[alert] = [orjson.loads(e) for e in reversed(client.lrange(key, 0, -1))]
+    return lists
+
+
+@pytest.mark.parametrize("lock", ["0", "1"])
+def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
+    action_env, kafka_topics, redis_server, lock
+):
+    """With ``ALARMFLOW_CONVERGE_LOCK=1`` one deployment never finds its own lock busy."""
+    messages = storm(1000)
+    produce(
+        action_env.bootstrap,
+        action_env.topics["ACTION"],
+        [orjson.dumps(m) for m in messages],
+        by_dimension,
+    )
+    produce(action_env.bootstrap, action_env.topics["ACTION"], list(BAD))
+    env = outputs(action_env, kafka_topics, "storm")
+
+    run(bytewax_command("flows.converge"), env.environ(ALARMFLOW_CONVERGE_LOCK=lock))
+
+    reference = run_engine([parse_action(m) for m in messages])
+    got = read_decisions(env)
+    assert got == {d.id: orjson.loads(orjson.dumps(decision_message(d))) for d in reference}
+    assert Counter(m["decision"] for m in got.values()) == {
+        "execute": 440,
+        "skipped": 560,
+        "sleep": 80,
+        "collect": 22,
+        "suppressed": 27,
+    }
+    audit = [orjson.loads(m) for m in read_all(env.bootstrap, env.audit_topic)]
+    assert sorted(a["decision_id"] for a in audit) == sorted(got)
+
+    service = redis.Redis.from_url(redis_server.url(10))
+    expected: dict[str, list[dict]] = {}
+    for decision in reference:
+        for alert in decision.alert_ids:
+            expected.setdefault(alert, []).append(
+                orjson.loads(orjson.dumps(audit_record(decision)))
+            )
+    assert audit_lists(service, env.prefix) == expected
+    assert len(expected) == 1000
+    index = f"{env.prefix}.fta_action.converge.1001.action_info.1001_abnormal_7"
+    assert service.zcard(index) == 5
+    assert 0 < service.ttl(index) <= 1800
+
+    locks = list(service.scan_iter(match=f"{env.prefix}.fta_action.converge.*.process.lock"))
+    assert len(locks) == (4 * 40 if lock == "1" else 0), "one per converged dimension"
+    assert {int(service.get(k)) for k in locks} <= {0}
+
+    dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
+    assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
+
+
+def test_sigkill_and_resume_gives_the_same_decisions_once(
+    action_env, kafka_topics, redis_server, tmp_path
+):
+    produce(
+        action_env.bootstrap,
+        action_env.topics["ACTION"],
+        [orjson.dumps(m) for m in storm(5000)],
+        by_dimension,
+    )
+    clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
+    reference = outputs(action_env, kafka_topics, "ref")
+    run(bytewax_command("flows.converge"), reference.environ())
+    expected = snapshot_dbs(clients, reference.prefix)
+    before = clients[10].dbsize()
+
+    crashed = outputs(action_env, kafka_topics, "crash")
+    kill_midway_and_resume(
+        "flows.converge", crashed, tmp_path, lambda: clients[10].dbsize() - before, len(expected)
+    )
+
+    assert read_decisions(crashed) == read_decisions(reference)
+    assert snapshot_dbs(clients, crashed.prefix) == expected

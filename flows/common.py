@@ -13,8 +13,8 @@ import redis
 from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import ConfigError, Settings, load_settings
-from alarmflow.metrics import DROPPED
-from flows.kafka_io import DeadLetterSink
+from alarmflow.metrics import DLQ_PRODUCED, DROPPED
+from flows.kafka_io import DeliveredSink, dead_letter
 from flows.redis_sink import PushSink, Routed
 from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejected, Rejection, SourceRecord
@@ -74,7 +74,11 @@ def dead_letters(
     step_id: str, settings: Settings, flow: str, *rejections: Stream[Rejection]
 ) -> None:
     """Send every rejection stream to the dead-letter topic."""
-    op.output(step_id, op.merge(f"{step_id}_merge", *rejections), DeadLetterSink(settings, flow))
+    merged = op.merge(f"{step_id}_merge", *rejections)
+    messages = op.map(f"{step_id}_message", merged, dead_letter(flow))
+    delivered = DLQ_PRODUCED.labels(flow).inc
+    sink = DeliveredSink(settings.kafka_bootstrap, settings.dlq_topic, flow, "dlq", delivered)
+    op.output(step_id, messages, sink)
 
 
 def write_once(

@@ -33,8 +33,7 @@ from bytewax.dataflow import Dataflow
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, Stage
 from flows.common import dead_letters, flow_from_env, parse_records, write_once
-from flows.kafka_io import kafka_input
-from flows.kafka_out import DeliveredSink
+from flows.kafka_io import DeliveredSink, kafka_input
 from flows.redis_sink import Routed
 from operators.converge import biz, engine
 from operators.converge.audit import audit_record, decision_message

@@ -4,14 +4,15 @@
   in the recovery store), checks the broker and topics first with a timeout (Bytewax's own
   check hangs forever on an unreachable broker), counts what it reads, and turns consumer
   errors into rejections.
-- :class:`DeadLetterSink` produces rejections to the dead-letter topic and waits for every
-  delivery report: a failed delivery stops the flow (recovery then replays), it is never
-  dropped silently as Bytewax's ``KafkaSink`` would.
+- :class:`DeliveredSink` produces messages (the dead-letter topic's, converge decisions and
+  audit records) and waits for every delivery report: a failed delivery stops the flow
+  (recovery then replays), it is never dropped silently as Bytewax's ``KafkaSink`` would.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
@@ -19,9 +20,10 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from prometheus_client import Counter
 
 from alarmflow.config import Settings, StartPosition
-from alarmflow.metrics import CONSUMED, DLQ_PRODUCED, REJECTED, Stage
+from alarmflow.metrics import CONSUMED, REJECTED, Stage
 from operators.rejects import Reason, Rejection, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -119,66 +121,101 @@ def kafka_input(
     )
 
 
-class _DeadLetterPartition(StatelessSinkPartition[Rejection]):
-    def __init__(self, producer: Producer, topic: str, flow: str) -> None:
+Message = tuple[str, bytes]
+"""A message key and value."""
+
+
+def dead_letter(flow: str) -> Callable[[Rejection], Message]:
+    """Log and count a rejection of ``flow``, and make its dead-letter message."""
+    counters: dict[Reason, Counter] = {}
+
+    def to_message(rejection: Rejection) -> Message:
+        counter = counters.get(rejection.reason)
+        if counter is None:
+            counter = counters[rejection.reason] = REJECTED.labels(flow, str(rejection.reason))
+        counter.inc()
+        record = rejection.record
+        log.warning(
+            "%s: rejected %s[%d]@%d: %s",
+            flow,
+            record.topic,
+            record.partition,
+            record.offset,
+            rejection.error,
+        )
+        return "", rejection.to_dlq(flow)
+
+    return to_message
+
+
+class _DeliveredPartition(StatelessSinkPartition[Message]):
+    def __init__(
+        self,
+        producer: Producer,
+        topic: str,
+        flow: str,
+        stage: str,
+        on_delivered: Callable[[int], None] | None,
+    ) -> None:
         self._producer = producer
         self._topic = topic
         self._flow = flow
-        self._stage = Stage(flow, "dlq")
+        self._stage = Stage(flow, stage)
+        self._on_delivered = on_delivered
 
-    def write_batch(self, items: list[Rejection]) -> None:
+    def write_batch(self, items: list[Message]) -> None:
         with self._stage.batch(len(items)):
-            self._deliver(items)
+            failures: list[str] = []
 
-    def _deliver(self, items: list[Rejection]) -> None:
-        failures: list[str] = []
+            def on_delivery(err, _msg) -> None:
+                if err is not None:
+                    failures.append(str(err))
 
-        def on_delivery(err, _msg) -> None:
-            if err is not None:
-                failures.append(str(err))
-
-        for rejection in items:
-            REJECTED.labels(self._flow, str(rejection.reason)).inc()
-            log.warning(
-                "%s: rejected %s[%d]@%d: %s",
-                self._flow,
-                rejection.record.topic,
-                rejection.record.partition,
-                rejection.record.offset,
-                rejection.error,
-            )
-            self._producer.produce(
-                self._topic, rejection.to_dlq(self._flow), on_delivery=on_delivery
-            )
-        pending = self._producer.flush(DELIVERY_TIMEOUT_S)
+            for key, value in items:
+                self._producer.produce(self._topic, value, key=key or None, on_delivery=on_delivery)
+            pending = self._producer.flush(DELIVERY_TIMEOUT_S)
         if failures or pending:
             # Logged as well as raised: across processes Bytewax loses the exception's text.
-            message = (
-                f"dead-letter topic {self._topic}: {pending} undelivered, errors: {failures[:3]}"
-            )
+            message = f"topic {self._topic}: {pending} undelivered, errors: {failures[:3]}"
             log.error("%s: %s; stopping so that recovery replays them", self._flow, message)
             raise RuntimeError(message)
-        DLQ_PRODUCED.labels(self._flow).inc(len(items))
+        if self._on_delivered is not None:
+            self._on_delivered(len(items))
 
     def close(self) -> None:
         self._producer.flush(DELIVERY_TIMEOUT_S)
 
 
-class DeadLetterSink(DynamicSink[Rejection]):
-    """Produces each rejection's DLQ record and fails loudly if any delivery fails."""
+class DeliveredSink(DynamicSink[Message]):
+    """Produces ``(key, value)`` messages to ``topic`` and waits for every delivery report; a
+    failed delivery stops the flow (recovery then replays it), never dropped silently as
+    Bytewax's ``KafkaSink`` would. ``stage`` names its time in the stage metrics, and
+    ``on_delivered(n)`` is told of each delivered batch."""
 
-    def __init__(self, settings: Settings, flow: str) -> None:
-        self._bootstrap = settings.kafka_bootstrap
-        self._topic = settings.dlq_topic
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        flow: str,
+        stage: str,
+        on_delivered: Callable[[int], None] | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._topic = topic
         self._flow = flow
+        self._stage = stage
+        self._on_delivered = on_delivered
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeadLetterPartition:
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeliveredPartition:
         check_topics(self._bootstrap, [self._topic])
         producer = Producer(
             {
                 "bootstrap.servers": self._bootstrap,
                 "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
                 "acks": "all",
+                "enable.idempotence": True,
             }
         )
-        return _DeadLetterPartition(producer, self._topic, self._flow)
+        return _DeliveredPartition(
+            producer, self._topic, self._flow, self._stage, self._on_delivered
+        )

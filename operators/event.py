@@ -30,7 +30,8 @@ from operators.event_records import (
 )
 from operators.hosts import Host, HostIndex
 from operators.md5 import count_md5
-from operators.strategy import Item, Strategy
+from operators.strategy import Strategy
+from operators.targets import target_match
 from state.keys import STRATEGY_SNAPSHOT_KEY
 
 EXPIRE_SECONDS = 30 * 60
@@ -164,46 +165,6 @@ def filter_dimensions(record: Mapping[str, Any], dims: Mapping[str, Any]) -> dic
             "agent_version": dims["agent_version"],
         }
     return {}
-
-
-def _target_keys(entries: Iterable[Any], field: str) -> set[str]:
-    keys = set()
-    for entry in entries:
-        if not isinstance(entry, Mapping):
-            keys.add(str(entry))
-        elif field.endswith("topo_node"):
-            keys.add(f"{entry.get('bk_obj_id')}|{entry.get('bk_inst_id')}")
-        elif entry.get("bk_host_id") is not None:
-            keys.add(str(entry["bk_host_id"]))
-        else:
-            ip = entry.get("bk_target_ip", entry.get("ip"))
-            keys.add(f"{ip}|{entry.get('bk_target_cloud_id', entry.get('bk_cloud_id', 0))}")
-    return keys
-
-
-def _target_condition_matches(condition: Mapping[str, Any], dims: Mapping[str, Any]) -> bool:
-    field = str(condition.get("field", ""))
-    wanted = _target_keys(condition.get("value") or (), field)
-    if field.endswith("topo_node"):
-        have = set(dims.get("bk_topo_node") or ())
-    elif field in ("ip", "bk_target_ip"):
-        have = {str(dims["bk_host_id"]), f"{dims['bk_target_ip']}|{dims['bk_target_cloud_id']}"}
-    else:
-        return True
-    hit = bool(wanted & have)
-    return hit if condition.get("method", "eq") == "eq" else not hit
-
-
-def target_matches(item: Item, dims: Mapping[str, Any]) -> bool:
-    """bkmonitor's ``TargetCondition`` for host ip/id and topo-node targets; other target
-    fields (service instances, dynamic groups) are not resolved and count as a match."""
-    groups = [g for g in item.target if isinstance(g, list) and g]
-    if not groups:
-        return True
-    return any(
-        all(isinstance(c, Mapping) and _target_condition_matches(c, dims) for c in group)
-        for group in groups
-    )
 
 
 def record_filter(record: Mapping[str, Any], host: Host, hosts: HostIndex) -> str | None:
@@ -352,7 +313,7 @@ def access(
             drops.append("expired")
         elif host.ignore_monitoring:
             drops.append("host_disabled")
-        elif not target_matches(item, dims):
+        elif not target_match(item.target, dims):
             drops.append("out_of_range")
         elif not strategies.conditions(strategy).matches(mapping_lookup(filtered)):
             drops.append("condition")

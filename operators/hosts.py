@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from operators.strategy import whole_number
+from operators.strategy import read_json_list, whole_number
 
 # bkmonitor's HOST_DISABLE_MONITOR_STATES: standby, testing, faulty.
 HOST_DISABLE_MONITOR_STATES = ("备用机", "测试中", "故障中")
@@ -116,10 +114,4 @@ def parse_hosts(objs: Sequence[Any]) -> HostIndex:
 
 def load_host_file(path: str | Path) -> HostIndex:
     """Hosts from a JSON file holding a list of host objects."""
-    try:
-        data = orjson.loads(Path(path).read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise HostError(f"{path}: cannot read hosts: {exc}") from None
-    if not isinstance(data, list):
-        raise HostError(f"{path}: expected a JSON list of hosts")
-    return parse_hosts(data)
+    return parse_hosts(read_json_list(path, "hosts", HostError))

@@ -115,12 +115,17 @@ def parse_strategies(objs: Sequence[Any]) -> tuple[Strategy, ...]:
     return strategies
 
 
-def load_strategy_file(path: str | Path) -> tuple[Strategy, ...]:
-    """Strategies from a JSON file holding a list of strategy objects."""
+def read_json_list(path: str | Path, what: str, error: type[ValueError] = StrategyError) -> list:
+    """The JSON list in the file at ``path`` (a table of ``what``), else ``error`` saying why."""
     try:
         data = orjson.loads(Path(path).read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
-        raise StrategyError(f"{path}: cannot read strategies: {exc}") from None
+        raise error(f"{path}: cannot read {what}: {exc}") from None
     if not isinstance(data, list):
-        raise StrategyError(f"{path}: expected a JSON list of strategies")
-    return parse_strategies(data)
+        raise error(f"{path}: expected a JSON list of {what}")
+    return data
+
+
+def load_strategy_file(path: str | Path) -> tuple[Strategy, ...]:
+    """Strategies from a JSON file holding a list of strategy objects."""
+    return parse_strategies(read_json_list(path, "strategies"))

@@ -1,8 +1,8 @@
 """Feed sample alerts to a topic at a steady rate, so a fresh deployment shows live data.
 
 ``python -m alarmflow.feed --rate 50`` (docker-compose's ``feed`` service) creates the input
-topics of every access type and the dead-letter topic if needed, and produces
-sample alerts forever (``--seconds`` to stop).
+topics of every access type and the output topics (dead letters, converge decisions and audit)
+if needed, and produces sample alerts forever (``--seconds`` to stop).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     topic = settings.topics_for("alert")[0]
     inputs = [topic for kind in ACCESS_TYPES for topic in settings.topics_for(kind)]
-    ensure_topics(settings.kafka_bootstrap, [*inputs, settings.dlq_topic], partitions=3)
+    outputs = [settings.dlq_topic, settings.decision_topic, settings.audit_topic]
+    ensure_topics(settings.kafka_bootstrap, [*inputs, *outputs], partitions=3)
     started = time.monotonic()
     seed = 0
     while not args.seconds or time.monotonic() - started < args.seconds:

@@ -20,7 +20,8 @@ from state.keys import REGISTRY, RedisType, prefix_pattern
 
 # Fields that record when alarmflow handled a record, not what it was.
 VOLATILE_FIELDS = ("access_time", "create_time")
-# The same inside each level of an event anomaly element ({"anomaly": {level: {...}}}).
+# The same inside each level of an anomaly element ({"anomaly": {level: {...}}, "data": {...}}),
+# whose data record carries its own access time.
 VOLATILE_ANOMALY_FIELDS = ("anomaly_time",)
 # Lists of ids whose data changed (printed as queues, not sampled as records).
 SIGNAL_KINDS = ("DATA_SIGNAL_KEY", "ANOMALY_SIGNAL_KEY", "INCIDENT_SIGNAL_KEY")
@@ -32,8 +33,10 @@ def _normalise(entry: bytes) -> str:
     except orjson.JSONDecodeError:
         return entry.decode()
     if isinstance(data, dict):
-        for name in VOLATILE_FIELDS:
-            data.pop(name, None)
+        records = [data, data["data"]] if isinstance(data.get("data"), dict) else [data]
+        for record in records:
+            for name in VOLATILE_FIELDS:
+                record.pop(name, None)
         anomaly = data.get("anomaly")
         for level in anomaly.values() if isinstance(anomaly, dict) else ():
             for name in VOLATILE_ANOMALY_FIELDS:

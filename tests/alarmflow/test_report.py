@@ -7,14 +7,14 @@ import orjson
 from alarmflow.report import _kind, _normalise
 
 
-def test_normalise_drops_handling_times_also_inside_event_anomalies():
+def test_normalise_drops_handling_times_also_inside_anomalies_and_their_data():
     element = {
         "data": {"time": 1, "access_time": 5},
         "anomaly": {"2": {"anomaly_id": "m.1.31.53.2", "anomaly_time": "2024-05-01 08:00:03"}},
         "access_time": 7,
     }
     assert orjson.loads(_normalise(orjson.dumps(element))) == {
-        "data": {"time": 1, "access_time": 5},
+        "data": {"time": 1},
         "anomaly": {"2": {"anomaly_id": "m.1.31.53.2"}},
     }
     assert _normalise(b"31.53") == "31.53"

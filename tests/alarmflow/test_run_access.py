@@ -5,16 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import orjson
 import pytest
 import redis
 
 from alarmflow import launch
+from alarmflow.event_samples import sample_events
 from alarmflow.kafka_tools import produce
 from alarmflow.run_access import ACCESS_FLOWS, PlanError, command_line, plan
 from alarmflow.samples import sample_messages
-from tests.flows.flowrun import REPO, bytewax_command, run
+from bench.converge_throughput import by_dimension, storm
+from bench.real_time_data_throughput import points
+from tests.flows.flowrun import REPO, bytewax_command, run, snapshot_dbs
 from tests.flows.test_alert import normalised, with_prefix
 from tests.flows.test_incident import MESSAGES, by_incident, document
 
@@ -177,3 +181,34 @@ def test_after_max_uptime_the_next_start_resumes_from_recovery(flow_env, tmp_pat
     run(bytewax_command("flows.alert"), reference.environ())
     client = redis.Redis.from_url(flow_env.redis_url)
     assert normalised(client, flow_env.prefix) == normalised(client, reference.prefix)
+
+
+def _samples(kind: str) -> tuple[list[bytes], Callable[[bytes], bytes] | None]:
+    now = int(time.time())
+    if kind == "EVENT":
+        return list(sample_events(300, now)), None
+    if kind == "ACTION":
+        return [orjson.dumps(a) for a in storm(200, now - 3600)], by_dimension
+    return list(points(300, now)), None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("access_type", ["event", "real_time_data", "data", "converge"])
+def test_run_access_writes_what_bytewax_run_writes(
+    access_type, make_flow_env, kafka_topics, redis_server
+):
+    kind = "ACTION" if access_type == "converge" else access_type.upper()
+    env = make_flow_env(3, kind)
+    messages, key = _samples(kind)
+    produce(env.bootstrap, env.topics[kind], messages, key)
+    decisions, audit = kafka_topics("decisions", "audit", partitions=1)
+    outputs = {"ALARMFLOW_DECISION_TOPIC": decisions, "ALARMFLOW_AUDIT_TOPIC": audit}
+    direct = with_prefix(env, env.prefix + "direct")
+    run(bytewax_command(f"flows.{access_type}"), direct.environ(**outputs))
+
+    run(run_access("--access-type", access_type), env.environ(**outputs))
+
+    clients = {db: redis.Redis.from_url(redis_server.url(n)) for db, n in (("q", 9), ("s", 10))}
+    expected = snapshot_dbs(clients, direct.prefix, skip="access.run.")
+    assert len(expected) >= 10
+    assert snapshot_dbs(clients, env.prefix, skip="access.run.") == expected

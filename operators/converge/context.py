@@ -37,6 +37,9 @@ class Action:
     timeout: int
     alert_ids: tuple[str, ...]
     converge_config: dict[str, Any] | None
+    shield: str = ""
+    """Why the action is shielded (bkmonitor's alert shield: an alert with ``is_shielded``),
+    else empty."""
 
 
 def _field(data: dict, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
@@ -62,6 +65,16 @@ def _dimensions(data: dict, alerts: list) -> str:
         }
         common = pairs if common is None else common & pairs
     return count_md5(sorted(common or ()))
+
+
+def _shield(alerts: list[dict]) -> str:
+    """The reason the first shielded alert gives, as bkmonitor's alert-shield check does."""
+    for alert in alerts:
+        if alert.get("is_shielded") is True:
+            shield_id = alert.get("shield_id")
+            by = f" by shield {shield_id}" if shield_id not in (None, "", []) else ""
+            return f"alert {alert['id']} is shielded{by}"
+    return ""
 
 
 def parse_action(data: dict) -> Action:
@@ -92,6 +105,7 @@ def parse_action(data: dict) -> Action:
         timeout=_field(data, "timeout", int, DEFAULT_TIMEOUT_S),
         alert_ids=tuple(a["id"] for a in alerts),
         converge_config=config,
+        shield=_shield(alerts),
     )
 
 

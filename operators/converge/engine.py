@@ -34,7 +34,13 @@ LOCK_RETRY_S = 3
 COLLECT_DELAY_S = 60
 LOCK_TTL_S = 60
 NOT_YET_RUN = frozenset({"received", "sleep", "waiting"})
-RUN_STATUS = {"execute": "running", "skipped": "skipped", "sleep": "sleep", "waiting": "waiting"}
+RUN_STATUS = {
+    "execute": "running",
+    "skipped": "skipped",
+    "sleep": "sleep",
+    "waiting": "waiting",
+    "shield": "shield",
+}
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,8 @@ def _collect(state: DimensionState, converge_id: str, now: float) -> list[Decisi
 def _process(
     state: DimensionState, action: Action, plan: Plan, now: float, lock: Lock, retry: bool
 ) -> tuple[list[Decision], list[Timer]]:
+    if action.shield and not action.is_parent:
+        return [_decision(state, action, plan, "", "shield", action.shield, now)], []
     config = plan.config
     if config is None:
         return [_decision(state, action, plan, "", "execute", plan.reason, now)], []

@@ -155,3 +155,16 @@ def test_a_quiet_dimension_expires_after_the_index_ttl_or_its_window():
     decide(state, at(20, status(1, "success"))[1], 20)
     fire_due(state, 100)
     assert state.expires_at() == 10 + 3600, "the window (3600 s) is longer than the index TTL"
+
+
+def test_a_shielded_alert_shields_its_action_first_and_a_parent_is_not_shielded():
+    shielded = [{"id": "a9", "is_shielded": True, "shield_id": 12}]
+    timeline, decisions = scenario(
+        at(0, push(1, alerts=shielded)),
+        at(1, push(2)),
+        at(2, push(3, alerts=shielded, is_parent_action=True)),
+        until=100,
+    )
+    assert timeline[:2] == [(0, 1, "shield"), (1, 2, "execute")]
+    assert decisions[0].reason == "alert a9 is shielded by shield 12"
+    assert (3, "shield") not in between(timeline, 0, 100)

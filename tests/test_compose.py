@@ -112,7 +112,11 @@ def test_grafana_provisions_the_dashboards_and_the_datasource_they_use():
     provisioning = mounted("grafana", "/etc/grafana/provisioning")
     provider = yaml.safe_load((provisioning / "dashboards" / "alarmflow.yml").read_text())
     dashboards = mounted("grafana", provider["providers"][0]["options"]["path"])
-    assert sorted(p.name for p in dashboards.glob("*.json")) == ["flow.json", "overview.json"]
+    assert sorted(p.name for p in dashboards.glob("*.json")) == [
+        "converge.json",
+        "flow.json",
+        "overview.json",
+    ]
     datasource = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
     source = datasource["datasources"][0]
     assert source["url"] == "http://prometheus:9090"

@@ -1,5 +1,5 @@
 """Every Grafana panel query and every alert rule expression, run through a real Prometheus
-that scraped a real alert flow on real Kafka and Redis, returns data."""
+that scraped a real alert flow and a real converge flow on real Kafka and Redis, returns data."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import signal
 import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
 import yaml
 
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.samples import sample_messages
 from alarmflow.services import PrometheusServer, free_port
+from bench.converge_throughput import by_dimension, storm
 from tests.flows.flowrun import REPO, FlowEnv, bytewax_command, start
 
 pytestmark = pytest.mark.integration
@@ -41,7 +43,8 @@ def rule_expressions() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[PrometheusServer]:
-    """An alert flow (tailing) with samples, one dead target, and Prometheus scraping both."""
+    """An alert flow and a converge flow (tailing) with samples, one dead target, and Prometheus
+    scraping all three."""
     run_dir = tmp_path_factory.mktemp("prometheus")
     stem = f"prom{int(time.time())}"
     env = FlowEnv(
@@ -51,13 +54,19 @@ def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[Prometheus
         {"ALERT": f"{stem}.alert"},
         f"{stem}.dlq",
     )
-    ensure_topics(kafka_broker.bootstrap, [f"{stem}.alert", f"{stem}.dlq"], partitions=3)
+    env.topics["ACTION"] = f"{stem}.action"
+    outputs = [f"{stem}.decisions", f"{stem}.audit"]
+    ensure_topics(kafka_broker.bootstrap, [*env.topics.values(), f"{stem}.dlq"], partitions=3)
+    ensure_topics(kafka_broker.bootstrap, outputs, partitions=1)
     produce(kafka_broker.bootstrap, f"{stem}.alert", sample_messages(3000, int(time.time())))
-    metrics_port, dead_port = free_port(), free_port()
+    actions = [orjson.dumps(a) for a in storm(400, int(time.time()) - 600)]
+    produce(kafka_broker.bootstrap, f"{stem}.action", actions, by_dimension)
+    metrics_port, converge_port, dead_port = free_port(), free_port(), free_port()
     shipped = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
     job = shipped["scrape_configs"][0]
     job["static_configs"] = [
         {"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"flow": "alert"}},
+        {"targets": [f"127.0.0.1:{converge_port}"], "labels": {"flow": "converge"}},
         {"targets": [f"127.0.0.1:{dead_port}"], "labels": {"flow": "stopped"}},
     ]
     shipped["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
@@ -68,6 +77,16 @@ def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[Prometheus
         bytewax_command("flows.alert"),
         env.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(metrics_port)),
         run_dir / "flow.log",
+    )
+    converge = start(
+        bytewax_command("flows.converge"),
+        env.environ(
+            ALARMFLOW_TAIL="1",
+            ALARMFLOW_METRICS_PORT=str(converge_port),
+            ALARMFLOW_DECISION_TOPIC=outputs[0],
+            ALARMFLOW_AUDIT_TOPIC=outputs[1],
+        ),
+        run_dir / "converge.log",
     )
     prometheus = PrometheusServer(free_port(), config, run_dir)
     prometheus.start()
@@ -81,8 +100,9 @@ def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[Prometheus
             time.sleep(1)
         yield prometheus
     finally:
-        flow.send_signal(signal.SIGTERM)
-        flow.wait(30)
+        for proc in (flow, converge):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
         prometheus.stop()
 
 
@@ -135,5 +155,6 @@ def test_the_panel_queries_cover_every_alarmflow_metric():
         "alarmflow_end_to_end_seconds",
         "alarmflow_stage_seconds",
         "alarmflow_stage_items",
+        "alarmflow_converge_decisions",
     }
     assert exported - families == {"alarmflow_cleaned"}

@@ -21,7 +21,6 @@ import time
 from typing import Any
 
 import bytewax.operators as op
-import orjson
 from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
@@ -112,7 +111,7 @@ def build_flow(settings: Settings) -> Dataflow:
         out = []
         for sid, item in retained:
             strategy = strategies[sid]
-            update_time = int(strategy.raw.get("update_time") or 0)
+            update_time = strategy.number("update_time")
             hit = anomaly_levels(item.algorithms, data["value"])
             anomaly = (
                 anomaly_record(data, hit, sid, item.id, snapshot_key(prefix, sid, update_time))
@@ -125,7 +124,7 @@ def build_flow(settings: Settings) -> Dataflow:
                     sid,
                     item.id,
                     update_time,
-                    orjson.dumps(strategy.raw),
+                    strategy.snapshot,
                     levels,
                     tuple(hit),
                     anomaly,

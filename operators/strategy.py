@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,12 @@ class Strategy:
             return int(self.raw.get(name) or 0)
         except (TypeError, ValueError):
             return 0
+
+    @cached_property
+    def snapshot(self) -> bytes:
+        """The strategy as JSON, as anomalies' strategy snapshots keep it; made once, since
+        strategies are fixed from start-up."""
+        return orjson.dumps(dict(self.raw))
 
 
 def whole_number(

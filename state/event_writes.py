@@ -61,7 +61,7 @@ def event_push(prefix: str, anomaly: EventAnomaly, dedup_ttl: int) -> Push:
                 Op.SET,
                 STRATEGY_SNAPSHOT_KEY,
                 prefix,
-                orjson.dumps(dict(strategy.raw)),
+                strategy.snapshot,
                 at=snapshot_at,
             ),
             write(Op.LPUSH, ANOMALY_LIST_KEY, prefix, orjson.dumps(anomaly.element), at=at),

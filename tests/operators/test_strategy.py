@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from alarmflow.config import BUNDLED_STRATEGIES
@@ -68,3 +69,9 @@ def test_bad_files_are_named(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(StrategyError, match=message):
         load_strategy_file(path)
+
+
+def test_the_snapshot_is_the_raw_strategy_as_json_made_once():
+    [parsed] = parse_strategies([strategy(update_time=1714000000)])
+    assert orjson.loads(parsed.snapshot) == strategy(update_time=1714000000)
+    assert parsed.snapshot is parsed.snapshot

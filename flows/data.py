@@ -35,7 +35,7 @@ from flows.common import (
     write_once,
 )
 from flows.kafka_io import kafka_input
-from flows.points import item_matchers, point_parser
+from flows.points import item_matchers, point_parser, retaining
 from flows.redis_sink import Routed
 from operators.data_filters import (
     HostStatus,
@@ -175,11 +175,7 @@ def build_flow(settings: Settings) -> Dataflow:
         if status is not HostStatus.KEEP:
             dropped[status].inc()
             return state, []
-        retained = [
-            (sid, it)
-            for sid, it in group.items
-            if matchers[(sid, it.id)].matches(data["dimensions"])
-        ]
+        retained = retaining(group, matchers, data["dimensions"])
         if not retained:
             dropped["out_of_range"].inc()
             return state, []

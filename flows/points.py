@@ -9,7 +9,7 @@ from alarmflow.metrics import CLEANED
 from operators.data_filters import RangeMatcher
 from operators.records import Point, parse_point
 from operators.rejects import SourceRecord, decode_object
-from operators.strategy import Strategy
+from operators.strategy import Item, Strategy
 from operators.strategy_group import Group
 
 
@@ -34,3 +34,10 @@ def item_matchers(
         for group in groups
         for sid, item in group.items
     }
+
+
+def retaining(
+    group: Group, matchers: Mapping[tuple[int, int], RangeMatcher], dimensions: Mapping
+) -> list[tuple[int, Item]]:
+    """The ``(strategy id, item)`` pairs of ``group`` whose range keeps ``dimensions``."""
+    return [(sid, it) for sid, it in group.items if matchers[(sid, it.id)].matches(dimensions)]

@@ -29,7 +29,7 @@ from flows.common import (
     write_once,
 )
 from flows.kafka_io import kafka_input
-from flows.points import item_matchers, point_parser
+from flows.points import item_matchers, point_parser, retaining
 from flows.redis_sink import Routed
 from operators.data_filters import HostStatus, host_status, is_expired
 from operators.records import Point, clean_record, record_spec
@@ -73,11 +73,7 @@ def build_flow(settings: Settings) -> Dataflow:
         for group in groups:
             data = clean_record(point.raw, specs[group.key], hosts, now)
             status = host_status(data["dimensions"], hosts)
-            targets = [
-                (sid, it.id)
-                for sid, it in group.items
-                if matchers[(sid, it.id)].matches(data["dimensions"])
-            ]
+            targets = [(sid, it.id) for sid, it in retaining(group, matchers, data["dimensions"])]
             if is_expired(data["time"], now, group.interval):
                 dropped["expired"].inc()
             elif status is not HostStatus.KEEP:

@@ -53,6 +53,15 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
+def service_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session's Redis, db 10 (bkmonitor's service keys); use it under
+    ``key_prefix``."""
+    client = redis.Redis.from_url(redis_server.url(10), decode_responses=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def kafka_topics(kafka_broker: KafkaBroker) -> Callable[..., list[str]]:
     """Makes this test's topics on the session broker: ``kafka_topics("in", "out",
     partitions=2)`` returns their names, ``t<uuid>.in`` and ``t<uuid>.out``."""

@@ -48,12 +48,7 @@ def event_env(make_flow_env) -> FlowEnv:
     return make_flow_env(3, "EVENT")
 
 
-@pytest.fixture
-def service(redis_server) -> redis.Redis:
-    return redis.Redis.from_url(redis_server.url(10))
-
-
-def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env, service):
+def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env, service_client):
     env = event_env
     now = int(time.time()) - 60
     disk = {"free": 3, "file_system": "/dev/vdb1", "fstype": "ext4"}
@@ -101,34 +96,36 @@ def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env
     assert signals == [b"303.3031", b"304.3041", b"309.3091", b"313.3131"]
 
     md5 = on_data["data"]["record_id"].split(".")[0]
-    assert service.zrange(f"{p}.detect.result.304.3041.{md5}.1", 0, -1, withscores=True) == [
+    assert service_client.zrange(f"{p}.detect.result.304.3041.{md5}.1", 0, -1, withscores=True) == [
         (f"{now}|ANOMALY".encode(), float(now))
     ]
-    assert len(list(service.scan_iter(match=f"{p}.detect.result.*"))) == 5
-    checkpoint = service.hgetall(f"{p}.detect.last.checkpoint.303.3031")
+    assert len(list(service_client.scan_iter(match=f"{p}.detect.result.*"))) == 5
+    checkpoint = service_client.hgetall(f"{p}.detect.last.checkpoint.303.3031")
     assert sorted(checkpoint.values()) == [str(now).encode()] * 2
     snapshots = sorted(
-        k.decode() for k in service.scan_iter(match=f"{p}.cache.strategy.snapshot.*")
+        k.decode() for k in service_client.scan_iter(match=f"{p}.cache.strategy.snapshot.*")
     )
     assert snapshots == [
         f"{p}.cache.strategy.snapshot.{s}.1714000000" for s in (303, 304, 309, 313)
     ]
-    assert orjson.loads(service.get(snapshots[0]))["id"] == 303
-    assert not service.exists(f"{p}.access.event.qos.control")
+    assert orjson.loads(service_client.get(snapshots[0]))["id"] == 303
+    assert not service_client.exists(f"{p}.access.event.qos.control")
 
     dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
     assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
     assert {m["flow"] for m in dlq} == {"event"}
 
 
-def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(event_env, service, tmp_path):
+def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
+    event_env, service_client, tmp_path
+):
     env = event_env
     messages = list(sample_events(20000, int(time.time())))
     produce(env.bootstrap, env.topics["EVENT"], messages)
     queue = redis.Redis.from_url(env.redis_url)
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
     run(bytewax_command("flows.event"), reference.environ())
-    expected = snapshot_dbs({"queue": queue, "service": service}, reference.prefix)
+    expected = snapshot_dbs({"queue": queue, "service": service_client}, reference.prefix)
     watched = ".detect.anomaly.list.303.3031"
     total = expected[("queue", watched)].size
     assert total > 200
@@ -137,4 +134,4 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(event_env,
     watched_key = crashed.prefix + watched
     kill_midway_and_resume("flows.event", crashed, tmp_path, lambda: queue.llen(watched_key), total)
 
-    assert snapshot_dbs({"queue": queue, "service": service}, crashed.prefix) == expected
+    assert snapshot_dbs({"queue": queue, "service": service_client}, crashed.prefix) == expected

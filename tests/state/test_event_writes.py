@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import orjson
-import pytest
-import redis
 
 from operators.event import EventAnomaly, EventStrategies, access
 from operators.event_records import flat_event, format_time
@@ -86,48 +84,40 @@ def test_one_push_per_anomaly_in_bkmonitors_keys_and_order():
     assert values[5] == "31.53"
 
 
-@pytest.fixture
-def queue(redis_server):
-    return redis.Redis.from_url(redis_server.url(9))
-
-
-@pytest.fixture
-def service(redis_server):
-    return redis.Redis.from_url(redis_server.url(10))
-
-
 def test_qos_gate_drops_the_fourth_record_of_a_series_while_the_control_hash_exists(
-    queue, service, key_prefix
+    redis_client, service_client, key_prefix
 ):
-    pusher = OncePusher(queue, {Backend.QUEUE: 9, Backend.SERVICE: 10})
+    pusher = OncePusher(redis_client, {Backend.QUEUE: 9, Backend.SERVICE: 10})
     qos = f"{key_prefix}.access.event.qos.control"
-    service.hset(qos, "other", 0)
+    service_client.hset(qos, "other", 0)
     pushes = [event_push(key_prefix, anomaly(key_prefix, T + i), 600) for i in range(5)]
     assert pusher.push(pushes) == [1, 0, 0, GATED, GATED]
     field = count_md5([2, 31, 53, "10.0.0.7", 2])
-    assert service.hget(qos, field) == b"5"
-    assert queue.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 3
-    checkpoint = service.hgetall(f"{key_prefix}.detect.last.checkpoint.31.53")
+    assert service_client.hget(qos, field) == b"5"
+    assert redis_client.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 3
+    checkpoint = service_client.hgetall(f"{key_prefix}.detect.last.checkpoint.31.53")
     assert list(checkpoint.values()) == [str(T + 2).encode()]
 
 
-def test_without_the_control_hash_there_is_no_qos(queue, service, key_prefix):
-    pusher = OncePusher(queue, {Backend.QUEUE: 9, Backend.SERVICE: 10})
+def test_without_the_control_hash_there_is_no_qos(redis_client, service_client, key_prefix):
+    pusher = OncePusher(redis_client, {Backend.QUEUE: 9, Backend.SERVICE: 10})
     pushes = [event_push(key_prefix, anomaly(key_prefix, T + i), 600) for i in range(5)]
     assert pusher.push(pushes) == [1, 0, 0, 0, 0]
     assert pusher.push(pushes) == [-1] * 5
-    assert not service.exists(f"{key_prefix}.access.event.qos.control")
-    assert queue.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 5
+    assert not service_client.exists(f"{key_prefix}.access.event.qos.control")
+    assert redis_client.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 5
     md5 = pushes[0].writes[1].key.split(".")[-2]
-    zset = service.zrange(f"{key_prefix}.detect.result.31.53.{md5}.2", 0, -1, withscores=True)
+    zset = service_client.zrange(
+        f"{key_prefix}.detect.result.31.53.{md5}.2", 0, -1, withscores=True
+    )
     assert zset == [(f"{T + i}|ANOMALY".encode(), float(T + i)) for i in range(5)]
-    assert queue.lrange(f"{key_prefix}.detect.anomaly.signal", 0, -1) == [b"31.53"]
+    assert redis_client.lrange(f"{key_prefix}.detect.anomaly.signal", 0, -1) == [b"31.53"]
 
 
 def test_two_events_sharing_an_anomaly_id_are_both_kept_and_a_replay_writes_nothing(
-    queue, key_prefix
+    redis_client, key_prefix
 ):
-    pusher = OncePusher(queue, {Backend.QUEUE: 9, Backend.SERVICE: 10})
+    pusher = OncePusher(redis_client, {Backend.QUEUE: 9, Backend.SERVICE: 10})
     found = []
     for text in ("nginx down", "backup failed"):
         message = {"_server_": "10.0.0.7", "_utctime_": format_time(T), "_value_": [text]}
@@ -136,4 +126,4 @@ def test_two_events_sharing_an_anomaly_id_are_both_kept_and_a_replay_writes_noth
     pushes = [event_push(key_prefix, a, 600) for a in found]
     assert pusher.push(pushes) == [1, 0]
     assert pusher.push(pushes) == [-1, -1]
-    assert queue.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 2
+    assert redis_client.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 2

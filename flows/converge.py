@@ -68,11 +68,14 @@ class DimensionLogic(op.StatefulLogic):
     def _keep(self, decisions: list[Decision]) -> tuple[list[Decision], bool]:
         return decisions, self.state.is_idle()
 
-    def on_item(self, value: tuple[SourceRecord, Action]) -> tuple[list[Decision], bool]:
-        action = value[1]
+    def on_item(
+        self, value: tuple[SourceRecord, tuple[Action, engine.Plan]]
+    ) -> tuple[list[Decision], bool]:
+        action, planned = value[1]
         self.seen = time.time()
-        _, decisions, _ = engine.decide(self.state, action, action.create_time, self.lock)
-        return self._keep(decisions)
+        return self._keep(
+            engine.decide(self.state, action, action.create_time, self.lock, planned)[1]
+        )
 
     def on_notify(self) -> tuple[list[Decision], bool]:
         now = self.state.clock + (time.time() - self.seen)
@@ -130,10 +133,10 @@ def build_flow(settings: Settings) -> Dataflow:
     prefix = settings.key_prefix
     parsed_count = CLEANED.labels(NAME)
 
-    def parse(record: SourceRecord, _now: float) -> Action:
+    def parse(record: SourceRecord, _now: float) -> tuple[Action, engine.Plan]:
         action = parse_action(decode_object(record, settings.max_message_bytes))
         parsed_count.inc()
-        return action
+        return action, engine.plan(action)
 
     def count(decision: Decision) -> Decision:
         CONVERGE_DECISIONS.labels(NAME, decision.function, decision.decision).inc()
@@ -143,7 +146,7 @@ def build_flow(settings: Settings) -> Dataflow:
     topics = settings.topics_for("action")
     records, consumer_errors = kafka_input("kafka", flow, settings, topics, NAME)
     parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
-    keyed = op.key_on("by_dimension", parsed, lambda item: engine.plan(item[1]).dimension)
+    keyed = op.key_on("by_dimension", parsed, lambda item: item[1][1].dimension)
     lock = _lock(settings)
     converged = op.stateful("converge", keyed, lambda resumed: DimensionLogic(resumed, lock))
     decided = op.map("decided", converged, lambda kv: kv[1])

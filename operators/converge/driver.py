@@ -23,9 +23,9 @@ class Converger:
     businesses: dict[str, biz.BizState] = field(default_factory=dict)
 
     def push(self, action: Action) -> list[engine.Decision]:
-        key = engine.plan(action).dimension
-        state = self.dimensions.setdefault(key, DimensionState())
-        _, decisions, _ = engine.decide(state, action, action.create_time, self.lock)
+        planned = engine.plan(action)
+        state = self.dimensions.setdefault(planned.dimension, DimensionState())
+        _, decisions, _ = engine.decide(state, action, action.create_time, self.lock, planned)
         return self._through_biz(decisions)
 
     def advance(self, now: float) -> list[engine.Decision]:

@@ -111,8 +111,15 @@ def plan(action: Action) -> Plan:
 Step = tuple[DimensionState, list[Decision], list[Timer]]
 
 
-def decide(state: DimensionState, action: Action, now: float, lock: Lock = NO_LOCK) -> Step:
-    """Fire the timers due by ``now``, then decide ``action``."""
+def decide(
+    state: DimensionState,
+    action: Action,
+    now: float,
+    lock: Lock = NO_LOCK,
+    planned: Plan | None = None,
+) -> Step:
+    """Fire the timers due by ``now``, then decide ``action``; ``planned`` is its
+    :func:`plan` when the caller already made it (to key the action by its dimension)."""
     state, decisions, timers = fire_due(state, now, lock)
     state.clock = max(state.clock, now)
     if action.id in state.statuses:
@@ -121,7 +128,7 @@ def decide(state: DimensionState, action: Action, now: float, lock: Lock = NO_LO
         return state, decisions, timers
     if action.status in END_STATUS:
         return state, decisions, timers
-    made, set_timers = _process(state, action, plan(action), now, lock, retry=False)
+    made, set_timers = _process(state, action, planned or plan(action), now, lock, retry=False)
     return state, decisions + made, timers + set_timers
 
 

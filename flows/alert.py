@@ -23,7 +23,8 @@ from flows.common import (
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.alert import clean_alert, is_expired
-from operators.rejects import SourceRecord, decode_object
+from operators.bounds import decode_object
+from operators.rejects import SourceRecord
 from operators.routing import AlertRouter
 from state.writes import alert_push
 

@@ -13,6 +13,12 @@ Writes name their backend (bkmonitor's ``queue`` db 9, ``service`` db 10, ...); 
 ``SELECT``s the database of each write, so a record's queue and service keys commit together,
 atomically, on one server. Data lands before its signal because the builders put signals last
 and the script runs writes in order. A batch is one command: one round trip, atomic.
+
+A record whose write fails for its own values (a key holding another type, a score that is no
+number) does not fail the batch: its result is the error text and its marker is taken back
+(Redis keeps whatever of its writes had run; a replay tries it again). With ``replicas``, the
+batch counts as written only once that many replicas acknowledged it (``WAIT``), so a failover
+to one of them loses nothing that was acknowledged.
 """
 
 from __future__ import annotations
@@ -45,6 +51,19 @@ DUPLICATE = -1
 GATED = -2
 """A push result: the record's gate counter passed its limit, so only the marker and the
 counter were written."""
+
+Result = int | str
+"""A push result: signals pushed, :data:`DUPLICATE`, :data:`GATED`, or the error text of a
+record whose write failed."""
+
+
+class NotReplicated(redis.RedisError):
+    """Fewer replicas than asked acknowledged a batch; ``results`` are the batch's results on
+    the server that ran it."""
+
+    def __init__(self, acknowledged: int, wanted: int, results: list[Result]) -> None:
+        super().__init__(f"{acknowledged} of {wanted} replicas acknowledged the writes")
+        self.results = results
 
 
 class Write(NamedTuple):
@@ -94,7 +113,8 @@ class Push(NamedTuple):
 
 # KEYS: per record, the key of each of its writes (marker first).
 # ARGV: per record, its number of writes w; then per write: "op db ttl", param, value.
-# Returns per record: -1 duplicate, -2 gated, else the number of signals pushed.
+# Returns per record: -1 duplicate, -2 gated, the number of signals pushed, or a string
+# starting "ERR " when one of the record's writes failed.
 _PUSH_ONCE = """
 local selected = nil
 local function use(db)
@@ -108,11 +128,9 @@ local function expire(key, ttl)
     redis.call('EXPIRE', key, ttl)
   end
 end
-local results = {}
-local a, k = 1, 1
-while a <= #ARGV do
-  local w = tonumber(ARGV[a])
-  a = a + 1
+local marked = false
+-- One record: its w writes from ARGV[a] and KEYS[k]; -1 duplicate, -2 gated, else signals.
+local function record(a, k, w)
   local result = nil
   for i = 0, w - 1 do
     local op, db, ttl = string.match(ARGV[a], '(%a+) (%d+) (%d+)')
@@ -130,6 +148,7 @@ while a <= #ARGV do
         expire(key, ttl)
       end
       result = new and 0 or -1
+      marked = result == 0
     elseif result >= 0 then
       use(db)
       if op == 'gate' then
@@ -164,7 +183,36 @@ while a <= #ARGV do
       end
     end
   end
+  return result
+end
+-- A record whose write fails (its values, e.g. a key of another type) reports the error as its
+-- result; its marker is taken back, so that a replay tries it again, and the batch goes on.
+local function unmark(a, k)
+  local op, db = string.match(ARGV[a], '(%a+) (%d+)')
+  use(db)
+  if op == 'mark' then
+    redis.call('DEL', KEYS[k])
+  else
+    redis.call('SREM', KEYS[k], ARGV[a + 2])
+  end
+end
+local results = {}
+local a, k = 1, 1
+while a <= #ARGV do
+  local w = tonumber(ARGV[a])
+  marked = false
+  local ok, result = pcall(record, a + 1, k, w)
+  if not ok then
+    if type(result) == 'table' then
+      result = result.err
+    end
+    result = 'ERR ' .. tostring(result)
+    if marked then
+      pcall(unmark, a + 1, k)
+    end
+  end
   results[#results + 1] = result
+  a = a + 1 + 3 * w
   k = k + w
 end
 return results
@@ -177,8 +225,17 @@ class OncePusher:
     ``dbs`` maps each backend the writes name to its database on that server.
     """
 
-    def __init__(self, client: redis.Redis, dbs: Mapping[Backend, int]) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        dbs: Mapping[Backend, int],
+        replicas: int = 0,
+        replica_timeout_ms: int = 1000,
+    ) -> None:
+        self._client = client
         self._script = client.register_script(_PUSH_ONCE)
+        self._replicas = replicas
+        self._replica_timeout_ms = replica_timeout_ms
         self._dbs = dict(dbs)
         self._specs: dict[tuple[Op, Backend, int], str] = {}
 
@@ -190,9 +247,10 @@ class OncePusher:
             spec = self._specs[shape] = f"{w.op.value} {self._dbs[w.backend]} {w.ttl}"
         return spec
 
-    def push(self, pushes: Sequence[Push]) -> list[int]:
-        """Write ``pushes``; per push, the signals it pushed, :data:`DUPLICATE` or
-        :data:`GATED`."""
+    def push(self, pushes: Sequence[Push]) -> list[Result]:
+        """Write ``pushes``; per push, the signals it pushed, :data:`DUPLICATE`, :data:`GATED`
+        or its error text. Raises :class:`NotReplicated` when fewer than ``replicas``
+        acknowledged the batch within ``replica_timeout_ms``."""
         if not pushes:
             return []
         keys: list[str] = []
@@ -203,4 +261,17 @@ class OncePusher:
             for w in (push.marker, *push.writes):
                 keys.append(w.key)
                 args.extend((spec(w), w.param, w.value))
-        return list(self._script(keys=keys, args=args))
+        if not self._replicas:
+            return _results(self._script(keys=keys, args=args))
+        pipe = self._client.pipeline(transaction=False)
+        self._script(keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", self._replicas, self._replica_timeout_ms)
+        raw, acknowledged = pipe.execute()
+        results = _results(raw)
+        if acknowledged < self._replicas:
+            raise NotReplicated(acknowledged, self._replicas, results)
+        return results
+
+
+def _results(raw: list[int | bytes]) -> list[Result]:
+    return [r.decode(errors="replace") if isinstance(r, bytes) else r for r in raw]

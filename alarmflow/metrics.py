@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from time import perf_counter
 from typing import ParamSpec, TypeVar
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,17 @@ REDIS_BATCH_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 REDIS_ERRORS = Counter(
-    "alarmflow_redis_errors", "Redis pipelines that failed (the flow then stops).", ["flow"]
+    "alarmflow_redis_errors",
+    "Redis batch attempts that failed because Redis was unreachable or busy (then retried).",
+    ["flow"],
+)
+# A gauge, not a counter: it says whether the flow is stalled on Redis right now. Each sink
+# worker adds 1 when its Redis stops answering and takes it back when Redis answers again (or
+# when it gives up after ALARMFLOW_REDIS_OUTAGE_S and the flow stops).
+REDIS_WAITING: Gauge = Gauge(
+    "alarmflow_redis_waiting",
+    "Sink workers waiting for Redis to come back (0 when Redis answers).",
+    ["flow"],
 )
 END_TO_END_SECONDS = Histogram(
     "alarmflow_end_to_end_seconds",

@@ -16,7 +16,7 @@ from alarmflow.config import ConfigError, Settings, load_settings
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED
 from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter
-from flows.redis_sink import PushSink, Routed
+from flows.redis_sink import PushSink, RedisUnavailable, Routed
 from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
@@ -36,6 +36,9 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
     except (ConfigError, StrategyError, HostError) as exc:
         for line in str(exc).splitlines():
             print(f"alarmflow: config error: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except RedisUnavailable as exc:
+        print(f"alarmflow: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -71,17 +74,30 @@ def dead_letters(
     """Send every rejection stream to the dead-letter topic."""
     merged = op.merge(f"{step_id}_merge", *rejections)
     messages = op.map(f"{step_id}_message", merged, dead_letter(flow))
+    op.output(step_id, messages, dead_letter_sink(settings, flow))
+
+
+def dead_letter_sink(settings: Settings, flow: str) -> DeliveredSink:
+    """The dead-letter topic's sink, counting what it delivered."""
     delivered = DLQ_PRODUCED.labels(flow).inc
-    sink = DeliveredSink(settings.kafka_bootstrap, settings.dlq_topic, flow, "dlq", delivered)
-    op.output(step_id, messages, sink)
+    return DeliveredSink(settings.kafka_bootstrap, settings.dlq_topic, flow, "dlq", delivered)
 
 
 def write_once(
     step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
 ) -> None:
-    """Write every routed record to Redis once (``kind`` labels the written metric)."""
-    endpoint = (settings.metrics_addr, settings.metrics_port)
-    sink = PushSink(settings.redis_url, settings.redis_dbs(), flow, kind, endpoint)
+    """Write every routed record to Redis once (``kind`` labels the written metric); records
+    Redis refuses go to the dead-letter topic."""
+    sink = PushSink(
+        settings.redis_url,
+        settings.redis_dbs(),
+        flow,
+        kind,
+        (settings.metrics_addr, settings.metrics_port),
+        dead_letter_sink(settings, flow),
+        settings.redis_outage_s,
+        settings.redis_replicas,
+    )
     op.output(step_id, routed, sink)
 
 

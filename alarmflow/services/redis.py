@@ -1,4 +1,6 @@
-"""Debian's ``redis-server`` on 127.0.0.1, without persistence, for the demo, benches and tests."""
+"""Debian's ``redis-server`` on 127.0.0.1 for the demo, benches and tests: without persistence
+unless asked (an outage test restarts it), optionally a replica of another, and Debian's
+``redis-sentinel`` watching a master."""
 
 from __future__ import annotations
 
@@ -16,11 +18,21 @@ READY_TIMEOUT_S = 20.0
 
 
 class RedisServer:
-    """A ``redis-server`` on ``port`` with its log (``redis.log``) and pid file in ``run_dir``."""
+    """A ``redis-server`` on ``port`` with its log (``redis.log``) and pid file in ``run_dir``.
+    ``persistent`` keeps its data across a restart (an append-only file, fsync always);
+    ``replica_of`` makes it a replica of the server on that port."""
 
-    def __init__(self, port: int, run_dir: Path) -> None:
+    def __init__(
+        self,
+        port: int,
+        run_dir: Path,
+        persistent: bool = False,
+        replica_of: int | None = None,
+    ) -> None:
         self.port = port
         self.run_dir = Path(run_dir)
+        self.persistent = persistent
+        self.replica_of = replica_of
         self._process = ManagedProcess("redis", self.run_dir, "redis-server")
 
     @property
@@ -59,9 +71,70 @@ class RedisServer:
             "bind": "127.0.0.1",
             "port": str(self.port),
             "save": "",
-            "appendonly": "no",
+            "appendonly": "yes" if self.persistent else "no",
+            "appendfsync": "always",
             "dir": str(self.run_dir),
             "daemonize": "no",
         }
+        if self.replica_of is not None:
+            options["replicaof"] = f"127.0.0.1 {self.replica_of}"
         binary = require_binary("redis-server", "run scripts/setup, which installs it with apt")
-        return [binary, *(arg for name, value in options.items() for arg in (f"--{name}", value))]
+        return [binary, *_arguments(options)]
+
+
+def _arguments(options: dict[str, str]) -> list[str]:
+    """Command-line options; a value with spaces is several arguments (``replicaof H P``)."""
+    return [arg for name, value in options.items() for arg in (f"--{name}", *value.split(" "))]
+
+
+class RedisSentinel:
+    """Debian's ``redis-sentinel`` on ``port`` watching the master on ``master_port`` under the
+    name ``master``, alone (quorum 1), quick to fail over (``down_after_ms``); its config file
+    (rewritten by the sentinel), log and pid file live in ``run_dir``."""
+
+    def __init__(
+        self, port: int, run_dir: Path, master_port: int, master: str, down_after_ms: int = 1000
+    ) -> None:
+        self.port = port
+        self.run_dir = Path(run_dir)
+        self.master_port = master_port
+        self.master = master
+        self.down_after_ms = down_after_ms
+        self._process = ManagedProcess("sentinel", self.run_dir, "redis-sentinel")
+
+    def url(self, db: int = 9) -> str:
+        """The ``redis+sentinel://`` URL of database ``db`` of the master it watches."""
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.master}/{db}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=5)
+
+    def master_address(self) -> tuple[str, int] | None:
+        """The master's (host, port) as this sentinel knows it."""
+        with self.client() as client:
+            found = client.sentinel_get_master_addr_by_name(self.master)
+        return (found[0], int(found[1])) if found else None
+
+    def start(self, timeout: float = READY_TIMEOUT_S) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = self.run_dir / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.run_dir}\n"
+            f"sentinel monitor {self.master} 127.0.0.1 {self.master_port} 1\n"
+            f"sentinel down-after-milliseconds {self.master} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.master} 10000\n"
+        )
+        ensure_port_free(self.port, "redis-sentinel")
+        binary = require_binary("redis-sentinel", "run scripts/setup, which installs it with apt")
+        self._process.spawn([binary, str(config)])
+        self._process.wait_ready(
+            lambda: self.master_address() is not None, timeout, f"master on port {self.port}"
+        )
+
+    def failover(self) -> None:
+        """Promote a replica now (``SENTINEL FAILOVER``), as when the master fails."""
+        with self.client() as client:
+            client.execute_command("SENTINEL FAILOVER", self.master)
+
+    def stop(self) -> None:
+        self._process.stop()

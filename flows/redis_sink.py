@@ -11,8 +11,6 @@ Each worker keeps one connection and writes each batch it is given as one script
 - A record that Redis refuses for its own values (a key holding another type, ...) goes to
   the dead-letter topic with the error, and the rest of the batch is written. A batch refused
   as a whole for a reason that is not an outage is split until the refused record is alone.
-- At start the server must answer ``PING`` within :data:`CHECK_TIMEOUT_S`, or the flow does
-  not start (:class:`RedisUnavailable`, naming the server but never its password).
 """
 
 from __future__ import annotations
@@ -21,12 +19,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from alarmflow import metrics
+from alarmflow.config import Settings, mask_url
+from alarmflow.connections import redis_client
 from alarmflow.metrics import (
     DROPPED,
     END_TO_END_SECONDS,
@@ -41,11 +40,10 @@ from flows import input_end
 from flows.kafka_io import DeliveredSink, Message, dead_letter
 from operators.rejects import Reason, Rejection, SourceRecord, bounded_text
 from state.idempotent import DUPLICATE, GATED, NotReplicated, OncePusher, Op, Push, Result
-from state.keys import Backend
 
 log = logging.getLogger(__name__)
 
-CHECK_TIMEOUT_S = 3.0
+CONNECT_TIMEOUT_S = 3.0
 SOCKET_TIMEOUT_S = 10.0
 FIRST_DELAY_S = 0.1
 MAX_DELAY_S = 5.0
@@ -65,39 +63,9 @@ _UNAVAILABLE = (
 _UNAVAILABLE_CODES = ("BUSY", "MISCONF", "NOREPLICAS")
 
 
-class RedisUnavailable(RuntimeError):
-    """Redis did not answer the start-up check."""
-
-
-def where(url: str) -> str:
-    """The server a Redis URL names, for logs: scheme, host(s) and path, never credentials."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-
-
 def unavailable(exc: redis.RedisError) -> bool:
     """Whether ``exc`` says Redis cannot take writes now (rather than refusing a batch)."""
     return isinstance(exc, _UNAVAILABLE) or str(exc).startswith(_UNAVAILABLE_CODES)
-
-
-def connect(url: str, timeout: float = SOCKET_TIMEOUT_S) -> redis.Redis:
-    """A client of ``url`` whose commands give up after ``timeout`` seconds."""
-    return redis.Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=min(timeout, CHECK_TIMEOUT_S)
-    )
-
-
-def check_redis(url: str, timeout: float = CHECK_TIMEOUT_S) -> None:
-    """Raise :class:`RedisUnavailable` unless the server of ``url`` answers PING in time."""
-    password = urlsplit(url).password
-    try:
-        with connect(url, timeout) as client:
-            client.ping()
-    except redis.RedisError as exc:
-        text = str(exc).replace(password, "***") if password else str(exc)
-        raise RedisUnavailable(
-            f"Redis at {where(url)} did not answer within {timeout:.0f}s: {text}"
-        ) from None
 
 
 def _merge(earlier: list[Result] | None, later: list[Result]) -> list[Result]:
@@ -284,34 +252,27 @@ class _PushPartition(StatelessSinkPartition[Routed]):
 
 
 class PushSink(DynamicSink[Routed]):
-    """Writes :class:`Routed` records once each to the server of ``url``, whose backends live in
-    ``dbs``, and records Redis refuses to ``dlq``. ``kind`` labels the written-lists metric,
-    ``gate_reason`` the drop counted when a record's gate closes, and ``metrics_endpoint``
-    (address, base port) is where this process serves its metrics. ``outage_s`` is how long
-    an unavailable Redis is waited for, ``replicas`` how many replicas must acknowledge each
-    batch. The server is checked (:func:`check_redis`) when the sink is made."""
+    """Writes :class:`Routed` records once each to the queue server of ``settings`` (each
+    backend in its database there), and records Redis refuses to ``dlq``. ``kind`` labels the
+    written-lists metric, ``gate_reason`` the drop counted when a record's gate closes, and
+    ``metrics_endpoint`` (address, base port) is where this process serves its metrics. An
+    unavailable Redis is waited for ``ALARMFLOW_REDIS_OUTAGE_S``, and each batch waits for
+    ``ALARMFLOW_REDIS_MIN_REPLICAS`` replicas to acknowledge it."""
 
     def __init__(
         self,
-        url: str,
-        dbs: dict[Backend, int],
+        settings: Settings,
         flow: str,
         kind: str,
         metrics_endpoint: tuple[str, int],
         dlq: DeliveredSink,
-        outage_s: float,
-        replicas: int = 0,
         gate_reason: str = "qos",
     ) -> None:
-        check_redis(url)
-        self._url = url
-        self._dbs = dbs
+        self._settings = settings
         self._flow = flow
         self._kind = kind
         self._metrics_endpoint = metrics_endpoint
         self._dlq = dlq
-        self._outage_s = outage_s
-        self._replicas = replicas
         self._gate_reason = gate_reason
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
@@ -319,7 +280,14 @@ class PushSink(DynamicSink[Routed]):
         # Zero series, so that dashboards show "no errors" and "not waiting".
         REDIS_ERRORS.labels(self._flow)
         REDIS_WAITING.labels(self._flow)
-        pusher = OncePusher(connect(self._url), self._dbs, self._replicas)
-        outage = Outage(self._flow, where(self._url), self._outage_s)
+        settings = self._settings
+        client = redis_client(
+            settings.redis_url,
+            settings,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+        )
+        pusher = OncePusher(client, settings.redis_dbs(), settings.redis_replicas)
+        outage = Outage(self._flow, mask_url(settings.redis_url), settings.redis_outage_s)
         dlq = self._dlq.build(f"{step_id}_dlq", worker_index, worker_count)
         return _PushPartition(pusher, outage, dlq, self._flow, self._kind, self._gate_reason)

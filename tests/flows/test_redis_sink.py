@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
-import time
 
 import orjson
 import pytest
@@ -14,12 +12,9 @@ from alarmflow.metrics import REDIS_WAITING
 from flows.redis_sink import (
     REMIND_S,
     Outage,
-    RedisUnavailable,
     Routed,
     _PushPartition,
-    check_redis,
     unavailable,
-    where,
 )
 from operators.rejects import SourceRecord
 from state.idempotent import DUPLICATE, NotReplicated, OncePusher, Op, Push, Write
@@ -128,37 +123,6 @@ def test_records_written_before_a_replica_timeout_count_as_written_not_duplicate
 )
 def test_what_counts_as_redis_being_unavailable(error, outage):
     assert unavailable(error) is outage
-
-
-def test_logs_name_the_server_never_its_password():
-    assert where("redis://:s3cret@10.0.0.5:6379/9") == "redis://10.0.0.5:6379/9"
-    assert where("redis://user:s3cret@h:1/9") == "redis://h:1/9"
-    assert where("unix:///run/redis.sock?db=9") == "unix:///run/redis.sock"
-
-
-def test_the_start_check_fails_within_seconds_on_a_server_that_never_answers():
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(8)  # accepts connections in the kernel; never reads or answers
-        port = silent.getsockname()[1]
-        started = time.monotonic()
-        with pytest.raises(RedisUnavailable, match=f"Redis at redis://127.0.0.1:{port}/9 did"):
-            check_redis(f"redis://:pw@127.0.0.1:{port}/9", timeout=1)
-        assert time.monotonic() - started < 5
-
-
-def test_the_start_check_names_the_host_never_the_password(redis_server):
-    client = redis.Redis.from_url(redis_server.url(0))
-    client.acl_setuser("alarmflow-test", enabled=True, passwords=["+right"], commands=["+@all"])
-    try:
-        url = f"redis://alarmflow-test:wrong-secret@127.0.0.1:{redis_server.port}/9"
-        with pytest.raises(RedisUnavailable) as raised:
-            check_redis(url)
-        assert f"127.0.0.1:{redis_server.port}" in str(raised.value)
-        assert "wrong-secret" not in str(raised.value)
-        check_redis(f"redis://alarmflow-test:right@127.0.0.1:{redis_server.port}/9")
-    finally:
-        client.acl_deluser("alarmflow-test")
 
 
 class Collected:

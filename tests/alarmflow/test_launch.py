@@ -1,4 +1,5 @@
-"""The launcher's supervision: an uptime deadline stops every process and counts as success."""
+"""The launcher's supervision: an uptime deadline stops every process and counts as success;
+its processes die with it, even when it is killed with SIGKILL."""
 
 from __future__ import annotations
 
@@ -6,8 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
+import redis
+
+from alarmflow.kafka_tools import produce
 from alarmflow.launch import supervise
+from alarmflow.samples import sample_messages
+from tests.flows.flowrun import launcher_command, start
+
+NOW = int(time.time())
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -30,3 +40,71 @@ def test_a_failure_before_the_deadline_is_returned():
 
     assert supervise(procs, deadline=time.monotonic() + 30) == 3
     assert procs[1].returncode == -signal.SIGTERM
+
+
+def children(pid: int) -> list[int]:
+    """The pids of the live processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.integration
+def test_the_processes_die_with_a_launcher_killed_by_sigkill(flow_env, free_port, tmp_path):
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(100, NOW)))
+    env = flow_env.environ(ALARMFLOW_TAIL="1")
+    launcher = start(
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(free_port())),
+        env,
+        tmp_path / "launch.log",
+    )
+    wait_until(lambda: len(children(launcher.pid)) == 2, 60, "two processes")
+    flows = children(launcher.pid)
+    wait_until(lambda: redis_keys(flow_env), 60, "the processes to write")
+
+    launcher.kill()
+    launcher.wait()
+
+    wait_until(lambda: not any(alive(pid) for pid in flows), 10, "the processes to die")
+
+
+@pytest.mark.integration
+def test_a_flow_stopped_by_sigterm_does_not_log_the_end_of_input(flow_env, free_port, tmp_path):
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(100, NOW)))
+    env = flow_env.environ(ALARMFLOW_TAIL="1")
+    log = tmp_path / "launch.log"
+    launcher = start(
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(free_port())), env, log
+    )
+    wait_until(lambda: redis_keys(flow_env), 60, "the processes to write")
+
+    launcher.send_signal(signal.SIGTERM)
+
+    assert launcher.wait(30) != 0
+    assert "end of input" not in log.read_text()
+
+
+def redis_keys(env) -> bool:
+    client = redis.Redis.from_url(env.redis_url)
+    return bool(client.keys(f"{env.prefix}.*"))

@@ -90,7 +90,10 @@ def test_the_processes_die_with_a_launcher_killed_by_sigkill(flow_env, free_port
 
 
 @pytest.mark.integration
-def test_a_flow_stopped_by_sigterm_does_not_log_the_end_of_input(flow_env, free_port, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_flow_stopped_by_a_signal_does_not_log_the_end_of_input(
+    flow_env, free_port, tmp_path, signum
+):
     produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(100, NOW)))
     env = flow_env.environ(ALARMFLOW_TAIL="1")
     log = tmp_path / "launch.log"
@@ -99,7 +102,7 @@ def test_a_flow_stopped_by_sigterm_does_not_log_the_end_of_input(flow_env, free_
     )
     wait_until(lambda: redis_keys(flow_env), 60, "the processes to write")
 
-    launcher.send_signal(signal.SIGTERM)
+    launcher.send_signal(signum)
 
     assert launcher.wait(30) != 0
     assert "end of input" not in log.read_text()

@@ -58,6 +58,8 @@ NAMED_KAFKA_PROPERTIES = {
 }
 # ALARMFLOW_* names read by something other than load_settings (scripts/services' ports).
 OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT")
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 
 
@@ -142,11 +144,13 @@ class Settings:
     redis_ssl_ca_location: str = ""
     redis_ssl_certificate_location: str = ""
     redis_ssl_key_location: str = ""
+    redis_sentinel_password: Secret = Secret("")
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this configuration holds (for scrubbing text that might echo
         one): the SASL and key passwords, secret pass-through properties, URL passwords."""
         values = [self.kafka_sasl_password.reveal(), self.kafka_ssl_key_password.reveal()]
+        values.append(self.redis_sentinel_password.reveal())
         values += [v for k, v in self.kafka_config.items() if secret_property(k)]
         urls = (self.redis_url, self.redis_service_url, self.redis_cache_url)
         values += [urlsplit(url).password or "" for url in urls]
@@ -158,9 +162,9 @@ class Settings:
     def redis_dbs(self) -> dict[Backend, int]:
         """The database of each backend on the queue server (writes ``SELECT`` them)."""
         return {
-            Backend.QUEUE: _db_of(self.redis_url),
-            Backend.SERVICE: _db_of(self.redis_service_url),
-            Backend.CACHE: _db_of(self.redis_cache_url),
+            Backend.QUEUE: db_of(self.redis_url),
+            Backend.SERVICE: db_of(self.redis_service_url),
+            Backend.CACHE: db_of(self.redis_cache_url),
         }
 
     def time_window(self) -> TimeWindow:
@@ -227,17 +231,46 @@ def _address(value: str) -> str:
 
 def _redis_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
-        raise ValueError("expected a redis:// , rediss:// or unix:// URL")
+    if parts.scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME) or not (
+        parts.netloc or parts.path
+    ):
+        raise ValueError("expected a redis:// , rediss:// , unix:// or redis+sentinel:// URL")
     try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        if parts.scheme == SENTINEL_SCHEME:
+            sentinel_addresses(value)
+        else:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
     except ValueError:
         raise ValueError("expected a port number from 0 to 65535 after the host") from None
-    _db_of(value)
+    if parts.scheme == SENTINEL_SCHEME and not sentinel_master(value):
+        raise ValueError(
+            "expected redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/DB?master=NAME"
+        )
+    db_of(value)
     return value
 
 
-def _db_of(url: str) -> int:
+def sentinel_addresses(url: str) -> list[tuple[str, int]]:
+    """The (host, port) of each sentinel a ``redis+sentinel://`` URL names (port 26379 unless
+    given); ValueError for a port that is no port number."""
+    addresses = []
+    for address in urlsplit(url).netloc.rpartition("@")[2].split(","):
+        host, sep, port = address.rpartition(":")
+        if not sep:
+            host, port = address, str(SENTINEL_PORT)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not a port number: {port!r}")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def sentinel_master(url: str) -> str:
+    """The master name of a ``redis+sentinel://`` URL (its ``master`` parameter)."""
+    query = dict(pair.partition("=")[::2] for pair in urlsplit(url).query.split("&") if pair)
+    return query.get("master", "")
+
+
+def db_of(url: str) -> int:
     """The database number a Redis URL names (``/N`` or ``?db=N``; 0 when it names none);
     ValueError unless each one it names is a whole number and they agree."""
     parts = urlsplit(url)
@@ -258,6 +291,8 @@ def _server_of(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return ("unix", parts.path)
+    if parts.scheme == SENTINEL_SCHEME:
+        return (parts.scheme, f"{parts.netloc.rpartition('@')[2]}?master={sentinel_master(url)}")
     return (parts.scheme, f"{parts.hostname}:{parts.port or 6379}")
 
 
@@ -369,7 +404,13 @@ def _kafka_properties(value: str) -> dict[str, str]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in properties.items()}
 
 
-SECRET_NAMES = frozenset({"ALARMFLOW_KAFKA_SASL_PASSWORD", "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD"})
+SECRET_NAMES = frozenset(
+    {
+        "ALARMFLOW_KAFKA_SASL_PASSWORD",
+        "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
+        "ALARMFLOW_REDIS_SENTINEL_PASSWORD",
+    }
+)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -430,7 +471,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
         redis_outage_s=get("ALARMFLOW_REDIS_OUTAGE_S", "300", _int_range(0, 7 * 86400)),
-        redis_replicas=get("ALARMFLOW_REDIS_MIN_REPLICAS", "0", _int_range(0, 16)),
+        # Behind Sentinel a batch waits for one replica: a failover then loses no write.
+        redis_replicas=get(
+            "ALARMFLOW_REDIS_MIN_REPLICAS",
+            "1" if urlsplit(queue_server).scheme == SENTINEL_SCHEME else "0",
+            _int_range(0, 16),
+        ),
         kafka_security_protocol=get(
             "ALARMFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _choice(KAFKA_PROTOCOLS)
         ),
@@ -451,6 +497,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "ALARMFLOW_REDIS_SSL_CERTIFICATE_LOCATION", "", _file_or_empty
         ),
         redis_ssl_key_location=get("ALARMFLOW_REDIS_SSL_KEY_LOCATION", "", _file_or_empty),
+        redis_sentinel_password=get("ALARMFLOW_REDIS_SENTINEL_PASSWORD", "", Secret),
     )
     _warn_unknown(set(source), known)
     errors += _security_errors(settings)
@@ -502,6 +549,9 @@ def _security_errors(settings: Settings) -> list[str]:
         errors += _unused(kafka_tls, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
     if urlsplit(settings.redis_url).scheme != "rediss":
         errors += _unused(redis_tls, "a rediss:// ALARMFLOW_REDIS_URL (TLS)")
+    if urlsplit(settings.redis_url).scheme != SENTINEL_SCHEME:
+        sentinel = {"ALARMFLOW_REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password}
+        errors += _unused(sentinel, "a redis+sentinel:// ALARMFLOW_REDIS_URL")
     return errors
 
 

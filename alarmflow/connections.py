@@ -5,7 +5,9 @@
   the bootstrap servers, the named security settings (``ALARMFLOW_KAFKA_SECURITY_PROTOCOL``,
   ``..._SASL_*``, ``..._SSL_*``) and the pass-through properties of ``ALARMFLOW_KAFKA_CONFIG``.
 - :func:`redis_client` makes every Redis client: the URL's credentials, database and
-  ``rediss://`` TLS, with the CA, certificate and key of ``ALARMFLOW_REDIS_SSL_*``.
+  ``rediss://`` TLS, with the CA, certificate and key of ``ALARMFLOW_REDIS_SSL_*``; for a
+  ``redis+sentinel://`` URL, a client of the master the sentinels name, found again on each
+  new connection, so that it follows a failover.
 - :func:`preflight` checks at start, within seconds, that Kafka and Redis accept these
   settings; :class:`ConnectFailed` says what failed and on which host, never a secret.
 - :func:`scrub` and :class:`SecretFilter` mask secrets in any text or log line.
@@ -21,8 +23,17 @@ from urllib.parse import urlsplit
 import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from redis.sentinel import Sentinel
 
-from alarmflow.config import MASK, Settings, mask_url
+from alarmflow.config import (
+    MASK,
+    SENTINEL_SCHEME,
+    Settings,
+    db_of,
+    mask_url,
+    sentinel_addresses,
+    sentinel_master,
+)
 
 KafkaTarget = Settings | str
 """Where a Kafka client connects: the settings, or a bare bootstrap string (plaintext, for the
@@ -85,7 +96,31 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -
         }
         options.update({key: path for key, path in files.items() if path})
     options.update(kwargs)
+    if urlsplit(url).scheme == SENTINEL_SCHEME:
+        return _sentinel_master(url, settings, options)
     return redis.Redis.from_url(url, **options)
+
+
+def _sentinel_master(url: str, settings: Settings | None, options: dict) -> redis.Redis:
+    """A client of the master that the sentinels of a ``redis+sentinel://`` URL name; the
+    sentinels are asked with the connect timeout of ``options`` and the password of
+    ``ALARMFLOW_REDIS_SENTINEL_PASSWORD``."""
+    parts = urlsplit(url)
+    timeout = options.get("socket_connect_timeout") or REDIS_CHECK_TIMEOUT_S
+    sentinel_options: dict[str, object] = {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+    }
+    if settings is not None and settings.redis_sentinel_password:
+        sentinel_options["password"] = settings.redis_sentinel_password.reveal()
+    sentinel = Sentinel(sentinel_addresses(url), sentinel_kwargs=sentinel_options)
+    return sentinel.master_for(
+        sentinel_master(url),
+        db=db_of(url),
+        username=parts.username or None,
+        password=parts.password or None,
+        **options,
+    )
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:

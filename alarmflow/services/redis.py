@@ -104,10 +104,12 @@ class RedisSentinel:
 
     def url(self, db: int = 9) -> str:
         """The ``redis+sentinel://`` URL of database ``db`` of the master it watches."""
-        return f"redis+sentinel://127.0.0.1:{self.port}/{self.master}/{db}"
+        return f"redis+sentinel://127.0.0.1:{self.port}/{db}?master={self.master}"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=5)
+        return redis.Redis(
+            port=self.port, socket_connect_timeout=1, socket_timeout=5, decode_responses=True
+        )
 
     def master_address(self) -> tuple[str, int] | None:
         """The master's (host, port) as this sentinel knows it."""

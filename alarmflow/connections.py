@@ -3,7 +3,9 @@
 - :func:`kafka_config` is the librdkafka configuration of every Kafka client (the flows'
   source, the DLQ/decision/audit producers, the pre-flight and offset look-ups, the tools):
   the bootstrap servers, the named security settings (``ALARMFLOW_KAFKA_SECURITY_PROTOCOL``,
-  ``..._SASL_*``, ``..._SSL_*``) and the pass-through properties of ``ALARMFLOW_KAFKA_CONFIG``.
+  ``..._SASL_*``, ``..._SSL_*``) and the pass-through properties of ``ALARMFLOW_KAFKA_CONFIG``;
+  librdkafka's logs and errors go to Python logging, one line per change
+  (:mod:`alarmflow.kafka_logs`).
 - :func:`redis_client` makes every Redis client: the URL's credentials, database and
   ``rediss://`` TLS, with the CA, certificate and key of ``ALARMFLOW_REDIS_SSL_*``; for a
   ``redis+sentinel://`` URL, a client of the master the sentinels name, found again on each
@@ -25,6 +27,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from redis.sentinel import Sentinel
 
+from alarmflow import kafka_logs
 from alarmflow.config import (
     MASK,
     SENTINEL_SCHEME,
@@ -62,7 +65,7 @@ def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None)
     properties ``extra`` (``group.id``, ``acks``, ...), which win over the pass-through
     ones of ``ALARMFLOW_KAFKA_CONFIG``."""
     if isinstance(target, str):
-        return {"bootstrap.servers": target, **(extra or {})}
+        return {"bootstrap.servers": target, **kafka_logs.client_config(), **(extra or {})}
     named = {
         "bootstrap.servers": target.kafka_bootstrap,
         "security.protocol": target.kafka_security_protocol,
@@ -75,6 +78,7 @@ def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None)
         "ssl.key.password": target.kafka_ssl_key_password.reveal(),
     }
     config: dict = {key: value for key, value in named.items() if value}
+    config.update(kafka_logs.client_config())
     config.update(target.kafka_config)
     config.update(extra or {})
     return config

@@ -87,15 +87,17 @@ def test_a_redis_restart_mid_run_is_ridden_out_and_ends_as_an_uninterrupted_run(
         total = len(before) + len(during)
         wait_for(lambda: metric(metrics_port, consumed) == total, 60, "the second half")
         wait_for(lambda: metric(metrics_port, "alarmflow_redis_waiting") == 0, 60, "Redis back")
+
+        reference = on(flow_env, own_redis.url(9), flow_env.prefix + "ref")
+        run(bytewax_command("flows.alert"), reference.environ())
+        expected = normalised(client, reference.prefix)
+        assert len(expected) > 100
+        wait_for(lambda: normalised(client, live.prefix) == expected, 60, "the same content")
+        assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
 
-    reference = on(flow_env, own_redis.url(9), flow_env.prefix + "ref")
-    run(bytewax_command("flows.alert"), reference.environ())
-    expected = normalised(client, reference.prefix)
-    assert len(expected) > 100
-    assert normalised(client, live.prefix) == expected
     lines = [
         line
         for line in (tmp_path / "flow.log").read_text().splitlines()

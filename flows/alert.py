@@ -1,6 +1,6 @@
 """Alert access: Kafka → parse and clean → expiry → route → Redis lists and signals.
 
-``python -m bytewax.run flows.alert``. See ``shared/spec/alarmflow.md`` "Alert access".
+``python -m bytewax.run flows.alert``; ``docs/alert.md`` describes it.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ class Settings:
     max_message_bytes: int
     metrics_port: int
     metrics_addr: str
+    metrics_targets_dir: Path | None
     dedup_ttl: int
     hash_ring_nodes: tuple[str, ...]
     hash_ring_node: str
@@ -109,6 +110,10 @@ def _address(value: str) -> str:
     except ValueError:
         raise ValueError("expected an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from None
     return value
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
 
 
 def _redis_url(value: str) -> str:
@@ -259,6 +264,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_message_bytes=get("ALARMFLOW_MAX_MESSAGE_BYTES", "1048576", _int_range(1, 1 << 30)),
         metrics_port=get("ALARMFLOW_METRICS_PORT", "9108", _int_range(0, 65535)),
         metrics_addr=get("ALARMFLOW_METRICS_ADDR", "127.0.0.1", _address),
+        metrics_targets_dir=get("ALARMFLOW_METRICS_TARGETS_DIR", "", _optional_path),
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
         hash_ring_nodes=get("ALARMFLOW_HASH_RING_NODES", "", _node_names),
         hash_ring_node=get("ALARMFLOW_HASH_RING_NODE", "", str.strip),

@@ -13,7 +13,7 @@ import redis
 from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import ConfigError, Settings, load_settings
-from alarmflow.metrics import DLQ_PRODUCED, DROPPED
+from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.kafka_io import DeliveredSink, dead_letter
 from flows.redis_sink import PushSink, Routed
 from operators.hosts import HostError, HostIndex, load_host_file
@@ -85,7 +85,7 @@ def write_once(
     step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
 ) -> None:
     """Write every routed record to Redis once (``kind`` labels the written metric)."""
-    endpoint = (settings.metrics_addr, settings.metrics_port)
+    endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
     sink = PushSink(settings.redis_url, settings.redis_dbs(), flow, kind, endpoint)
     op.output(step_id, routed, sink)
 

@@ -96,8 +96,7 @@ class _PushPartition(StatelessSinkPartition[Routed]):
 class PushSink(DynamicSink[Routed]):
     """Writes :class:`Routed` records once each to the server of ``url``, whose backends live in
     ``dbs``. ``kind`` labels the written-lists metric, ``gate_reason`` the drop counted when a
-    record's gate closes, and ``metrics_endpoint`` (address, base port) is where this process
-    serves its metrics."""
+    record's gate closes, and ``metrics_endpoint`` is where this process serves its metrics."""
 
     def __init__(
         self,
@@ -105,7 +104,7 @@ class PushSink(DynamicSink[Routed]):
         dbs: dict[Backend, int],
         flow: str,
         kind: str,
-        metrics_endpoint: tuple[str, int],
+        metrics_endpoint: metrics.Endpoint,
         gate_reason: str = "qos",
     ) -> None:
         self._url = url
@@ -116,7 +115,7 @@ class PushSink(DynamicSink[Routed]):
         self._gate_reason = gate_reason
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
-        metrics.serve(*self._metrics_endpoint)
+        metrics.serve(self._metrics_endpoint, self._flow)
         REDIS_ERRORS.labels(self._flow)  # a zero series, so dashboards show "no errors"
         client = redis.Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=3)
         pusher = OncePusher(client, self._dbs)

@@ -22,7 +22,14 @@ from alarmflow.metrics import DEFINED, register_target
 from alarmflow.samples import sample_messages
 from alarmflow.services import PrometheusServer, free_port, port_open
 from bench.converge_throughput import by_dimension, storm
-from tests.flows.flowrun import REPO, FlowEnv, bytewax_command, launcher_command, start
+from tests.flows.flowrun import (
+    REPO,
+    FlowEnv,
+    bytewax_command,
+    launcher_command,
+    start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -92,13 +99,6 @@ def two_free_ports() -> int:
     return base
 
 
-def wait_for(condition, what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[PrometheusServer]:
     run_dir = tmp_path_factory.mktemp("prometheus")
@@ -139,17 +139,20 @@ def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[Prometheus
     prometheus = PrometheusServer(free_port(), etc / "prometheus.yml", run_dir)
     prometheus.start()
     try:
-        wait_for(
+        wait_until(
             lambda: (
                 sum(float(r["value"][1]) for r in prometheus.query("alarmflow_consumed_total"))
                 >= 3000
             ),
             "a scrape of the alert flow after the first batch",
+            WAIT_S,
         )
-        produce(kafka_broker.bootstrap, env.topics["ALERT"], sample_messages(3000, time.time(), 2))
-        wait_for(
+        more = sample_messages(3000, int(time.time()), 2)
+        produce(kafka_broker.bootstrap, env.topics["ALERT"], more)
+        wait_until(
             lambda: all(prometheus.query(q) for _, q in dashboard_queries()),
             "every dashboard query to return data",
+            WAIT_S,
         )
         yield prometheus
     finally:
@@ -207,9 +210,10 @@ def loaded_rules(prometheus: PrometheusServer) -> dict[str, dict]:
 
 
 def test_rules_are_loaded_healthy_and_flow_down_goes_pending(scraped):
-    wait_for(
+    wait_until(
         lambda: loaded_rules(scraped)["AlarmflowFlowDown"]["state"] != "inactive",
         "AlarmflowFlowDown to leave the inactive state",
+        WAIT_S,
     )
     rules = loaded_rules(scraped)
     assert set(rules) == {n for n, _ in rule_expressions()}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from alarmflow.logs import LEVELS
 from operators.hashring import Shard
 from state.keys import Backend
 
@@ -64,6 +65,7 @@ class Settings:
     decision_topic: str
     audit_topic: str
     converge_lock: bool
+    log_level: str
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
@@ -110,6 +112,12 @@ def _address(value: str) -> str:
     except ValueError:
         raise ValueError("expected an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from None
     return value
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in LEVELS:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}")
+    return value.upper()
 
 
 def _optional_path(value: str) -> Path | None:
@@ -271,6 +279,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
+        log_level=get("ALARMFLOW_LOG_LEVEL", "INFO", _log_level),
     )
     nodes, node = settings.hash_ring_nodes, settings.hash_ring_node
     if nodes is not None and (nodes or node) and node not in nodes:

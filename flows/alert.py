@@ -23,6 +23,7 @@ from flows.common import (
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.alert import clean_alert, is_expired
+from operators.drops import Drop
 from operators.rejects import SourceRecord, decode_object
 from operators.routing import AlertRouter
 from state.writes import alert_push
@@ -35,8 +36,8 @@ def build_flow(settings: Settings) -> Dataflow:
     prefix = settings.key_prefix
     dedup_ttl = settings.dedup_ttl
     cleaned_count = CLEANED.labels(NAME)
-    expired_count = DROPPED.labels(NAME, "expired")
-    unmatched_count = DROPPED.labels(NAME, "unmatched")
+    expired_count = DROPPED.labels(NAME, Drop.EXPIRED)
+    unmatched_count = DROPPED.labels(NAME, Drop.UNMATCHED)
 
     def clean(record: SourceRecord, now: float) -> dict:
         event = clean_alert(decode_object(record, settings.max_message_bytes), now)

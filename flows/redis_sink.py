@@ -24,6 +24,7 @@ from alarmflow.metrics import (
     WRITTEN,
     Stage,
 )
+from operators.drops import Drop
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push
 from state.keys import Backend
 
@@ -41,13 +42,13 @@ class Routed:
 
 
 class _PushPartition(StatelessSinkPartition[Routed]):
-    def __init__(self, pusher: OncePusher, flow: str, kind: str, gate_reason: str) -> None:
+    def __init__(self, pusher: OncePusher, flow: str, kind: str, gate_reason: Drop) -> None:
         self._pusher = pusher
         self._flow = flow
         self._stage = Stage(flow, "redis")
         self._batch_seconds = REDIS_BATCH_SECONDS.labels(flow)
         self._errors = REDIS_ERRORS.labels(flow)
-        self._duplicates = DROPPED.labels(flow, "duplicate")
+        self._duplicates = DROPPED.labels(flow, Drop.DUPLICATE)
         self._gated = DROPPED.labels(flow, gate_reason)
         self._written = WRITTEN.labels(flow, kind)
         self._signals = SIGNALS.labels(flow)
@@ -105,7 +106,7 @@ class PushSink(DynamicSink[Routed]):
         flow: str,
         kind: str,
         metrics_endpoint: metrics.Endpoint,
-        gate_reason: str = "qos",
+        gate_reason: Drop = Drop.QOS,
     ) -> None:
         self._url = url
         self._dbs = dbs

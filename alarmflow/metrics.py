@@ -33,96 +33,79 @@ log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
-# Counter: Kafka messages read from a flow's input topics, by topic (consumer errors, which are
-# not messages, are counted in alarmflow_rejected_total{reason="kafka_error"}).
-CONSUMED = Counter(
-    "alarmflow_consumed",
-    "Kafka messages read from the flow's input topics, by topic.",
-    ["flow", "topic"],
+
+def _counter(name: str, documentation: str, *labels: str) -> Counter:
+    """A counter labelled by ``flow`` and ``labels``; Prometheus shows it as ``{name}_total``."""
+    return Counter(name, documentation, ["flow", *labels])
+
+
+def _histogram(name: str, documentation: str) -> Histogram:
+    """A latency histogram labelled by ``flow``."""
+    return Histogram(name, documentation, ["flow"], buckets=LATENCY_BUCKETS)
+
+
+# Counter. Consumer errors are not messages: they count as rejected{reason="kafka_error"}.
+CONSUMED = _counter(
+    "alarmflow_consumed", "Kafka messages read from the flow's input topics, by topic.", "topic"
 )
-# Counter: records that were decoded and passed validation and cleaning (the rest are rejected).
-CLEANED = Counter(
-    "alarmflow_cleaned",
-    "Records decoded, validated and cleaned (the others are rejected).",
-    ["flow"],
+# Counter. Records that fail any of these are rejected instead.
+CLEANED = _counter("alarmflow_cleaned", "Records decoded, validated and cleaned.")
+# Counter, counted when the dead-letter message is made; alarmflow_dlq_produced_total counts
+# its confirmed delivery.
+REJECTED = _counter(
+    "alarmflow_rejected", "Input rejected to the dead-letter topic, by reason.", "reason"
 )
-# Counter: rejected input, by reason, counted when its dead-letter message is made (before the
-# delivery that alarmflow_dlq_produced_total confirms).
-REJECTED = Counter(
-    "alarmflow_rejected",
-    "Input rejected to the dead-letter topic, by reason.",
-    ["flow", "reason"],
+# Counter; the reasons are operators.drops.Drop.
+DROPPED = _counter(
+    "alarmflow_dropped", "Valid records not written on purpose, by reason.", "reason"
 )
-# Counter: valid records, or their writes, left out on purpose, by reason (expired, unmatched,
-# duplicate, other_shard, qos and each flow's own reasons).
-DROPPED = Counter(
-    "alarmflow_dropped",
-    "Valid records not written on purpose, by reason.",
-    ["flow", "reason"],
-)
-# Counter: entries LPUSHed onto Redis data lists by records written for the first time (a
-# replayed record writes nothing and is counted as dropped{reason="duplicate"}).
-WRITTEN = Counter(
+# Counter. A replayed record writes nothing and counts as dropped{reason="duplicate"}.
+WRITTEN = _counter(
     "alarmflow_written",
     "Entries pushed onto Redis data lists by records written for the first time, by kind.",
-    ["flow", "kind"],
+    "kind",
 )
-# Counter: wake-up signals pushed onto signal lists (one already pending is not pushed again).
-SIGNALS = Counter(
+# Counter. Signals go after their data, in the same script call.
+SIGNALS = _counter(
     "alarmflow_signals",
     "Wake-up signals pushed onto signal lists (one already pending is not pushed again).",
-    ["flow"],
 )
-# Counter: seconds spent in each stage of a flow; divided by alarmflow_stage_items_total it is
-# the time per item.
-STAGE_SECONDS = Counter(
-    "alarmflow_stage_seconds",
-    "Seconds spent in each stage of the flow.",
-    ["flow", "stage"],
-)
-# Counter: items each stage handled: records for per-record stages, records in the batches of
-# the sink stages (redis, dlq, decisions, audit).
-STAGE_ITEMS = Counter(
+# Counter; divided by alarmflow_stage_items_total it is the time per item.
+STAGE_SECONDS = _counter("alarmflow_stage_seconds", "Seconds spent in each stage.", "stage")
+# Counter. Per-record stages count records; sink stages (redis, dlq, decisions, audit) count
+# the records of their batches.
+STAGE_ITEMS = _counter(
     "alarmflow_stage_items",
     "Items each stage handled (records; for sinks, the records in their batches).",
-    ["flow", "stage"],
+    "stage",
 )
-# Counter: dead-letter messages whose delivery the broker confirmed.
-DLQ_PRODUCED = Counter(
-    "alarmflow_dlq_produced",
-    "Dead-letter messages whose delivery the broker confirmed.",
-    ["flow"],
+# Counter. A delivery that fails stops the flow instead.
+DLQ_PRODUCED = _counter(
+    "alarmflow_dlq_produced", "Dead-letter messages whose delivery the broker confirmed."
 )
-# Histogram: seconds of one attempt to run the push-once script on one sink batch, failed
-# attempts included.
-REDIS_BATCH_SECONDS = Histogram(
+# Histogram, failed attempts included.
+REDIS_BATCH_SECONDS = _histogram(
     "alarmflow_redis_batch_seconds",
     "Seconds per attempt to write one sink batch with the push-once script.",
-    ["flow"],
-    buckets=LATENCY_BUCKETS,
 )
-# Counter: failed attempts to write a sink batch. Each is retried after a backoff; when the last
-# retry fails too, the flow stops and resumes from recovery.
-REDIS_ERRORS = Counter(
+# Counter. Each failed attempt is retried after a backoff; when the last retry fails too, the
+# flow stops and resumes from recovery.
+REDIS_ERRORS = _counter(
     "alarmflow_redis_errors",
     "Failed attempts to write a sink batch to Redis (each is retried; after the last the flow "
     "stops).",
-    ["flow"],
 )
-# Histogram: seconds from a Kafka message's timestamp to the write of its record, for records
-# written for the first time.
-END_TO_END_SECONDS = Histogram(
+# Histogram, of records written for the first time.
+END_TO_END_SECONDS = _histogram(
     "alarmflow_end_to_end_seconds",
     "Seconds from the Kafka message timestamp to its record's first Redis write.",
-    ["flow"],
-    buckets=LATENCY_BUCKETS,
 )
-# Counter: converge decisions, by converge function and decision (execute, skipped, sleep,
-# waiting, shield, collect, suppressed).
-CONVERGE_DECISIONS = Counter(
+# Counter; decisions are execute, skipped, sleep, waiting, shield, collect and suppressed.
+CONVERGE_DECISIONS = _counter(
     "alarmflow_converge_decisions",
     "Converge decisions, by converge function and decision.",
-    ["flow", "function", "decision"],
+    "function",
+    "decision",
 )
 
 DEFINED: tuple[MetricWrapperBase, ...] = (

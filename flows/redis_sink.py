@@ -38,6 +38,7 @@ from alarmflow.metrics import (
 )
 from flows import input_end
 from flows.kafka_io import DeliveredSink, Message, dead_letter
+from operators.drops import Drop
 from operators.rejects import Reason, Rejection, SourceRecord, bounded_text
 from state.idempotent import DUPLICATE, GATED, NotReplicated, OncePusher, Op, Push, Result
 
@@ -182,7 +183,7 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         dlq: StatelessSinkPartition[Message],
         flow: str,
         kind: str,
-        gate_reason: str,
+        gate_reason: Drop,
     ) -> None:
         self._pusher = pusher
         self._outage = outage
@@ -191,7 +192,7 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         self._flow = flow
         self._stage = Stage(flow, "redis")
         self._batch_seconds = REDIS_BATCH_SECONDS.labels(flow)
-        self._duplicates = DROPPED.labels(flow, "duplicate")
+        self._duplicates = DROPPED.labels(flow, Drop.DUPLICATE)
         self._gated = DROPPED.labels(flow, gate_reason)
         self._written = WRITTEN.labels(flow, kind)
         self._signals = SIGNALS.labels(flow)
@@ -255,7 +256,7 @@ class PushSink(DynamicSink[Routed]):
     """Writes :class:`Routed` records once each to the queue server of ``settings`` (each
     backend in its database there), and records Redis refuses to ``dlq``. ``kind`` labels the
     written-lists metric, ``gate_reason`` the drop counted when a record's gate closes, and
-    ``metrics_endpoint`` (address, base port) is where this process serves its metrics. An
+    ``metrics_endpoint`` is where this process serves its metrics. An
     unavailable Redis is waited for ``ALARMFLOW_REDIS_OUTAGE_S``, and each batch waits for
     ``ALARMFLOW_REDIS_MIN_REPLICAS`` replicas to acknowledge it."""
 
@@ -264,9 +265,9 @@ class PushSink(DynamicSink[Routed]):
         settings: Settings,
         flow: str,
         kind: str,
-        metrics_endpoint: tuple[str, int],
+        metrics_endpoint: metrics.Endpoint,
         dlq: DeliveredSink,
-        gate_reason: str = "qos",
+        gate_reason: Drop = Drop.QOS,
     ) -> None:
         self._settings = settings
         self._flow = flow
@@ -276,7 +277,7 @@ class PushSink(DynamicSink[Routed]):
         self._gate_reason = gate_reason
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
-        metrics.serve(*self._metrics_endpoint)
+        metrics.serve(self._metrics_endpoint, self._flow)
         # Zero series, so that dashboards show "no errors" and "not waiting".
         REDIS_ERRORS.labels(self._flow)
         REDIS_WAITING.labels(self._flow)

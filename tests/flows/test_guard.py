@@ -7,6 +7,7 @@ import bytewax.operators as op
 import pytest
 import redis
 from bytewax.dataflow import Dataflow
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.guard import guarded_flat_map, guarded_map, guarded_stateful_map
@@ -73,5 +74,11 @@ def test_infrastructure_failures_stop_the_flow():
     def unreachable(_record: SourceRecord) -> None:
         raise redis.ConnectionError("Connection refused")
 
-    with pytest.raises(redis.ConnectionError):
+    with pytest.raises(BytewaxRuntimeError) as caught:
         run(lambda up: guarded_map("write", up, unreachable, lambda r: r))
+    causes = []
+    exc: BaseException | None = caught.value
+    while exc is not None:
+        causes.append(exc)
+        exc = exc.__cause__
+    assert any(isinstance(cause, redis.ConnectionError) for cause in causes)

@@ -16,7 +16,6 @@ otherwise it starts its own on free ports and stops them at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.replay import consumed
 from alarmflow.samples import sample_messages
 from alarmflow.services import free_port
-from bench.alert_throughput import REPO, services
+from bench.alert_throughput import REPO, alert_environ, services
 
 
 def rss_mib(pid: int) -> float:
@@ -62,17 +61,8 @@ def soak(seconds: int, rate: int, every: int) -> None:
         topic, dlq = f"{stem}.alert", f"{stem}.dlq"
         ensure_topics(bootstrap, [topic, dlq], 3)
         port = free_port()
-        env = dict(
-            os.environ,
-            PYTHONPATH=str(REPO),
-            ALARMFLOW_KAFKA_BOOTSTRAP=bootstrap,
-            ALARMFLOW_REDIS_URL=redis_url,
-            ALARMFLOW_KEY_PREFIX=f"{stem}.ee",
-            ALARMFLOW_ALERT_TOPICS=topic,
-            ALARMFLOW_DLQ_TOPIC=dlq,
-            ALARMFLOW_TAIL="1",
-            ALARMFLOW_START="earliest",
-            ALARMFLOW_METRICS_PORT=str(port),
+        env = alert_environ(
+            bootstrap, redis_url, topic, dlq, ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(port)
         )
         command = [sys.executable, "-m", "bytewax.run", "flows.alert"]
         flow = subprocess.Popen(command, env=env, cwd=REPO, stderr=subprocess.DEVNULL)

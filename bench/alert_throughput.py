@@ -53,8 +53,10 @@ def services() -> Iterator[tuple[str, str]]:
             redis_server.stop()
 
 
-def timed_run(command: list[str], bootstrap: str, redis_url: str, topic: str, dlq: str) -> float:
-    env = dict(
+def alert_environ(bootstrap: str, redis_url: str, topic: str, dlq: str, **extra: str) -> dict:
+    """The environment of an alert flow reading ``topic`` from its beginning to its end under a
+    fresh key prefix, metrics off; ``extra`` settings win."""
+    return dict(
         os.environ,
         PYTHONPATH=str(REPO),
         ALARMFLOW_KAFKA_BOOTSTRAP=bootstrap,
@@ -65,7 +67,12 @@ def timed_run(command: list[str], bootstrap: str, redis_url: str, topic: str, dl
         ALARMFLOW_TAIL="0",
         ALARMFLOW_START="earliest",
         ALARMFLOW_METRICS_PORT="0",
+        **extra,
     )
+
+
+def timed_run(command: list[str], bootstrap: str, redis_url: str, topic: str, dlq: str) -> float:
+    env = alert_environ(bootstrap, redis_url, topic, dlq)
     started = time.perf_counter()
     subprocess.run(command, env=env, cwd=REPO, check=True, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started

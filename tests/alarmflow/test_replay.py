@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
+from alarmflow.replay import TAIL_LINES, FlowLog, consumed_in
 from alarmflow.report import snapshot
 from bench.converge_throughput import storm
 from tests.flows.flowrun import REPO, FlowEnv
@@ -89,8 +90,9 @@ def test_replay_refuses_the_live_prefix(flow_env):
 def test_a_replay_logging_more_than_a_pipe_buffer_of_warnings_finishes(
     kafka_broker, redis_server, make_flow_env
 ):
-    """Each malformed message logs a warning line: 1,500 of them are far more than the 64 KiB a
-    pipe holds, on which a replay that read the flow's log only at its exit would hang."""
+    """1,500 malformed messages among valid ones: every one is counted and the bar ends at what
+    the flow read. (Their warnings are rate-limited now; the next test writes the log that
+    would fill the pipe.)"""
     env = make_flow_env(1)
     stem = env.prefix.split(".")[0]
     malformed = [b"{malformed %d" % i for i in range(1500)]
@@ -144,3 +146,23 @@ def test_a_converge_replay_reads_the_action_topics_into_topics_of_its_own(
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"{len(actions)}/{len(actions)} messages" in last_bar(done.stderr)
     assert read_all(env.bootstrap, decisions)
+
+
+def test_the_flow_log_is_read_while_the_flow_runs_however_much_it_writes():
+    """1 MiB of log, far more than the 64 KiB a pipe holds: a reader that waited for the exit
+    would never see it, the writer blocking on the full pipe."""
+    writer = (
+        "import sys\n"
+        "for i in range(10_000): print('x' * 100, i, file=sys.stderr)\n"
+        "print('... INFO flows.redis_sink: end of input: alert: consumed[t]=3', file=sys.stderr)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", writer], stderr=subprocess.PIPE, text=True
+    ) as proc:
+        log = FlowLog(proc.stderr)
+        assert proc.wait(30) == 0
+        log.join()
+
+    assert log.summary == ["alert: consumed[t]=3"]
+    assert consumed_in(log.summary) == 3
+    assert len(log.tail) == TAIL_LINES and log.tail[-2].endswith(" 9999")

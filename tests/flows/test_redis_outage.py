@@ -5,6 +5,7 @@ stops without claiming the end of its input."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -61,6 +62,19 @@ def metric(port: int, name: str) -> float:
         return -1.0
 
 
+def ends_as_an_uninterrupted_run(
+    flow_env: FlowEnv, url: str, client: redis.Redis, live: FlowEnv, proc: subprocess.Popen
+) -> None:
+    """Run the alert flow to the end of the same topic into a reference prefix on the Redis of
+    ``url``; the flow ``live`` (still running) must come to hold the same content."""
+    reference = on(flow_env, url, flow_env.prefix + "ref")
+    run(bytewax_command("flows.alert"), reference.environ())
+    expected = normalised(client, reference.prefix)
+    assert len(expected) > 100
+    wait_for(lambda: normalised(client, live.prefix) == expected, 60, "the same content")
+    assert proc.poll() is None
+
+
 def test_a_redis_restart_mid_run_is_ridden_out_and_ends_as_an_uninterrupted_run(
     flow_env, own_redis, free_port, tmp_path
 ):
@@ -88,12 +102,7 @@ def test_a_redis_restart_mid_run_is_ridden_out_and_ends_as_an_uninterrupted_run(
         wait_for(lambda: metric(metrics_port, consumed) == total, 60, "the second half")
         wait_for(lambda: metric(metrics_port, "alarmflow_redis_waiting") == 0, 60, "Redis back")
 
-        reference = on(flow_env, own_redis.url(9), flow_env.prefix + "ref")
-        run(bytewax_command("flows.alert"), reference.environ())
-        expected = normalised(client, reference.prefix)
-        assert len(expected) > 100
-        wait_for(lambda: normalised(client, live.prefix) == expected, 60, "the same content")
-        assert proc.poll() is None
+        ends_as_an_uninterrupted_run(flow_env, own_redis.url(9), client, live, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -20,8 +20,8 @@ from alarmflow.services import RedisServer, port_open
 from alarmflow.services.redis import RedisSentinel
 from state.idempotent import NotReplicated, OncePusher, Op, Push, Write
 from state.keys import Backend
-from tests.flows.flowrun import bytewax_command, run, start
-from tests.flows.test_redis_outage import metric, normalised, on, wait_for
+from tests.flows.flowrun import bytewax_command, start
+from tests.flows.test_redis_outage import ends_as_an_uninterrupted_run, metric, on, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -118,13 +118,8 @@ def test_the_flow_follows_a_failover_mid_run_and_ends_as_an_uninterrupted_run(
         total = len(before) + len(during)
         wait_for(lambda: read(total), 60, "the rest")
 
-        reference = on(flow_env, url, flow_env.prefix + "ref")
-        run(bytewax_command("flows.alert"), reference.environ())
         client = redis.Redis(port=pair.second.port, db=9)
-        expected = normalised(client, reference.prefix)
-        assert len(expected) > 100
-        wait_for(lambda: normalised(client, live.prefix) == expected, 60, "the same content")
-        assert proc.poll() is None
+        ends_as_an_uninterrupted_run(flow_env, url, client, live, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -202,7 +202,13 @@ def check_redis(
     """Raise :class:`ConnectFailed` unless the Redis of ``url`` (setting ``name``) answers a
     PING in its database with these credentials and TLS files within ``timeout`` seconds."""
     parts = urlsplit(url)
-    host = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+    if parts.scheme == "unix":
+        host = parts.path
+    elif parts.scheme == SENTINEL_SCHEME:
+        sentinels = ",".join(f"{h}:{p}" for h, p in sentinel_addresses(url))
+        host = f"master {sentinel_master(url)} of sentinels {sentinels}"
+    else:
+        host = f"{parts.hostname}:{parts.port or 6379}"
     client = redis_client(
         url,
         settings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alarmflow.config import BUNDLED_STRATEGIES, ConfigError, StartPosition, load_settings
+from alarmflow.connections import ConnectFailed, check_redis
 from state.keys import Backend
 
 
@@ -222,3 +223,13 @@ def test_redis_outage_and_replica_settings():
     assert load_settings({"ALARMFLOW_REDIS_URL": SENTINEL}).redis_replicas == 1
     with pytest.raises(ConfigError, match="ALARMFLOW_REDIS_OUTAGE_S='-1'"):
         load_settings({"ALARMFLOW_REDIS_OUTAGE_S": "-1"})
+
+
+def test_the_start_check_names_the_sentinels_when_none_answers(free_port):
+    port = free_port()
+    url = f"redis+sentinel://:secret@127.0.0.1:{port}/9?master=bkmonitor"
+    settings = load_settings({"ALARMFLOW_REDIS_URL": url})
+    with pytest.raises(ConnectFailed) as failed:
+        check_redis(url, settings, "ALARMFLOW_REDIS_URL", timeout=1)
+    assert f"master bkmonitor of sentinels 127.0.0.1:{port}" in str(failed.value)
+    assert "secret" not in str(failed.value)

@@ -56,7 +56,7 @@ def services() -> Iterator[tuple[str, str]]:
 def alert_environ(bootstrap: str, redis_url: str, topic: str, dlq: str, **extra: str) -> dict:
     """The environment of an alert flow reading ``topic`` from its beginning to its end under a
     fresh key prefix, metrics off; ``extra`` settings win."""
-    return dict(
+    env = dict(
         os.environ,
         PYTHONPATH=str(REPO),
         ALARMFLOW_KAFKA_BOOTSTRAP=bootstrap,
@@ -67,8 +67,9 @@ def alert_environ(bootstrap: str, redis_url: str, topic: str, dlq: str, **extra:
         ALARMFLOW_TAIL="0",
         ALARMFLOW_START="earliest",
         ALARMFLOW_METRICS_PORT="0",
-        **extra,
     )
+    env.update(extra)
+    return env
 
 
 def timed_run(command: list[str], bootstrap: str, redis_url: str, topic: str, dlq: str) -> float:

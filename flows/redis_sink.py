@@ -256,8 +256,8 @@ class PushSink(DynamicSink[Routed]):
     """Writes :class:`Routed` records once each to the queue server of ``settings`` (each
     backend in its database there), and records Redis refuses to ``dlq``. ``kind`` labels the
     written-lists metric, ``gate_reason`` the drop counted when a record's gate closes, and
-    ``metrics_endpoint`` is where this process serves its metrics. An
-    unavailable Redis is waited for ``ALARMFLOW_REDIS_OUTAGE_S``, and each batch waits for
+    ``metrics_endpoint`` is where this process serves its metrics. An unavailable Redis is
+    waited for ``ALARMFLOW_REDIS_OUTAGE_S``, and each batch waits for
     ``ALARMFLOW_REDIS_MIN_REPLICAS`` replicas to acknowledge it."""
 
     def __init__(

@@ -66,6 +66,8 @@ class Settings:
     converge_lock: bool
     max_past_s: int
     max_future_s: int
+    event_language: str
+    dynamic_groups: str
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
@@ -212,6 +214,18 @@ def _hosts(value: str) -> str:
     return value
 
 
+def _language(value: str) -> str:
+    if value not in ("zh", "en"):
+        raise ValueError("expected zh (bkmonitor's texts) or en (their English)")
+    return value
+
+
+def _optional_file(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError("expected a readable JSON file, or nothing")
+    return value
+
+
 def _node_names(value: str) -> tuple[str, ...]:
     nodes = tuple(node.strip() for node in value.split(",") if node.strip())
     if len(set(nodes)) != len(nodes):
@@ -274,6 +288,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
+        event_language=get("ALARMFLOW_EVENT_LANGUAGE", "zh", _language),
+        dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _optional_file),
     )
     nodes, node = settings.hash_ring_nodes, settings.hash_ring_node
     if nodes is not None and (nodes or node) and node not in nodes:

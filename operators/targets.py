@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from operators.hosts import HostError
+
 IP_FIELDS = ("ip", "bk_target_ip")
 SERVICE_FIELDS = ("service_instance_id", "bk_target_service_instance_id")
 DYNAMIC_GROUP = "dynamic_group"
@@ -37,8 +39,9 @@ NO_HOST = 0
 """bkmonitor's key for a dynamic group without hosts: an int, which no record key equals."""
 
 
-class DynamicGroupError(ValueError):
-    """The dynamic-group table is unusable; the message names the group."""
+class DynamicGroupError(HostError):
+    """The dynamic-group table (CMDB data beside the host table) is unusable; the message
+    names the group."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """alarmflow's configuration: environment variables, validated once at start.
 
-Names and defaults are those of the contract (``shared/spec/alarmflow.md``). A file named by
+Names and defaults are documented in ``docs/configuration.md``. A file named by
 ``ALARMFLOW_CONFIG`` (``KEY=VALUE`` lines, ``#`` comments) may add values; the environment
 wins. Every bad value is reported on one line naming the variable, the value and what is
 expected, and all of them are reported together.

@@ -1,7 +1,7 @@
 """Alert access: Kafka → parse and clean → expiry → route → Redis lists and signals.
 
-``python -m bytewax.run flows.alert``. Every step is guarded: a record any step fails on goes
-to the dead-letter topic with its reason and the flow goes on.
+``python -m bytewax.run flows.alert``; ``docs/alert.md`` describes it. Every step is guarded:
+a record any step fails on goes to the dead-letter topic with its reason and the flow goes on.
 """
 
 from __future__ import annotations

@@ -9,11 +9,18 @@ import orjson
 import pytest
 import redis
 
-from alarmflow.event_samples import sample_events
+from alarmflow.event_samples import by_host, sample_events
 from alarmflow.kafka_tools import produce, read_all
 from operators.event_records import format_time
 from operators.md5 import count_md5
-from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
+from tests.flows.flowrun import (
+    FlowEnv,
+    bytewax_command,
+    crash_soak,
+    kill_midway_and_resume,
+    run,
+    snapshot_dbs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +153,7 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
 ):
     env = event_env
     messages = list(sample_events(20000, int(time.time())))
-    produce(env.bootstrap, env.topics["EVENT"], messages)
+    produce(env.bootstrap, env.topics["EVENT"], messages, by_host)
     queue = redis.Redis.from_url(env.redis_url)
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
     run(bytewax_command("flows.event"), reference.environ())
@@ -160,3 +167,19 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     kill_midway_and_resume("flows.event", crashed, tmp_path, lambda: queue.llen(watched_key), total)
 
     assert snapshot_dbs({"queue": queue, "service": service_client}, crashed.prefix) == expected
+
+
+def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
+    event_env, service_client, tmp_path
+):
+    env = event_env
+    produce(env.bootstrap, env.topics["EVENT"], sample_events(20000, int(time.time())), by_host)
+    queue = redis.Redis.from_url(env.redis_url)
+    dbs = {"queue": queue, "service": service_client}
+    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.event"), reference.environ())
+
+    soaked = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "soak", env.topics, env.dlq_topic)
+    assert crash_soak("flows.event", soaked, tmp_path, kills=4) >= 2
+
+    assert snapshot_dbs(dbs, soaked.prefix) == snapshot_dbs(dbs, reference.prefix)

@@ -10,7 +10,7 @@ import redis
 
 from alarmflow.kafka_tools import produce, read_all
 from alarmflow.report import snapshot
-from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run
+from tests.flows.flowrun import FlowEnv, bytewax_command, crash_soak, kill_midway_and_resume, run
 
 pytestmark = pytest.mark.integration
 
@@ -184,3 +184,19 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(incident_e
 
     got = {k[len(crashed.prefix) :]: v for k, v in snapshot(client, crashed.prefix).items()}
     assert got == expected
+
+
+def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(incident_env, tmp_path):
+    env = incident_env
+    produce(env.bootstrap, env.topics["INCIDENT"], storm(8000), by_incident)
+    client = redis.Redis.from_url(env.redis_url)
+    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.incident"), reference.environ())
+
+    soaked = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "soak", env.topics, env.dlq_topic)
+    assert crash_soak("flows.incident", soaked, tmp_path, kills=4) >= 2
+
+    def unprefixed(prefix: str) -> dict:
+        return {k[len(prefix) :]: v for k, v in snapshot(client, prefix).items()}
+
+    assert unprefixed(soaked.prefix) == unprefixed(reference.prefix)

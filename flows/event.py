@@ -14,6 +14,7 @@ fails on goes to the dead-letter topic with its reason and the flow goes on.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import bytewax.operators as op
@@ -65,8 +66,10 @@ def pipeline(
     settings: Settings,
     hosts: HostIndex,
     strategies: EventStrategies,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
-    """The flow's steps, from Kafka records to Redis pushes and rejections."""
+    """The flow's steps, from Kafka records to Redis pushes and rejections; ``clock`` is what
+    the anomalies' access time and the expiry read."""
     prefix, dedup_ttl = settings.key_prefix, settings.dedup_ttl
     language, window = settings.event_language, settings.time_window()
     cleaned_count = CLEANED.labels(NAME)
@@ -84,7 +87,7 @@ def pipeline(
         return [(item[0], record) for record in item[1]]
 
     def clean(item: Flat) -> list[Accessed]:
-        found, drops = access(item[1], hosts, strategies, prefix, time.time(), language)
+        found, drops = access(item[1], hosts, strategies, prefix, clock(), language)
         for reason in drops:
             drop_counts[reason].inc()
         cleaned_count.inc(len(found))

@@ -83,6 +83,12 @@ def _missing(field: str) -> Rejected:
     return Rejected(Reason.MISSING_FIELD, f"required field '{field}' is missing")
 
 
+def _require(obj: Mapping[str, Any], fields: tuple[str, ...], where: str = "") -> None:
+    for field in fields:
+        if field not in obj:
+            raise _missing(f"{where}{field}")
+
+
 def _wrong(field: str, expected: str, value: Any) -> Rejected:
     return Rejected(Reason.WRONG_TYPE, f"field '{field}' must be {expected}, got {preview(value)}")
 
@@ -102,14 +108,12 @@ def _known_status(status: Any, field: str) -> str:
 
 
 def _scope(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    if "scope" not in data:
-        raise _missing("scope")
+    _require(data, ("scope",))
     scope = data["scope"]
     if not isinstance(scope, Mapping):
         raise _wrong("scope", "an object", scope)
+    _require(scope, ("bk_biz_ids", "alerts", "events"), "scope.")
     for field in ("bk_biz_ids", "alerts", "events"):
-        if field not in scope:
-            raise _missing(f"scope.{field}")
         if not isinstance(scope[field], list):
             raise _wrong(f"scope.{field}", "a list", scope[field])
     for alert in scope["alerts"]:
@@ -132,9 +136,7 @@ def _attributes(data: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
 
 def parse_sync(data: Mapping[str, Any]) -> Sync:
     """Validate a decoded sync message; :class:`Rejected` names the field that is wrong."""
-    for field in ("incident_id", "sync_type", "incident_info"):
-        if field not in data:
-            raise _missing(field)
+    _require(data, ("incident_id", "sync_type", "incident_info"))
     incident_id = data["incident_id"]
     if isinstance(incident_id, bool) or not isinstance(incident_id, str | int) or incident_id == "":
         raise _wrong("incident_id", "a string or an integer", incident_id)
@@ -143,9 +145,7 @@ def parse_sync(data: Mapping[str, Any]) -> Sync:
     info = data["incident_info"]
     if not isinstance(info, Mapping):
         raise _wrong("incident_info", "an object", info)
-    for field in ("bk_biz_id", "status", "create_time"):
-        if field not in info:
-            raise _missing(f"incident_info.{field}")
+    _require(info, ("bk_biz_id", "status", "create_time"), "incident_info.")
     for field in ("create_time", "update_time"):
         value = info.get(field)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):

@@ -165,15 +165,22 @@ def storm(incidents: int) -> list[bytes]:
     return messages
 
 
-def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(incident_env, tmp_path):
-    env = incident_env
+def reference_run(env: FlowEnv, client: redis.Redis) -> dict:
+    """8,000 incidents' storm run once without interruption: Redis without the prefix."""
     produce(env.bootstrap, env.topics["INCIDENT"], storm(8000), by_incident)
-    client = redis.Redis.from_url(env.redis_url)
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
     run(bytewax_command("flows.incident"), reference.environ())
-    expected = {
-        k[len(reference.prefix) :]: v for k, v in snapshot(client, reference.prefix).items()
-    }
+    return unprefixed(client, reference.prefix)
+
+
+def unprefixed(client: redis.Redis, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in snapshot(client, prefix).items()}
+
+
+def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(incident_env, tmp_path):
+    env = incident_env
+    client = redis.Redis.from_url(env.redis_url)
+    expected = reference_run(env, client)
     assert len(expected) > 3 * 8000
 
     crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
@@ -182,21 +189,15 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(incident_e
         "flows.incident", crashed, tmp_path, lambda: client.llen(signal_key), 8000
     )
 
-    got = {k[len(crashed.prefix) :]: v for k, v in snapshot(client, crashed.prefix).items()}
-    assert got == expected
+    assert unprefixed(client, crashed.prefix) == expected
 
 
 def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(incident_env, tmp_path):
     env = incident_env
-    produce(env.bootstrap, env.topics["INCIDENT"], storm(8000), by_incident)
     client = redis.Redis.from_url(env.redis_url)
-    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
-    run(bytewax_command("flows.incident"), reference.environ())
+    expected = reference_run(env, client)
 
     soaked = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "soak", env.topics, env.dlq_topic)
     assert crash_soak("flows.incident", soaked, tmp_path, kills=4) >= 2
 
-    def unprefixed(prefix: str) -> dict:
-        return {k[len(prefix) :]: v for k, v in snapshot(client, prefix).items()}
-
-    assert unprefixed(soaked.prefix) == unprefixed(reference.prefix)
+    assert unprefixed(client, soaked.prefix) == expected

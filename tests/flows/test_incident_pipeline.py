@@ -4,17 +4,14 @@ ring split."""
 
 from __future__ import annotations
 
-import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alarmflow.config import load_settings
 from flows.incident import pipeline
 from flows.redis_sink import Routed
-from operators.hashring import HashRing
-from operators.rejects import Reason, Rejection, SourceRecord
+from operators.rejects import Reason, Rejection
 from state.idempotent import Op
+from tests.flows.inprocess import assert_ring_splits, run_pipeline
 
 T0 = 1_800_000_000
 
@@ -33,18 +30,8 @@ def sync(incident: int, sync_type: str, at: int, biz: int = 2, **extra) -> dict:
 
 
 def run(messages: list, **environ: str) -> tuple[list[Routed], list[Rejection]]:
-    records = [
-        SourceRecord("incidents", 0, offset, m if isinstance(m, bytes) else orjson.dumps(m))
-        for offset, m in enumerate(messages)
-    ]
-    flow = Dataflow("incident_pipeline")
-    routed, errs = pipeline(op.input("in", flow, TestingSource(records)), load_settings(environ))
-    pushes: list[Routed] = []
-    rejected: list[Rejection] = []
-    op.output("pushes", routed, TestingSink(pushes))
-    op.output("rejected", op.merge("errs", *errs), TestingSink(rejected))
-    run_main(flow)
-    return pushes, rejected
+    settings = load_settings(environ)
+    return run_pipeline(lambda up: pipeline(up, settings), messages)
 
 
 def documents(pushes: list[Routed]) -> list[dict]:
@@ -78,11 +65,4 @@ def test_updates_fold_into_the_incident_state_in_order():
 
 def test_two_deployments_on_the_ring_together_write_what_one_writes():
     messages = [sync(i, "create", T0 + i, biz=biz) for i, biz in enumerate((2, 3, 4, 5, 6, 7))]
-    one, _ = run(messages)
-    ring = {"ALARMFLOW_HASH_RING_NODES": "east,west"}
-    east, _ = run(messages, **ring, ALARMFLOW_HASH_RING_NODE="east")
-    west, _ = run(messages, **ring, ALARMFLOW_HASH_RING_NODE="west")
-    assert sorted(r.push for r in east + west) == sorted(r.push for r in one)
-    owner = HashRing(["east", "west"])
-    for node, pushes in (("east", east), ("west", west)):
-        assert {owner.get_node(str(d["bk_biz_id"])) for d in documents(pushes)} == {node}
+    assert_ring_splits(run, messages, lambda r: documents([r])[0]["bk_biz_id"])

@@ -69,6 +69,25 @@ def test_messages_become_pushes_or_rejections():
     ]
 
 
+def test_poison_pills_of_issue_10_are_rejected_and_the_flow_goes_on():
+    """A field nested 1,000 levels deep (it raised RecursionError while building the error
+    text) and a time of 2^63-1 (``year out of range``) each become one DLQ record."""
+    custom = {"_server_": "10.0.0.41", "_cloudid_": 0, "_utctime_": format_time(NOW)}
+    deep = b"[" * 1000 + b"1" + b"]" * 1000
+    messages = [
+        orjson.dumps({**custom, "_value_": ["x"]})[:-1] + b', "nested": ' + deep + b"}",
+        {**custom, "_value_": ["x"], "_utctime_": 2**63 - 1},
+        {**custom, "_value_": ["still here"]},
+    ]
+    pushes, rejected = run(messages)
+    assert [(r.record.offset, r.reason) for r in rejected] == [
+        (0, Reason.TOO_DEEP),
+        (1, Reason.OUT_OF_RANGE),
+    ]
+    assert all(len(r.error) <= 300 for r in rejected)
+    assert queued(pushes) == ["bk_bkmonitorv3.ee.detect.anomaly.list.313.3131"]
+
+
 def test_priority_inhibits_across_messages_through_the_group_state():
     """Strategies 303 (priority 10) and 304 (priority 20, set 1 and disk /data) share the
     group ``disk_full``. 10.0.0.1 is in set 1: its first event claims the series for 304 and

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from operators.targets import DynamicGroups, parse_dynamic_groups, target_match
+from operators.targets import (
+    DynamicGroupError,
+    DynamicGroups,
+    load_dynamic_groups,
+    parse_dynamic_groups,
+    target_match,
+)
 
 HOST = {"bk_target_ip": "10.0.0.7", "bk_target_cloud_id": 0, "bk_host_id": 7}
 TOPO = {**HOST, "bk_topo_node": ["biz|2", "module|9", "set|5"]}
@@ -147,3 +153,14 @@ def test_dynamic_groups_need_the_table():
     target = [[cond("dynamic_group", [{"dynamic_group_id": "g-hosts"}])]]
     assert target_match(target, HOST) is False
     assert target_match(target, HOST, DynamicGroups({})) is False
+
+
+def test_the_dynamic_group_table_is_read_from_a_file(tmp_path):
+    table = tmp_path / "groups.json"
+    table.write_text('{"g1": {"bk_obj_id": "host", "bk_inst_ids": [7]}}')
+    assert load_dynamic_groups(table).host_keys(["g1"]) == {"7"}
+    assert load_dynamic_groups("") == DynamicGroups({})
+    for bad in ("[]", '{"g1": {"bk_inst_ids": 7}}', "{not json"):
+        table.write_text(bad)
+        with pytest.raises(DynamicGroupError):
+            load_dynamic_groups(table)

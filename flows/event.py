@@ -35,6 +35,7 @@ from flows.guard import guarded_flat_map, guarded_stateful_map
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.bounds import decode_object
+from operators.drops import Drop
 from operators.event import (
     DROP_REASONS,
     Decided,
@@ -73,7 +74,8 @@ def pipeline(
     prefix, dedup_ttl = settings.key_prefix, settings.dedup_ttl
     language, window = settings.event_language, settings.time_window()
     cleaned_count = CLEANED.labels(NAME)
-    ignored_count = DROPPED.labels(NAME, "ignored_type")
+    ignored_count = DROPPED.labels(NAME, Drop.IGNORED_TYPE)
+    inhibited_count = DROPPED.labels(NAME, Drop.INHIBITED)
     drop_counts = {reason: DROPPED.labels(NAME, reason) for reason in DROP_REASONS}
 
     def parse(record: SourceRecord, now: float) -> list[dict[str, Any]]:
@@ -98,6 +100,7 @@ def pipeline(
         stored: dict[str, str] | None, item: tuple[SourceRecord, PriorityBatch]
     ) -> tuple[dict[str, str] | None, list[tuple[SourceRecord, Decided]]]:
         after, decided = inhibit(stored, item[1])
+        inhibited_count.inc(sum(d.inhibited for d in decided))
         return after, [(item[0], d) for d in decided]
 
     def routed(item: tuple[SourceRecord, Decided]) -> Routed:

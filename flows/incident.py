@@ -19,12 +19,13 @@ from flows.guard import guarded_stateful_map
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.bounds import decode_object
+from operators.drops import Drop
 from operators.incident import IncidentState, Sync, fold, parse_sync
 from operators.rejects import Rejection, SourceRecord
 from state.writes import incident_push
 
 NAME = "incident"
-DROP_REASONS = ("experience_stage", "duplicate")
+DROP_REASONS = (Drop.EXPERIENCE_STAGE, Drop.DUPLICATE)
 
 
 def source(item: tuple[SourceRecord, Sync]) -> SourceRecord:

@@ -19,6 +19,7 @@ import orjson
 
 from operators.bounds import EPOCH_2000, TimeWindow
 from operators.conditions import ConditionSet, compile_conditions, mapping_lookup
+from operators.drops import Drop
 from operators.event_dimensions import (
     anomaly_message,
     clean_dimensions,
@@ -41,15 +42,15 @@ from state.keys import STRATEGY_SNAPSHOT_KEY
 EXPIRE_SECONDS = 30 * 60
 """ExpireFilter: an event older than this is dropped."""
 DROP_REASONS = (
-    "unknown_host",
-    "no_strategy",
-    "expired",
-    "host_disabled",
-    "out_of_range",
-    "condition",
-    "ignored_fstype",
-    "ignored_readonly",
-    "ping_scope",
+    Drop.UNKNOWN_HOST,
+    Drop.NO_STRATEGY,
+    Drop.EXPIRED,
+    Drop.HOST_DISABLED,
+    Drop.OUT_OF_RANGE,
+    Drop.CONDITION,
+    Drop.IGNORED_FSTYPE,
+    Drop.IGNORED_READONLY,
+    Drop.PING_SCOPE,
 )
 """Why :func:`access` drops a record or a strategy clone (the ``dropped`` metric's reasons)."""
 
@@ -229,7 +230,7 @@ def access(
     prefix: str,
     now: float,
     language: str = "zh",
-) -> tuple[list[EventAnomaly], list[str]]:
+) -> tuple[list[EventAnomaly], list[Drop]]:
     """One flat record: ``full()``, the filters in bkmonitor's order, ``clean()``.
 
     Returns the anomalies, highest strategy priority first (``check_records`` sorts event
@@ -237,26 +238,27 @@ def access(
     """
     host = find_host(record, hosts)
     if host is None:
-        return [], ["unknown_host"]
+        return [], [Drop.UNKNOWN_HOST]
     matching = strategies.matching(host.bk_biz_id, record["_type_"])
     if not matching:
-        return [], ["no_strategy"]
+        return [], [Drop.NO_STRATEGY]
     dims = host_dimensions(record, host)
     filtered = filter_dimensions(record, dims)
     if record["_type_"] == DISK_READONLY:
         extra = {**record["_extra_"], "ro": readonly_entries(record["_extra_"])}
         record = {**record, "_extra_": extra} if extra["ro"] else record
-    anomalies, drops = [], []
+    anomalies: list[EventAnomaly] = []
+    drops: list[Drop] = []
     expired = parse_time(record["_time_"]) < now - EXPIRE_SECONDS
     for strategy in matching:
         if expired:
-            drops.append("expired")
+            drops.append(Drop.EXPIRED)
         elif host.ignore_monitoring:
-            drops.append("host_disabled")
+            drops.append(Drop.HOST_DISABLED)
         elif not strategies.in_target(strategy, dims):
-            drops.append("out_of_range")
+            drops.append(Drop.OUT_OF_RANGE)
         elif not strategies.conditions(strategy).matches(mapping_lookup(filtered)):
-            drops.append("condition")
+            drops.append(Drop.CONDITION)
         elif (reason := record_filter(record, host, hosts)) is not None:
             drops.append(reason)
         else:

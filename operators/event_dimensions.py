@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from operators.drops import Drop
 from operators.event_records import (
     AGENT,
     COREFILE,
@@ -139,18 +140,18 @@ def disk_full_ignored(extra: Mapping[str, Any]) -> bool:
     return isinstance(file_system, str) and any(r.match(file_system) for r in _DISK_FILTERS)
 
 
-def record_filter(record: Mapping[str, Any], host: Host, hosts: HostIndex) -> str | None:
+def record_filter(record: Mapping[str, Any], host: Host, hosts: HostIndex) -> Drop | None:
     """The record class's own filter: the drop reason, or None to keep."""
     kind, extra = record["_type_"], _extra(record)
     if kind == DISK_FULL and disk_full_ignored(extra):
-        return "ignored_fstype"
+        return Drop.IGNORED_FSTYPE
     if kind == DISK_READONLY and not readonly_entries(extra):
-        return "ignored_readonly"
+        return Drop.IGNORED_READONLY
     if kind == PING:
         server = hosts.by_address(record.get("_server_"), record.get("_cloudid_") or 0)
         cloud = record.get("_cloudid_") or 0
         if server is None or (int(cloud) > 1 and server.bk_biz_id != host.bk_biz_id):
-            return "ping_scope"
+            return Drop.PING_SCOPE
     return None
 
 

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from operators.drops import Drop
 from operators.md5 import count_md5
 from operators.rejects import Reason, Rejected, preview
 
@@ -283,13 +284,13 @@ class IncidentState:
 
 def fold(
     state: IncidentState | None, sync: Sync
-) -> tuple[IncidentState | None, list[Change], list[str]]:
+) -> tuple[IncidentState | None, list[Change], list[Drop]]:
     """The incident's next state, its changes and the drop reasons (``experience_stage``
     for a message that only schedules a check, ``duplicate`` for one already folded in)."""
     if only_schedules(state, sync):
-        return state, [], ["experience_stage"]
+        return state, [], [Drop.EXPERIENCE_STAGE]
     if state is not None and sync.uid in state.seen:
-        return state, [], ["duplicate"]
+        return state, [], [Drop.DUPLICATE]
     change = apply_sync(None if state is None else state.document, sync)
     seen = (*(() if state is None else state.seen), sync.uid)[-SEEN_LIMIT:]
     return IncidentState(change.document, seen), [change], []

@@ -9,10 +9,13 @@ import orjson
 import pytest
 import redis
 
+from alarmflow.config import BUNDLED_STRATEGIES
 from alarmflow.event_samples import by_host, sample_events
 from alarmflow.kafka_tools import produce, read_all
 from operators.event_records import format_time
+from operators.hashring import HashRing
 from operators.md5 import count_md5
+from operators.strategy import load_strategy_file
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
@@ -183,3 +186,37 @@ def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
     assert crash_soak("flows.event", soaked, tmp_path, kills=4) >= 2
 
     assert snapshot_dbs(dbs, soaked.prefix) == snapshot_dbs(dbs, reference.prefix)
+
+
+BUSINESS_OF = {s.id: s.bk_biz_id for s in load_strategy_file(BUNDLED_STRATEGIES)}
+
+
+def test_two_deployments_on_the_hash_ring_together_write_one_run(event_env, service_client):
+    """Sharded by the host's business (2 and 3 in the samples): each deployment writes only its
+    businesses' anomalies, and together they write what one deployment writes."""
+    env = event_env
+    produce(env.bootstrap, env.topics["EVENT"], sample_events(3000, int(time.time())), by_host)
+    dbs = {"queue": redis.Redis.from_url(env.redis_url), "service": service_client}
+    whole = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "all", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.event"), whole.environ())
+    expected = snapshot_dbs(dbs, whole.prefix)
+
+    merged: dict[tuple[str, str], list[str]] = {}
+    for node in ("east", "west"):
+        shard = FlowEnv(env.bootstrap, env.redis_url, env.prefix + node, env.topics, env.dlq_topic)
+        ring = {"ALARMFLOW_HASH_RING_NODES": "east,west", "ALARMFLOW_HASH_RING_NODE": node}
+        run(bytewax_command("flows.event"), shard.environ(**ring))
+        written = snapshot_dbs(dbs, shard.prefix)
+        snapshots = [k for (_, k) in written if ".cache.strategy.snapshot." in k]
+        businesses = {BUSINESS_OF[int(k.split(".")[-2])] for k in snapshots}
+        assert {HashRing(["east", "west"]).get_node(str(b)) for b in businesses} == {node}
+        for key, entry in written.items():
+            content = entry.content if isinstance(entry.content, tuple) else (entry.content,)
+            merged.setdefault(key, []).extend(content)
+
+    signals = ("queue", ".detect.anomaly.signal")
+    assert set(merged.pop(signals)) == set(expected.pop(signals).content)
+    assert {key: sorted(content) for key, content in merged.items()} == {
+        key: sorted(e.content if isinstance(e.content, tuple) else (e.content,))
+        for key, e in expected.items()
+    }

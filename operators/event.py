@@ -172,52 +172,70 @@ def host_dimensions(record: Mapping[str, Any], host: Host) -> dict[str, Any]:
     return dims
 
 
-def clean(
+@dataclass(frozen=True)
+class CleanRecord:
+    """What ``clean()`` writes alike for every strategy a record is fanned out to."""
+
+    dimension_md5: str
+    event_time: int
+    target_ip: str
+    data: Mapping[str, Any]
+    message: Any
+    digest: str
+
+
+def clean_record(
     record: Mapping[str, Any],
     dims: Mapping[str, Any],
-    strategy: Strategy,
-    prefix: str,
-    now: float,
+    filtered: Mapping[str, Any],
+    event_time: int,
     language: str,
-) -> EventAnomaly:
+) -> CleanRecord:
+    """``clean_data`` and the anomaly text of one record: ``data.dimensions`` first, then the
+    record id from the dimensions as ``clean_dimensions`` left them."""
+    md5 = count_md5(record_dimensions(record, dims, filtered))
+    value = record.get("_title_", "")
+    data = {
+        "time": event_time,
+        "value": value,
+        "values": {"time": event_time, "value": value},
+        "dimensions": clean_dimensions(record, dims, filtered),
+        "record_id": f"{md5}.{event_time}",
+        "dimension_fields": dimension_fields(record["_type_"], dims),
+    }
+    digest = hashlib.md5(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return CleanRecord(
+        md5, event_time, str(dims["bk_target_ip"]), data, anomaly_message(record, language), digest
+    )
+
+
+def clean(cleaned: CleanRecord, strategy: Strategy, prefix: str, now: float) -> EventAnomaly:
     """bkmonitor's ``clean()`` of a record fanned out to ``strategy`` (its first item)."""
     item = strategy.items[0]
     level = item.level()
-    event_time = parse_time(record["_time_"])
-    filtered = filter_dimensions(record, dims)
-    md5 = count_md5(record_dimensions(record, dims, filtered))
-    value = record.get("_title_", "")
-    anomaly_id = f"{md5}.{event_time}.{strategy.id}.{item.id}.{level}"
+    anomaly_id = f"{cleaned.dimension_md5}.{cleaned.event_time}.{strategy.id}.{item.id}.{level}"
     element = {
-        "data": {
-            "time": event_time,
-            "value": value,
-            "values": {"time": event_time, "value": value},
-            "dimensions": clean_dimensions(record, dims, filtered),
-            "record_id": f"{md5}.{event_time}",
-            "dimension_fields": dimension_fields(record["_type_"], dims),
-        },
+        "data": cleaned.data,
         "anomaly": {
             str(level): {
                 "anomaly_id": anomaly_id,
                 "anomaly_time": format_time(int(now)),
-                "anomaly_message": anomaly_message(record, language),
+                "anomaly_message": cleaned.message,
             }
         },
         "strategy_snapshot_key": STRATEGY_SNAPSHOT_KEY.key(
             prefix, strategy_id=strategy.id, update_time=strategy.number("update_time")
         ),
     }
-    digest = hashlib.md5(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return EventAnomaly(
         strategy,
         item.id,
         level,
-        str(dims["bk_target_ip"]),
-        md5,
-        event_time,
+        cleaned.target_ip,
+        cleaned.dimension_md5,
+        cleaned.event_time,
         anomaly_id,
-        digest,
+        cleaned.digest,
         element,
         contender_of(strategy),
     )
@@ -249,7 +267,9 @@ def access(
         record = {**record, "_extra_": extra} if extra["ro"] else record
     anomalies: list[EventAnomaly] = []
     drops: list[Drop] = []
-    expired = parse_time(record["_time_"]) < now - EXPIRE_SECONDS
+    event_time = parse_time(record["_time_"])
+    expired = event_time < now - EXPIRE_SECONDS
+    cleaned = None
     for strategy in matching:
         if expired:
             drops.append(Drop.EXPIRED)
@@ -262,7 +282,8 @@ def access(
         elif (reason := record_filter(record, host, hosts)) is not None:
             drops.append(reason)
         else:
-            anomalies.append(clean(record, dims, strategy, prefix, now, language))
+            cleaned = cleaned or clean_record(record, dims, filtered, event_time, language)
+            anomalies.append(clean(cleaned, strategy, prefix, now))
     anomalies.sort(key=lambda a: a.strategy.number("priority"), reverse=True)
     return anomalies, drops
 

@@ -180,7 +180,9 @@ class CleanRecord:
     event_time: int
     target_ip: str
     data: Mapping[str, Any]
+    """The element's ``data``: time, value(s), dimensions, record id, dimension fields."""
     message: Any
+    """The anomaly text (the record's title, else its class's text)."""
     digest: str
 
 

@@ -176,13 +176,13 @@ def host_dimensions(record: Mapping[str, Any], host: Host) -> dict[str, Any]:
 class CleanRecord:
     """What ``clean()`` writes alike for every strategy a record is fanned out to."""
 
-    dimension_md5: str
-    event_time: int
-    target_ip: str
     data: Mapping[str, Any]
     """The element's ``data``: time, value(s), dimensions, record id, dimension fields."""
     message: Any
     """The anomaly text (the record's title, else its class's text)."""
+    dimension_md5: str
+    event_time: int
+    target_ip: str
     digest: str
 
 
@@ -206,9 +206,8 @@ def clean_record(
         "dimension_fields": dimension_fields(record["_type_"], dims),
     }
     digest = hashlib.md5(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return CleanRecord(
-        md5, event_time, str(dims["bk_target_ip"]), data, anomaly_message(record, language), digest
-    )
+    message = anomaly_message(record, language)
+    return CleanRecord(data, message, md5, event_time, str(dims["bk_target_ip"]), digest)
 
 
 def clean(cleaned: CleanRecord, strategy: Strategy, prefix: str, now: float) -> EventAnomaly:

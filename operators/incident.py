@@ -182,7 +182,8 @@ def only_schedules(state: IncidentState | None, sync: Sync) -> bool:
 
 
 def document_id(info: Mapping[str, Any], incident_id: str) -> str:
-    """``IncidentDocument``'s id: ``f"{create_time}{incident_id}"``."""
+    """``IncidentDocument``'s id: ``f"{create_time}{incident_id}"`` (the document and its
+    snapshot keep the message's ``incident_id`` as it is, number or string)."""
     return f"{info['create_time']}{incident_id}"
 
 
@@ -192,7 +193,7 @@ def snapshot(sync: Sync) -> dict[str, Any]:
     builds the same content from the message and keeps the snapshot id."""
     scope, biz = sync.scope, sync.info["bk_biz_id"]
     return {
-        "incident_id": sync.incident_id,
+        "incident_id": sync.raw["incident_id"],
         "bk_biz_ids": scope["bk_biz_ids"],
         "status": normalize_status(sync.info["status"]),
         "alerts": scope["alerts"],
@@ -210,7 +211,8 @@ def snapshot(sync: Sync) -> dict[str, Any]:
 def _created(sync: Sync) -> Change:
     info = {k: v for k, v in sync.info.items() if k not in NOT_IN_DOCUMENT}
     status = normalize_status(info["status"])
-    document: dict[str, Any] = {**info, "incident_id": sync.incident_id, "status": status}
+    incident_id = sync.raw["incident_id"]
+    document: dict[str, Any] = {**info, "incident_id": incident_id, "status": status}
     merge_info = sync.info.get("merge_info")
     if status == "merged" and isinstance(merge_info, Mapping) and merge_info:
         document["extra_info"] = {**(info.get("extra_info") or {}), "merge_info": merge_info}

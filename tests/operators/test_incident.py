@@ -52,7 +52,7 @@ def message(sync_type: str = "create", **extra) -> dict:
 def snapshot(alerts: list = ALERTS, status: str = "abnormal") -> dict:
     """``IncidentSnapshotDocument`` of an ``fpp:None`` message (``create_incident``)."""
     return {
-        "incident_id": "16235",
+        "incident_id": 16235,
         "bk_biz_ids": [2],
         "status": status,
         "alerts": alerts,
@@ -78,7 +78,7 @@ def test_create_keeps_incident_info_as_the_document():
     change = apply_sync(None, parse_sync(message(info=info)))
     assert change.document == {
         **INFO,
-        "incident_id": "16235",
+        "incident_id": 16235,
         "id": f"{CREATED}16235",
         "snapshot": snapshot(),
         "status_order": 0,

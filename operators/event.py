@@ -33,7 +33,6 @@ from operators.event_records import DISK_READONLY, flat_event, format_time, pars
 from operators.hosts import Host, HostIndex
 from operators.md5 import count_md5
 from operators.priority import Contender, check_records
-from operators.rejects import Reason, Rejected
 from operators.strategy import Strategy
 from operators.strategy_group import interval_of
 from operators.targets import NO_GROUPS, DynamicGroups, compile_target, compiled_match
@@ -298,13 +297,7 @@ def checked_records(
     2000) is :class:`Rejected` with its reason."""
     kind, records = flat_event(message, language)
     for record in records:
-        value = record["_time_"]
-        try:
-            moment = parse_time(value)
-        except Rejected as exc:
-            if exc.reason is Reason.OUT_OF_RANGE and isinstance(value, int | float):
-                window.check(value, now, "_time_")
-            raise
+        moment = parse_time(record["_time_"])
         if not EPOCH_2000 <= moment < now - EXPIRE_SECONDS:
             window.check(moment, now, "_time_")
     return kind, records

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from operators.bounds import EPOCH_2000
 from operators.event_texts import process_title
 from operators.rejects import Reason, Rejected, preview
 
@@ -34,6 +35,8 @@ IGNORED_TYPES = (0, 1, 4, 5)
 """OS restart, clock sync, port and process alarms: bkmonitor leaves them out."""
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+MAX_DATE = 253_402_300_799
+"""9999-12-31T23:59:59Z, the last second a date can hold."""
 _ISO = re.compile(
     r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
     r"(?:Z|([+-])(\d{2}):?(\d{2}))?)?)?)?"
@@ -50,7 +53,13 @@ def _from_epoch(seconds: float, value: Any) -> int:
     try:
         return int(datetime.fromtimestamp(seconds, UTC).timestamp() // 1)
     except (OverflowError, OSError, ValueError):
-        raise _out_of_range(value) from None
+        pass
+    if EPOCH_2000 <= seconds / 1000 <= MAX_DATE:
+        raise Rejected(
+            Reason.MILLISECOND_TIME,
+            f"event time {preview(value)} looks like epoch milliseconds; expected seconds",
+        )
+    raise _out_of_range(value)
 
 
 def parse_time(value: Any) -> int:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from operators.event import EventStrategies, access
+from operators.bounds import TimeWindow
+from operators.event import EventStrategies, access, checked_records
 from operators.event_records import flat_event, parse_time
 from operators.hosts import parse_hosts
+from operators.rejects import Reason, Rejected
 from operators.strategy import parse_strategies
 
 T = 1714550400  # 2024-05-01 08:00:00 UTC
@@ -295,3 +297,28 @@ def test_md5_vectors():
     assert parse_time("2024-05-01 08:00:00") == T
     [custom], _ = run(CUSTOM, strategy(56, "gse_custom_event"))
     assert custom.dimension_md5 == MD5
+
+
+@pytest.mark.parametrize(
+    ("when", "reason"),
+    [
+        (T * 1000, Reason.MILLISECOND_TIME),
+        (str(T * 1000), Reason.MILLISECOND_TIME),
+        ("1999-12-31 23:59:59", Reason.ANCIENT_TIME),
+        ("2024-05-01 10:00:01", Reason.FUTURE_TIME),
+        ("9999-12-31 23:59:59", Reason.FUTURE_TIME),
+        (2**63 - 1, Reason.OUT_OF_RANGE),
+    ],
+)
+def test_times_outside_the_window_are_rejected_with_their_reason(when, reason):
+    window = TimeWindow(30 * 86400, 3600)
+    with pytest.raises(Rejected) as caught:
+        checked_records({**CUSTOM, "_utctime_": when}, "zh", window, NOW)
+    assert caught.value.reason is reason
+
+
+def test_an_expired_time_is_left_for_access_to_drop():
+    window = TimeWindow(600, 3600)
+    _, [record] = checked_records(CUSTOM, "zh", window, T + 7200)
+    assert run(CUSTOM, strategy(57, "gse_custom_event"), now=T + 7200) == ([], ["expired"])
+    assert record["_time_"] == CUSTOM["_utctime_"]

@@ -13,6 +13,7 @@ from operators.event_records import flat_event, parse_time
 from operators.hosts import parse_hosts
 from operators.rejects import Reason, Rejected
 from operators.strategy import parse_strategies
+from operators.targets import parse_dynamic_groups
 
 T = 1714550400  # 2024-05-01 08:00:00 UTC
 NOW = T + 3
@@ -322,3 +323,22 @@ def test_an_expired_time_is_left_for_access_to_drop():
     _, [record] = checked_records(CUSTOM, "zh", window, T + 7200)
     assert run(CUSTOM, strategy(57, "gse_custom_event"), now=T + 7200) == ([], ["expired"])
     assert record["_time_"] == CUSTOM["_utctime_"]
+
+
+@pytest.mark.parametrize(("group", "kept"), [("g-2", True), ("g-other", False), ("g-none", False)])
+def test_dynamic_group_targets_use_the_group_table(group, kept):
+    """``TargetCondition``'s ``dynamic_group`` branch: the group's host ids, matched as
+    ``bk_target_ip`` by ``bk_host_id`` (host 2 is 127.0.0.1, the custom event's host)."""
+    groups = parse_dynamic_groups(
+        {
+            "g-2": {"bk_obj_id": "host", "bk_inst_ids": [2, 5]},
+            "g-other": {"bk_obj_id": "host", "bk_inst_ids": [5]},
+        }
+    )
+    target = [[{"field": "dynamic_group", "method": "eq", "value": [{"dynamic_group_id": group}]}]]
+    index = EventStrategies(
+        parse_strategies([strategy(58, "gse_custom_event", target=target)]), groups
+    )
+    [record] = flat_event(CUSTOM)[1]
+    anomalies, drops = access(record, HOSTS, index, P, NOW)
+    assert (len(anomalies), drops) == ((1, []) if kept else (0, ["out_of_range"]))

@@ -24,12 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     topic = settings.topics_for("alert")[0]
     inputs = [topic for kind in ACCESS_TYPES for topic in settings.topics_for(kind)]
     outputs = [settings.dlq_topic, settings.decision_topic, settings.audit_topic]
-    ensure_topics(settings.kafka_bootstrap, [*inputs, *outputs], partitions=3)
+    ensure_topics(settings, [*inputs, *outputs], partitions=3)
     started = time.monotonic()
     seed = 0
     while not args.seconds or time.monotonic() - started < args.seconds:
         seed += 1
-        produce(settings.kafka_bootstrap, topic, sample_messages(args.rate, int(time.time()), seed))
+        produce(settings, topic, sample_messages(args.rate, int(time.time()), seed))
         time.sleep(1)
     return 0
 

@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.connections import kafka_config
 from alarmflow.services import free_port
 from flows.kafka_io import offset_at
 
@@ -56,16 +57,14 @@ def first_offset(settings: Settings, topic: str, partition: int, end: int) -> in
     if settings.start.kind == "offset":
         return settings.start.value
     if settings.start.kind == "time":
-        found = offset_at(settings.kafka_bootstrap, topic, partition, settings.start.value)
+        found = offset_at(settings, topic, partition, settings.start.value)
         return found if found >= 0 else end
     return 0
 
 
 def messages_to_read(settings: Settings, topics: tuple[str, ...]) -> int:
     """How many messages lie between the start position and the current end of each partition."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "alarmflow-replay"}
-    )
+    consumer = Consumer(kafka_config(settings, {"group.id": "alarmflow-replay"}))
     total = 0
     try:
         for topic in topics:
@@ -74,9 +73,7 @@ def messages_to_read(settings: Settings, topics: tuple[str, ...]) -> int:
                 start = {
                     "earliest": low,
                     "offset": settings.start.value,
-                    "time": offset_at(
-                        settings.kafka_bootstrap, topic, partition, settings.start.value
-                    ),
+                    "time": offset_at(settings, topic, partition, settings.start.value),
                 }[settings.start.kind]
                 total += max(0, high - max(low, start if start >= 0 else high))
     finally:

@@ -1,0 +1,208 @@
+"""Every Kafka and Redis client alarmflow makes is configured here, from the settings.
+
+- :func:`kafka_config` is the librdkafka configuration of every Kafka client (the flows'
+  source, the DLQ/decision/audit producers, the pre-flight and offset look-ups, the tools):
+  the bootstrap servers, the named security settings (``ALARMFLOW_KAFKA_SECURITY_PROTOCOL``,
+  ``..._SASL_*``, ``..._SSL_*``) and the pass-through properties of ``ALARMFLOW_KAFKA_CONFIG``.
+- :func:`redis_client` makes every Redis client: the URL's credentials, database and
+  ``rediss://`` TLS, with the CA, certificate and key of ``ALARMFLOW_REDIS_SSL_*``.
+- :func:`preflight` checks at start, within seconds, that Kafka and Redis accept these
+  settings; :class:`ConnectFailed` says what failed and on which host, never a secret.
+- :func:`scrub` and :class:`SecretFilter` mask secrets in any text or log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import redis
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from alarmflow.config import MASK, Settings, mask_url
+
+KafkaTarget = Settings | str
+"""Where a Kafka client connects: the settings, or a bare bootstrap string (plaintext, for the
+test services and the tools run against them)."""
+
+PREFLIGHT_TIMEOUT_S = 10.0
+REDIS_CHECK_TIMEOUT_S = 5.0
+# librdkafka errors that retrying cannot mend: report them at once instead of at the timeout.
+_FATAL_KAFKA_ERRORS = {
+    KafkaError._AUTHENTICATION,
+    KafkaError._SSL,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.UNSUPPORTED_SASL_MECHANISM,
+    KafkaError.ILLEGAL_SASL_STATE,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+}
+
+
+class ConnectFailed(RuntimeError):
+    """Kafka or Redis refused or did not answer at start; the message is one line naming the
+    service, its host and what failed, without secrets."""
+
+
+def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None) -> dict:
+    """The librdkafka configuration of a client of ``target`` with the client's own
+    properties ``extra`` (``group.id``, ``acks``, ...), which win over the pass-through
+    ones of ``ALARMFLOW_KAFKA_CONFIG``."""
+    if isinstance(target, str):
+        return {"bootstrap.servers": target, **(extra or {})}
+    named = {
+        "bootstrap.servers": target.kafka_bootstrap,
+        "security.protocol": target.kafka_security_protocol,
+        "sasl.mechanism": target.kafka_sasl_mechanism,
+        "sasl.username": target.kafka_sasl_username,
+        "sasl.password": target.kafka_sasl_password.reveal(),
+        "ssl.ca.location": target.kafka_ssl_ca_location,
+        "ssl.certificate.location": target.kafka_ssl_certificate_location,
+        "ssl.key.location": target.kafka_ssl_key_location,
+        "ssl.key.password": target.kafka_ssl_key_password.reveal(),
+    }
+    config: dict = {key: value for key, value in named.items() if value}
+    config.update(target.kafka_config)
+    config.update(extra or {})
+    return config
+
+
+def bootstrap_of(target: KafkaTarget) -> str:
+    return target if isinstance(target, str) else target.kafka_bootstrap
+
+
+def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -> redis.Redis:
+    """A client of the Redis ``url`` (credentials, database, ``rediss://`` for TLS), with the
+    TLS files of ``settings`` for a ``rediss://`` URL; ``kwargs`` go to ``redis.Redis``."""
+    options: dict[str, object] = {}
+    if settings is not None and urlsplit(url).scheme == "rediss":
+        files = {
+            "ssl_ca_certs": settings.redis_ssl_ca_location,
+            "ssl_certfile": settings.redis_ssl_certificate_location,
+            "ssl_keyfile": settings.redis_ssl_key_location,
+        }
+        options.update({key: path for key, path in files.items() if path})
+    options.update(kwargs)
+    return redis.Redis.from_url(url, **options)
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with URL passwords and each of ``secrets`` replaced by ``***``."""
+    text = mask_url(text)
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """Masks URL passwords and the settings' secrets in every record a handler emits."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message, self._secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def mask_secrets_in_logs(settings: Settings) -> None:
+    """Put a :class:`SecretFilter` on every handler of the root logger."""
+    secret_filter = SecretFilter(settings.secrets())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secret_filter)
+
+
+def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """Raise :class:`ConnectFailed` unless the brokers answer a metadata request with these
+    settings; an authentication or TLS failure is reported as soon as librdkafka sees it."""
+    errors: list[KafkaError] = []
+    secrets = settings.secrets()
+    where = f"Kafka at {settings.kafka_bootstrap} ({settings.kafka_security_protocol})"
+    try:
+        admin = AdminClient(kafka_config(settings, {"error_cb": errors.append, "log_level": 0}))
+    except KafkaException as exc:
+        raise ConnectFailed(
+            f"{where}: the client configuration is refused: {scrub(str(exc), secrets)}"
+        ) from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            last = exc.args[0]
+        admin.poll(0)
+        fatal = [e for e in errors if _fatal(e)]
+        if fatal:
+            raise ConnectFailed(f"{where}: {scrub(fatal[0].str(), secrets)}")
+        if time.monotonic() >= deadline:
+            seen = errors[-1] if errors else last
+            detail = scrub(seen.str(), secrets)
+            raise ConnectFailed(f"{where} did not answer within {timeout:.0f}s: {detail}")
+
+
+def _fatal(error: KafkaError) -> bool:
+    text = error.str()
+    return (
+        error.code() in _FATAL_KAFKA_ERRORS
+        or "security.protocol" in text
+        or "SSL handshake" in text
+        or "SASL" in text
+    )
+
+
+def check_redis(
+    url: str, settings: Settings, name: str, timeout: float = REDIS_CHECK_TIMEOUT_S
+) -> None:
+    """Raise :class:`ConnectFailed` unless the Redis of ``url`` (setting ``name``) answers a
+    PING in its database with these credentials and TLS files within ``timeout`` seconds."""
+    parts = urlsplit(url)
+    host = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+    client = redis_client(
+        url,
+        settings,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry_on_timeout=False,
+    )
+    try:
+        client.ping()
+    except redis.AuthenticationError as exc:
+        user = parts.username or "default"
+        raise ConnectFailed(
+            f"Redis at {host} ({name}) refused the credentials of user {user!r}: {exc}"
+        ) from None
+    except redis.ResponseError as exc:
+        raise ConnectFailed(f"Redis at {host} ({name}={mask_url(url)}): {exc}") from None
+    except redis.ConnectionError as exc:
+        hint = (
+            " (is it a TLS port? use rediss://)"
+            if parts.scheme == "redis" and "closed by server" in str(exc)
+            else ""
+        )
+        detail = scrub(str(exc), settings.secrets())
+        raise ConnectFailed(f"Redis at {host} ({name}): {detail}{hint}") from None
+    except redis.RedisError as exc:
+        detail = scrub(str(exc), settings.secrets())
+        raise ConnectFailed(f"Redis at {host} ({name}): {detail}") from None
+    finally:
+        client.close()
+
+
+def preflight(settings: Settings) -> None:
+    """Check Kafka and every Redis database the flow uses; raise :class:`ConnectFailed`."""
+    check_kafka(settings)
+    urls = {
+        "ALARMFLOW_REDIS_URL": settings.redis_url,
+        "ALARMFLOW_REDIS_SERVICE_URL": settings.redis_service_url,
+    }
+    if settings.strategies == "redis":
+        urls["ALARMFLOW_REDIS_CACHE_URL"] = settings.redis_cache_url
+    for name, url in urls.items():
+        check_redis(url, settings, name)

@@ -17,7 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -57,7 +57,7 @@ NAMED_KAFKA_PROPERTIES = {
 }
 # ALARMFLOW_* names read by something other than load_settings (scripts/services' ports).
 OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT")
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
 
 
 class ConfigError(ValueError):
@@ -138,6 +138,15 @@ class Settings:
     redis_ssl_certificate_location: str = ""
     redis_ssl_key_location: str = ""
 
+    def __repr__(self) -> str:
+        """The fields with URL passwords and secrets masked."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if values["kafka_config"]:
+            values["kafka_config"] = {
+                k: MASK if secret_property(k) else v for k, v in values["kafka_config"].items()
+            }
+        return mask_url(f"Settings({', '.join(f'{k}={v!r}' for k, v in values.items())})")
+
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this configuration holds (for scrubbing text that might echo
         one): the SASL and key passwords, secret pass-through properties, URL passwords."""
@@ -153,9 +162,9 @@ class Settings:
     def redis_dbs(self) -> dict[Backend, int]:
         """The database of each backend on the queue server (writes ``SELECT`` them)."""
         return {
-            Backend.QUEUE: _db_of(self.redis_url),
-            Backend.SERVICE: _db_of(self.redis_service_url),
-            Backend.CACHE: _db_of(self.redis_cache_url),
+            Backend.QUEUE: db_of(self.redis_url),
+            Backend.SERVICE: db_of(self.redis_service_url),
+            Backend.CACHE: db_of(self.redis_cache_url),
         }
 
     def shard(self) -> Shard | None:
@@ -187,17 +196,28 @@ def _read_file(path: str) -> dict[str, str]:
 
 
 def _shown(name: str, raw: str) -> str:
-    """How a setting's value appears in a message: secrets masked, URL passwords masked."""
+    """How a setting's value appears in a message: secrets masked, URL passwords masked, and
+    the secret properties of ``ALARMFLOW_KAFKA_CONFIG`` masked (all of it if it is no JSON)."""
     if name in SECRET_NAMES and raw:
         return repr(MASK)
+    if name == "ALARMFLOW_KAFKA_CONFIG" and raw.strip():
+        try:
+            properties = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return repr(MASK)
+        if isinstance(properties, dict):
+            masked = {k: MASK if secret_property(k) else v for k, v in properties.items()}
+            return repr(orjson.dumps(masked).decode())
     return repr(mask_url(raw))
 
 
 def _warn_unknown(names: set[str], known: set[str]) -> None:
+    # Compared without the prefix all names share, which would make every name look close.
+    suffixes = {name.removeprefix("ALARMFLOW_"): name for name in known}
     for name in sorted(names - known):
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "no setting has this name"
-        log.warning("alarmflow: config warning: %s is not a setting, ignored (%s)", name, hint)
+        close = difflib.get_close_matches(name.removeprefix("ALARMFLOW_"), sorted(suffixes), 1)
+        hint = f"did you mean {suffixes[close[0]]}?" if close else "no setting has this name"
+        log.warning("%s is not a setting, ignored (%s)", name, hint)
 
 
 def _bootstrap(value: str) -> str:
@@ -224,11 +244,11 @@ def _redis_url(value: str) -> str:
         parts.port  # noqa: B018 - urlsplit checks the port only when asked
     except ValueError:
         raise ValueError("expected a port number from 0 to 65535 after the host") from None
-    _db_of(value)
+    db_of(value)
     return value
 
 
-def _db_of(url: str) -> int:
+def db_of(url: str) -> int:
     """The database number a Redis URL names (``/N`` or ``?db=N``; 0 when it names none);
     ValueError unless each one it names is a whole number and they agree."""
     parts = urlsplit(url)
@@ -237,7 +257,7 @@ def _db_of(url: str) -> int:
     if parts.scheme != "unix" and parts.path.strip("/"):
         named.append(parts.path.strip("/"))
     if not all(re.fullmatch(r"[0-9]{1,9}", db) for db in named):
-        raise ValueError("expected a whole database number from 0 (/N or ?db=N)")
+        raise ValueError("expected a whole database number, e.g. /9 (or ?db=9)")
     if len(set(map(int, named))) > 1:
         raise ValueError("expected one database number, not different ones in /N and ?db=N")
     return int(named[0]) if named else 0
@@ -346,8 +366,8 @@ def _kafka_properties(value: str) -> dict[str, str]:
     expected = 'expected a JSON object of librdkafka properties, e.g. {"client.id": "alarmflow"}'
     try:
         properties = orjson.loads(value) if value.strip() else {}
-    except orjson.JSONDecodeError:
-        raise ValueError(expected) from None
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{expected} ({exc})") from None
     if not isinstance(properties, dict) or not all(
         isinstance(v, str | int | float | bool) for v in properties.values()
     ):
@@ -482,7 +502,11 @@ def _security_errors(settings: Settings) -> list[str]:
     }
     in_use = f"ALARMFLOW_KAFKA_SECURITY_PROTOCOL={protocol}"
     if protocol.startswith("SASL_"):
-        errors = [f"{n}='': expected a value with {in_use}" for n, v in sasl.items() if not v]
+        errors = [
+            f"{n}='': expected a value with {in_use}"
+            for n, v in sasl.items()
+            if v is not None and not v
+        ]
     else:
         errors = _unused(sasl, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT")
     if not protocol.endswith("SSL"):

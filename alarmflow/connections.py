@@ -22,7 +22,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from alarmflow.config import MASK, Settings, mask_url
+from alarmflow.config import MASK, Settings, db_of, mask_url
 
 KafkaTarget = Settings | str
 """Where a Kafka client connects: the settings, or a bare bootstrap string (plaintext, for the
@@ -200,7 +200,9 @@ def check_redis(
             f"Redis at {host} ({name}) refused the credentials of user {user!r}: {exc}"
         ) from None
     except redis.ResponseError as exc:
-        raise ConnectFailed(f"Redis at {host} ({name}={mask_url(url)}): {exc}") from None
+        raise ConnectFailed(
+            f"Redis at {host} ({name}={mask_url(url)}): no database {db_of(url)} there: {exc}"
+        ) from None
     except redis.ConnectionError as exc:
         hint = (
             " (is it a TLS port? use rediss://)"

@@ -17,7 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 MASK = "***"
+TLS_PARTS = ("CA", "CERTIFICATE", "KEY")
 # librdkafka properties that ALARMFLOW_KAFKA_CONFIG may not set: named settings own them.
 NAMED_KAFKA_PROPERTIES = {
     "bootstrap.servers": "ALARMFLOW_KAFKA_BOOTSTRAP",
@@ -104,6 +105,23 @@ class StartPosition:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS client: the CA certificate to trust (the system's when empty), and a
+    client certificate and its key for servers that ask for one."""
+
+    ca: str = ""
+    certificate: str = ""
+    key: str = ""
+
+    def by_name(self, service: str) -> dict[str, str]:
+        """The files under their setting names, ``ALARMFLOW_{service}_SSL_*_LOCATION``."""
+        return {
+            f"ALARMFLOW_{service}_SSL_{part}_LOCATION": value
+            for part, value in zip(TLS_PARTS, astuple(self), strict=True)
+        }
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str
     redis_url: str
@@ -129,14 +147,10 @@ class Settings:
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
     kafka_sasl_password: Secret = Secret("")
-    kafka_ssl_ca_location: str = ""
-    kafka_ssl_certificate_location: str = ""
-    kafka_ssl_key_location: str = ""
+    kafka_tls: TlsFiles = TlsFiles()
     kafka_ssl_key_password: Secret = Secret("")
     kafka_config: Mapping[str, str] = field(default_factory=dict)
-    redis_ssl_ca_location: str = ""
-    redis_ssl_certificate_location: str = ""
-    redis_ssl_key_location: str = ""
+    redis_tls: TlsFiles = TlsFiles()
 
     def __repr__(self) -> str:
         """The fields with URL passwords and secrets masked."""
@@ -402,6 +416,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             errors.append(f"{name}={_shown(name, raw)}: {exc}")
             return None  # type: ignore[return-value]
 
+    def tls_files(service: str) -> TlsFiles:
+        names = TlsFiles().by_name(service)
+        return TlsFiles(*(get(name, "", _file_or_empty) for name in names))
+
     default_redis = "redis://127.0.0.1:6379/9"
     redis_url = get("ALARMFLOW_REDIS_URL", default_redis, _redis_url)
     # Derived defaults follow a valid queue URL; a bad one is reported once, not three times.
@@ -446,18 +464,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         kafka_sasl_username=get("ALARMFLOW_KAFKA_SASL_USERNAME", "", str),
         kafka_sasl_password=get("ALARMFLOW_KAFKA_SASL_PASSWORD", "", Secret),
-        kafka_ssl_ca_location=get("ALARMFLOW_KAFKA_SSL_CA_LOCATION", "", _file_or_empty),
-        kafka_ssl_certificate_location=get(
-            "ALARMFLOW_KAFKA_SSL_CERTIFICATE_LOCATION", "", _file_or_empty
-        ),
-        kafka_ssl_key_location=get("ALARMFLOW_KAFKA_SSL_KEY_LOCATION", "", _file_or_empty),
+        kafka_tls=tls_files("KAFKA"),
         kafka_ssl_key_password=get("ALARMFLOW_KAFKA_SSL_KEY_PASSWORD", "", Secret),
         kafka_config=get("ALARMFLOW_KAFKA_CONFIG", "", _kafka_properties),
-        redis_ssl_ca_location=get("ALARMFLOW_REDIS_SSL_CA_LOCATION", "", _file_or_empty),
-        redis_ssl_certificate_location=get(
-            "ALARMFLOW_REDIS_SSL_CERTIFICATE_LOCATION", "", _file_or_empty
-        ),
-        redis_ssl_key_location=get("ALARMFLOW_REDIS_SSL_KEY_LOCATION", "", _file_or_empty),
+        redis_tls=tls_files("REDIS"),
     )
     _warn_unknown(set(source), known)
     errors += _security_errors(settings)
@@ -490,15 +500,8 @@ def _security_errors(settings: Settings) -> list[str]:
         "ALARMFLOW_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
     }
     kafka_tls = {
-        "ALARMFLOW_KAFKA_SSL_CA_LOCATION": settings.kafka_ssl_ca_location,
-        "ALARMFLOW_KAFKA_SSL_CERTIFICATE_LOCATION": settings.kafka_ssl_certificate_location,
-        "ALARMFLOW_KAFKA_SSL_KEY_LOCATION": settings.kafka_ssl_key_location,
+        **settings.kafka_tls.by_name("KAFKA"),
         "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD": settings.kafka_ssl_key_password,
-    }
-    redis_tls = {
-        "ALARMFLOW_REDIS_SSL_CA_LOCATION": settings.redis_ssl_ca_location,
-        "ALARMFLOW_REDIS_SSL_CERTIFICATE_LOCATION": settings.redis_ssl_certificate_location,
-        "ALARMFLOW_REDIS_SSL_KEY_LOCATION": settings.redis_ssl_key_location,
     }
     in_use = f"ALARMFLOW_KAFKA_SECURITY_PROTOCOL={protocol}"
     if protocol.startswith("SASL_"):
@@ -512,7 +515,9 @@ def _security_errors(settings: Settings) -> list[str]:
     if not protocol.endswith("SSL"):
         errors += _unused(kafka_tls, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
     if urlsplit(settings.redis_url).scheme != "rediss":
-        errors += _unused(redis_tls, "a rediss:// ALARMFLOW_REDIS_URL (TLS)")
+        errors += _unused(
+            settings.redis_tls.by_name("REDIS"), "a rediss:// ALARMFLOW_REDIS_URL (TLS)"
+        )
     return errors
 
 

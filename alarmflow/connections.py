@@ -59,9 +59,9 @@ def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None)
         "sasl.mechanism": target.kafka_sasl_mechanism,
         "sasl.username": target.kafka_sasl_username,
         "sasl.password": target.kafka_sasl_password.reveal(),
-        "ssl.ca.location": target.kafka_ssl_ca_location,
-        "ssl.certificate.location": target.kafka_ssl_certificate_location,
-        "ssl.key.location": target.kafka_ssl_key_location,
+        "ssl.ca.location": target.kafka_tls.ca,
+        "ssl.certificate.location": target.kafka_tls.certificate,
+        "ssl.key.location": target.kafka_tls.key,
         "ssl.key.password": target.kafka_ssl_key_password.reveal(),
     }
     config: dict = {key: value for key, value in named.items() if value}
@@ -79,11 +79,8 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -
     TLS files of ``settings`` for a ``rediss://`` URL; ``kwargs`` go to ``redis.Redis``."""
     options: dict[str, object] = {}
     if settings is not None and urlsplit(url).scheme == "rediss":
-        files = {
-            "ssl_ca_certs": settings.redis_ssl_ca_location,
-            "ssl_certfile": settings.redis_ssl_certificate_location,
-            "ssl_keyfile": settings.redis_ssl_key_location,
-        }
+        tls = settings.redis_tls
+        files = {"ssl_ca_certs": tls.ca, "ssl_certfile": tls.certificate, "ssl_keyfile": tls.key}
         options.update({key: path for key, path in files.items() if path})
     options.update(kwargs)
     return redis.Redis.from_url(url, **options)

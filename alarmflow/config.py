@@ -2,7 +2,8 @@
 
 A file named by ``ALARMFLOW_CONFIG`` may add values; the environment wins. The file is read with
 python-dotenv's parser (``KEY=VALUE``, ``export KEY=VALUE``, single or double quotes, ``#``
-comments; no ``${VAR}`` expansion). Every bad value is reported on one line naming the variable,
+comments; no ``${VAR}`` expansion). Names and defaults are documented in
+``docs/configuration.md``. Every bad value is reported on one line naming the variable,
 the value (secrets and URL passwords masked) and what is expected, and all of them are reported
 together. An ``ALARMFLOW_*`` name that no setting reads is warned about with the closest known
 name.
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 from dotenv.parser import parse_stream
 
+from operators.bounds import TimeWindow
 from operators.hashring import Shard
 from state.keys import Backend
 
@@ -143,6 +145,8 @@ class Settings:
     decision_topic: str
     audit_topic: str
     converge_lock: bool
+    max_past_s: int
+    max_future_s: int
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
@@ -180,6 +184,10 @@ class Settings:
             Backend.SERVICE: db_of(self.redis_service_url),
             Backend.CACHE: db_of(self.redis_cache_url),
         }
+
+    def time_window(self) -> TimeWindow:
+        """The event times accepted around now (``ALARMFLOW_MAX_PAST_S``/``_FUTURE_S``)."""
+        return TimeWindow(self.max_past_s, self.max_future_s)
 
     def shard(self) -> Shard | None:
         """This deployment's share of the hash ring; ``None`` when sharding is off."""
@@ -456,6 +464,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
+        max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
+        max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
         kafka_security_protocol=get(
             "ALARMFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _choice(KAFKA_PROTOCOLS)
         ),

@@ -157,9 +157,8 @@ def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> Non
     try:
         admin = AdminClient(kafka_config(settings, {"error_cb": seen.error, "logger": seen}))
     except KafkaException as exc:
-        raise ConnectFailed(
-            f"{where}: the client configuration is refused: {scrub(str(exc), secrets)}"
-        ) from None
+        detail = scrub(exc.args[0].str(), secrets)
+        raise ConnectFailed(f"{where}: librdkafka refuses the configuration: {detail}") from None
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -105,3 +105,15 @@ def test_a_broker_that_never_answers_is_reported_after_the_timeout(free_port):
         ConnectFailed, match=r"Kafka at 127\.0\.0\.1:\d+ \(PLAINTEXT\) did not answer"
     ):
         check_kafka(settings, timeout=1)
+
+
+def test_a_property_librdkafka_does_not_know_stops_the_start_masked():
+    value = '{"no.such.property": "x", "sasl.oauthbearer.client.secret": "0auth-S3cret"}'
+    settings = load_settings({"ALARMFLOW_KAFKA_CONFIG": value})
+    with pytest.raises(ConnectFailed) as error:
+        check_kafka(settings, timeout=1)
+    assert str(error.value).startswith(
+        "Kafka at 127.0.0.1:9092 (PLAINTEXT): librdkafka refuses the configuration: "
+        'No such configuration property: "no.such.property"'
+    )
+    assert "0auth-S3cret" not in str(error.value)

@@ -167,3 +167,29 @@ def test_a_refused_connection_stops_the_flow_at_start_with_one_line_and_exit_2(
         "wrong-redis-password",
     ):
         assert secret not in printed
+
+
+def test_a_replay_from_a_time_reads_and_writes_over_the_secured_services(
+    secure_flow_env: FlowEnv, secure_services: SecureServices
+):
+    env = secure_flow_env
+    security = secure_services.environ()
+    settings = load_settings(env.environ(**security))
+    produce(settings, env.topics["ALERT"], [orjson.dumps(a) for a in VALID])
+    stem = env.prefix.split(".")[0]
+    replay = ["alarmflow.replay", "flows.alert", "--prefix", f"{stem}r.ee"]
+    done = subprocess.run(
+        [sys.executable, "-m", *replay, "--from-time", "1000000000"],
+        env=env.environ(**security),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{len(VALID)}/{len(VALID)} messages" in done.stderr
+    client = redis_client(settings.redis_url, settings)
+    assert lists_by_event_id(client, f"{stem}r.ee") == EXPECTED_LISTS
+    for secret in (secure_services.kafka_password, secure_services.redis_password):
+        assert secret not in done.stdout + done.stderr

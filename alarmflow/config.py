@@ -17,11 +17,12 @@ import ipaddress
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -496,6 +497,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if errors:
         raise ConfigError("\n".join(errors))
     return settings
+
+
+def exit_on_config_error(exc: Exception) -> NoReturn:
+    """Print a configuration error, one ``alarmflow: config error:`` line per problem, and exit
+    with code 2."""
+    for line in str(exc).splitlines():
+        print(f"alarmflow: config error: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """:func:`load_settings` for a command: a bad configuration ends it (exit code 2) with one
+    line per problem rather than a traceback."""
+    try:
+        return load_settings(environ)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
 
 
 def _security_errors(settings: Settings) -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.config import Settings, settings_or_exit
 from alarmflow.connections import kafka_config
 from alarmflow.services import free_port
 from flows.kafka_io import offset_at
@@ -108,7 +108,7 @@ def draw(done: float, total: int, started: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    live = load_settings()
+    live = settings_or_exit()
     if args.prefix == live.key_prefix:
         print(
             f"alarmflow.replay: --prefix must differ from the live prefix {live.key_prefix}",
@@ -124,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         ALARMFLOW_METRICS_PORT=str(port),
     )
     env.pop("BYTEWAX_PROCESS_ID", None)
-    try:
-        settings = load_settings(env)
-    except ConfigError as exc:
-        print(f"alarmflow.replay: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(env)
     topics = settings.topics_for(args.flow.rsplit(".", 1)[-1])
     total = messages_to_read(settings, topics)
     print(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import redis
 
-from alarmflow.config import BUNDLED_STRATEGIES, load_settings
+from alarmflow.config import BUNDLED_STRATEGIES, settings_or_exit
 from alarmflow.connections import redis_client
 from alarmflow.samples import sample_messages
 from alarmflow.services import RedisServer, free_port
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=20_000)
     args = parser.parse_args()
     if os.environ.get("ALARMFLOW_REDIS_URL"):
-        settings = load_settings()
+        settings = settings_or_exit()
         rows = run(redis_client(settings.redis_url, settings), args.alerts)
     else:
         with tempfile.TemporaryDirectory() as run_dir:

@@ -12,7 +12,7 @@ import bytewax.operators as op
 import redis
 from bytewax.dataflow import Dataflow, Stream
 
-from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.config import ConfigError, Settings, exit_on_config_error, load_settings
 from alarmflow.connections import ConnectFailed, mask_secrets_in_logs, preflight, redis_client
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED
 from flows.guard import guarded_map
@@ -41,9 +41,7 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
             preflight(settings)
         return build(settings)
     except (ConfigError, StrategyError, HostError) as exc:
-        for line in str(exc).splitlines():
-            print(f"alarmflow: config error: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_on_config_error(exc)
     except ConnectFailed as exc:
         print(f"alarmflow: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from alarmflow.config import BUNDLED_STRATEGIES, ConfigError, StartPosition, load_settings
+from alarmflow.config import (
+    BUNDLED_STRATEGIES,
+    ConfigError,
+    StartPosition,
+    load_settings,
+    settings_or_exit,
+)
 from state.keys import Backend
 
 
@@ -363,3 +369,14 @@ def test_kafka_config_passes_librdkafka_properties_through_and_masks_secret_ones
         load_settings({"ALARMFLOW_KAFKA_CONFIG": value.replace("}", ', "acks": [1]}')})
     assert '"ssl.keystore.password":"***"' in str(error.value)
     assert '"ks"' not in str(error.value)
+
+
+def test_a_command_ends_on_a_missing_config_file_with_one_line_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "alarmflow.env"
+    with pytest.raises(SystemExit) as exit_:
+        settings_or_exit({"ALARMFLOW_CONFIG": str(missing)})
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"alarmflow: config error: ALARMFLOW_CONFIG={str(missing)!r}: expected a readable file "
+        "of KEY=VALUE lines (No such file or directory)"
+    ]

@@ -1,5 +1,6 @@
-"""The alert flow over SASL_SSL Kafka and a TLS Redis with an ACL user: end to end with its
-DLQ, start failures in seconds with one line and exit 2, and no secret in anything it shows."""
+"""The flows over SASL_SSL Kafka and a TLS Redis with an ACL user: the alert flow end to end
+with its DLQ, replay, the converge flow's decision and audit producers and lock; start failures
+in seconds with one line and exit 2; and no secret in anything a run shows."""
 
 from __future__ import annotations
 
@@ -16,9 +17,14 @@ import pytest
 from alarmflow.config import load_settings
 from alarmflow.connections import redis_client
 from alarmflow.kafka_tools import produce, read_all
+from bench.converge_throughput import by_dimension, storm
+from operators.converge.audit import decision_message
+from operators.converge.context import parse_action
+from operators.converge.driver import run as run_engine
 from tests.conftest import SecureServices
-from tests.flows.flowrun import REPO, RUN_TIMEOUT_S, FlowEnv, bytewax_command, start
+from tests.flows.flowrun import REPO, RUN_TIMEOUT_S, FlowEnv, bytewax_command, run, start
 from tests.flows.test_alert import BAD, EXPECTED_LISTS, VALID, lists_by_event_id
+from tests.flows.test_converge import BAD as CONVERGE_BAD
 
 pytestmark = pytest.mark.integration
 
@@ -193,3 +199,37 @@ def test_a_replay_from_a_time_reads_and_writes_over_the_secured_services(
     assert lists_by_event_id(client, f"{stem}r.ee") == EXPECTED_LISTS
     for secret in (secure_services.kafka_password, secure_services.redis_password):
         assert secret not in done.stdout + done.stderr
+
+
+def test_the_converge_flow_sends_decisions_and_audit_over_sasl_ssl_with_its_redis_lock(
+    secure_services: SecureServices, key_prefix: str
+):
+    stem = key_prefix.split(".")[0]
+    action, dlq, decisions, audit = (f"{stem}.{n}" for n in ("action", "dlq", "dec", "audit"))
+    secure_services.kafka.create_topics([action, dlq, decisions, audit], 1)
+    env = FlowEnv(
+        secure_services.listener.bootstrap,
+        secure_services.redis.url(9),
+        key_prefix,
+        {"ACTION": action},
+        dlq,
+    )
+    running = env.environ(
+        ALARMFLOW_DECISION_TOPIC=decisions,
+        ALARMFLOW_AUDIT_TOPIC=audit,
+        ALARMFLOW_CONVERGE_LOCK="1",  # bkmonitor's lock, on the TLS service database
+        **secure_services.environ(),
+    )
+    settings = load_settings(running)
+    messages = storm(200)
+    produce(settings, action, [orjson.dumps(m) for m in messages], by_dimension)
+    produce(settings, action, list(CONVERGE_BAD))
+
+    run(bytewax_command("flows.converge"), running)
+
+    reference = run_engine([parse_action(m) for m in messages])
+    got = {m["id"]: m for m in map(orjson.loads, read_all(settings, decisions))}
+    assert got == {d.id: orjson.loads(orjson.dumps(decision_message(d))) for d in reference}
+    assert sorted(orjson.loads(m)["decision_id"] for m in read_all(settings, audit)) == sorted(got)
+    reasons = Counter(orjson.loads(m)["reason"] for m in read_all(settings, dlq))
+    assert reasons == Counter(CONVERGE_BAD.values())

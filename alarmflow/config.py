@@ -410,7 +410,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` listing each bad one."""
     env = dict(os.environ if environ is None else environ)
     source: dict[str, str] = {}
-    if "ALARMFLOW_CONFIG" in env:
+    if env.get("ALARMFLOW_CONFIG"):  # set but empty: none, as for every other setting
         source.update(_read_file(env["ALARMFLOW_CONFIG"]))
     source.update({k: v for k, v in env.items() if k.startswith("ALARMFLOW_")})
     errors: list[str] = []

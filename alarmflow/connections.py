@@ -31,6 +31,7 @@ test services and the tools run against them)."""
 PREFLIGHT_TIMEOUT_S = 10.0
 REDIS_CHECK_TIMEOUT_S = 5.0
 PLAINTEXT_CLOSES = 3
+SCRUBBED_LENGTH = 4
 # librdkafka errors that retrying cannot mend: report them at once instead of at the timeout.
 _FATAL_KAFKA_ERRORS = {
     KafkaError._AUTHENTICATION,
@@ -71,6 +72,7 @@ def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None)
 
 
 def bootstrap_of(target: KafkaTarget) -> str:
+    """The bootstrap servers of ``target``, for messages."""
     return target if isinstance(target, str) else target.kafka_bootstrap
 
 
@@ -87,10 +89,12 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with URL passwords and each of ``secrets`` replaced by ``***``."""
+    """``text`` with URL passwords and each of ``secrets`` replaced by ``***`` (a secret shorter
+    than :data:`SCRUBBED_LENGTH` would mask random letters of the text, and is left alone)."""
     text = mask_url(text)
     for secret in secrets:
-        text = text.replace(secret, MASK)
+        if len(secret) >= SCRUBBED_LENGTH:
+            text = text.replace(secret, MASK)
     return text
 
 
@@ -196,9 +200,8 @@ def check_redis(
             f"Redis at {host} ({name}) refused the credentials of user {user!r}: {exc}"
         ) from None
     except redis.ResponseError as exc:
-        raise ConnectFailed(
-            f"Redis at {host} ({name}={mask_url(url)}): no database {db_of(url)} there: {exc}"
-        ) from None
+        what = f"no database {db_of(url)} there: " if "DB index" in str(exc) else ""
+        raise ConnectFailed(f"Redis at {host} ({name}={mask_url(url)}): {what}{exc}") from None
     except redis.ConnectionError as exc:
         hint = (
             " (is it a TLS port? use rediss://)"

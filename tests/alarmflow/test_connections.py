@@ -117,3 +117,9 @@ def test_a_property_librdkafka_does_not_know_stops_the_start_masked():
         'No such configuration property: "no.such.property"'
     )
     assert "0auth-S3cret" not in str(error.value)
+
+
+def test_a_secret_too_short_to_mask_safely_leaves_the_text_readable():
+    assert scrub("sasl_ssl://h:1/bootstrap: Connect failed", ("p",)) == (
+        "sasl_ssl://h:1/bootstrap: Connect failed"
+    )

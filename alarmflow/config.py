@@ -59,6 +59,8 @@ NAMED_KAFKA_PROPERTIES = {
     "ssl.key.location": "ALARMFLOW_KAFKA_SSL_KEY_LOCATION",
     "ssl.key.password": "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
 }
+# Settings whose values are never shown.
+SECRET_NAMES = frozenset({"ALARMFLOW_KAFKA_SASL_PASSWORD", "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD"})
 # ALARMFLOW_* names read by something other than load_settings (scripts/services' ports).
 OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
@@ -401,9 +403,6 @@ def _kafka_properties(value: str) -> dict[str, str]:
     if named:
         raise ValueError(f"expected no property a named setting owns: {', '.join(named)}")
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in properties.items()}
-
-
-SECRET_NAMES = frozenset({"ALARMFLOW_KAFKA_SASL_PASSWORD", "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD"})
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

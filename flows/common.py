@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -12,12 +11,14 @@ import bytewax.operators as op
 import redis
 from bytewax.dataflow import Dataflow, Stream
 
+from alarmflow import logs
 from alarmflow.config import ConfigError, Settings, exit_on_config_error, load_settings
 from alarmflow.connections import ConnectFailed, mask_secrets_in_logs, preflight, redis_client
-from alarmflow.metrics import DLQ_PRODUCED, DROPPED
+from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter
 from flows.redis_sink import PushSink, Routed
+from operators.drops import Drop
 from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
@@ -25,17 +26,15 @@ from state.strategy_cache import load_cached_strategies
 
 X = TypeVar("X")
 
-logging.basicConfig(
-    level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-)
-
 
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
-    """Build a flow from the environment. On bad config print one line per problem and exit 2;
-    run by ``bytewax.run``, first check that Kafka and Redis accept the settings (one line and
-    exit 2 if not). Secrets are masked in every log line from then on."""
+    """The entry point of every flow module: settings from the environment, logging at
+    ``ALARMFLOW_LOG_LEVEL`` with secrets masked, then (run by ``bytewax.run``) a check that Kafka
+    and Redis accept the settings, then the flow. On bad config or a refused connection print
+    one line per problem and exit 2."""
     try:
         settings = load_settings()
+        logs.configure(settings.log_level)
         mask_secrets_in_logs(settings)
         if _run_by_bytewax():
             preflight(settings)
@@ -95,7 +94,7 @@ def write_once(
     step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
 ) -> None:
     """Write every routed record to Redis once (``kind`` labels the written metric)."""
-    endpoint = (settings.metrics_addr, settings.metrics_port)
+    endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
     sink = PushSink(settings, flow, kind, endpoint)
     op.output(step_id, routed, sink)
 
@@ -110,7 +109,7 @@ def shard_by_business(
     shard = settings.shard()
     if shard is None:
         return stream
-    dropped = DROPPED.labels(flow, "other_shard")
+    dropped = DROPPED.labels(flow, Drop.OTHER_SHARD)
 
     def mine(item: X) -> bool:
         if shard.owns(biz_of(item)):

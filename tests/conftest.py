@@ -113,13 +113,15 @@ def flow_env(make_flow_env: Callable[..., FlowEnv]) -> FlowEnv:
 
 @dataclass(frozen=True)
 class SecureServices:
-    """A Kafka broker with a SASL_SSL listener (its plaintext port is for the test's own
-    topic set-up) and a TLS-only Redis with one ACL user, their certificates, a CA that did not
-    sign them, and the passwords: secrets the tests look for in everything a run prints."""
+    """A Kafka broker with a SASL_SSL listener and an SSL one that requires client certificates
+    (its plaintext port is for the test's own topic set-up), a TLS-only Redis with one ACL user
+    and another that requires client certificates, their certificates, a CA that did not sign
+    them, and the passwords: secrets the tests look for in everything a run prints."""
 
     kafka: KafkaBroker
     listener: SecureListener
     redis: RedisServer
+    mtls_redis: RedisServer
     certificates: Certificates
     untrusted: Certificates
     kafka_user: str
@@ -143,18 +145,24 @@ def secure_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure
     base = tmp_path_factory.mktemp("secure")
     certificates = make_certificates(base / "certs")
     kafka_password, redis_password = (f"{name}-{uuid.uuid4().hex}" for name in ("kp", "rp"))
-    port, controller_port, secure_port, redis_port = free_ports(4)
-    listener = SecureListener(secure_port, certificates, {"alarmflow": kafka_password})
+    port, controller_port, secure_port, mtls_port, redis_port, mtls_redis_port = free_ports(6)
+    users = {"alarmflow": kafka_password}
+    listener = SecureListener(secure_port, certificates, users, mtls_port)
     broker = KafkaBroker(port, controller_port, base / "kafka", secure=listener)
     users = {"alarmflow": redis_password}
     server = RedisServer(redis_port, base / "redis", tls=certificates, users=users)
+    mtls_server = RedisServer(
+        mtls_redis_port, base / "mtls-redis", tls=certificates, client_certificates=True
+    )
     try:
         broker.start()
         server.start()
+        mtls_server.start()
         yield SecureServices(
             broker,
             listener,
             server,
+            mtls_server,
             certificates,
             make_certificates(base / "untrusted", "someone-else"),
             "alarmflow",
@@ -162,6 +170,7 @@ def secure_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secure
             redis_password,
         )
     finally:
+        mtls_server.stop()
         server.stop()
         broker.stop()
 

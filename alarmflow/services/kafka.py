@@ -120,11 +120,18 @@ def _cluster_id() -> str:
 @dataclass(frozen=True)
 class SecureListener:
     """A SASL_SSL listener on ``port`` with the server certificate of ``certificates``, where
-    each of ``users`` (name: password) may log in with PLAIN or SCRAM-SHA-512."""
+    each of ``users`` (name: password) may log in with PLAIN or SCRAM-SHA-512; and, with
+    ``mtls_port``, an SSL listener there that requires a client certificate signed by the same
+    CA."""
 
     port: int
     certificates: Certificates
     users: Mapping[str, str]
+    mtls_port: int | None = None
+
+    def listeners(self) -> str:
+        mtls = "" if self.mtls_port is None else f",SSL://127.0.0.1:{self.mtls_port}"
+        return f"SASL_SSL://127.0.0.1:{self.port}{mtls}"
 
     @property
     def bootstrap(self) -> str:
@@ -132,21 +139,34 @@ class SecureListener:
 
     def properties(self) -> dict[str, str]:
         plain_users = " ".join(f'user_{name}="{pw}"' for name, pw in self.users.items())
-        prefix = "listener.name.sasl_ssl"
+        key_store = {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.certificates.key_and_certificate),
+        }
+        mtls = {
+            "ssl.client.auth": "required",
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.certificates.ca),
+            **key_store,
+        }
         return {
             # Naming any listener's protocol drops the default map, which held CONTROLLER's.
             "listener.security.protocol.map": (
-                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL"
             ),
             "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
-            f"{prefix}.plain.sasl.jaas.config": (
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
                 f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
             ),
-            f"{prefix}.scram-sha-512.sasl.jaas.config": (
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             ),
-            f"{prefix}.ssl.keystore.type": "PEM",
-            f"{prefix}.ssl.keystore.location": str(self.certificates.key_and_certificate),
+            **{f"listener.name.sasl_ssl.{key}": value for key, value in key_store.items()},
+            **(
+                {f"listener.name.ssl.{key}": value for key, value in mtls.items()}
+                if self.mtls_port is not None
+                else {}
+            ),
         }
 
     def format_args(self) -> list[str]:
@@ -168,7 +188,7 @@ def _properties(
 ) -> str:
     listeners = f"PLAINTEXT://127.0.0.1:{port}"
     if secure is not None:
-        listeners += f",SASL_SSL://127.0.0.1:{secure.port}"
+        listeners += f",{secure.listeners()}"
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -247,9 +267,10 @@ class KafkaBroker:
         if self.running():
             self.wait_ready(timeout)
             return
-        secure_ports = [] if self.secure is None else [self.secure.port]
+        secure_ports = [] if self.secure is None else [self.secure.port, self.secure.mtls_port]
         for port in (self.port, self.controller_port, *secure_ports):
-            ensure_port_free(port, "kafka")
+            if port is not None:
+                ensure_port_free(port, "kafka")
         if not jars_present():
             raise ServiceError(
                 f"the Kafka broker jars are missing from {LIB_DIR}: run scripts/setup "

@@ -1,8 +1,10 @@
 """Debian's ``redis-server`` on 127.0.0.1, without persistence, for the demo, benches and tests.
 
 With ``tls`` it listens with TLS only (Debian's build links OpenSSL), with the server
-certificate made by :func:`alarmflow.services.tls.make_certificates`; with ``users`` the default
-user is switched off and only those ACL users (name: password, every command and key) may log in.
+certificate made by :func:`alarmflow.services.tls.make_certificates`, and with
+``client_certificates`` it requires clients to show one signed by the same CA. With ``users`` the
+default user is switched off and only those ACL users (name: password, every command and key) may
+log in.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ class RedisServer:
         run_dir: Path,
         *,
         tls: Certificates | None = None,
+        client_certificates: bool = False,
         users: Mapping[str, str] | None = None,
     ) -> None:
         self.port = port
         self.run_dir = Path(run_dir)
         self.tls = tls
+        self.client_certificates = client_certificates
         self.users = dict(users or {})
         self._process = ManagedProcess("redis", self.run_dir, "redis-server")
 
@@ -58,6 +62,9 @@ class RedisServer:
     def answers(self) -> bool:
         """Whether a server on ``port`` answers PING."""
         tls = {} if self.tls is None else {"ssl_ca_certs": str(self.tls.ca)}
+        if self.tls is not None and self.client_certificates:
+            tls["ssl_certfile"] = str(self.tls.client_certificate)
+            tls["ssl_keyfile"] = str(self.tls.client_key)
         timeouts = {"socket_connect_timeout": 1, "socket_timeout": 1}
         with redis.Redis.from_url(self.url(0), **tls, **timeouts) as client:
             return bool(client.ping())
@@ -92,7 +99,7 @@ class RedisServer:
                 ("tls-cert-file", str(self.tls.certificate)),
                 ("tls-key-file", str(self.tls.key)),
                 ("tls-ca-cert-file", str(self.tls.ca)),
-                ("tls-auth-clients", "no"),
+                ("tls-auth-clients", "yes" if self.client_certificates else "no"),
             ]
         binary = require_binary("redis-server", "run scripts/setup, which installs it with apt")
         command = [binary, *(arg for name, value in options for arg in (f"--{name}", value))]

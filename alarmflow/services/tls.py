@@ -1,4 +1,5 @@
-"""Test certificates made with ``openssl``: a CA and a server certificate for 127.0.0.1."""
+"""Test certificates made with ``openssl``: a CA, a server certificate for 127.0.0.1 and a
+client certificate, both signed by that CA."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
 @dataclass(frozen=True)
 class Certificates:
-    """PEM files: the CA certificate clients trust, the server's certificate (signed by that CA,
-    for 127.0.0.1 and localhost) and its unencrypted PKCS#8 key, and both in one file (the
-    form of Kafka's PEM key store)."""
+    """PEM files: the CA certificate clients trust; the server's certificate (for 127.0.0.1 and
+    localhost) and its unencrypted PKCS#8 key, also both in one file (the form of Kafka's PEM
+    key store); and a client certificate with its key, for servers that require one."""
 
     ca: Path
     certificate: Path
     key: Path
     key_and_certificate: Path
+    client_certificate: Path
+    client_key: Path
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -31,18 +34,27 @@ def _openssl(*args: str, cwd: Path) -> None:
         raise ServiceError(f"{' '.join(command)} failed:\n{done.stderr}")
 
 
-def make_certificates(directory: Path, name: str = "alarmflow-test") -> Certificates:
-    """A new CA named ``name`` and a server certificate it signs, in ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    ca = ["req", "-x509", *KEY, "-keyout", "ca.key", "-out", "ca.pem", "-subj", f"/CN={name} CA"]
-    request = ["req", *KEY, "-keyout", "server.key", "-out", "server.csr"]
-    sign = ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key"]
-    sign += ["-CAcreateserial", "-out", "server.pem", "-extfile", "san.cnf"]
-    _openssl(*ca, "-days", DAYS, cwd=directory)
-    _openssl(*request, "-subj", f"/CN={name} server", cwd=directory)
+def _signed(directory: Path, name: str, subject: str, extensions: str) -> tuple[Path, Path]:
+    """A key and a certificate for ``subject`` signed by the CA in ``directory``."""
+    (directory / f"{name}.cnf").write_text(extensions)
+    request = ["req", *KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject]
+    sign = ["x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key"]
+    sign += ["-CAcreateserial", "-out", f"{name}.pem", "-extfile", f"{name}.cnf"]
+    _openssl(*request, cwd=directory)
     _openssl(*sign, "-days", DAYS, cwd=directory)
-    key, certificate = directory / "server.key", directory / "server.pem"
+    return directory / f"{name}.key", directory / f"{name}.pem"
+
+
+def make_certificates(directory: Path, name: str = "alarmflow-test") -> Certificates:
+    """A new CA named ``name`` and the certificates it signs, in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = ["req", "-x509", *KEY, "-keyout", "ca.key", "-out", "ca.pem", "-subj", f"/CN={name} CA"]
+    _openssl(*ca, "-days", DAYS, cwd=directory)
+    server = "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+    key, certificate = _signed(directory, "server", f"/CN={name} server", server)
+    client_key, client = _signed(
+        directory, "client", f"/CN={name} client", "extendedKeyUsage=clientAuth\n"
+    )
     both = directory / "server-key-and-cert.pem"
     both.write_text(key.read_text() + certificate.read_text())
-    return Certificates(directory / "ca.pem", certificate, key, both)
+    return Certificates(directory / "ca.pem", certificate, key, both, client, client_key)

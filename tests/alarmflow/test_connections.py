@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from alarmflow.config import load_settings
+from alarmflow.config import Settings, load_settings
 from alarmflow.connections import (
     ConnectFailed,
     SecretFilter,
@@ -17,6 +17,7 @@ from alarmflow.connections import (
     redis_client,
     scrub,
 )
+from tests.conftest import SecureServices
 
 SASL = {
     "ALARMFLOW_KAFKA_BOOTSTRAP": "kafka1:9094,kafka2:9094",
@@ -123,3 +124,32 @@ def test_a_secret_too_short_to_mask_safely_leaves_the_text_readable():
     assert scrub("sasl_ssl://h:1/bootstrap: Connect failed", ("p",)) == (
         "sasl_ssl://h:1/bootstrap: Connect failed"
     )
+
+
+def client_certificate_settings(services: SecureServices, with_certificate: bool) -> Settings:
+    """Settings for the SSL listener and the Redis that require a client certificate."""
+    files = {"CA": services.certificates.ca}
+    if with_certificate:
+        files["CERTIFICATE"] = services.certificates.client_certificate
+        files["KEY"] = services.certificates.client_key
+    env = {
+        "ALARMFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{services.listener.mtls_port}",
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "ALARMFLOW_REDIS_URL": services.mtls_redis.url(9),
+    }
+    for service in ("KAFKA", "REDIS"):
+        env |= {f"ALARMFLOW_{service}_SSL_{part}_LOCATION": str(f) for part, f in files.items()}
+    return load_settings(env)
+
+
+@pytest.mark.integration
+def test_a_client_certificate_is_shown_to_kafka_and_redis_that_require_one(secure_services):
+    settings = client_certificate_settings(secure_services, with_certificate=True)
+    check_kafka(settings)
+    check_redis(settings.redis_url, settings, "ALARMFLOW_REDIS_URL")
+
+    without = client_certificate_settings(secure_services, with_certificate=False)
+    with pytest.raises(ConnectFailed, match=r"Kafka at .* \(SSL\): .*SSL"):
+        check_kafka(without)
+    with pytest.raises(ConnectFailed, match=r"Redis at 127\.0\.0\.1:\d+ \(ALARMFLOW_REDIS_URL\)"):
+        check_redis(without.redis_url, without, "ALARMFLOW_REDIS_URL")

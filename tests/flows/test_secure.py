@@ -83,19 +83,21 @@ def test_the_alert_flow_runs_over_sasl_ssl_kafka_and_tls_redis_and_shows_no_secr
     assert lists_by_event_id(client, env.prefix) == EXPECTED_LISTS
     dlq = read_all(settings, env.dlq_topic)
     assert Counter(orjson.loads(m)["reason"] for m in dlq) == Counter(BAD.values())
-    report = subprocess.run(
-        [sys.executable, "-m", "alarmflow.report"],
-        env=env.environ(**security),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
+    report, help_ = (
+        subprocess.run(
+            [sys.executable, "-m", *args],
+            env=env.environ(**security),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+        )
+        for args in (["alarmflow.report"], ["alarmflow.run_access", "--help"])
     )
-    assert report.returncode == 0, report.stderr
+    assert report.returncode == help_.returncode == 0, report.stderr + help_.stderr
     assert "rediss://alarmflow:***@127.0.0.1" in report.stdout
-    shown = "\n".join(
-        [log.read_text(), metrics, report.stdout, report.stderr, *(m.decode() for m in dlq)]
-    )
+    printed = [report.stdout, report.stderr, help_.stdout, help_.stderr]
+    shown = "\n".join([log.read_text(), metrics, *printed, *(m.decode() for m in dlq)])
     for secret in (secure_services.kafka_password, secure_services.redis_password):
         assert secret not in shown
 

@@ -386,12 +386,6 @@ def _language(value: str) -> str:
     return value
 
 
-def _optional_file(value: str) -> str:
-    if value and not Path(value).is_file():
-        raise ValueError("expected a readable JSON file, or nothing")
-    return value
-
-
 def _node_names(value: str) -> tuple[str, ...]:
     nodes = tuple(node.strip() for node in value.split(",") if node.strip())
     if len(set(nodes)) != len(nodes):
@@ -408,10 +402,13 @@ def _choice(options: tuple[str, ...], empty: bool = False) -> Callable[[str], st
     return parse
 
 
-def _file_or_empty(value: str) -> str:
-    if value and not Path(value).is_file():
-        raise ValueError("expected the path of a readable file (PEM)")
-    return value
+def _file_or_empty(kind: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"expected the path of a readable {kind} file, or nothing")
+        return value
+
+    return parse
 
 
 def _kafka_properties(value: str) -> dict[str, str]:
@@ -453,7 +450,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     def tls_files(service: str) -> TlsFiles:
         names = TlsFiles().by_name(service)
-        return TlsFiles(*(get(name, "", _file_or_empty) for name in names))
+        return TlsFiles(*(get(name, "", _file_or_empty("PEM")) for name in names))
 
     default_redis = "redis://127.0.0.1:6379/9"
     redis_url = get("ALARMFLOW_REDIS_URL", default_redis, _redis_url)
@@ -496,7 +493,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
         event_language=get("ALARMFLOW_EVENT_LANGUAGE", "zh", _language),
-        dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _optional_file),
+        dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _file_or_empty("JSON")),
         kafka_security_protocol=get(
             "ALARMFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _choice(KAFKA_PROTOCOLS)
         ),

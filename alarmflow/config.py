@@ -1,11 +1,12 @@
 """alarmflow's configuration: environment variables, validated once at start.
 
-Names and defaults are documented in ``docs/configuration.md``. A file named by
-``ALARMFLOW_CONFIG`` may add values; the environment wins. The file is read with python-dotenv's
-parser (``KEY=VALUE``, ``export KEY=VALUE``, single or double quotes, ``#`` comments; no
-``${VAR}`` expansion). Every bad value is reported on one line naming the variable, the value
-(secrets and URL passwords masked) and what is expected, and all of them are reported together.
-An ``ALARMFLOW_*`` name that no setting reads is warned about with the closest known name.
+A file named by ``ALARMFLOW_CONFIG`` may add values; the environment wins. The file is read with
+python-dotenv's parser (``KEY=VALUE``, ``export KEY=VALUE``, single or double quotes, ``#``
+comments; no ``${VAR}`` expansion). Names and defaults are documented in
+``docs/configuration.md``. Every bad value is reported on one line naming the variable,
+the value (secrets and URL passwords masked) and what is expected, and all of them are reported
+together. An ``ALARMFLOW_*`` name that no setting reads is warned about with the closest known
+name.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import ipaddress
 import logging
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 MASK = "***"
+TLS_PARTS = ("CA", "CERTIFICATE", "KEY")
 # librdkafka properties that ALARMFLOW_KAFKA_CONFIG may not set: named settings own them.
 NAMED_KAFKA_PROPERTIES = {
     "bootstrap.servers": "ALARMFLOW_KAFKA_BOOTSTRAP",
@@ -57,11 +60,19 @@ NAMED_KAFKA_PROPERTIES = {
     "ssl.key.location": "ALARMFLOW_KAFKA_SSL_KEY_LOCATION",
     "ssl.key.password": "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
 }
+# Settings whose values are never shown.
+SECRET_NAMES = frozenset(
+    {
+        "ALARMFLOW_KAFKA_SASL_PASSWORD",
+        "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
+        "ALARMFLOW_REDIS_SENTINEL_PASSWORD",
+    }
+)
 # ALARMFLOW_* names read by something other than load_settings (scripts/services' ports).
 OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT")
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
 
 
 class ConfigError(ValueError):
@@ -108,6 +119,23 @@ class StartPosition:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS client: the CA certificate to trust (the system's when empty), and a
+    client certificate and its key for servers that ask for one."""
+
+    ca: str = ""
+    certificate: str = ""
+    key: str = ""
+
+    def by_name(self, service: str) -> dict[str, str]:
+        """The files under their setting names, ``ALARMFLOW_{service}_SSL_*_LOCATION``."""
+        return {
+            f"ALARMFLOW_{service}_SSL_{part}_LOCATION": value
+            for part, value in zip(TLS_PARTS, astuple(self), strict=True)
+        }
+
+
+@dataclass(frozen=True)
 class Settings:
     kafka_bootstrap: str
     redis_url: str
@@ -133,21 +161,28 @@ class Settings:
     log_level: str
     max_past_s: int
     max_future_s: int
+    event_language: str
+    dynamic_groups: str
     redis_outage_s: int
     redis_replicas: int
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
     kafka_sasl_password: Secret = Secret("")
-    kafka_ssl_ca_location: str = ""
-    kafka_ssl_certificate_location: str = ""
-    kafka_ssl_key_location: str = ""
+    kafka_tls: TlsFiles = TlsFiles()
     kafka_ssl_key_password: Secret = Secret("")
     kafka_config: Mapping[str, str] = field(default_factory=dict)
-    redis_ssl_ca_location: str = ""
-    redis_ssl_certificate_location: str = ""
-    redis_ssl_key_location: str = ""
+    redis_tls: TlsFiles = TlsFiles()
     redis_sentinel_password: Secret = Secret("")
+
+    def __repr__(self) -> str:
+        """The fields with URL passwords and secrets masked."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if values["kafka_config"]:
+            values["kafka_config"] = {
+                k: MASK if secret_property(k) else v for k, v in values["kafka_config"].items()
+            }
+        return mask_url(f"Settings({', '.join(f'{k}={v!r}' for k, v in values.items())})")
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this configuration holds (for scrubbing text that might echo
@@ -203,17 +238,28 @@ def _read_file(path: str) -> dict[str, str]:
 
 
 def _shown(name: str, raw: str) -> str:
-    """How a setting's value appears in a message: secrets masked, URL passwords masked."""
+    """How a setting's value appears in a message: secrets masked, URL passwords masked, and
+    the secret properties of ``ALARMFLOW_KAFKA_CONFIG`` masked (all of it if it is no JSON)."""
     if name in SECRET_NAMES and raw:
         return repr(MASK)
+    if name == "ALARMFLOW_KAFKA_CONFIG" and raw.strip():
+        try:
+            properties = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return repr(MASK)
+        if isinstance(properties, dict):
+            masked = {k: MASK if secret_property(k) else v for k, v in properties.items()}
+            return repr(orjson.dumps(masked).decode())
     return repr(mask_url(raw))
 
 
 def _warn_unknown(names: set[str], known: set[str]) -> None:
+    # Compared without the prefix all names share, which would make every name look close.
+    suffixes = {name.removeprefix("ALARMFLOW_"): name for name in known}
     for name in sorted(names - known):
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "no setting has this name"
-        log.warning("alarmflow: config warning: %s is not a setting, ignored (%s)", name, hint)
+        close = difflib.get_close_matches(name.removeprefix("ALARMFLOW_"), sorted(suffixes), 1)
+        hint = f"did you mean {suffixes[close[0]]}?" if close else "no setting has this name"
+        log.warning("%s is not a setting, ignored (%s)", name, hint)
 
 
 def _bootstrap(value: str) -> str:
@@ -292,7 +338,7 @@ def db_of(url: str) -> int:
     if parts.scheme != "unix" and parts.path.strip("/"):
         named.append(parts.path.strip("/"))
     if not all(re.fullmatch(r"[0-9]{1,9}", db) for db in named):
-        raise ValueError("expected a whole database number from 0 (/N or ?db=N)")
+        raise ValueError("expected a whole database number, e.g. /9 (or ?db=9)")
     if len(set(map(int, named))) > 1:
         raise ValueError("expected one database number, not different ones in /N and ?db=N")
     return int(named[0]) if named else 0
@@ -377,6 +423,12 @@ def _hosts(value: str) -> str:
     return value
 
 
+def _language(value: str) -> str:
+    if value not in ("zh", "en"):
+        raise ValueError("expected zh (bkmonitor's texts) or en (their English)")
+    return value
+
+
 def _node_names(value: str) -> tuple[str, ...]:
     nodes = tuple(node.strip() for node in value.split(",") if node.strip())
     if len(set(nodes)) != len(nodes):
@@ -393,18 +445,21 @@ def _choice(options: tuple[str, ...], empty: bool = False) -> Callable[[str], st
     return parse
 
 
-def _file_or_empty(value: str) -> str:
-    if value and not Path(value).is_file():
-        raise ValueError("expected the path of a readable file (PEM)")
-    return value
+def _file_or_empty(kind: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"expected the path of a readable {kind} file, or nothing")
+        return value
+
+    return parse
 
 
 def _kafka_properties(value: str) -> dict[str, str]:
     expected = 'expected a JSON object of librdkafka properties, e.g. {"client.id": "alarmflow"}'
     try:
         properties = orjson.loads(value) if value.strip() else {}
-    except orjson.JSONDecodeError:
-        raise ValueError(expected) from None
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{expected} ({exc})") from None
     if not isinstance(properties, dict) or not all(
         isinstance(v, str | int | float | bool) for v in properties.values()
     ):
@@ -417,20 +472,11 @@ def _kafka_properties(value: str) -> dict[str, str]:
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in properties.items()}
 
 
-SECRET_NAMES = frozenset(
-    {
-        "ALARMFLOW_KAFKA_SASL_PASSWORD",
-        "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
-        "ALARMFLOW_REDIS_SENTINEL_PASSWORD",
-    }
-)
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` listing each bad one."""
     env = dict(os.environ if environ is None else environ)
     source: dict[str, str] = {}
-    if "ALARMFLOW_CONFIG" in env:
+    if env.get("ALARMFLOW_CONFIG"):  # set but empty: none, as for every other setting
         source.update(_read_file(env["ALARMFLOW_CONFIG"]))
     source.update({k: v for k, v in env.items() if k.startswith("ALARMFLOW_")})
     errors: list[str] = []
@@ -444,6 +490,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             errors.append(f"{name}={_shown(name, raw)}: {exc}")
             return None  # type: ignore[return-value]
+
+    def tls_files(service: str) -> TlsFiles:
+        names = TlsFiles().by_name(service)
+        return TlsFiles(*(get(name, "", _file_or_empty("PEM")) for name in names))
 
     default_redis = "redis://127.0.0.1:6379/9"
     redis_url = get("ALARMFLOW_REDIS_URL", default_redis, _redis_url)
@@ -485,6 +535,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=get("ALARMFLOW_LOG_LEVEL", "INFO", _log_level),
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
+        event_language=get("ALARMFLOW_EVENT_LANGUAGE", "zh", _language),
+        dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _file_or_empty("JSON")),
         redis_outage_s=get("ALARMFLOW_REDIS_OUTAGE_S", "300", _int_range(0, 7 * 86400)),
         # Behind Sentinel a batch waits for one replica: a failover then loses no write.
         redis_replicas=get(
@@ -500,18 +552,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         kafka_sasl_username=get("ALARMFLOW_KAFKA_SASL_USERNAME", "", str),
         kafka_sasl_password=get("ALARMFLOW_KAFKA_SASL_PASSWORD", "", Secret),
-        kafka_ssl_ca_location=get("ALARMFLOW_KAFKA_SSL_CA_LOCATION", "", _file_or_empty),
-        kafka_ssl_certificate_location=get(
-            "ALARMFLOW_KAFKA_SSL_CERTIFICATE_LOCATION", "", _file_or_empty
-        ),
-        kafka_ssl_key_location=get("ALARMFLOW_KAFKA_SSL_KEY_LOCATION", "", _file_or_empty),
+        kafka_tls=tls_files("KAFKA"),
         kafka_ssl_key_password=get("ALARMFLOW_KAFKA_SSL_KEY_PASSWORD", "", Secret),
         kafka_config=get("ALARMFLOW_KAFKA_CONFIG", "", _kafka_properties),
-        redis_ssl_ca_location=get("ALARMFLOW_REDIS_SSL_CA_LOCATION", "", _file_or_empty),
-        redis_ssl_certificate_location=get(
-            "ALARMFLOW_REDIS_SSL_CERTIFICATE_LOCATION", "", _file_or_empty
-        ),
-        redis_ssl_key_location=get("ALARMFLOW_REDIS_SSL_KEY_LOCATION", "", _file_or_empty),
+        redis_tls=tls_files("REDIS"),
         redis_sentinel_password=get("ALARMFLOW_REDIS_SENTINEL_PASSWORD", "", Secret),
     )
     _warn_unknown(set(source), known)
@@ -533,6 +577,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
+def exit_on_config_error(exc: Exception) -> NoReturn:
+    """Print a configuration error, one ``alarmflow: config error:`` line per problem, and exit
+    with code 2."""
+    for line in str(exc).splitlines():
+        print(f"alarmflow: config error: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """:func:`load_settings` for a command: a bad configuration ends it (exit code 2) with one
+    line per problem rather than a traceback."""
+    try:
+        return load_settings(environ)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+
+
 def _security_errors(settings: Settings) -> list[str]:
     """Settings that are each valid but do not fit together (a SASL password without SASL,
     a TLS file without TLS): refused rather than silently ignored."""
@@ -545,25 +606,24 @@ def _security_errors(settings: Settings) -> list[str]:
         "ALARMFLOW_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
     }
     kafka_tls = {
-        "ALARMFLOW_KAFKA_SSL_CA_LOCATION": settings.kafka_ssl_ca_location,
-        "ALARMFLOW_KAFKA_SSL_CERTIFICATE_LOCATION": settings.kafka_ssl_certificate_location,
-        "ALARMFLOW_KAFKA_SSL_KEY_LOCATION": settings.kafka_ssl_key_location,
+        **settings.kafka_tls.by_name("KAFKA"),
         "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD": settings.kafka_ssl_key_password,
-    }
-    redis_tls = {
-        "ALARMFLOW_REDIS_SSL_CA_LOCATION": settings.redis_ssl_ca_location,
-        "ALARMFLOW_REDIS_SSL_CERTIFICATE_LOCATION": settings.redis_ssl_certificate_location,
-        "ALARMFLOW_REDIS_SSL_KEY_LOCATION": settings.redis_ssl_key_location,
     }
     in_use = f"ALARMFLOW_KAFKA_SECURITY_PROTOCOL={protocol}"
     if protocol.startswith("SASL_"):
-        errors = [f"{n}='': expected a value with {in_use}" for n, v in sasl.items() if not v]
+        errors = [
+            f"{n}='': expected a value with {in_use}"
+            for n, v in sasl.items()
+            if v is not None and not v
+        ]
     else:
         errors = _unused(sasl, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT")
     if not protocol.endswith("SSL"):
         errors += _unused(kafka_tls, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
     if urlsplit(settings.redis_url).scheme != "rediss":
-        errors += _unused(redis_tls, "a rediss:// ALARMFLOW_REDIS_URL (TLS)")
+        errors += _unused(
+            settings.redis_tls.by_name("REDIS"), "a rediss:// ALARMFLOW_REDIS_URL (TLS)"
+        )
     if urlsplit(settings.redis_url).scheme != SENTINEL_SCHEME:
         sentinel = {"ALARMFLOW_REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password}
         errors += _unused(sentinel, "a redis+sentinel:// ALARMFLOW_REDIS_URL")

@@ -44,6 +44,8 @@ test services and the tools run against them)."""
 
 PREFLIGHT_TIMEOUT_S = 10.0
 REDIS_CHECK_TIMEOUT_S = 5.0
+PLAINTEXT_CLOSES = 3
+SCRUBBED_LENGTH = 4
 # librdkafka errors that retrying cannot mend: report them at once instead of at the timeout.
 _FATAL_KAFKA_ERRORS = {
     KafkaError._AUTHENTICATION,
@@ -72,9 +74,9 @@ def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None)
         "sasl.mechanism": target.kafka_sasl_mechanism,
         "sasl.username": target.kafka_sasl_username,
         "sasl.password": target.kafka_sasl_password.reveal(),
-        "ssl.ca.location": target.kafka_ssl_ca_location,
-        "ssl.certificate.location": target.kafka_ssl_certificate_location,
-        "ssl.key.location": target.kafka_ssl_key_location,
+        "ssl.ca.location": target.kafka_tls.ca,
+        "ssl.certificate.location": target.kafka_tls.certificate,
+        "ssl.key.location": target.kafka_tls.key,
         "ssl.key.password": target.kafka_ssl_key_password.reveal(),
     }
     config: dict = {key: value for key, value in named.items() if value}
@@ -85,6 +87,7 @@ def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None)
 
 
 def bootstrap_of(target: KafkaTarget) -> str:
+    """The bootstrap servers of ``target``, for messages."""
     return target if isinstance(target, str) else target.kafka_bootstrap
 
 
@@ -93,11 +96,8 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -
     TLS files of ``settings`` for a ``rediss://`` URL; ``kwargs`` go to ``redis.Redis``."""
     options: dict[str, object] = {}
     if settings is not None and urlsplit(url).scheme == "rediss":
-        files = {
-            "ssl_ca_certs": settings.redis_ssl_ca_location,
-            "ssl_certfile": settings.redis_ssl_certificate_location,
-            "ssl_keyfile": settings.redis_ssl_key_location,
-        }
+        tls = settings.redis_tls
+        files = {"ssl_ca_certs": tls.ca, "ssl_certfile": tls.certificate, "ssl_keyfile": tls.key}
         options.update({key: path for key, path in files.items() if path})
     options.update(kwargs)
     if urlsplit(url).scheme == SENTINEL_SCHEME:
@@ -128,10 +128,12 @@ def _sentinel_master(url: str, settings: Settings | None, options: dict) -> redi
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with URL passwords and each of ``secrets`` replaced by ``***``."""
+    """``text`` with URL passwords and each of ``secrets`` replaced by ``***`` (a secret shorter
+    than :data:`SCRUBBED_LENGTH` would mask random letters of the text, and is left alone)."""
     text = mask_url(text)
     for secret in secrets:
-        text = text.replace(secret, MASK)
+        if len(secret) >= SCRUBBED_LENGTH:
+            text = text.replace(secret, MASK)
     return text
 
 
@@ -157,43 +159,62 @@ def mask_secrets_in_logs(settings: Settings) -> None:
         handler.addFilter(secret_filter)
 
 
+class _Seen:
+    """What librdkafka reports while a client connects (its ``error_cb`` and ``logger``):
+    kept to explain a failure, and printed nowhere else."""
+
+    def __init__(self) -> None:
+        self.errors: list[KafkaError] = []
+        self.logs: list[str] = []
+
+    def error(self, error: KafkaError) -> None:
+        self.errors.append(error)
+
+    def log(self, _level: int, message: str, *args: object) -> None:
+        self.logs.append(message % args if args else message)
+
+    def fatal(self) -> str | None:
+        """The first report that retrying cannot mend (bad credentials, TLS, a plaintext
+        client on a TLS listener), or ``None``."""
+        for error in self.errors:
+            text = error.str()
+            if error.code() in _FATAL_KAFKA_ERRORS or "SSL" in text or "SASL" in text:
+                return text
+        # A TLS/SASL listener closes a plaintext client's first request (ApiVersion) at once.
+        closed = [line for line in self.logs if "closed" in line and "APIVERSION_QUERY" in line]
+        if len(closed) >= PLAINTEXT_CLOSES:
+            detail = closed[-1].split("]: ", 1)[-1]
+            return f"{detail}: is it a TLS or SASL listener (ALARMFLOW_KAFKA_SECURITY_PROTOCOL)?"
+        return None
+
+    def last(self) -> str:
+        return self.errors[-1].str() if self.errors else "no answer"
+
+
 def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
     """Raise :class:`ConnectFailed` unless the brokers answer a metadata request with these
     settings; an authentication or TLS failure is reported as soon as librdkafka sees it."""
-    errors: list[KafkaError] = []
+    seen = _Seen()
     secrets = settings.secrets()
     where = f"Kafka at {settings.kafka_bootstrap} ({settings.kafka_security_protocol})"
     try:
-        admin = AdminClient(kafka_config(settings, {"error_cb": errors.append, "log_level": 0}))
+        admin = AdminClient(kafka_config(settings, {"error_cb": seen.error, "logger": seen}))
     except KafkaException as exc:
-        raise ConnectFailed(
-            f"{where}: the client configuration is refused: {scrub(str(exc), secrets)}"
-        ) from None
+        detail = scrub(exc.args[0].str(), secrets)
+        raise ConnectFailed(f"{where}: librdkafka refuses the configuration: {detail}") from None
     deadline = time.monotonic() + timeout
     while True:
         try:
             admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
             return
-        except KafkaException as exc:
-            last = exc.args[0]
-        admin.poll(0)
-        fatal = [e for e in errors if _fatal(e)]
-        if fatal:
-            raise ConnectFailed(f"{where}: {scrub(fatal[0].str(), secrets)}")
+        except KafkaException:
+            admin.poll(0)
+        fatal = seen.fatal()
+        if fatal is not None:
+            raise ConnectFailed(f"{where}: {scrub(fatal, secrets)}")
         if time.monotonic() >= deadline:
-            seen = errors[-1] if errors else last
-            detail = scrub(seen.str(), secrets)
+            detail = scrub(seen.last(), secrets)
             raise ConnectFailed(f"{where} did not answer within {timeout:.0f}s: {detail}")
-
-
-def _fatal(error: KafkaError) -> bool:
-    text = error.str()
-    return (
-        error.code() in _FATAL_KAFKA_ERRORS
-        or "security.protocol" in text
-        or "SSL handshake" in text
-        or "SASL" in text
-    )
 
 
 def check_redis(
@@ -224,11 +245,13 @@ def check_redis(
             f"Redis at {host} ({name}) refused the credentials of user {user!r}: {exc}"
         ) from None
     except redis.ResponseError as exc:
-        raise ConnectFailed(f"Redis at {host} ({name}={mask_url(url)}): {exc}") from None
+        what = f"no database {db_of(url)} there: " if "DB index" in str(exc) else ""
+        raise ConnectFailed(f"Redis at {host} ({name}={mask_url(url)}): {what}{exc}") from None
     except redis.ConnectionError as exc:
         hint = (
             " (is it a TLS port? use rediss://)"
-            if parts.scheme == "redis" and "closed by server" in str(exc)
+            if parts.scheme == "redis"
+            and ("reset by peer" in str(exc) or "closed by server" in str(exc))
             else ""
         )
         detail = scrub(str(exc), settings.secrets())

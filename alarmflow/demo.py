@@ -17,7 +17,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from alarmflow.config import Settings, load_settings
+from alarmflow.config import Settings, settings_or_exit
 from alarmflow.connections import kafka_config, redis_client
 from alarmflow.event_samples import sample_events
 from alarmflow.kafka_tools import ensure_topics, produce
@@ -59,7 +59,7 @@ def main() -> int:
         ALARMFLOW_TAIL="0",
         ALARMFLOW_START="earliest",
     )
-    settings = load_settings(env)
+    settings = settings_or_exit(env)
     recreate_topics(settings, [topic, DEMO_DLQ])
     for url in (settings.redis_url, settings.redis_service_url):
         client = redis_client(url, settings)

@@ -29,7 +29,7 @@ from typing import TextIO
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.config import Settings, settings_or_exit
 from alarmflow.connections import kafka_config
 from alarmflow.services import free_port
 from flows.kafka_io import offset_at
@@ -170,7 +170,7 @@ def consumed_in(summary: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    live = load_settings()
+    live = settings_or_exit()
     refused = refusal(args, live)
     if refused is not None:
         print(f"alarmflow.replay: {refused}", file=sys.stderr)
@@ -188,11 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.audit_topic is not None:
         env["ALARMFLOW_AUDIT_TOPIC"] = args.audit_topic
     env.pop("BYTEWAX_PROCESS_ID", None)
-    try:
-        settings = load_settings(env)
-    except ConfigError as exc:
-        print(f"alarmflow.replay: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(env)
     topics = settings.topics_for(access_type(args.flow))
     total = messages_to_read(settings, topics)
     print(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from alarmflow.config import ConfigError, Settings, load_settings, mask_url
+from alarmflow.config import Settings, mask_url, settings_or_exit
 from alarmflow.connections import redis_client
 from alarmflow.kafka_tools import read_all
 from state.keys import REGISTRY, RedisType, prefix_pattern
@@ -146,12 +146,7 @@ def print_report(settings: Settings, out=sys.stdout) -> None:
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"alarmflow: config error: {exc}", file=sys.stderr)
-        return 2
-    print_report(settings)
+    print_report(settings_or_exit())
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from alarmflow.config import load_settings
+from alarmflow.config import settings_or_exit
 from alarmflow.connections import kafka_config, redis_client
 from flows.common import load_strategies
 from operators.alert import clean_alert, is_expired
@@ -25,7 +25,7 @@ BATCH = 1000
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = settings_or_exit()
     router = AlertRouter(load_strategies(settings))
     pusher = OncePusher(redis_client(settings.redis_url, settings), settings.redis_dbs())
     consumer = Consumer(

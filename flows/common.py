@@ -12,7 +12,7 @@ import redis
 from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow import logs
-from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.config import ConfigError, Settings, exit_on_config_error, load_settings
 from alarmflow.connections import ConnectFailed, mask_secrets_in_logs, preflight, redis_client
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.guard import guarded_map
@@ -29,9 +29,9 @@ X = TypeVar("X")
 
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
     """The entry point of every flow module: settings from the environment, logging at
-    ``ALARMFLOW_LOG_LEVEL`` with secrets masked in every line, then the flow. On bad config
-    print one line per problem and exit 2; run by ``bytewax.run``, first check that Kafka and
-    Redis accept the settings (one line and exit 2 if not)."""
+    ``ALARMFLOW_LOG_LEVEL`` with secrets masked, then (run by ``bytewax.run``) a check that Kafka
+    and Redis accept the settings, then the flow. On bad config or a refused connection print
+    one line per problem and exit 2."""
     try:
         settings = load_settings()
         logs.configure(settings.log_level)
@@ -40,9 +40,7 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
             preflight(settings)
         return build(settings)
     except (ConfigError, StrategyError, HostError) as exc:
-        for line in str(exc).splitlines():
-            print(f"alarmflow: config error: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_on_config_error(exc)
     except ConnectFailed as exc:
         print(f"alarmflow: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

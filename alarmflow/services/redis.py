@@ -1,9 +1,17 @@
-"""Debian's ``redis-server`` on 127.0.0.1 for the demo, benches and tests: without persistence
-unless asked (an outage test restarts it), optionally a replica of another, and Debian's
-``redis-sentinel`` watching a master."""
+"""Debian's ``redis-server`` on 127.0.0.1 for the demo, benches and tests, without persistence
+unless asked (``persistent``: an outage test restarts it), optionally a replica of another
+(``replica_of``), and Debian's ``redis-sentinel`` watching a master (:class:`RedisSentinel`).
+
+With ``tls`` it listens with TLS only (Debian's build links OpenSSL), with the server
+certificate made by :func:`alarmflow.services.tls.make_certificates`, and with
+``client_certificates`` it requires clients to show one signed by the same CA. With ``users`` the
+default user is switched off and only those ACL users (name: password, every command and key) may
+log in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
@@ -13,24 +21,30 @@ from alarmflow.services._process import (
     ensure_port_free,
     require_binary,
 )
+from alarmflow.services.tls import Certificates
 
 READY_TIMEOUT_S = 20.0
 
 
 class RedisServer:
-    """A ``redis-server`` on ``port`` with its log (``redis.log``) and pid file in ``run_dir``.
-    ``persistent`` keeps its data across a restart (an append-only file, fsync always);
-    ``replica_of`` makes it a replica of the server on that port."""
+    """A ``redis-server`` on ``port`` with its log (``redis.log``) and pid file in ``run_dir``."""
 
     def __init__(
         self,
         port: int,
         run_dir: Path,
+        *,
+        tls: Certificates | None = None,
+        client_certificates: bool = False,
+        users: Mapping[str, str] | None = None,
         persistent: bool = False,
         replica_of: int | None = None,
     ) -> None:
         self.port = port
         self.run_dir = Path(run_dir)
+        self.tls = tls
+        self.client_certificates = client_certificates
+        self.users = dict(users or {})
         self.persistent = persistent
         self.replica_of = replica_of
         self._process = ManagedProcess("redis", self.run_dir, "redis-server")
@@ -39,9 +53,13 @@ class RedisServer:
     def log_file(self) -> Path:
         return self._process.log_file
 
-    def url(self, db: int = 9) -> str:
-        """The server's URL for database ``db`` (9 is bkmonitor's queue database)."""
-        return f"redis://127.0.0.1:{self.port}/{db}"
+    def url(self, db: int = 9, user: str | None = None) -> str:
+        """The server's URL for database ``db`` (9 is bkmonitor's queue database), as ``user``
+        (default: the first ACL user, if there are any)."""
+        scheme = "redis" if self.tls is None else "rediss"
+        user = user if user is not None else next(iter(self.users), None)
+        login = "" if user is None else f"{user}:{self.users[user]}@"
+        return f"{scheme}://{login}127.0.0.1:{self.port}/{db}"
 
     def running(self) -> bool:
         """Whether this run directory's server process is alive."""
@@ -49,7 +67,12 @@ class RedisServer:
 
     def answers(self) -> bool:
         """Whether a server on ``port`` answers PING."""
-        with redis.Redis(port=self.port, socket_connect_timeout=1, socket_timeout=1) as client:
+        tls = {} if self.tls is None else {"ssl_ca_certs": str(self.tls.ca)}
+        if self.tls is not None and self.client_certificates:
+            tls["ssl_certfile"] = str(self.tls.client_certificate)
+            tls["ssl_keyfile"] = str(self.tls.client_key)
+        timeouts = {"socket_connect_timeout": 1, "socket_timeout": 1}
+        with redis.Redis.from_url(self.url(0), **tls, **timeouts) as client:
             return bool(client.ping())
 
     def start(self, timeout: float = READY_TIMEOUT_S) -> None:
@@ -67,24 +90,33 @@ class RedisServer:
         self._process.stop()
 
     def _command(self) -> list[str]:
-        options = {
-            "bind": "127.0.0.1",
-            "port": str(self.port),
-            "save": "",
-            "appendonly": "yes" if self.persistent else "no",
-            "appendfsync": "always",
-            "dir": str(self.run_dir),
-            "daemonize": "no",
-        }
-        if self.replica_of is not None:
-            options["replicaof"] = f"127.0.0.1 {self.replica_of}"
+        options: list[tuple[str, str]] = [
+            ("bind", "127.0.0.1"),
+            ("port", str(self.port)),
+            ("save", ""),
+            ("appendonly", "yes" if self.persistent else "no"),
+            ("appendfsync", "always"),
+            ("dir", str(self.run_dir)),
+            ("daemonize", "no"),
+        ]
+        if self.tls is not None:
+            options[1] = ("port", "0")
+            options += [
+                ("tls-port", str(self.port)),
+                ("tls-cert-file", str(self.tls.certificate)),
+                ("tls-key-file", str(self.tls.key)),
+                ("tls-ca-cert-file", str(self.tls.ca)),
+                ("tls-auth-clients", "yes" if self.client_certificates else "no"),
+            ]
         binary = require_binary("redis-server", "run scripts/setup, which installs it with apt")
-        return [binary, *_arguments(options)]
-
-
-def _arguments(options: dict[str, str]) -> list[str]:
-    """Command-line options; a value with spaces is several arguments (``replicaof H P``)."""
-    return [arg for name, value in options.items() for arg in (f"--{name}", *value.split(" "))]
+        command = [binary, *(arg for name, value in options for arg in (f"--{name}", value))]
+        if self.replica_of is not None:
+            command += ["--replicaof", "127.0.0.1", str(self.replica_of)]
+        if self.users:
+            command += ["--user", "default", "off"]
+            for name, password in self.users.items():
+                command += ["--user", name, "on", f">{password}", "~*", "&*", "+@all"]
+        return command
 
 
 class RedisSentinel:

@@ -1,20 +1,32 @@
-"""Whether this process reached the end of its input, for the line it logs when its sinks close.
+"""The line a flow process logs with its counts when it exits: "end of input" only after a
+clean end of its input.
 
-Bytewax closes sinks both at the end of the input and when the flow stops on an error, so a
-sink cannot tell the two apart by itself. The Kafka source reports each partition it opens and
-each that reaches its end (``ALARMFLOW_TAIL=0``); a component that stops the flow on an
-infrastructure failure reports that. The input ended when every partition opened in this
-process ended and nothing failed: with ``ALARMFLOW_TAIL=1`` it never does.
+Bytewax closes sinks both at the end of the input and when the flow stops on an error (in any
+process of the flow, before its sources are even built), so a sink cannot tell the two apart
+when it closes. It asks for the line instead (:func:`log_counts_at_exit`), which is logged once
+per process when the interpreter exits: "end of input" when every Kafka partition opened in this
+process reached its end (``ALARMFLOW_TAIL=0``) and nothing failed, otherwise "stopped before its
+input ended". Something failed when an exception reached the top (Bytewax re-raises a step's, a
+sink's or its own) or a component reported an infrastructure failure (:func:`failed`). A process
+killed by a signal logs nothing.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import sys
 import threading
+
+from alarmflow import metrics
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _opened = 0
 _ended = 0
 _failed = False
+_flows: list[str] = []
 
 
 def partition_opened() -> None:
@@ -36,7 +48,37 @@ def failed() -> None:
         _failed = True
 
 
-def reached() -> bool:
+def _reached() -> bool:
     """Whether every partition opened here reached its end and nothing failed."""
     with _lock:
         return _ended == _opened and not _failed
+
+
+def log_counts_at_exit(flow: str) -> None:
+    """Log ``flow``'s counts once when this process exits (see the module)."""
+    with _lock:
+        if flow in _flows:
+            return
+        if not _flows:
+            _watch_uncaught()
+            atexit.register(_log_counts)
+        _flows.append(flow)
+
+
+def _watch_uncaught() -> None:
+    previous = sys.excepthook
+
+    def hook(kind, value, traceback) -> None:
+        failed()
+        previous(kind, value, traceback)
+
+    sys.excepthook = hook
+
+
+def _log_counts() -> None:
+    ended = _reached()
+    for flow in _flows:
+        if ended:
+            log.info("end of input: %s", metrics.summary(flow))
+        else:
+            log.warning("stopped before its input ended: %s", metrics.summary(flow))

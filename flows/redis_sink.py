@@ -246,10 +246,7 @@ class _PushPartition(StatelessSinkPartition[Routed]):
 
     def close(self) -> None:
         self._dlq.close()
-        if input_end.reached():
-            log.info("end of input: %s", metrics.summary(self._flow))
-        else:
-            log.warning("stopped before its input ended: %s", metrics.summary(self._flow))
+        input_end.log_counts_at_exit(self._flow)
 
 
 class PushSink(DynamicSink[Routed]):

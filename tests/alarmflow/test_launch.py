@@ -4,6 +4,7 @@ its processes die with it, even when it is killed with SIGKILL."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,8 @@ import redis
 from alarmflow.kafka_tools import produce
 from alarmflow.launch import supervise
 from alarmflow.samples import sample_messages
-from tests.flows.flowrun import launcher_command, start
+from alarmflow.services import port_open
+from tests.flows.flowrun import REPO, launcher_command, start
 
 NOW = int(time.time())
 
@@ -70,12 +72,20 @@ def wait_until(condition, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
+def mesh_ports(free_port) -> int:
+    """A base port for a two-process mesh: nothing listens on it or the next one."""
+    base = free_port()
+    while port_open(base + 1):
+        base = free_port()
+    return base
+
+
 @pytest.mark.integration
 def test_the_processes_die_with_a_launcher_killed_by_sigkill(flow_env, free_port, tmp_path):
     produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(100, NOW)))
     env = flow_env.environ(ALARMFLOW_TAIL="1")
     launcher = start(
-        launcher_command("flows.alert", "-p", "2", "--base-port", str(free_port())),
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(mesh_ports(free_port))),
         env,
         tmp_path / "launch.log",
     )
@@ -98,7 +108,9 @@ def test_a_flow_stopped_by_a_signal_does_not_log_the_end_of_input(
     env = flow_env.environ(ALARMFLOW_TAIL="1")
     log = tmp_path / "launch.log"
     launcher = start(
-        launcher_command("flows.alert", "-p", "2", "--base-port", str(free_port())), env, log
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(mesh_ports(free_port))),
+        env,
+        log,
     )
     wait_until(lambda: redis_keys(flow_env), 60, "the processes to write")
 
@@ -111,3 +123,26 @@ def test_a_flow_stopped_by_a_signal_does_not_log_the_end_of_input(
 def redis_keys(env) -> bool:
     client = redis.Redis.from_url(env.redis_url)
     return bool(client.keys(f"{env.prefix}.*"))
+
+
+@pytest.mark.integration
+def test_a_flow_that_cannot_start_its_mesh_does_not_log_the_end_of_input(flow_env, tmp_path):
+    """The second process finds its mesh port taken, and the first loses its peer (or is
+    stopped by the launcher), before any partition is opened: neither read its input to the
+    end, though Bytewax may close their sinks."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        base = taken.getsockname()[1] - 1
+        done = subprocess.run(
+            launcher_command("flows.alert", "-p", "2", "--base-port", str(base)),
+            env=flow_env.environ(),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert done.returncode != 0
+    assert "Address already in use" in done.stderr
+    assert "end of input" not in done.stderr

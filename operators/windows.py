@@ -1,0 +1,234 @@
+"""Event-time tumbling windows: what bkmonitor's TSDB query returns for a strategy group.
+
+bkmonitor's periodic data access asks the TSDB, every interval, for the group's first query:
+the metric aggregated by ``agg_method`` over ``agg_interval`` buckets, grouped by
+``agg_dimension``, filtered by the query's plain ``agg_condition`` (and, for ``system.disk``
+and ``system.net``, the built-in device conditions), one row per (bucket, dimensions) stamped
+at the bucket's start (``_time_``) with the value in ``_result_`` and the metric's column.
+It queries up to ``now - ACCESS_DATA_TIME_DELAY`` (10 s), so a bucket is read once 10 s past
+its end.
+
+alarmflow builds the same rows from the raw points on Kafka. Per strategy group,
+:class:`GroupWindows` keeps one accumulator per open (bucket, dimensions) and a watermark:
+the newest point time seen, where a point never counts for more than the wall clock at its
+arrival (``min(time, now)``), so a point from the future cannot move it ahead of the clock. A
+bucket ``[s, s + interval)`` closes once the watermark reaches ``s + interval + lateness``,
+when the group has been idle (no point) for ``idle_s`` of wall-clock time (the watermark then
+moves on by the idle time, never past the clock), or at the end of input. A point whose
+bucket has closed is *late*: it is dropped and counted (``dropped{reason="late"}``), as
+bkmonitor loses it too (its bucket was read already; a later read of the same bucket has the
+same record id and is a duplicate).
+
+:meth:`GroupWindows.add` raises :class:`~operators.rejects.Rejected` only before it changes
+anything, so a rejected point leaves the group's state as it was.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from operators.conditions import ConditionSet, mapping_lookup
+from operators.md5 import count_md5
+from operators.records import RESULT_FIELD, number_format
+from operators.rejects import Reason, Rejected, SourceRecord
+
+TSDB_TIME_FIELD = "_time_"
+
+
+class AggMethod(StrEnum):
+    """The ``agg_method`` values a window computes (bkmonitor's time-series methods)."""
+
+    AVG = "AVG"
+    SUM = "SUM"
+    MIN = "MIN"
+    MAX = "MAX"
+    COUNT = "COUNT"
+
+
+@dataclass
+class Accumulator:
+    """Count, sum, minimum and maximum of the values added so far."""
+
+    count: int = 0
+    total: float = 0.0
+    low: float = math.inf
+    high: float = -math.inf
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.low = min(self.low, value)
+        self.high = max(self.high, value)
+
+    def result(self, method: AggMethod) -> float | int:
+        if method is AggMethod.AVG:
+            return self.total / self.count
+        if method is AggMethod.SUM:
+            return self.total
+        if method is AggMethod.MIN:
+            return self.low
+        if method is AggMethod.MAX:
+            return self.high
+        return self.count
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How one strategy group's points are bucketed and aggregated."""
+
+    interval: int
+    lateness: int
+    idle_s: float
+    method: AggMethod
+    metric: str
+    """The metric field read from each point."""
+    alias: str
+    """The column the TSDB row carries the value in (the metric's alias, else its field)."""
+    group_by: tuple[str, ...] | None
+    """``agg_dimension``; None when the query has none (every dimension then groups)."""
+    where: ConditionSet = field(default_factory=lambda: ConditionSet(()))
+    """The conditions the TSDB applies before aggregating."""
+
+
+@dataclass
+class Bucket:
+    """One open (bucket start, dimensions) window."""
+
+    start: int
+    dimensions: dict[str, Any]
+    acc: Accumulator
+    source: SourceRecord
+    """The newest point's Kafka record: a closed bucket's rejections name it."""
+
+
+@dataclass(frozen=True)
+class Closed:
+    """A closed bucket as a TSDB row, with the Kafka record of its newest point."""
+
+    source: SourceRecord
+    row: dict[str, Any]
+
+
+class Late(StrEnum):
+    """Why a valid point does not reach a window."""
+
+    LATE = "late"
+    NO_VALUE = "no_value"
+    OUT_OF_QUERY = "out_of_query"
+
+
+def point_value(raw: Mapping[str, Any], metric: str) -> float | None:
+    """The point's metric as a finite number (``number_format`` first), None when absent."""
+    value = raw.get(metric)
+    if value is None:
+        return None
+    number = number_format(value)
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise Rejected(Reason.WRONG_TYPE, f"metric '{metric}' must be a number")
+    number = float(number)
+    if not math.isfinite(number):
+        raise Rejected(Reason.WRONG_TYPE, f"metric '{metric}' is not a finite number")
+    return number
+
+
+def group_dimensions(
+    raw: Mapping[str, Any], dimensions: Mapping[str, Any], spec: WindowSpec
+) -> dict[str, Any]:
+    """The dimensions a row is grouped by: the ``agg_dimension`` fields, else all of them."""
+    if spec.group_by is None:
+        return dict(dimensions)
+    return {name: raw.get(name) for name in spec.group_by}
+
+
+@dataclass
+class WindowState:
+    """One strategy group's open buckets and watermark: the Bytewax state (picklable)."""
+
+    watermark: float = 0.0
+    last_arrival: float = 0.0
+    buckets: dict[int, dict[str, Bucket]] = field(default_factory=dict)
+    """Open buckets by start, then by the md5 of their dimensions."""
+
+
+class GroupWindows:
+    """The windows of one strategy group: its spec (from today's strategies) over its state
+    (from the recovery store)."""
+
+    def __init__(self, spec: WindowSpec, state: WindowState | None = None) -> None:
+        self.spec = spec
+        self.state = state or WindowState()
+
+    def add(
+        self,
+        source: SourceRecord,
+        raw: Mapping[str, Any],
+        dimensions: Mapping[str, Any],
+        time: float,
+        now: float,
+    ) -> tuple[list[Closed], list[Late]]:
+        """Add one point (``time``: its checked epoch seconds; ``now``: the wall clock).
+        Returns the buckets this closes and, if the point went nowhere, why."""
+        spec, state = self.spec, self.state
+        if not spec.where.matches(mapping_lookup(raw)):
+            return [], [Late.OUT_OF_QUERY]
+        value = point_value(raw, spec.metric)
+        if value is None:
+            return [], [Late.NO_VALUE]
+        dims = group_dimensions(raw, dimensions, spec)
+        start, md5 = int(time) // spec.interval * spec.interval, count_md5(dims)
+        state.last_arrival = max(state.last_arrival, now)
+        if self.is_closed(start):
+            return self._advance(min(time, now)), [Late.LATE]
+        series = state.buckets.setdefault(start, {})
+        bucket = series.get(md5)
+        if bucket is None:
+            bucket = series[md5] = Bucket(start, dims, Accumulator(), source)
+        bucket.acc.add(value)
+        bucket.source = source
+        return self._advance(min(time, now)), []
+
+    def is_closed(self, start: int) -> bool:
+        """A bucket starting at ``start`` is closed at the current watermark."""
+        return start + self.spec.interval + self.spec.lateness <= self.state.watermark
+
+    def idle(self, now: float) -> list[Closed]:
+        """The group had no point since ``last_arrival``: the watermark moves on by the idle
+        time (never past ``now``) and the buckets that passes close."""
+        elapsed = now - self.state.last_arrival
+        if elapsed < self.spec.idle_s:
+            return []
+        return self._advance(min(self.state.watermark + elapsed, now))
+
+    def idle_due(self) -> float | None:
+        """The wall-clock time of the next idle check, None when no bucket is open."""
+        return self.state.last_arrival + self.spec.idle_s if self.state.buckets else None
+
+    def flush(self) -> list[Closed]:
+        """Close every open bucket (end of input)."""
+        return self._close(list(self.state.buckets))
+
+    def _advance(self, to: float) -> list[Closed]:
+        self.state.watermark = max(self.state.watermark, to)
+        return self._close([start for start in self.state.buckets if self.is_closed(start)])
+
+    def _close(self, starts: Sequence[int]) -> list[Closed]:
+        """Close the buckets of ``starts``, oldest first, series in md5 order."""
+        out = []
+        spec = self.spec
+        for start in sorted(starts):
+            series = self.state.buckets.pop(start)
+            for md5 in sorted(series):
+                bucket = series[md5]
+                value = bucket.acc.result(spec.method)
+                row = {
+                    **bucket.dimensions,
+                    spec.alias: value,
+                    RESULT_FIELD: value,
+                    TSDB_TIME_FIELD: start,
+                }
+                out.append(Closed(bucket.source, row))
+        return out

@@ -8,6 +8,7 @@ of an item a record needs; :func:`clean_record` gives the standard data record t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -113,24 +114,33 @@ def number_format(value: Any) -> Any:
     return value
 
 
-def convert(value: Any) -> Any:
-    """``number_format`` then round to :data:`POINT_PRECISION` decimals."""
+def convert(value: Any, field: str = "value") -> Any:
+    """``DataRecord._convert``: ``number_format`` then round to :data:`POINT_PRECISION`
+    decimals. A value bkmonitor's ``round`` would raise on (a list, an object), or that JSON
+    cannot carry (NaN, an infinity), is :class:`Rejected`."""
     value = number_format(value)
-    if value and not isinstance(value, str):
-        return round(value, POINT_PRECISION)
-    return value
+    if isinstance(value, str) or not value:
+        return value
+    if not isinstance(value, int | float):
+        raise Rejected(Reason.WRONG_TYPE, f"'{field}' must be a number or a string")
+    if not math.isfinite(value):
+        raise Rejected(Reason.WRONG_TYPE, f"'{field}' is not a finite number")
+    return round(value, POINT_PRECISION)
 
 
 def record_value(raw: Mapping[str, Any], spec: RecordSpec) -> Any:
-    """The raw metric field for ``REAL_TIME`` items, else ``_result_``; None stays None."""
-    return raw.get(spec.real_time_field or RESULT_FIELD)
+    """``DataRecord.value``: the raw metric field for ``REAL_TIME`` items, else ``_result_``,
+    converted; None stays None."""
+    field = spec.real_time_field or RESULT_FIELD
+    value = raw.get(field)
+    return None if value is None else convert(value, field)
 
 
 def record_values(raw: Mapping[str, Any], spec: RecordSpec) -> dict[str, Any]:
     values = {}
     for field, alias in spec.metrics:
         name = alias if raw.get(alias) is not None else field
-        values[name] = convert(raw.get(name))
+        values[name] = convert(raw.get(name), name)
     values[spec.time_field] = record_time(raw)
     return values
 

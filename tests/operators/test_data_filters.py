@@ -5,11 +5,9 @@ from __future__ import annotations
 from alarmflow.config import BUNDLED_HOSTS
 from operators.data_filters import (
     HostStatus,
-    PriorityCandidate,
     RangeMatcher,
     anomaly_levels,
     anomaly_record,
-    check_priority,
     host_status,
     is_expired,
 )
@@ -103,11 +101,3 @@ def test_threshold_levels_and_anomaly_shape():
     assert anomaly["anomaly"]["1"]["anomaly_time"] == "2027-01-15 08:00:00"
 
 
-def test_priority_inhibits_lower_priorities_for_five_intervals():
-    stored = {"m1": f"3:{NOW - 10}", "m2": f"3:{NOW - 301}", "m3": f"1:{NOW - 10}"}
-    low = [PriorityCandidate("s2", 2, 60)]
-    assert check_priority(stored, "m1", low, NOW) == ({"s2"}, {})
-    assert check_priority(stored, "m2", low, NOW) == (set(), {"m2": f"2:{NOW}"})
-    assert check_priority(stored, "m3", low, NOW) == (set(), {"m3": f"2:{NOW}"})
-    both = [PriorityCandidate("s1", 1, 60), PriorityCandidate("s2", 2, 60)]
-    assert check_priority({}, "m4", both, NOW) == ({"s1"}, {"m4": f"2:{NOW}"})

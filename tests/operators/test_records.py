@@ -95,6 +95,40 @@ def test_real_time_value_is_the_metric_field():
     assert record["value"] == 3.5
 
 
+REAL_TIME_ITEM = Item(2, ({**ITEM.query_configs[0], "agg_method": "REAL_TIME"},))
+
+
+@pytest.mark.parametrize(
+    ("raw_value", "value"),
+    [
+        # records.py DataRecord.value -> _convert: number_format (common_utils.py: a string
+        # with a "." becomes float(v), else int(v); a falsy value 0), then round(v, 6).
+        ("7", 7),
+        ("1.23456789", 1.234568),
+        (2.0000004, 2.0),
+        (1e-7, 0.0),
+        (True, 1),
+        ("", 0),
+        (0.0, 0),
+        ("n/a", "n/a"),  # int("n/a") fails: number_format keeps the string
+        (None, None),  # DataRecord.value: "if value is None: return"
+    ],
+)
+def test_the_value_is_converted_as_bkmonitor_does_before_it_is_stored(raw_value, value):
+    raw = {**RAW, "load5": raw_value, "_result_": None}
+    record = clean_record(raw, record_spec(REAL_TIME_ITEM), None, 0)
+    assert record["value"] == value and type(record["value"]) is type(value)
+    periodic = clean_record({**RAW, "_result_": raw_value}, record_spec(ITEM), None, 0)
+    assert periodic["value"] == value
+
+
+@pytest.mark.parametrize("raw_value", [[1], {"a": 1}, float("inf"), float("nan")])
+def test_a_value_bkmonitors_round_would_raise_on_is_rejected(raw_value):
+    with pytest.raises(Rejected) as caught:
+        clean_record({**RAW, "load5": raw_value}, record_spec(REAL_TIME_ITEM), None, 0)
+    assert caught.value.reason == "wrong_type"
+
+
 def test_time_is_required():
     with pytest.raises(Rejected):
         record_id({"bk_target_ip": "x"}, record_spec(ITEM))

@@ -66,6 +66,7 @@ class Settings:
     converge_lock: bool
     max_past_s: int
     max_future_s: int
+    data_lateness_s: int
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
@@ -274,6 +275,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
+        data_lateness_s=get("ALARMFLOW_DATA_LATENESS_S", "10", _int_range(0, 86400)),
     )
     nodes, node = settings.hash_ring_nodes, settings.hash_ring_node
     if nodes is not None and (nodes or node) and node not in nodes:

@@ -124,7 +124,7 @@ def convert(value: Any, field: str = "value") -> Any:
     if not isinstance(value, int | float):
         raise Rejected(Reason.WRONG_TYPE, f"'{field}' must be a number or a string")
     if not math.isfinite(value):
-        raise Rejected(Reason.WRONG_TYPE, f"'{field}' is not a finite number")
+        raise Rejected(Reason.OUT_OF_RANGE, f"'{field}' is not a finite number")
     return round(value, POINT_PRECISION)
 
 
@@ -189,11 +189,17 @@ def clean_record(
 
 @dataclass(frozen=True)
 class Point:
-    """One metric message: its result table, its business and the flattened raw row."""
+    """One metric message: its result table, its business, the flattened raw row and the
+    names of its dimensions."""
 
     result_table_id: str
     bk_biz_id: int
     raw: dict[str, Any]
+    dimension_names: tuple[str, ...] = ()
+
+    @property
+    def dimensions(self) -> dict[str, Any]:
+        return {name: self.raw[name] for name in self.dimension_names}
 
 
 def parse_point(obj: Mapping[str, Any]) -> Point:
@@ -213,4 +219,4 @@ def parse_point(obj: Mapping[str, Any]) -> Point:
         bk_biz_id = 0 if isinstance(biz, bool) else int(biz or 0)
     except (TypeError, ValueError):
         bk_biz_id = 0
-    return Point(rt, bk_biz_id, raw)
+    return Point(rt, bk_biz_id, raw, tuple(dims))

@@ -22,7 +22,7 @@ from operators.data_filters import HostStatus, RangeMatcher, host_status, is_exp
 from operators.hosts import HostIndex
 from operators.md5 import count_md5
 from operators.priority import Contender, check_records
-from operators.records import RecordSpec, clean_record
+from operators.records import Point, RecordSpec, clean_record
 from operators.rejects import SourceRecord
 from operators.strategy import Item, Strategy
 from operators.strategy_group import Group, interval_of
@@ -130,6 +130,8 @@ class AccessRecord:
     inhibited: frozenset[str] = frozenset()
     priority_updates: tuple[tuple[str, str, str], ...] = ()
     """``(priority group, dimensions md5, "priority:time")`` to HSET."""
+    checkpoint: int = 0
+    """Periodic access: the group's checkpoint once this record is written."""
 
     @property
     def md5(self) -> str:
@@ -158,7 +160,9 @@ def access_record(
     """Clean ``raw`` into the standard record (``now`` is its ``access_time``) and run the
     filters; ``clock`` is the time ``ExpireFilter`` compares with."""
     data = clean_record(raw, plan.spec, hosts, now)
-    record = AccessRecord(source, plan.group.key, data, plan.members[0].interval)
+    record = AccessRecord(
+        source, plan.group.key, data, plan.members[0].interval, pending=plan.priority_groups
+    )
     if is_expired(data["time"], clock, plan.expire_interval):
         return replace(record, drop=Drop.EXPIRED)
     status = host_status(data["dimensions"], hosts) if hosts is not None else HostStatus.KEEP
@@ -170,12 +174,15 @@ def access_record(
     if not retained:
         return replace(record, drop=Drop.OUT_OF_RANGE)
     contenders = tuple(c for c in (m.contender() for m in retained) if c is not None)
-    return replace(
-        record,
-        retained=tuple(m.key for m in retained),
-        contenders=contenders,
-        pending=tuple(dict.fromkeys(c.group for c in contenders)),
-    )
+    checked = replace(record, retained=tuple(m.key for m in retained), contenders=contenders)
+    return checked if checked.pending else inhibited_if_none_kept(checked)
+
+
+def inhibited_if_none_kept(record: AccessRecord) -> AccessRecord:
+    """A record whose retained items are all inhibited is dropped as ``inhibited``."""
+    if record.drop is None and not record.kept:
+        return replace(record, drop=Drop.INHIBITED)
+    return record
 
 
 def check_priority(
@@ -183,7 +190,9 @@ def check_priority(
 ) -> tuple[dict[str, str], AccessRecord]:
     """``PriorityChecker`` for the record's next pending priority group, whose hash is
     ``stored``: the hash after it and the record with its inhibitions and hash updates.
-    The clock is the record's data time."""
+    The clock is the record's data time. Every record of a strategy group walks all the
+    group's priority groups (a record without contenders in one passes it unchanged), so a
+    group's records stay in order from worker to worker."""
     group, rest = record.pending[0], record.pending[1:]
     before = {group: dict(stored or {})}
     contenders = [c for c in record.contenders if c.group == group]
@@ -198,9 +207,7 @@ def check_priority(
         inhibited=record.inhibited | outcome.inhibited[0],
         priority_updates=record.priority_updates + updates,
     )
-    if not rest and not checked.kept:
-        checked = replace(checked, drop=Drop.INHIBITED)
-    return after, checked
+    return after, checked if rest else inhibited_if_none_kept(checked)
 
 
 def noise_member(dimensions: Mapping[str, Any], names: Sequence[str]) -> str:
@@ -212,3 +219,27 @@ def noise_member(dimensions: Mapping[str, Any], names: Sequence[str]) -> str:
 def noise_key_hash(names: Iterable[str]) -> str:
     """``_push_noise_data``: ``noise_dimension_hash``, the md5 of the dimension list."""
     return count_md5(list(names))
+
+
+def plans_by_table(plans: Iterable[GroupPlan]) -> dict[tuple[str, int], list[GroupPlan]]:
+    """Plans indexed by the ``(result_table_id, bk_biz_id)`` their query reads."""
+    table: dict[tuple[str, int], list[GroupPlan]] = {}
+    for plan in plans:
+        rt = str(plan.group.query.get("result_table_id") or "")
+        table.setdefault((rt, plan.group.bk_biz_id), []).append(plan)
+    return table
+
+
+def plans_for(
+    point: Point, table: Mapping[tuple[str, int], Sequence[GroupPlan]], by_metric: bool
+) -> tuple[list[GroupPlan], Drop | None]:
+    """The strategy groups a point feeds: those reading its result table for its business
+    (and, with ``by_metric``, whose metric it carries); else why it feeds none."""
+    if not point.bk_biz_id:
+        return [], Drop.NO_BUSINESS
+    plans = [
+        plan
+        for plan in table.get((point.result_table_id, point.bk_biz_id), ())
+        if not by_metric or str(plan.group.query.get("metric_field") or "") in point.raw
+    ]
+    return plans, None if plans else Drop.NO_STRATEGY

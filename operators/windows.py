@@ -32,9 +32,11 @@ from enum import StrEnum
 from typing import Any
 
 from operators.conditions import ConditionSet, mapping_lookup
+from operators.data_filters import plain_conditions
 from operators.md5 import count_md5
 from operators.records import RESULT_FIELD, number_format
 from operators.rejects import Reason, Rejected, SourceRecord
+from operators.strategy_group import Group, interval_of
 
 TSDB_TIME_FIELD = "_time_"
 
@@ -94,6 +96,29 @@ class WindowSpec:
     """The conditions the TSDB applies before aggregating."""
 
 
+def window_spec(group: Group, lateness: int) -> WindowSpec | None:
+    """The windows of a strategy group's first query config; None when its ``agg_method`` is
+    not one a window computes."""
+    query = group.query
+    try:
+        method = AggMethod(str(query.get("agg_method") or "").upper())
+    except ValueError:
+        return None
+    metric = str(query.get("metric_field") or "")
+    dims = query.get("agg_dimension")
+    interval = interval_of(group.first)
+    return WindowSpec(
+        interval=interval,
+        lateness=lateness,
+        idle_s=interval + lateness,
+        method=method,
+        metric=metric,
+        alias=str(query.get("alias") or metric),
+        group_by=None if dims is None else tuple(dims),
+        where=plain_conditions(query),
+    )
+
+
 @dataclass
 class Bucket:
     """One open (bucket start, dimensions) window."""
@@ -109,8 +134,14 @@ class Bucket:
 class Closed:
     """A closed bucket as a TSDB row, with the Kafka record of its newest point."""
 
+    key: str
+    """The strategy group's key."""
     source: SourceRecord
     row: dict[str, Any]
+    watermark: float
+    """The group's watermark when the bucket closed (the clock its expiry is judged by)."""
+    checkpoint: int
+    """The newest bucket start the group has closed (bkmonitor's checkpoint)."""
 
 
 class Late(StrEnum):
@@ -131,7 +162,7 @@ def point_value(raw: Mapping[str, Any], metric: str) -> float | None:
         raise Rejected(Reason.WRONG_TYPE, f"metric '{metric}' must be a number")
     number = float(number)
     if not math.isfinite(number):
-        raise Rejected(Reason.WRONG_TYPE, f"metric '{metric}' is not a finite number")
+        raise Rejected(Reason.OUT_OF_RANGE, f"metric '{metric}' is not a finite number")
     return number
 
 
@@ -148,8 +179,11 @@ def group_dimensions(
 class WindowState:
     """One strategy group's open buckets and watermark: the Bytewax state (picklable)."""
 
+    key: str
+    """The strategy group's key (Bytewax hands state back without it)."""
     watermark: float = 0.0
     last_arrival: float = 0.0
+    checkpoint: int = 0
     buckets: dict[int, dict[str, Bucket]] = field(default_factory=dict)
     """Open buckets by start, then by the md5 of their dimensions."""
 
@@ -158,9 +192,9 @@ class GroupWindows:
     """The windows of one strategy group: its spec (from today's strategies) over its state
     (from the recovery store)."""
 
-    def __init__(self, spec: WindowSpec, state: WindowState | None = None) -> None:
+    def __init__(self, spec: WindowSpec, state: WindowState) -> None:
         self.spec = spec
-        self.state = state or WindowState()
+        self.state = state
 
     def add(
         self,
@@ -218,9 +252,10 @@ class GroupWindows:
     def _close(self, starts: Sequence[int]) -> list[Closed]:
         """Close the buckets of ``starts``, oldest first, series in md5 order."""
         out = []
-        spec = self.spec
+        spec, state = self.spec, self.state
         for start in sorted(starts):
-            series = self.state.buckets.pop(start)
+            series = state.buckets.pop(start)
+            state.checkpoint = max(state.checkpoint, start)
             for md5 in sorted(series):
                 bucket = series[md5]
                 value = bucket.acc.result(spec.method)
@@ -230,5 +265,5 @@ class GroupWindows:
                     RESULT_FIELD: value,
                     TSDB_TIME_FIELD: start,
                 }
-                out.append(Closed(bucket.source, row))
+                out.append(Closed(state.key, bucket.source, row, state.watermark, state.checkpoint))
         return out

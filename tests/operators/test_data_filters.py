@@ -99,5 +99,3 @@ def test_threshold_levels_and_anomaly_shape():
     anomaly = anomaly_record(data, [1], 402, 4020, "snap")
     assert anomaly["anomaly"]["1"]["anomaly_id"] == f"abc.{NOW}.402.4020.1"
     assert anomaly["anomaly"]["1"]["anomaly_time"] == "2027-01-15 08:00:00"
-
-

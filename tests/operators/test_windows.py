@@ -26,7 +26,7 @@ T = 1_800_000_000  # a multiple of 60
 SRC = SourceRecord("t", 0, 0, b"")
 
 
-def spec(method: AggMethod = AggMethod.AVG, **kw) -> WindowSpec:
+def make_spec(method: AggMethod = AggMethod.AVG, **kw) -> WindowSpec:
     base = dict(
         interval=60,
         lateness=10,
@@ -50,7 +50,7 @@ def rows(closed):
 
 
 def test_a_bucket_closes_ten_seconds_past_its_end_with_every_point_in_it():
-    w = GroupWindows(spec())
+    w = GroupWindows(make_spec(), WindowState("g"))
     assert add(w, "a", T + 5, 1.0) == ([], [])
     assert add(w, "a", T + 50, 2.0) == ([], [])
     assert add(w, "b", T + 59, 7.0) == ([], [])
@@ -80,14 +80,14 @@ def test_a_bucket_closes_ten_seconds_past_its_end_with_every_point_in_it():
     ],
 )
 def test_agg_methods(method, expected):
-    w = GroupWindows(spec(method))
+    w = GroupWindows(make_spec(method), WindowState("g"))
     for i, v in enumerate((3.0, "1", 2)):  # "1": number_format makes strings numbers
         add(w, "a", T + i, v)
     assert rows(w.flush()) == [{"ip": "a", "usage": expected, "_result_": expected, "_time_": T}]
 
 
 def test_a_late_point_is_dropped_and_counted_and_leaves_the_closed_bucket_alone():
-    w = GroupWindows(spec())
+    w = GroupWindows(make_spec(), WindowState("g"))
     add(w, "a", T + 1, 1.0)
     closed, _ = add(w, "a", T + 70, 5.0)
     assert rows(closed)[0]["_result_"] == 1.0
@@ -96,7 +96,7 @@ def test_a_late_point_is_dropped_and_counted_and_leaves_the_closed_bucket_alone(
 
 
 def test_a_far_future_point_does_not_move_the_watermark_past_the_clock():
-    w = GroupWindows(spec())
+    w = GroupWindows(make_spec(), WindowState("g"))
     add(w, "a", T + 1, 1.0, now=T + 2)
     closed, late = add(w, "b", T + 86_400, 9.0, now=T + 3)  # a day ahead of the clock
     assert (closed, late) == ([], [])
@@ -109,7 +109,7 @@ def test_a_far_future_point_does_not_move_the_watermark_past_the_clock():
 
 
 def test_an_idle_group_closes_its_buckets_after_idle_s_of_wall_clock():
-    w = GroupWindows(spec())
+    w = GroupWindows(make_spec(), WindowState("g"))
     add(w, "a", T + 1, 1.0, now=T + 2)
     assert w.idle_due() == T + 62
     assert w.idle(T + 61) == []
@@ -120,7 +120,7 @@ def test_an_idle_group_closes_its_buckets_after_idle_s_of_wall_clock():
 
 
 def test_an_idle_group_never_moves_past_the_wall_clock():
-    w = GroupWindows(spec())
+    w = GroupWindows(make_spec(), WindowState("g"))
     add(w, "a", T - 1000, 1.0, now=T)
     w.idle(T + 60)
     assert w.state.watermark == T - 1000 + 60
@@ -128,15 +128,15 @@ def test_an_idle_group_never_moves_past_the_wall_clock():
 
 def test_points_the_query_would_not_return():
     where = compile_conditions([{"key": "ip", "method": "neq", "value": ["c"]}])
-    w = GroupWindows(spec(where=where))
+    w = GroupWindows(make_spec(where=where), WindowState("g"))
     assert add(w, "c", T, 1.0) == ([], [Late.OUT_OF_QUERY])
     assert add(w, "a", T, None) == ([], [Late.NO_VALUE])
-    assert w.state == WindowState()
+    assert w.state == WindowState("g")
 
 
 @pytest.mark.parametrize("value", [[1], {"a": 1}, "abc", True, math.inf, math.nan])
 def test_a_value_that_is_not_a_number_is_rejected_before_anything_changes(value):
-    w = GroupWindows(spec())
+    w = GroupWindows(make_spec(), WindowState("g"))
     add(w, "a", T, 1.0)
     before = repr(w.state)
     with pytest.raises(Rejected):
@@ -145,7 +145,7 @@ def test_a_value_that_is_not_a_number_is_rejected_before_anything_changes(value)
 
 
 def test_no_agg_dimension_groups_by_every_dimension():
-    w = GroupWindows(spec(group_by=None))
+    w = GroupWindows(make_spec(group_by=None), WindowState("g"))
     add(w, "a", T, 1.0)
     assert rows(w.flush()) == [
         {"ip": "a", "other": "x", "usage": 1.0, "_result_": 1.0, "_time_": T}
@@ -181,7 +181,7 @@ def test_closed_buckets_equal_a_direct_computation_over_the_points_in_time(ps, m
     """Every point that is not late lands in exactly one closed row, whose value is the
     direct aggregate of its bucket's points; the late ones are those whose bucket had closed
     (its end + lateness at or below the newest time seen before them)."""
-    w = GroupWindows(spec(method, lateness=lateness))
+    w = GroupWindows(make_spec(method, lateness=lateness), WindowState("g"))
     out, expected_buckets = [], defaultdict(list)
     newest = 0.0
     for ip, offset, value in ps:

@@ -9,7 +9,8 @@ It queries up to ``now - ACCESS_DATA_TIME_DELAY`` (10 s), so a bucket is read on
 its end.
 
 alarmflow builds the same rows from the raw points on Kafka. Per strategy group,
-:class:`GroupWindows` keeps one accumulator per open (bucket, dimensions) and a watermark:
+:class:`GroupWindows` keeps the values of each open (bucket, dimensions), one per point time
+and series as a TSDB stores them, and a watermark:
 the newest point time seen, where a point never counts for more than the wall clock at its
 arrival (``min(time, now)``), so a point from the future cannot move it ahead of the clock. A
 bucket ``[s, s + interval)`` closes once the watermark reaches ``s + interval + lateness``,
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from operators.conditions import ConditionSet, mapping_lookup
 from operators.data_filters import plain_conditions
 from operators.md5 import count_md5
@@ -51,31 +54,17 @@ class AggMethod(StrEnum):
     COUNT = "COUNT"
 
 
-@dataclass
-class Accumulator:
-    """Count, sum, minimum and maximum of the values added so far."""
-
-    count: int = 0
-    total: float = 0.0
-    low: float = math.inf
-    high: float = -math.inf
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        self.low = min(self.low, value)
-        self.high = max(self.high, value)
-
-    def result(self, method: AggMethod) -> float | int:
-        if method is AggMethod.AVG:
-            return self.total / self.count
-        if method is AggMethod.SUM:
-            return self.total
-        if method is AggMethod.MIN:
-            return self.low
-        if method is AggMethod.MAX:
-            return self.high
-        return self.count
+def aggregate(method: AggMethod, values: Sequence[float]) -> float | int:
+    """The TSDB's aggregate of one bucket's values (at least one)."""
+    if method is AggMethod.AVG:
+        return math.fsum(values) / len(values)
+    if method is AggMethod.SUM:
+        return math.fsum(values)
+    if method is AggMethod.MIN:
+        return min(values)
+    if method is AggMethod.MAX:
+        return max(values)
+    return len(values)
 
 
 @dataclass(frozen=True)
@@ -125,7 +114,9 @@ class Bucket:
 
     start: int
     dimensions: dict[str, Any]
-    acc: Accumulator
+    values: dict[tuple[float, bytes], float]
+    """Per point (its time and all its dimensions) its value: a TSDB stores one value per
+    series and time, the last written, so a point sent twice counts once."""
     source: SourceRecord
     """The newest point's Kafka record: a closed bucket's rejections name it."""
 
@@ -213,6 +204,7 @@ class GroupWindows:
         if value is None:
             return [], [Late.NO_VALUE]
         dims = group_dimensions(raw, dimensions, spec)
+        point_key = (time, orjson.dumps(dict(dimensions), option=orjson.OPT_SORT_KEYS))
         start, md5 = int(time) // spec.interval * spec.interval, count_md5(dims)
         state.last_arrival = max(state.last_arrival, now)
         if self.is_closed(start):
@@ -220,8 +212,8 @@ class GroupWindows:
         series = state.buckets.setdefault(start, {})
         bucket = series.get(md5)
         if bucket is None:
-            bucket = series[md5] = Bucket(start, dims, Accumulator(), source)
-        bucket.acc.add(value)
+            bucket = series[md5] = Bucket(start, dims, {}, source)
+        bucket.values[point_key] = value
         bucket.source = source
         return self._advance(min(time, now)), []
 
@@ -258,7 +250,7 @@ class GroupWindows:
             state.checkpoint = max(state.checkpoint, start)
             for md5 in sorted(series):
                 bucket = series[md5]
-                value = bucket.acc.result(spec.method)
+                value = aggregate(spec.method, list(bucket.values.values()))
                 row = {
                     **bucket.dimensions,
                     spec.alias: value,

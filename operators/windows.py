@@ -34,11 +34,12 @@ from typing import Any
 
 import orjson
 
+from operators.bounds import finite_number
 from operators.conditions import ConditionSet, mapping_lookup
 from operators.data_filters import plain_conditions
 from operators.md5 import count_md5
 from operators.records import RESULT_FIELD, number_format
-from operators.rejects import Reason, Rejected, SourceRecord
+from operators.rejects import SourceRecord
 from operators.strategy_group import Group, interval_of
 
 TSDB_TIME_FIELD = "_time_"
@@ -148,13 +149,7 @@ def point_value(raw: Mapping[str, Any], metric: str) -> float | None:
     value = raw.get(metric)
     if value is None:
         return None
-    number = number_format(value)
-    if isinstance(number, bool) or not isinstance(number, int | float):
-        raise Rejected(Reason.WRONG_TYPE, f"metric '{metric}' must be a number")
-    number = float(number)
-    if not math.isfinite(number):
-        raise Rejected(Reason.OUT_OF_RANGE, f"metric '{metric}' is not a finite number")
-    return number
+    return finite_number(number_format(value), metric)
 
 
 def group_dimensions(

@@ -10,11 +10,8 @@ priority hash (``access/priority.py``).
 
 from __future__ import annotations
 
-import bytewax.operators as op
 import orjson
 import pytest
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
 from alarmflow.metrics import DROPPED
@@ -22,11 +19,10 @@ from flows.data import pipeline
 from flows.points import Plans
 from operators.hosts import load_host_file
 from operators.md5 import count_md5
-from operators.records import parse_point
-from operators.rejects import SourceRecord
 from operators.strategy import load_strategy_file
 from operators.strategy_group import strategy_groups
 from state.idempotent import Op
+from tests.flows.inprocess import host_7_record, run_pipeline
 
 T = 1_800_000_000  # a multiple of 60
 NOW = T + 100_000  # the virtual wall clock: every point is in its past
@@ -46,18 +42,9 @@ def point(rt: str, ip: str, metrics: dict, at: int, biz: int = 2) -> dict:
 
 
 def run(messages: list[dict]) -> tuple[list, list]:
-    inputs = [
-        (SourceRecord("in", 0, offset, orjson.dumps(m)), parse_point(m))
-        for offset, m in enumerate(messages)
-    ]
-    flow = Dataflow("test_data")
-    points = op.input("in", flow, TestingSource(inputs))
-    routed, errs = pipeline(points, PLANS, P, lateness=10, clock=lambda: NOW)
-    pushes, rejections = [], []
-    op.output("pushes", routed, TestingSink(pushes))
-    op.output("rejections", op.merge("errs", *errs), TestingSink(rejections))
-    run_main(flow)
-    return [r.push for r in pushes], rejections
+    return run_pipeline(
+        lambda points: pipeline(points, PLANS, P, lateness=10, clock=lambda: NOW), messages
+    )
 
 
 def md5_of(ip: str) -> str:
@@ -92,27 +79,8 @@ def test_two_points_of_one_bucket_make_one_record_stamped_at_the_bucket_start():
         r.pop("access_time")
     # AVG(40.0, 42.0000004) = 41.0000002 -> round(, 6) = 41.0; the next bucket alone: 50.0.
     assert records == [
-        {
-            "time": T,
-            "value": 41.0,
-            "values": {"pct_used": 41.0, "_result_": 41.0, "time": T},
-            "dimensions": {
-                "bk_target_ip": "10.0.0.7",
-                "bk_target_cloud_id": "0",
-                "bk_topo_node": ["biz|2", "module|100", "set|1"],
-                "bk_host_id": 7,
-            },
-            "record_id": f"{md5}.{T}",
-            "dimension_fields": ["bk_target_ip", "bk_target_cloud_id"],
-        },
-        {
-            "time": T + 60,
-            "value": 50.0,
-            "values": {"pct_used": 50.0, "_result_": 50.0, "time": T + 60},
-            "dimensions": records[0]["dimensions"],
-            "record_id": f"{md5}.{T + 60}",
-            "dimension_fields": ["bk_target_ip", "bk_target_cloud_id"],
-        },
+        host_7_record(T, 41.0, {"pct_used": 41.0, "_result_": 41.0}),
+        host_7_record(T + 60, 50.0, {"pct_used": 50.0, "_result_": 50.0}),
     ]
     # 403 (priority 1) and 404 (priority 2) share priority group mem_pct_used: with an empty
     # hash 404 claims the series ("2:{data time}") and 403 is inhibited (is_inhibited).

@@ -17,6 +17,7 @@ import redis
 from alarmflow.kafka_tools import produce, read_all
 from operators.md5 import count_md5
 from tests.flows.flowrun import FlowEnv, bytewax_command, crash_soak, run, snapshot_dbs
+from tests.flows.inprocess import host_7_record
 from tests.flows.test_real_time_data_pipeline import BUNDLED, HIGH, IO, LOW
 
 pytestmark = pytest.mark.integration
@@ -93,19 +94,7 @@ def test_real_time_points_become_data_records_and_signals(rt_env, redis_server):
     p = env.prefix
     md5 = count_md5({"bk_target_ip": "10.0.0.7", "bk_target_cloud_id": "0"})
     assert records(queue, f"{p}.access.data.401.4010") == [
-        {
-            "time": NOW,
-            "value": 17.1,
-            "values": {"usage": 17.1, "_result_": 0, "time": NOW},
-            "dimensions": {
-                "bk_target_ip": "10.0.0.7",
-                "bk_target_cloud_id": "0",
-                "bk_topo_node": ["biz|2", "module|100", "set|1"],
-                "bk_host_id": 7,
-            },
-            "record_id": f"{md5}.{NOW}",
-            "dimension_fields": ["bk_target_ip", "bk_target_cloud_id"],
-        }
+        host_7_record(NOW, 17.1, {"usage": 17.1, "_result_": 0})
     ]
     assert queue.ttl(f"{p}.access.data.401.4010") > 1700
     second = records(queue, f"{p}.access.data.405.4050")

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 import copy
 
-import bytewax.operators as op
 import orjson
 import pytest
-from bytewax.dataflow import Dataflow
-from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
 from flows.points import Plans
 from flows.real_time_data import pipeline
 from operators.hosts import load_host_file
 from operators.md5 import count_md5
-from operators.records import parse_point
-from operators.rejects import SourceRecord
 from operators.strategy import load_strategy_file, parse_strategies
 from operators.strategy_group import real_time_groups
 from state.idempotent import Op
+from tests.flows.inprocess import run_pipeline
 
 NOW = 1_800_000_000
 P = "p"
@@ -65,18 +61,7 @@ def point(rt: str, ip: str, metrics: dict, at: int = NOW, biz: int = 2) -> dict:
 
 
 def run(messages: list[dict]) -> tuple[list, list]:
-    inputs = [
-        (SourceRecord("in", 0, offset, orjson.dumps(m)), parse_point(m))
-        for offset, m in enumerate(messages)
-    ]
-    flow = Dataflow("test_real_time_data")
-    points = op.input("in", flow, TestingSource(inputs))
-    routed, errs = pipeline(points, PLANS, P, clock=lambda: NOW + 5)
-    pushes, rejections = [], []
-    op.output("pushes", routed, TestingSink(pushes))
-    op.output("rejections", op.merge("errs", *errs), TestingSink(rejections))
-    run_main(flow)
-    return [r.push for r in pushes], rejections
+    return run_pipeline(lambda points: pipeline(points, PLANS, P, clock=lambda: NOW + 5), messages)
 
 
 def writes(pushes, op_: Op, key: str) -> list:

@@ -190,15 +190,15 @@ def check_priority(
 ) -> tuple[dict[str, str], AccessRecord]:
     """``PriorityChecker`` for the record's next pending priority group, whose hash is
     ``stored``: the hash after it and the record with its inhibitions and hash updates.
-    The clock is the record's data time. Every record of a strategy group walks all the
+    The clock is the record's data time, never later than its ``access_time`` (the wall
+    clock when access made it), so a point from the future cannot hold a claim. Every record of a strategy group walks all the
     group's priority groups (a record without contenders in one passes it unchanged), so a
     group's records stay in order from worker to worker."""
     group, rest = record.pending[0], record.pending[1:]
     before = {group: dict(stored or {})}
     contenders = [c for c in record.contenders if c.group == group]
-    outcome = check_records(
-        before, [(record.md5, contenders)], record.data["time"], record.sync_interval
-    )
+    clock = min(record.data["time"], record.data["access_time"])
+    outcome = check_records(before, [(record.md5, contenders)], clock, record.sync_interval)
     after = outcome.hashes_after(before).get(group, before[group])
     updates = tuple((group, md5, entry) for md5, entry in outcome.updates.get(group, {}).items())
     checked = replace(

@@ -76,7 +76,7 @@ def test_filters(ip, at, clock, drop, passed):
 def test_range_keeps_per_item_and_out_of_range_still_reaches_no_data():
     only_8 = [[{"field": "bk_target_ip", "method": "eq", "value": ["10.0.0.8"]}]]
     plan = plan_of(mem(1, None, ""), mem(2, None, "", target=only_8))
-    assert access_record(plan, SRC, row("10.0.0.7"), HOSTS, 0, T).retained == ("1.10",)
+    assert access_record(plan, SRC, row("10.0.0.7"), HOSTS, T, T).retained == ("1.10",)
     narrow = plan_of(mem(2, None, "", target=only_8))
     record = access_record(narrow, SRC, row("10.0.0.7"), HOSTS, 0, T)
     assert (record.drop, record.passed_filters) == (Drop.OUT_OF_RANGE, True)
@@ -85,7 +85,7 @@ def test_range_keeps_per_item_and_out_of_range_still_reaches_no_data():
 def test_a_record_walks_each_priority_group_of_its_strategy_group():
     """Two priority groups in one strategy group: each is checked on its own hash."""
     plan = plan_of(mem(1, 3, "PGK:a"), mem(2, 1, "PGK:a"), mem(3, 1, "PGK:b"))
-    record = access_record(plan, SRC, row("10.0.0.7"), HOSTS, 0, T)
+    record = access_record(plan, SRC, row("10.0.0.7"), HOSTS, T, T)
     assert record.pending == ("PGK:a", "PGK:b")
     md5 = record.md5
     hash_a, record = check_priority(None, record)
@@ -99,12 +99,19 @@ def test_a_record_walks_each_priority_group_of_its_strategy_group():
 
 def test_a_record_whose_items_are_all_inhibited_is_dropped_as_inhibited():
     plan = plan_of(mem(2, 1, "PGK:a"))
-    record = access_record(plan, SRC, row("10.0.0.7"), HOSTS, 0, T)
+    record = access_record(plan, SRC, row("10.0.0.7"), HOSTS, T, T)
     stored = {record.md5: f"5:{T}", "stale": f"5:{T - 601}"}
     after, record = check_priority(stored, record)
     assert record.drop is Drop.INHIBITED
     # sync_priority: the entry older than 10 x 60 s is deleted from the group's hash.
     assert after == {record.md5: f"5:{T}"}
+
+
+def test_a_point_from_the_future_claims_at_the_wall_clock():
+    plan = plan_of(mem(1, 3, "PGK:a"))
+    record = access_record(plan, SRC, row("10.0.0.7", at=T + 600), HOSTS, T, T)
+    after, _ = check_priority(None, record)
+    assert after == {record.md5: f"3:{T}"}
 
 
 def test_a_dropped_record_passes_the_priority_step_unchanged():

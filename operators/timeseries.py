@@ -191,9 +191,9 @@ def check_priority(
     """``PriorityChecker`` for the record's next pending priority group, whose hash is
     ``stored``: the hash after it and the record with its inhibitions and hash updates.
     The clock is the record's data time, never later than its ``access_time`` (the wall
-    clock when access made it), so a point from the future cannot hold a claim. Every record of a strategy group walks all the
-    group's priority groups (a record without contenders in one passes it unchanged), so a
-    group's records stay in order from worker to worker."""
+    clock when access made it), so a point from the future cannot hold a claim. Every record
+    of a strategy group walks all the group's priority groups (a record without contenders in
+    one passes it unchanged), so a group's records stay in order from worker to worker."""
     group, rest = record.pending[0], record.pending[1:]
     before = {group: dict(stored or {})}
     contenders = [c for c in record.contenders if c.group == group]

@@ -16,6 +16,7 @@ written to the data lists, or checked in access for groups whose algorithms are 
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -34,10 +35,19 @@ from flows.redis_sink import Routed
 from operators.rejects import Rejection
 from operators.strategy_group import strategy_groups
 from operators.timeseries import AccessRecord, access_record, plans_by_table, plans_for
-from operators.windows import Closed, GroupWindows, Late, WindowSpec, WindowState, window_spec
+from operators.windows import (
+    AggMethod,
+    Closed,
+    GroupWindows,
+    Late,
+    WindowSpec,
+    WindowState,
+    window_spec,
+)
 from state.data_writes import checkpoint_writes, record_push
 
 NAME = "data"
+log = logging.getLogger(__name__)
 GroupPoint = tuple[str, Parsed]
 """A point for one strategy group: the group key and the parsed point."""
 
@@ -96,6 +106,9 @@ def pipeline(
 ) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
     """Parsed points in, the Redis pushes and the rejections out (no Kafka, no Redis)."""
     specs = {k: s for k, p in plans.plans.items() if (s := window_spec(p.group, lateness))}
+    for key in plans.plans.keys() - specs.keys():
+        sids = [sid for sid, _ in plans.plans[key].group.items]
+        log.warning("strategies %s not served: agg_method is not one of %s", sids, list(AggMethod))
     table = plans_by_table(p for k, p in plans.plans.items() if k in specs)
     dropped = DropCounter(NAME, Late)
 

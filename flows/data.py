@@ -32,6 +32,7 @@ from flows.guard import guarded_flat_map, guarded_map, rejection
 from flows.kafka_io import kafka_input
 from flows.points import DropCounter, Parsed, Plans, point_parser, priority_steps
 from flows.redis_sink import Routed
+from operators.drops import Drop
 from operators.rejects import Rejection
 from operators.strategy_group import strategy_groups
 from operators.timeseries import AccessRecord, access_record, plans_by_table, plans_for
@@ -39,7 +40,6 @@ from operators.windows import (
     AggMethod,
     Closed,
     GroupWindows,
-    Late,
     WindowSpec,
     WindowState,
     window_spec,
@@ -110,7 +110,7 @@ def pipeline(
         sids = [sid for sid, _ in plans.plans[key].group.items]
         log.warning("strategies %s not served: agg_method is not one of %s", sids, list(AggMethod))
     table = plans_by_table(p for k, p in plans.plans.items() if k in specs)
-    dropped = DropCounter(NAME, Late)
+    dropped = DropCounter(NAME, (Drop.LATE, Drop.NO_VALUE, Drop.OUT_OF_QUERY))
 
     def by_group(item: Parsed) -> list[tuple[str, GroupPoint]]:
         group_plans, drop = plans_for(item[1], table, by_metric=True)

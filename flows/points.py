@@ -14,12 +14,13 @@ from alarmflow.metrics import CLEANED, DROPPED
 from flows.common import load_hosts, load_strategies
 from flows.guard import guarded_stateful_map
 from operators.bounds import decode_object
+from operators.drops import Drop
 from operators.hosts import HostIndex
 from operators.records import Point, parse_point, record_spec
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Strategy
 from operators.strategy_group import Group
-from operators.timeseries import AccessRecord, Drop, GroupPlan, check_priority
+from operators.timeseries import AccessRecord, GroupPlan, check_priority
 
 Parsed = tuple[SourceRecord, Point]
 Grouping = Callable[[Iterable[Strategy]], Iterable[Group]]
@@ -71,15 +72,27 @@ class Plans:
         return max((len(p.priority_groups) for p in self.plans.values()), default=0)
 
 
+TIME_SERIES_DROPS = (
+    Drop.NO_BUSINESS,
+    Drop.NO_STRATEGY,
+    Drop.EXPIRED,
+    Drop.UNKNOWN_HOST,
+    Drop.HOST_DISABLED,
+    Drop.OUT_OF_RANGE,
+    Drop.INHIBITED,
+)
+"""What either time-series flow may drop a record for (``flows.data`` adds its windows')."""
+
+
 class DropCounter:
     """``alarmflow_dropped_total{flow, reason}`` for the time-series drop reasons."""
 
-    def __init__(self, flow: str, extra: Iterable[str] = ()) -> None:
-        self._counters = {str(r): DROPPED.labels(flow, str(r)) for r in (*Drop, *extra)}
+    def __init__(self, flow: str, extra: Iterable[Drop] = ()) -> None:
+        self._counters = {r: DROPPED.labels(flow, r) for r in (*TIME_SERIES_DROPS, *extra)}
 
-    def __call__(self, reason: str | None) -> None:
+    def __call__(self, reason: Drop | None) -> None:
         if reason is not None:
-            self._counters[str(reason)].inc()
+            self._counters[reason].inc()
 
 
 def priority_steps(

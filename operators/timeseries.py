@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import Any
 
 from operators.data_filters import HostStatus, RangeMatcher, host_status, is_expired
+from operators.drops import Drop
 from operators.hosts import HostIndex
 from operators.md5 import count_md5
 from operators.priority import Contender, check_records
@@ -26,18 +26,6 @@ from operators.records import Point, RecordSpec, clean_record
 from operators.rejects import SourceRecord
 from operators.strategy import Item, Strategy
 from operators.strategy_group import Group, interval_of
-
-
-class Drop(StrEnum):
-    """Why a valid record writes no data for any item (a metric label)."""
-
-    NO_BUSINESS = "no_business"
-    NO_STRATEGY = "no_strategy"
-    EXPIRED = "expired"
-    UNKNOWN_HOST = HostStatus.UNKNOWN.value
-    HOST_DISABLED = HostStatus.DISABLED.value
-    OUT_OF_RANGE = "out_of_range"
-    INHIBITED = "inhibited"
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ import orjson
 from operators.bounds import finite_number
 from operators.conditions import ConditionSet, mapping_lookup
 from operators.data_filters import plain_conditions
+from operators.drops import Drop
 from operators.md5 import count_md5
 from operators.records import RESULT_FIELD, number_format
 from operators.rejects import SourceRecord
@@ -136,14 +137,6 @@ class Closed:
     """The newest bucket start the group has closed (bkmonitor's checkpoint)."""
 
 
-class Late(StrEnum):
-    """Why a valid point does not reach a window."""
-
-    LATE = "late"
-    NO_VALUE = "no_value"
-    OUT_OF_QUERY = "out_of_query"
-
-
 def point_value(raw: Mapping[str, Any], metric: str) -> float | None:
     """The point's metric as a finite number (``number_format`` first), None when absent."""
     value = raw.get(metric)
@@ -189,22 +182,22 @@ class GroupWindows:
         dimensions: Mapping[str, Any],
         time: float,
         now: float,
-    ) -> tuple[list[Closed], list[Late]]:
+    ) -> tuple[list[Closed], list[Drop]]:
         """Add one point (``time``: its checked epoch seconds; ``now``: the wall clock).
         Returns the buckets this closes and, if the point went nowhere, why."""
         spec, state = self.spec, self.state
         if not spec.where.matches(mapping_lookup(raw)):
-            return [], [Late.OUT_OF_QUERY]
+            return [], [Drop.OUT_OF_QUERY]
         value = point_value(raw, spec.metric)
         if value is None:
-            return [], [Late.NO_VALUE]
+            return [], [Drop.NO_VALUE]
         dims = group_dimensions(raw, dimensions, spec)
         # decode(): orjson's bytes keep their whole output buffer, about 1.4 KB each.
         point_key = (time, orjson.dumps(dict(dimensions), option=orjson.OPT_SORT_KEYS).decode())
         start, md5 = int(time) // spec.interval * spec.interval, count_md5(dims)
         state.last_arrival = max(state.last_arrival, now)
         if self.is_closed(start):
-            return self._advance(min(time, now)), [Late.LATE]
+            return self._advance(min(time, now)), [Drop.LATE]
         series = state.buckets.setdefault(start, {})
         bucket = series.get(md5)
         if bucket is None:

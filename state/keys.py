@@ -266,7 +266,7 @@ STRATEGY_CACHE_KEY = KeyDef(
     note="bkmonitor's StrategyCacheManager: one strategy as JSON.",
 )
 
-# --- event access (bkmonitor.md §2.3) --------------------------------------------------------
+# --- event access (alarm_backends/service/access/event) -------------------------------------------
 
 EVENT_DEDUP_KEY = KeyDef(
     "EVENT_DEDUP_KEY",
@@ -288,7 +288,7 @@ QOS_CONTROL_KEY = KeyDef(
     "the hash exists; above 3 the record is dropped.",
 )
 
-# --- converge (bkmonitor.md §5; service backend, db 10) --------------------------------------
+# --- converge (alarm_backends/service/converge; service backend, db 10) ---------------------------
 
 CONVERGE_DIMENSION_KEY = KeyDef(
     "FTA_CONVERGE_DIMENSION_KEY",

@@ -11,13 +11,13 @@ import pytest
 
 from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
 from operators.data_filters import RangeMatcher
+from operators.drops import Drop
 from operators.hosts import load_host_file
 from operators.records import parse_point, record_spec
 from operators.rejects import SourceRecord
 from operators.strategy import load_strategy_file, parse_strategies
 from operators.strategy_group import Group, strategy_groups
 from operators.timeseries import (
-    Drop,
     GroupPlan,
     access_record,
     check_priority,

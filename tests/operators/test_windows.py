@@ -18,9 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from operators.conditions import compile_conditions
+from operators.drops import Drop
 from operators.md5 import count_md5
 from operators.rejects import Rejected, SourceRecord
-from operators.windows import AggMethod, GroupWindows, Late, WindowSpec, WindowState
+from operators.windows import AggMethod, GroupWindows, WindowSpec, WindowState
 
 T = 1_800_000_000  # a multiple of 60
 SRC = SourceRecord("t", 0, 0, b"")
@@ -91,7 +92,7 @@ def test_a_late_point_is_dropped_and_counted_and_leaves_the_closed_bucket_alone(
     add(w, "a", T + 1, 1.0)
     closed, _ = add(w, "a", T + 70, 5.0)
     assert rows(closed)[0]["_result_"] == 1.0
-    assert add(w, "a", T + 30, 100.0) == ([], [Late.LATE])
+    assert add(w, "a", T + 30, 100.0) == ([], [Drop.LATE])
     assert rows(w.flush()) == [{"ip": "a", "usage": 5.0, "_result_": 5.0, "_time_": T + 60}]
 
 
@@ -129,8 +130,8 @@ def test_an_idle_group_never_moves_past_the_wall_clock():
 def test_points_the_query_would_not_return():
     where = compile_conditions([{"key": "ip", "method": "neq", "value": ["c"]}])
     w = GroupWindows(make_spec(where=where), WindowState("g"))
-    assert add(w, "c", T, 1.0) == ([], [Late.OUT_OF_QUERY])
-    assert add(w, "a", T, None) == ([], [Late.NO_VALUE])
+    assert add(w, "c", T, 1.0) == ([], [Drop.OUT_OF_QUERY])
+    assert add(w, "a", T, None) == ([], [Drop.NO_VALUE])
     assert w.state == WindowState("g")
 
 
@@ -196,7 +197,7 @@ def test_closed_buckets_equal_a_direct_computation_over_the_points_in_time(ps, m
         closed, late = add(w, ip, at, value)
         out.extend(closed)
         if start + 60 + lateness <= newest:
-            assert late == [Late.LATE]
+            assert late == [Drop.LATE]
         else:
             assert late == []
             expected_buckets[(start, ip)][at] = value  # one value per series and time

@@ -30,7 +30,7 @@ from alarmflow.metrics import Stage
 from flows.common import dead_letters, flow_from_env, parse_records, shard_by_business, write_once
 from flows.guard import guarded_flat_map, guarded_map, rejection
 from flows.kafka_io import kafka_input
-from flows.points import DropCounter, Parsed, Plans, point_parser, priority_steps
+from flows.points import DropCounter, Parsed, Plans, point_parser, priority_steps, source_of
 from flows.redis_sink import Routed
 from operators.drops import Drop
 from operators.rejects import Rejection
@@ -42,6 +42,7 @@ from operators.windows import (
     GroupWindows,
     WindowSpec,
     WindowState,
+    point_value,
     window_spec,
 )
 from state.data_writes import checkpoint_writes, record_push
@@ -62,10 +63,13 @@ class WindowLogic(op.StatefulLogic[GroupPoint, Closed | Rejection, WindowState])
         specs: Mapping[str, WindowSpec],
         state: WindowState | None,
         clock: Callable[[], float],
-        dropped: Callable[[str], None],
+        dropped: Callable[[Drop], None],
     ) -> None:
         self._specs, self._clock, self._dropped = specs, clock, dropped
-        self._windows = None if state is None else GroupWindows(specs[state.key], state)
+        known = state is not None and state.key in specs
+        self._windows = GroupWindows(specs[state.key], state) if known else None
+        self._orphan = None if known else state
+        """State of a strategy group the strategies no longer have: discarded at once."""
 
     def on_item(self, value: GroupPoint) -> tuple[Iterable[Closed | Rejection], bool]:
         key, (source, point) = value
@@ -83,17 +87,23 @@ class WindowLogic(op.StatefulLogic[GroupPoint, Closed | Rejection, WindowState])
         return closed, self.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Closed | Rejection], bool]:
-        return ([] if self._windows is None else self._windows.idle(self._clock())), self.RETAIN
+        if self._windows is None:
+            return [], self.RETAIN if self._orphan is None else self.DISCARD
+        return self._windows.idle(self._clock()), self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Closed | Rejection], bool]:
         return ([] if self._windows is None else self._windows.flush()), self.RETAIN
 
     def notify_at(self) -> datetime | None:
+        if self._orphan is not None:
+            return datetime.now(UTC)
         due = None if self._windows is None else self._windows.idle_due()
         return None if due is None else datetime.fromtimestamp(due, UTC)
 
     def snapshot(self) -> WindowState:
-        assert self._windows is not None
+        if self._windows is None:
+            assert self._orphan is not None  # Bytewax snapshots only logic that saw a call
+            return self._orphan
         return copy.deepcopy(self._windows.state)
 
 
@@ -113,8 +123,12 @@ def pipeline(
     dropped = DropCounter(NAME, (Drop.LATE, Drop.NO_VALUE, Drop.OUT_OF_QUERY))
 
     def by_group(item: Parsed) -> list[tuple[str, GroupPoint]]:
+        """The point for each group it feeds; a metric that is no number is rejected here,
+        once, rather than by each group's window."""
         group_plans, drop = plans_for(item[1], table, by_metric=True)
         dropped(drop)
+        for plan in group_plans:
+            point_value(item[1].raw, specs[plan.group.key].metric)
         return [(p.group.key, (p.group.key, item)) for p in group_plans]
 
     def access(closed: Closed) -> AccessRecord:
@@ -131,7 +145,7 @@ def pipeline(
         push = record_push(prefix, record, plan, plan.group.is_static_threshold, marks)
         return Routed(push, record.source.timestamp_ms)
 
-    grouped = guarded_flat_map("by_group", points, by_group, lambda kv: kv[1][1][0])
+    grouped = guarded_flat_map("by_group", points, by_group, source_of)
     windowed = op.stateful(
         "window",
         grouped.oks,

@@ -10,12 +10,12 @@ its end.
 
 alarmflow builds the same rows from the raw points on Kafka. Per strategy group,
 :class:`GroupWindows` keeps the values of each open (bucket, dimensions), one per point time
-and series as a TSDB stores them, and a watermark:
-the newest point time seen, where a point never counts for more than the wall clock at its
-arrival (``min(time, now)``), so a point from the future cannot move it ahead of the clock. A
-bucket ``[s, s + interval)`` closes once the watermark reaches ``s + interval + lateness``,
-when the group has been idle (no point) for ``idle_s`` of wall-clock time (the watermark then
-moves on by the idle time, never past the clock), or at the end of input. A point whose
+and series as a TSDB stores them, and a watermark: the newest point time seen, where a point
+never counts for more than the wall clock at its arrival (``min(time, now)``), so a point from
+the future cannot move it ahead of the clock. A bucket ``[s, s + interval)`` closes once the
+watermark reaches ``s + interval + lateness``; when the group has had no point for at least
+``idle_s`` of wall-clock time (the watermark then moves on with the wall clock from where the
+newest point left it, never past the clock); or at the end of input. A point whose
 bucket has closed is *late*: it is dropped and counted (``dropped{reason="late"}``), as
 bkmonitor loses it too (its bucket was read already; a later read of the same bucket has the
 same record id and is a duplicate).
@@ -162,6 +162,9 @@ class WindowState:
     """The strategy group's key (Bytewax hands state back without it)."""
     watermark: float = 0.0
     last_arrival: float = 0.0
+    """Wall-clock time of the newest point."""
+    arrival_watermark: float = 0.0
+    """The watermark as the newest point left it: idle time is added to this."""
     checkpoint: int = 0
     buckets: dict[int, dict[str, Bucket]] = field(default_factory=dict)
     """Open buckets by start, then by the md5 of their dimensions."""
@@ -196,31 +199,40 @@ class GroupWindows:
         point_key = (time, orjson.dumps(dict(dimensions), option=orjson.OPT_SORT_KEYS).decode())
         start, md5 = int(time) // spec.interval * spec.interval, count_md5(dims)
         state.last_arrival = max(state.last_arrival, now)
-        if self.is_closed(start):
-            return self._advance(min(time, now)), [Drop.LATE]
-        series = state.buckets.setdefault(start, {})
-        bucket = series.get(md5)
-        if bucket is None:
-            bucket = series[md5] = Bucket(start, dims, {}, source)
-        bucket.values[point_key] = value
-        bucket.source = source
-        return self._advance(min(time, now)), []
+        late = self.is_closed(start)
+        if not late:
+            series = state.buckets.setdefault(start, {})
+            bucket = series.get(md5)
+            if bucket is None:
+                bucket = series[md5] = Bucket(start, dims, {}, source)
+            bucket.values[point_key] = value
+            bucket.source = source
+        closed = self._advance(min(time, now))
+        state.arrival_watermark = state.watermark
+        return closed, [Drop.LATE] if late else []
 
     def is_closed(self, start: int) -> bool:
         """A bucket starting at ``start`` is closed at the current watermark."""
         return start + self.spec.interval + self.spec.lateness <= self.state.watermark
 
     def idle(self, now: float) -> list[Closed]:
-        """The group had no point since ``last_arrival``: the watermark moves on by the idle
-        time (never past ``now``) and the buckets that passes close."""
-        elapsed = now - self.state.last_arrival
+        """The group had no point for at least ``idle_s``: the watermark is the one the newest
+        point left plus the wall-clock time since (never past ``now``); the buckets that
+        passes close."""
+        state = self.state
+        elapsed = now - state.last_arrival
         if elapsed < self.spec.idle_s:
             return []
-        return self._advance(min(self.state.watermark + elapsed, now))
+        return self._advance(min(state.arrival_watermark + elapsed, now))
 
     def idle_due(self) -> float | None:
-        """The wall-clock time of the next idle check, None when no bucket is open."""
-        return self.state.last_arrival + self.spec.idle_s if self.state.buckets else None
+        """The wall-clock time at which :meth:`idle` closes the oldest open bucket (at least
+        ``idle_s`` after the newest point); None when no bucket is open."""
+        state = self.state
+        if not state.buckets:
+            return None
+        target = min(state.buckets) + self.spec.interval + self.spec.lateness
+        return state.last_arrival + max(self.spec.idle_s, target - state.arrival_watermark)
 
     def flush(self) -> list[Closed]:
         """Close every open bucket (end of input)."""

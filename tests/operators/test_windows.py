@@ -109,15 +109,22 @@ def test_a_far_future_point_does_not_move_the_watermark_past_the_clock():
     ]
 
 
-def test_an_idle_group_closes_its_buckets_after_idle_s_of_wall_clock():
+def test_an_idle_group_closes_its_buckets_as_the_wall_clock_moves_on():
     w = GroupWindows(make_spec(), WindowState("g"))
     add(w, "a", T + 1, 1.0, now=T + 2)
-    assert w.idle_due() == T + 62
-    assert w.idle(T + 61) == []
-    closed = w.idle(T + 62)  # watermark T + 1 + 60 = T + 61: not yet T + 70
-    assert closed == [] and w.state.watermark == T + 61
-    assert rows(w.idle(T + 80)) == [{"ip": "a", "usage": 1.0, "_result_": 1.0, "_time_": T}]
+    # Bucket T closes at watermark T + 70: 69 s after the point left it at T + 1.
+    assert w.idle_due() == T + 2 + 69
+    assert w.idle(T + 61) == []  # idle for 59 s < idle_s = 60
+    assert w.idle(T + 62) == [] and w.state.watermark == T + 61
+    assert w.idle(T + 70) == [] and w.state.watermark == T + 69  # not added twice
+    assert rows(w.idle(T + 71)) == [{"ip": "a", "usage": 1.0, "_result_": 1.0, "_time_": T}]
     assert w.idle_due() is None and w.state.buckets == {}
+
+
+def test_the_idle_check_waits_at_least_idle_s():
+    w = GroupWindows(make_spec(), WindowState("g"))
+    add(w, "a", T + 59, 1.0, now=T + 60)
+    assert w.idle_due() == T + 60 + 60  # bucket T would close at + 11 s, idle_s is 60
 
 
 def test_an_idle_group_never_moves_past_the_wall_clock():
@@ -125,6 +132,11 @@ def test_an_idle_group_never_moves_past_the_wall_clock():
     add(w, "a", T - 1000, 1.0, now=T)
     w.idle(T + 60)
     assert w.state.watermark == T - 1000 + 60
+    future = GroupWindows(make_spec(), WindowState("g"))
+    add(future, "a", T + 600, 1.0, now=T)  # a point 10 minutes ahead of the clock
+    assert future.state.watermark == T
+    # Its bucket closes when the wall clock is past it, not before: no busy idle checks.
+    assert future.idle_due() == T + 600 + 70
 
 
 def test_points_the_query_would_not_return():

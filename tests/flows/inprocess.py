@@ -8,6 +8,7 @@ from collections.abc import Callable
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.points import Parsed
@@ -28,8 +29,11 @@ HOST_7 = {
 """The dimensions of host 10.0.0.7 once ``TopoNodeFuller`` filled them from the host table."""
 
 
-def run_pipeline(pipeline: Pipeline, messages: list[dict]) -> tuple[list[Push], list[Rejection]]:
-    """The pushes and rejections of ``pipeline`` over the metric messages, in order."""
+def run_pipeline(
+    pipeline: Pipeline, messages: list[dict], recovery: RecoveryConfig | None = None
+) -> tuple[list[Push], list[Rejection]]:
+    """The pushes and rejections of ``pipeline`` over the metric messages, in order (resumed
+    from, and snapshotted to, ``recovery`` when given)."""
     inputs = [
         (SourceRecord("in", 0, offset, orjson.dumps(m)), parse_point(m))
         for offset, m in enumerate(messages)
@@ -40,7 +44,7 @@ def run_pipeline(pipeline: Pipeline, messages: list[dict]) -> tuple[list[Push], 
     rejections: list[Rejection] = []
     op.output("pushes", routed, TestingSink(pushes))
     op.output("rejections", op.merge("errs", *errs), TestingSink(rejections))
-    run_main(flow)
+    run_main(flow, recovery_config=recovery)
     return [r.push for r in pushes], rejections
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from bytewax.recovery import RecoveryConfig
 
 from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
+from alarmflow.launch import init_recovery
 from alarmflow.metrics import DROPPED
 from flows.data import pipeline
 from flows.points import Plans
@@ -150,3 +152,23 @@ def test_a_point_later_than_the_lateness_is_dropped_and_counted():
     }
     assert values == {("10.0.0.7", T): 10.0, ("10.0.0.8", T + 60): 30.0}
     assert dropped("late") == before + 1
+
+
+def test_the_windows_of_a_strategy_group_that_is_gone_are_dropped_on_resume(tmp_path):
+    """A run leaves group MEM's watermark in the recovery store; the next run's strategies no
+    longer have that group: its state is discarded, the flow goes on."""
+    init_recovery(tmp_path, 1)
+    recovery = RecoveryConfig(str(tmp_path))
+    messages = [point(MEM, "10.0.0.7", {"pct_used": 1.0}, T + 1)]
+    run_pipeline(lambda s: pipeline(s, PLANS, P, 10, lambda: NOW), messages, recovery)
+    without_mem = Plans({k: p for k, p in PLANS.plans.items() if k != GROUP[MEM]}, PLANS.hosts)
+    messages.append(point(CPU, "10.0.0.7", {"usage": 1.0}, T + 1))
+
+    pushes, rejections = run_pipeline(
+        lambda s: pipeline(s, without_mem, P, 10, lambda: NOW), messages, recovery
+    )
+
+    assert rejections == []
+    assert [p.marker.key.rsplit(".", 1)[0] for p in pushes] == [
+        f"{P}.access.data.duplicate.strategy_group_{GROUP[CPU]}"
+    ]

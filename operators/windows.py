@@ -56,12 +56,21 @@ class AggMethod(StrEnum):
     COUNT = "COUNT"
 
 
+def total(values: Sequence[float]) -> float:
+    """The sum of finite values, correctly rounded; an infinity when it overflows (the record
+    is then rejected as out of range, not the flow stopped)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return sum(values)
+
+
 def aggregate(method: AggMethod, values: Sequence[float]) -> float | int:
     """The TSDB's aggregate of one bucket's values (at least one)."""
     if method is AggMethod.AVG:
-        return math.fsum(values) / len(values)
+        return total(values) / len(values)
     if method is AggMethod.SUM:
-        return math.fsum(values)
+        return total(values)
     if method is AggMethod.MIN:
         return min(values)
     if method is AggMethod.MAX:

@@ -136,6 +136,15 @@ def test_a_bad_metric_value_is_a_rejection_and_the_bucket_goes_on(bad):
     assert [r["value"] for r in lists(pushes, f"{P}.access.data.404.4040")] == [15.0]
 
 
+def test_a_bucket_whose_aggregate_overflows_is_a_rejection():
+    """Each value is finite; their sum is not: the bucket's record cannot be written (JSON has
+    no infinity), so it is rejected, naming the newest point's message; the flow goes on."""
+    big = [point(MEM, "10.0.0.7", {"pct_used": 1e308}, T + s) for s in (1, 2)]
+    pushes, rejections = run([*big, point(MEM, "10.0.0.8", {"pct_used": 5.0}, T + 3)])
+    assert [(r.reason, r.record.offset) for r in rejections] == [("out_of_range", 1)]
+    assert [r["value"] for r in lists(pushes, f"{P}.access.data.404.4040")] == [5.0]
+
+
 def test_a_point_later_than_the_lateness_is_dropped_and_counted():
     before = dropped("late")
     pushes, rejections = run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alarmflow.config import BUNDLED_HOSTS
+from operators.conditions import MISSING
 from operators.data_filters import (
     HostStatus,
     RangeMatcher,
@@ -10,6 +11,7 @@ from operators.data_filters import (
     anomaly_record,
     host_status,
     is_expired,
+    plain_conditions,
 )
 from operators.hosts import load_host_file
 
@@ -99,3 +101,23 @@ def test_threshold_levels_and_anomaly_shape():
     anomaly = anomaly_record(data, [1], 402, 4020, "snap")
     assert anomaly["anomaly"]["1"]["anomaly_id"] == f"abc.{NOW}.402.4020.1"
     assert anomaly["anomaly"]["1"]["anomaly_time"] == "2027-01-15 08:00:00"
+
+
+def test_the_tsdb_applies_the_plain_conditions_and_the_builtin_ones():
+    """``AccessDataProcess.query_data`` clears ``_advance_where`` (reg/nreg/include/exclude)
+    for grouped sources; ``UnifyQuery.process_data_sources`` adds the disk filter."""
+    query = {
+        "data_source_label": "bk_monitor",
+        "data_type_label": "time_series",
+        "result_table_id": "system.disk",
+        "agg_condition": [
+            {"key": "mount", "method": "eq", "value": ["/data"]},
+            {"key": "mount", "method": "reg", "value": ["^/x"], "condition": "and"},
+        ],
+    }
+    where = plain_conditions(query)
+    lookup = {"mount": "/data", "device_type": "ext4"}
+    assert where.matches(lambda k: lookup.get(k, MISSING))
+    assert not where.matches(lambda k: {**lookup, "device_type": "tmpfs"}.get(k, MISSING))
+    assert not where.matches(lambda k: {**lookup, "mount": "/"}.get(k, MISSING))
+    assert plain_conditions({"agg_condition": []}).groups == ()

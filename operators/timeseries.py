@@ -21,7 +21,7 @@ from operators.data_filters import HostStatus, RangeMatcher, host_status, is_exp
 from operators.drops import Drop
 from operators.hosts import HostIndex
 from operators.md5 import count_md5
-from operators.priority import Contender, check_records
+from operators.priority import Contender, check_records, parse_entry
 from operators.records import Point, RecordSpec, clean_record
 from operators.rejects import SourceRecord
 from operators.strategy import Item, Strategy
@@ -179,13 +179,19 @@ def check_priority(
     """``PriorityChecker`` for the record's next pending priority group, whose hash is
     ``stored``: the hash after it and the record with its inhibitions and hash updates.
     The clock is the record's data time, never later than its ``access_time`` (the wall
-    clock when access made it), so a point from the future cannot hold a claim. Every record
+    clock when access made it), so a point from the future cannot hold a claim, and never
+    earlier than the series' claim: bkmonitor's clock (``time.time()``) never goes back, so a
+    record that arrives after a newer one of its series is checked at the claim's time, and
+    the claims a run leaves do not depend on how partitions interleave. Every record
     of a strategy group walks all the group's priority groups (a record without contenders in
     one passes it unchanged), so a group's records stay in order from worker to worker."""
     group, rest = record.pending[0], record.pending[1:]
     before = {group: dict(stored or {})}
     contenders = [c for c in record.contenders if c.group == group]
     clock = min(record.data["time"], record.data["access_time"])
+    held = parse_entry(before[group].get(record.md5))
+    if held is not None and held[1] > clock:
+        clock = int(held[1]) if held[1].is_integer() else held[1]
     outcome = check_records(before, [(record.md5, contenders)], clock, record.sync_interval)
     after = outcome.hashes_after(before).get(group, before[group])
     updates = tuple((group, md5, entry) for md5, entry in outcome.updates.get(group, {}).items())

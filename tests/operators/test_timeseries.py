@@ -114,6 +114,22 @@ def test_a_point_from_the_future_claims_at_the_wall_clock():
     assert after == {record.md5: f"3:{T}"}
 
 
+def test_a_claim_never_goes_back_in_time():
+    """A record older than its series' claim is checked at the claim's time, as bkmonitor's
+    wall clock would: the claim keeps its time and the record's own inhibition is decided
+    against it (here 1 under 3's 100 s old claim: inhibited)."""
+    plan = plan_of(mem(1, 3, "PGK:a"))
+    newer = access_record(plan, SRC, row("10.0.0.7", at=T + 60), HOSTS, T + 90, T + 90)
+    claimed, _ = check_priority(None, newer)
+    older = access_record(plan, SRC, row("10.0.0.7", at=T), HOSTS, T + 91, T + 91)
+    after, checked = check_priority(claimed, older)
+    assert after == {older.md5: f"3:{T + 60}"} and checked.priority_updates == (
+        ("PGK:a", older.md5, f"3:{T + 60}"),
+    )
+    low = access_record(plan_of(mem(2, 1, "PGK:a")), SRC, row("10.0.0.7", at=T), HOSTS, T, T)
+    assert check_priority(after, low)[1].drop is Drop.INHIBITED
+
+
 def test_a_dropped_record_passes_the_priority_step_unchanged():
     plan = plan_of(mem(2, 1, "PGK:a"))
     record = access_record(plan, SRC, row("10.9.9.9"), HOSTS, 0, T)

@@ -163,6 +163,7 @@ class Settings:
     max_future_s: int
     event_language: str
     dynamic_groups: str
+    data_lateness_s: int
     redis_outage_s: int
     redis_replicas: int
     kafka_security_protocol: str = "PLAINTEXT"
@@ -537,6 +538,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
         event_language=get("ALARMFLOW_EVENT_LANGUAGE", "zh", _language),
         dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _file_or_empty("JSON")),
+        data_lateness_s=get("ALARMFLOW_DATA_LATENESS_S", "10", _int_range(0, 86400)),
         redis_outage_s=get("ALARMFLOW_REDIS_OUTAGE_S", "300", _int_range(0, 7 * 86400)),
         # Behind Sentinel a batch waits for one replica: a failover then loses no write.
         redis_replicas=get(

@@ -64,7 +64,7 @@ def build_flow(settings: Settings) -> Dataflow:
         if not targets:
             unmatched_count.inc()
             return []
-        return [Routed(alert_push(prefix, event, targets, dedup_ttl), record.timestamp_ms)]
+        return [Routed(alert_push(prefix, event, targets, dedup_ttl), record.timestamp_ms, record)]
 
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)

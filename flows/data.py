@@ -143,7 +143,7 @@ def pipeline(
         plan = plans.plans[record.group_key]
         marks = checkpoint_writes(prefix, record.group_key, record.checkpoint, int(clock()))
         push = record_push(prefix, record, plan, plan.group.is_static_threshold, marks)
-        return Routed(push, record.source.timestamp_ms)
+        return Routed(push, record.source.timestamp_ms, record.source)
 
     grouped = guarded_flat_map("by_group", points, by_group, source_of)
     windowed = op.stateful(

@@ -51,7 +51,7 @@ def pipeline(
         push = record_push(prefix, record, plans.plans[record.group_key], detect=False)
         if not push.writes:
             return []
-        return [Routed(push, record.source.timestamp_ms)]
+        return [Routed(push, record.source.timestamp_ms, record.source)]
 
     made = guarded_flat_map("records", points, Stage(NAME, "records").per_item(records), source_of)
     checked, priority_errs = priority_steps("priority", made.oks, plans.priority_depth)

@@ -9,10 +9,11 @@ depend on the order in which converges of different dimensions reach this step.
 
 A window is decided (at event time ``end + COLLECT_DELAY_S``) once every collecting converge
 opened in it has sent its summary (each sends one, empty if it skipped nothing) and the
-step's clock has passed the window's end; at end of input, once the summaries are in. No
+step's clock has passed the window's end; after end of input, once the summaries are in. No
 timer is involved: summaries come from per-dimension timers, so a window decided by this
 step's own clock could miss those of quiet dimensions, and Bytewax may end this step before
-the summaries the converge step flushes at its own end arrive.
+the summaries the converge step flushes at its own end arrive: :meth:`Business.end` marks the
+input ended, and each later summary may still complete a window.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field
 
 from operators.converge.config import MULTI_STRATEGY_COLLECT_THRESHOLD as THRESHOLD
 from operators.converge.config import MULTI_STRATEGY_COLLECT_WINDOW as WINDOW
-from operators.converge.engine import COLLECT_DELAY_S, Decision
+from operators.converge.engine import COLLECT_DELAY_S
 from operators.converge.functions import COLLECTING
+from operators.converge.records import Decision, Verdict
 
 
 @dataclass
@@ -39,54 +41,61 @@ class BizWindow:
 
 
 @dataclass
-class BizState:
-    """Windows of one business dimension, by start time; ``clock``: the latest event time."""
+class Business:
+    """Windows of one business dimension, by start time; ``clock``: the latest event time;
+    ``ended``: the input ended (windows no longer wait for the clock)."""
 
     windows: dict[float, BizWindow] = field(default_factory=dict)
     converges: dict[str, float] = field(default_factory=dict)
     clock: float = 0.0
+    ended: bool = False
 
+    def take(self, decision: Decision) -> list[Decision]:
+        """Note a converge opening, or hold a per-dimension summary; then decide what is
+        ready."""
+        return self._take(decision) + self._ready()
 
-def on_decision(state: BizState, decision: Decision) -> tuple[BizState, list[Decision]]:
-    """Note converges opening; hold per-dimension summaries until their window is decided."""
-    state.clock = max(state.clock, decision.time)
-    if decision.opened:
-        start = decision.time // WINDOW * WINDOW
-        window = state.windows.setdefault(start, BizWindow(start))
-        window.opened.add(decision.converge_id)
-        if decision.function in COLLECTING:
-            window.owed.add(decision.converge_id)
-        state.converges[decision.converge_id] = start
-        return state, [decision]
-    if decision.decision != "collect":
-        return state, [decision]
-    start = state.converges.get(decision.converge_id)
-    if start not in state.windows:
-        return state, [decision] if decision.skipped else []
-    window = state.windows[start]
-    window.owed.discard(decision.converge_id)
-    if decision.skipped:
-        window.held.append(decision)
-    return state, []
+    def end(self) -> list[Decision]:
+        """End of input: decide every window that has all its summaries."""
+        self.ended = True
+        return self._ready()
 
+    def _take(self, decision: Decision) -> list[Decision]:
+        self.clock = max(self.clock, decision.time)
+        if decision.opened:
+            start = decision.time // WINDOW * WINDOW
+            window = self.windows.setdefault(start, BizWindow(start))
+            window.opened.add(decision.converge_id)
+            if decision.function in COLLECTING:
+                window.owed.add(decision.converge_id)
+            self.converges[decision.converge_id] = start
+            return [decision]
+        if decision.decision != Verdict.COLLECT:
+            return [decision]
+        start = self.converges.get(decision.converge_id)
+        if start is None or start not in self.windows:
+            return [decision] if decision.skipped else []
+        window = self.windows[start]
+        window.owed.discard(decision.converge_id)
+        if decision.skipped:
+            window.held.append(decision)
+        return []
 
-def ready(state: BizState, final: bool) -> tuple[BizState, list[Decision]]:
-    """Decide, oldest first, every window that has every summary it is owed and has ended by
-    the step's clock (the latest event time it saw), or, at end of input (``final``), every
-    window with all its summaries."""
-    out: list[Decision] = []
-    for start in sorted(state.windows):
-        window = state.windows[start]
-        if window.complete() and (final or start + WINDOW <= state.clock):
-            out += _pop(state, start)
-    return state, out
+    def _ready(self) -> list[Decision]:
+        """Oldest first, every window with every summary it is owed that has ended by the
+        clock (or by the end of input)."""
+        out: list[Decision] = []
+        for start in sorted(self.windows):
+            window = self.windows[start]
+            if window.complete() and (self.ended or start + WINDOW <= self.clock):
+                out += self._pop(start)
+        return out
 
-
-def _pop(state: BizState, start: float) -> list[Decision]:
-    window = state.windows.pop(start)
-    for converge_id in window.opened:
-        state.converges.pop(converge_id, None)
-    return _decide(window, start + WINDOW + COLLECT_DELAY_S)
+    def _pop(self, start: float) -> list[Decision]:
+        window = self.windows.pop(start)
+        for converge_id in window.opened:
+            self.converges.pop(converge_id, None)
+        return _decide(window, start + WINDOW + COLLECT_DELAY_S)
 
 
 def _decide(window: BizWindow, now: float) -> list[Decision]:
@@ -102,7 +111,7 @@ def _decide(window: BizWindow, now: float) -> list[Decision]:
         converge_id=summary_id,
         dimension=biz,
         function="collect_alarm",
-        decision="collect",
+        decision=Verdict.COLLECT,
         reason=f"business summary of {len(window.opened)} converges opened within {WINDOW} s",
         time=now,
         skipped=tuple(sorted(a for d in held for a in d.skipped)),
@@ -116,7 +125,7 @@ def _decide(window: BizWindow, now: float) -> list[Decision]:
             converge_id=d.converge_id,
             dimension=d.dimension,
             function=d.function,
-            decision="suppressed",
+            decision=Verdict.SUPPRESSED,
             reason=f"summary folded into the business summary {summary_id}",
             time=now,
             skipped=d.skipped,

@@ -32,12 +32,14 @@ Conditions = tuple[tuple[str, tuple[Any, ...]], ...]
 @dataclass(frozen=True)
 class ConvergeConfig:
     """An effective converge config. ``conditions`` are the merged, sorted conditions that name
-    the converge; ``window_s`` is ``(max_timedelta or timedelta) // 60`` minutes, in seconds."""
+    the converge; ``window_s`` is ``(max_timedelta or timedelta) // 60`` minutes, in seconds, and
+    ``max_window_s`` the ``max_timedelta // 60`` minutes alone (0 when unset)."""
 
     func: str
     count: int
     timedelta_s: int
     window_s: int
+    max_window_s: int
     conditions: Conditions
     need_biz_converge: bool
 
@@ -63,12 +65,12 @@ def normalise(action: Action, context: dict[str, Any]) -> ConvergeConfig | str:
         return "voice notices skip converge"
     if not raw:
         return "no converge_config"
-    if raw.get("is_enabled") is False:
-        return "converge_config is disabled"
+    if raw.get("is_enabled", False) is False:
+        return "converge_config is not enabled"
     if action.is_parent:
         return "parent actions are not converged"
     func = raw.get("converge_func")
-    if func not in FUNCTIONS:
+    if not isinstance(func, str) or func not in FUNCTIONS:
         return f"unknown converge_func {func!r}"
     original = _conditions(raw.get("condition"))
     timedelta_s = _number(raw, "timedelta", 0)
@@ -85,12 +87,13 @@ def normalise(action: Action, context: dict[str, Any]) -> ConvergeConfig | str:
     if count < 0:
         return f"count {count} is negative"
     merged = {**effective, **original}
-    window_min = (_number(raw, "max_timedelta", 0) // 60) or timedelta_s // 60
+    max_min = _number(raw, "max_timedelta", 0) // 60
     return ConvergeConfig(
         func=func,
         count=count,
         timedelta_s=timedelta_s,
-        window_s=window_min * 60,
+        window_s=(max_min or timedelta_s // 60) * 60,
+        max_window_s=max_min * 60,
         conditions=tuple(sorted(merged.items())),
         need_biz_converge=bool(raw.get("need_biz_converge") and raw.get("sub_converge_config")),
     )

@@ -35,7 +35,9 @@ def _index(prefix: str, decision: Decision) -> tuple[Write, ...]:
             write(Op.ZTRIM, CONVERGE_DIMENSION_KEY, prefix, high, at=at, param=low, ttl=0)
         )
         writes.append(
-            write(Op.ZADD, CONVERGE_DIMENSION_KEY, prefix, member, at=at, param=decision.create_time)
+            write(
+                Op.ZADD, CONVERGE_DIMENSION_KEY, prefix, member, at=at, param=decision.create_time
+            )
         )
     return tuple(writes)
 

@@ -18,6 +18,7 @@ input ended, and each later summary may still complete a window.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from operators.converge.config import MULTI_STRATEGY_COLLECT_THRESHOLD as THRESHOLD
@@ -49,6 +50,10 @@ class Business:
     converges: dict[str, float] = field(default_factory=dict)
     clock: float = 0.0
     ended: bool = False
+
+    def copy(self) -> Business:
+        """An independent copy (the state to restore when a step fails on a record)."""
+        return copy.deepcopy(self)
 
     def take(self, decision: Decision) -> list[Decision]:
         """Note a converge opening, or hold a per-dimension summary; then decide what is

@@ -6,10 +6,10 @@ with the field that is wrong, never another exception.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
+from operators.bounds import EPOCH_2000, TimeWindow
 from operators.md5 import count_md5
 from operators.rejects import Reason, Rejected
 
@@ -19,11 +19,9 @@ END_STATUS = frozenset(
 PROCEED_STATUS = frozenset({"received", "waiting", "converging", "sleep", "converged", "running"})
 DEFAULT_TIMEOUT_S = 600
 DEFAULT_TIME_RANGE = "00:00:00--23:59:59"
-EARLIEST_S = 946_684_800.0
-"""2000-01-01 UTC: an earlier ``create_time`` is not an epoch time in seconds."""
-LATEST_S = 4_102_444_800.0
-"""2100-01-01 UTC: a later ``create_time`` is in milliseconds or garbage, and would overflow
-the timers derived from it."""
+ANY_TIME = TimeWindow(past_s=1e10, future_s=1e10)
+"""Without a window around now: epoch seconds from 2000 to about 2340, so that no timer
+derived from an action's time can overflow."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +77,8 @@ def _field(data: dict, name: str, kind: type | tuple[type, ...], default: Any = 
     return value
 
 
-def _create_time(data: dict) -> float:
-    value = float(_field(data, "create_time", (int, float)))
-    if not (math.isfinite(value) and EARLIEST_S <= value < LATEST_S):
-        raise Rejected(Reason.WRONG_TYPE, "action field 'create_time' is not epoch seconds")
-    return value
+def _create_time(data: dict, window: TimeWindow, now: float) -> float:
+    return window.check(_field(data, "create_time", (int, float)), now, "create_time")
 
 
 def _pairs(raw: Any, where: str) -> tuple[tuple[str, Any], ...]:
@@ -129,8 +124,9 @@ def _dimensions(data: dict, alerts: tuple[Alert, ...]) -> str:
     return count_md5(sorted(common or ()))
 
 
-def parse_action(data: dict) -> Action:
-    """An :class:`Action` from its JSON object, or :class:`Rejected`."""
+def parse_action(data: dict, window: TimeWindow = ANY_TIME, now: float = EPOCH_2000) -> Action:
+    """An :class:`Action` from its JSON object, its ``create_time`` within ``window`` around
+    ``now``, or :class:`Rejected`."""
     alerts = tuple(_alert(a, i) for i, a in enumerate(_field(data, "alerts", list, [])))
     config = data.get("converge_config")
     if config is not None and not isinstance(config, dict):
@@ -138,7 +134,7 @@ def parse_action(data: dict) -> Action:
     receiver = _field(data, "notice_receiver", (list, str), [])
     return Action(
         id=_field(data, "id", int),
-        create_time=_create_time(data),
+        create_time=_create_time(data, window, now),
         status=_field(data, "status", str, "received"),
         signal=_field(data, "signal", str, "abnormal"),
         strategy_id=_field(data, "strategy_id", int, 0),

@@ -26,7 +26,7 @@ every related action that was skipped, its opener included (``collect/processor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple, Protocol
 
 from operators.converge.config import ConvergeConfig
@@ -149,6 +149,20 @@ class Dimension:
     def flush(self, shields: ShieldTable = NO_SHIELDS) -> list[Decision]:
         """End of input: fire every timer, without the lock (step 5 of the module doc)."""
         return self.advance(math.inf, Runtime(NO_LOCK, shields))
+
+    def copy(self) -> Dimension:
+        """An independent copy (the state to restore when a step fails on a record)."""
+        return replace(
+            self,
+            index=dict(self.index),
+            statuses=dict(self.statuses),
+            ended=set(self.ended),
+            converge=self.converge and self.converge.copy(),
+            collecting={k: c.copy() for k, c in self.collecting.items()},
+            queued=dict(self.queued),
+            attempts=dict(self.attempts),
+            timers=list(self.timers),
+        )
 
     def next_due(self) -> float | None:
         return min(self.timers).due if self.timers else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -92,6 +92,10 @@ class Decision:
     create_time: float = 0.0
     notice: NoticeCollect | None = None
 
+    @property
+    def time_ms(self) -> int:
+        return int(self.time * 1000)
+
 
 @dataclass(frozen=True, order=True)
 class Timer:
@@ -120,3 +124,6 @@ class Converge:
     biz: str
     relations: dict[int, str] = field(default_factory=dict)
     alerts: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+    def copy(self) -> Converge:
+        return replace(self, relations=dict(self.relations), alerts=dict(self.alerts))

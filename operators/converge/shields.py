@@ -120,7 +120,9 @@ class ShieldTable:
         clock = local.strftime("%H:%M:%S")
         start, _, end = action.time_range.partition("--")
         if not _within(start, end, clock):
-            return Shielded(Verdict.SHIELD, f"{clock} is outside the time range {action.time_range}")
+            return Shielded(
+                Verdict.SHIELD, f"{clock} is outside the time range {action.time_range}"
+            )
         first = action.alerts[0] if action.alerts else None
         ranges = _uptime(self._strategy(action.strategy_id, first))
         minute = clock[:5]

@@ -26,6 +26,7 @@ notice-collect pool and each alert's audit list, written once per decision id.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -66,14 +67,18 @@ class DimensionLogic(op.StatefulLogic):
     is the wall clock; when old actions are replayed, a timer waits for the key's later
     actions, for that much wall time, or for end of input."""
 
-    def __init__(self, resumed: Dimension | None, runtime: Runtime) -> None:
+    def __init__(
+        self, resumed: Dimension | None, runtime: Runtime, wall: Callable[[], float] = time.time
+    ) -> None:
         self.dimension = resumed or Dimension()
         self.runtime = runtime
-        self.anchor = (self.dimension.clock, time.time())
+        self.wall = wall
+        self.anchor = (self.dimension.clock, wall())
 
     def now(self) -> float:
+        """The key's clock: its last action's event time plus the wall time since."""
         clock, wall = self.anchor
-        return max(self.dimension.clock, clock + time.time() - wall)
+        return max(self.dimension.clock, clock + self.wall() - wall)
 
     def _keep(self, out: list[Out], expired: bool = False) -> tuple[list[Out], bool]:
         return out, self.DISCARD if expired or self.dimension.is_idle() else self.RETAIN
@@ -85,7 +90,7 @@ class DimensionLogic(op.StatefulLogic):
         except Exception as exc:
             self.dimension = before
             out = [rejection("converge", exc, value.source)]
-        self.anchor = (self.dimension.clock, time.time())
+        self.anchor = (self.dimension.clock, self.wall())
         return self._keep(out)
 
     def on_notify(self) -> tuple[list[Out], bool]:

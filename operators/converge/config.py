@@ -7,6 +7,9 @@ from typing import Any
 
 from operators.converge.context import Action
 
+MAX_TIMEDELTA_S = 7 * 86400
+"""Longest accepted ``timedelta``/``max_timedelta``: a longer window would keep sleepers
+retrying for longer than any converge could matter."""
 NOTICE_TIMEDELTA_S = 120
 NOTICE_COUNT = 1
 MULTI_STRATEGY_COLLECT_WINDOW = 120
@@ -84,10 +87,12 @@ def normalise(action: Action, context: dict[str, Any]) -> ConvergeConfig | str:
         effective = {"action_info": ("self",)}
     if timedelta_s <= 0:
         return f"timedelta {timedelta_s} is not positive"
+    max_min = _number(raw, "max_timedelta", 0) // 60
+    if max(timedelta_s, max_min * 60) > MAX_TIMEDELTA_S:
+        return f"timedelta or max_timedelta over {MAX_TIMEDELTA_S} s"
     if count < 0:
         return f"count {count} is negative"
     merged = {**effective, **original}
-    max_min = _number(raw, "max_timedelta", 0) // 60
     return ConvergeConfig(
         func=func,
         count=count,

@@ -18,6 +18,8 @@ END_STATUS = frozenset(
 )
 PROCEED_STATUS = frozenset({"received", "waiting", "converging", "sleep", "converged", "running"})
 DEFAULT_TIMEOUT_S = 600
+MAX_TIMEOUT_S = 7 * 86400
+"""Longest accepted ``timeout``: a sleeper retries every 30 s until it times out."""
 DEFAULT_TIME_RANGE = "00:00:00--23:59:59"
 ANY_TIME = TimeWindow(past_s=1e10, future_s=1e10)
 """Without a window around now: epoch seconds from 2000 to about 2340, so that no timer
@@ -79,6 +81,13 @@ def _field(data: dict, name: str, kind: type | tuple[type, ...], default: Any = 
 
 def _create_time(data: dict, window: TimeWindow, now: float) -> float:
     return window.check(_field(data, "create_time", (int, float)), now, "create_time")
+
+
+def _timeout(data: dict) -> int:
+    value = _field(data, "timeout", int, DEFAULT_TIMEOUT_S)
+    if not 0 <= value <= MAX_TIMEOUT_S:
+        raise Rejected(Reason.OUT_OF_RANGE, f"action field 'timeout' is not in [0, {MAX_TIMEOUT_S}]")
+    return value
 
 
 def _pairs(raw: Any, where: str) -> tuple[tuple[str, Any], ...]:
@@ -148,7 +157,7 @@ def parse_action(data: dict, window: TimeWindow = ANY_TIME, now: float = EPOCH_2
         user_type=_field(data, "user_type", str, ""),
         dimensions=_dimensions(data, alerts),
         is_parent=_field(data, "is_parent_action", bool, False),
-        timeout=_field(data, "timeout", int, DEFAULT_TIMEOUT_S),
+        timeout=_timeout(data),
         alerts=alerts,
         converge_config=config,
         time_range=_field(data, "time_range", str, DEFAULT_TIME_RANGE),

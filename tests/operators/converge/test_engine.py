@@ -186,7 +186,9 @@ def test_approve_when_failed_opener_waits_and_followers_wait_for_its_outcome():
     assert timeline == [(0, 1, "waiting"), (10, 2, "sleep"), (40, 2, "waiting"), (50, 3, "waiting")]
 
 
-@pytest.mark.parametrize(("max_timedelta", "last_sleep", "skipped_at"), [(0, 130, 160), (600, 610, 640)])
+@pytest.mark.parametrize(
+    ("max_timedelta", "last_sleep", "skipped_at"), [(0, 130, 160), (600, 610, 640)]
+)
 def test_sleep_timeout_is_max_of_timeout_and_max_timedelta_not_the_window(
     max_timedelta, last_sleep, skipped_at
 ):
@@ -218,7 +220,13 @@ def test_a_shielded_action_counts_toward_the_threshold_and_is_related_as_execute
     assert [d.decision for d in made] == ["shield", "execute", "execute", "skipped", "skipped"]
     assert made[2].opened
     [dimension] = converger.dimensions.values()
-    assert dimension.converge.relations == {1: EXECUTED, 2: EXECUTED, 3: PRIMARY, 4: SKIPPED, 5: SKIPPED}
+    assert dimension.converge.relations == {
+        1: EXECUTED,
+        2: EXECUTED,
+        3: PRIMARY,
+        4: SKIPPED,
+        5: SKIPPED,
+    }
 
 
 def test_a_shielded_alert_and_a_parent_action():

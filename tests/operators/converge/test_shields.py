@@ -111,9 +111,7 @@ def test_a_missing_strategy_skips_the_action_when_its_business_has_shields():
 )
 def test_notice_time_range_in_the_business_time_zone(time_range, t, shielded):
     """``AlarmTimeShielder.is_alarm_time`` on ``inputs.time_range``."""
-    timeline, decisions = scenario(
-        at(t, push(1, time_range=time_range)), until=t + 1, runtime=shields()
-    )
+    timeline, _ = scenario(at(t, push(1, time_range=time_range)), until=t + 1, runtime=shields())
     assert timeline == [(t, 1, "shield" if shielded else "execute")]
 
 
@@ -135,7 +133,7 @@ def test_strategy_uptime(ranges, shielded):
     trigger config's ``uptime.time_ranges``."""
     strategy = {"id": 1, "detects": [{"trigger_config": {"uptime": {"time_ranges": ranges}}}]}
     runtime = Runtime(shields=shield_table({}, {1: strategy}))
-    timeline, decisions = scenario(at(0, push(1)), until=1, runtime=runtime)
+    timeline, _ = scenario(at(0, push(1)), until=1, runtime=runtime)
     assert timeline == [(0, 1, "shield" if shielded else "execute")]
 
 

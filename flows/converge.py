@@ -33,7 +33,7 @@ from pathlib import Path
 import bytewax.operators as op
 import orjson
 import redis
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import ConfigError, Settings
 from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, Stage
@@ -163,11 +163,12 @@ def runtime(settings: Settings) -> Runtime:
         raise ConfigError(f"ALARMFLOW_SHIELDS={settings.shields}: {exc}") from None
 
 
-def build_flow(settings: Settings) -> Dataflow:
-    prefix = settings.key_prefix
+def converge(
+    records: Stream[SourceRecord], settings: Settings, rt: Runtime
+) -> tuple[Stream[Decision], tuple[Stream[Rejection], ...]]:
+    """The pipeline from input records to counted decisions, and the records it rejected."""
     window = settings.time_window()
     parsed_count = CLEANED.labels(NAME)
-    rt = runtime(settings)
 
     def parse(record: SourceRecord) -> Planned:
         data = decode_object(record, settings.max_message_bytes)
@@ -179,9 +180,6 @@ def build_flow(settings: Settings) -> Dataflow:
         CONVERGE_DECISIONS.labels(NAME, decision.function, decision.decision).inc()
         return decision
 
-    flow = Dataflow(NAME)
-    topics = settings.topics_for("action")
-    records, consumer_errors = kafka_input("kafka", flow, settings, topics, NAME)
     parsed = guarded_map("parse", records, Stage(NAME, "parse").per_item(parse), lambda r: r)
     mine = shard_by_business("shard", parsed.oks, settings, lambda p: p.action.bk_biz_id, NAME)
     keyed = op.key_on("by_dimension", mine, lambda p: p.plan.key)
@@ -192,8 +190,15 @@ def build_flow(settings: Settings) -> Dataflow:
     by_biz = op.key_on("by_biz", split.trues, lambda d: d.biz)
     summarised = outcomes("biz", op.stateful("biz", by_biz, BusinessLogic))
     decisions = op.map("count", op.merge("decisions", split.falses, summarised.oks), count)
+    return decisions, (parsed.errs, converged.errs, summarised.errs)
 
-    bootstrap = settings.kafka_bootstrap
+
+def build_flow(settings: Settings) -> Dataflow:
+    flow = Dataflow(NAME)
+    topics = settings.topics_for("action")
+    records, consumer_errors = kafka_input("kafka", flow, settings, topics, NAME)
+    decisions, errors = converge(records, settings, runtime(settings))
+    bootstrap, prefix = settings.kafka_bootstrap, settings.key_prefix
     op.output(
         "decisions_out",
         op.map("message", decisions, lambda d: (d.id, orjson.dumps(decision_message(d)))),
@@ -206,8 +211,7 @@ def build_flow(settings: Settings) -> Dataflow:
     )
     routed = op.map("routed", decisions, lambda d: Routed(decision_push(prefix, d), d.time_ms))
     write_once("redis", routed, settings, NAME, "converge")
-    errors = (parsed.errs, converged.errs, summarised.errs, consumer_errors)
-    dead_letters("dlq", settings, NAME, *errors)
+    dead_letters("dlq", settings, NAME, *errors, consumer_errors)
     return flow
 
 

@@ -14,8 +14,9 @@ classes here only give them a clock and Bytewax's keep-or-discard answer:
 - timers run on event time: an action's own time fires the timers due by it; a quiet key's
   timers fire when its clock (the event time of its last action plus the wall time since)
   reaches them; at end of input (``ALARMFLOW_TAIL=0``) every pending timer fires in due order;
-- a dimension is discarded once idle, or once its clock passed the last action by the longer
-  of the index TTL and the window: nothing can refer to it any more;
+- a dimension is discarded once idle, or once its clock (or, in a replay, the worker's newest
+  action time less ``INDEX_TTL_S`` of lag) passed its last action by the longer of the index
+  TTL and the window: no later action could match anything in it any more;
 - a record a step fails on goes to the DLQ and the key keeps its state from before it.
 
 Outputs: decision messages to ``ALARMFLOW_DECISION_TOPIC``, audit records to
@@ -45,7 +46,7 @@ from operators.bounds import decode_object
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.biz import Business
 from operators.converge.context import parse_action
-from operators.converge.engine import NO_LOCK, Dimension, Runtime
+from operators.converge.engine import INDEX_TTL_S, NO_LOCK, Dimension, Runtime
 from operators.converge.plan import plan
 from operators.converge.records import Decision, Planned
 from operators.converge.shields import ShieldError, ShieldTable, shield_table
@@ -58,6 +59,20 @@ MAX_WAIT = timedelta(days=3650)
 """Bound on a timer's wall-clock wait: event times are bounded, this keeps datetimes valid."""
 
 Out = Decision | Rejection
+EXPIRY_CHECK = timedelta(seconds=60)
+"""How often (wall time) an idle key checks the worker's watermark for expiry."""
+
+
+class Watermark:
+    """The newest action time this worker has seen (shared by its keys). A replay moves event
+    time faster than wall time; a key then expires once the watermark has passed its last
+    action by the quiet time plus ``INDEX_TTL_S`` of allowed lag between partitions."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def see(self, t: float) -> None:
+        self.time = max(self.time, t)
 
 
 class DimensionLogic(op.StatefulLogic):
@@ -68,11 +83,16 @@ class DimensionLogic(op.StatefulLogic):
     actions, for that much wall time, or for end of input."""
 
     def __init__(
-        self, resumed: Dimension | None, runtime: Runtime, wall: Callable[[], float] = time.time
+        self,
+        resumed: Dimension | None,
+        runtime: Runtime,
+        wall: Callable[[], float] = time.time,
+        watermark: Watermark | None = None,
     ) -> None:
         self.dimension = resumed or Dimension()
         self.runtime = runtime
         self.wall = wall
+        self.watermark = watermark or Watermark()
         self.anchor = (self.dimension.clock, wall())
 
     def now(self) -> float:
@@ -91,25 +111,32 @@ class DimensionLogic(op.StatefulLogic):
             self.dimension = before
             out = [rejection("converge", exc, value.source)]
         self.anchor = (self.dimension.clock, self.wall())
+        self.watermark.see(value.action.create_time)
         return self._keep(out)
 
     def on_notify(self) -> tuple[list[Out], bool]:
         now = self.now()
         out: list[Out] = list(self.dimension.advance(now, self.runtime))
         expires = self.dimension.expires_at()
-        return self._keep(out, expires is not None and expires <= now)
+        horizon = max(now, self.watermark.time - INDEX_TTL_S)
+        return self._keep(out, expires is not None and expires <= horizon)
 
     def on_eof(self) -> tuple[list[Out], bool]:
         return self._keep(list(self.dimension.flush(self.runtime.shields)))
 
     def notify_at(self) -> datetime | None:
+        """The next timer on the key's clock; when none, its expiry, checked against the
+        watermark at least every ``EXPIRY_CHECK``."""
         due = self.dimension.next_due()
-        due = self.dimension.expires_at() if due is None else due
-        if due is None:
+        expires = self.dimension.expires_at()
+        if due is None and expires is None:
             return None
         clock, wall = self.anchor
-        wait = min(timedelta(seconds=max(due - clock, 0.0)), MAX_WAIT)
-        return datetime.fromtimestamp(wall, UTC) + wait
+        at = datetime.fromtimestamp(wall, UTC)
+        at += min(timedelta(seconds=max((due or expires or 0.0) - clock, 0.0)), MAX_WAIT)
+        if due is None:
+            at = min(at, datetime.fromtimestamp(self.wall(), UTC) + EXPIRY_CHECK)
+        return at
 
     def snapshot(self) -> Dimension:
         return self.dimension.copy()

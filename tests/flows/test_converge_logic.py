@@ -12,7 +12,7 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alarmflow.config import load_settings
 from bench.converge_throughput import storm
-from flows.converge import BusinessLogic, DimensionLogic, converge
+from flows.converge import BusinessLogic, DimensionLogic, Watermark, converge
 from operators.converge.context import parse_action
 from operators.converge.driver import run
 from operators.converge.engine import DEFAULT, INDEX_TTL_S, Runtime
@@ -88,14 +88,31 @@ def test_a_record_the_step_fails_on_is_rejected_and_the_state_kept():
 
 
 def test_a_quiet_dimension_is_discarded_once_nothing_can_refer_to_it():
+    """Live: its clock (event time plus wall time) passes its last action by the index TTL
+    (longer than its 60 s window)."""
     wall = Wall(T0)
     logic = DimensionLogic(None, DEFAULT, wall)
     logic.on_item(planned(at(0, push(1, converge_config=WEBHOOK | {"timedelta": 60}))[1]))
-    assert logic.notify_at().timestamp() == T0 + INDEX_TTL_S
+    assert logic.notify_at().timestamp() == T0 + 60, "checks the watermark every minute"
     wall.now = T0 + INDEX_TTL_S - 1
     assert logic.on_notify()[1] == logic.RETAIN
+    assert logic.notify_at().timestamp() == T0 + INDEX_TTL_S
     wall.now = T0 + INDEX_TTL_S
     assert logic.on_notify()[1] == logic.DISCARD
+
+
+def test_in_a_replay_a_dimension_expires_by_the_worker_s_watermark():
+    """Event time runs ahead of wall time: once another key's action is newer than this key's
+    last action by the TTL plus the TTL of allowed lag, nothing can refer to this key."""
+    wall, watermark = Wall(T0 + 10**6), Watermark()
+    quiet = DimensionLogic(None, DEFAULT, wall, watermark)
+    busy = DimensionLogic(None, DEFAULT, wall, watermark)
+    quiet.on_item(planned(at(0, push(1, converge_config=WEBHOOK | {"timedelta": 60}))[1]))
+    config = WEBHOOK | {"timedelta": 60}
+    busy.on_item(planned(at(2 * INDEX_TTL_S - 1, push(2, converge_config=config))[1]))
+    assert quiet.on_notify()[1] == quiet.RETAIN
+    busy.on_item(planned(at(2 * INDEX_TTL_S, push(3, converge_config=config))[1]))
+    assert quiet.on_notify()[1] == quiet.DISCARD
 
 
 def test_business_windows_wait_for_summaries_that_arrive_after_end_of_input():

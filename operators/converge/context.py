@@ -86,7 +86,9 @@ def _create_time(data: dict, window: TimeWindow, now: float) -> float:
 def _timeout(data: dict) -> int:
     value = _field(data, "timeout", int, DEFAULT_TIMEOUT_S)
     if not 0 <= value <= MAX_TIMEOUT_S:
-        raise Rejected(Reason.OUT_OF_RANGE, f"action field 'timeout' is not in [0, {MAX_TIMEOUT_S}]")
+        raise Rejected(
+            Reason.OUT_OF_RANGE, f"action field 'timeout' is not in [0, {MAX_TIMEOUT_S}]"
+        )
     return value
 
 

@@ -203,4 +203,5 @@ def test_two_deployments_on_the_ring_decide_exactly_what_one_does(
     assert all(halves), "both deployments own some businesses"
     assert not set(halves[0]) & set(halves[1])
     assert {**halves[0], **halves[1]} == read_decisions(one)
-    assert snapshot_dbs(clients, one.prefix + "ring") == snapshot_dbs(clients, one.prefix)
+    ring_prefix = action_env.prefix + "ring"
+    assert snapshot_dbs(clients, ring_prefix) == snapshot_dbs(clients, one.prefix)

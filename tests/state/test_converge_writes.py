@@ -70,7 +70,11 @@ def test_on_redis_expired_index_members_are_removed_before_the_zadd(service_clie
     pusher = OncePusher(service_client, {Backend.SERVICE: 10})
     assert pusher.push([decision_push(key_prefix, DECISION)]) == [0]
     members = service_client.zrange(key, 0, -1, withscores=True)
-    assert members == [(b"action_3", NOW - 400 * 86400), (b"action_2", kept), (b"action_11", NOW - 10)]
+    assert members == [
+        (b"action_3", NOW - 400 * 86400),
+        (b"action_2", kept),
+        (b"action_11", NOW - 10),
+    ]
     assert 0 < service_client.ttl(key) <= 1800
     notice = f"{key_prefix}.fta_action.notice.abnormal.user_mail.a1_a2"
     assert service_client.hgetall(notice) == {b"bob,al": b"11"}

@@ -75,6 +75,13 @@ def outputs(env: FlowEnv, kafka_topics, name: str, prefix: str = "") -> Converge
     )
 
 
+def produce_storm(env: FlowEnv, actions: int) -> list[dict]:
+    """The benchmark's storm of ``actions`` actions on the action topic, a dimension per key."""
+    messages = storm(actions)
+    produce(env.bootstrap, env.topics["ACTION"], [orjson.dumps(m) for m in messages], by_dimension)
+    return messages
+
+
 def read_decisions(env: ConvergeEnv) -> dict[str, dict]:
     """Decision messages by id; a replayed duplicate must be identical."""
     found: dict[str, dict] = {}
@@ -97,13 +104,7 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
     action_env, kafka_topics, redis_server, lock
 ):
     """With ``ALARMFLOW_CONVERGE_LOCK=1`` one deployment never finds its own lock busy."""
-    messages = storm(1000)
-    produce(
-        action_env.bootstrap,
-        action_env.topics["ACTION"],
-        [orjson.dumps(m) for m in messages],
-        by_dimension,
-    )
+    messages = produce_storm(action_env, 1000)
     produce(action_env.bootstrap, action_env.topics["ACTION"], list(BAD))
     env = outputs(action_env, kafka_topics, "storm")
 
@@ -144,12 +145,7 @@ def test_repeated_sigkills_and_resumes_give_the_same_decisions_once(
 ):
     """A crash soak: killed with SIGKILL four times at growing progress, resumed from recovery
     each time, then run to the end: the same decisions (deduplicated by id) and Redis."""
-    produce(
-        action_env.bootstrap,
-        action_env.topics["ACTION"],
-        [orjson.dumps(m) for m in storm(5000)],
-        by_dimension,
-    )
+    produce_storm(action_env, 5000)
     clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
     reference = outputs(action_env, kafka_topics, "ref")
     run(bytewax_command("flows.converge"), reference.environ())
@@ -184,13 +180,7 @@ def test_two_deployments_on_the_ring_decide_exactly_what_one_does(
 ):
     """Sharded by the action's business: deployments ``a`` and ``b`` together write the same
     decisions and Redis content as one deployment, each decision once."""
-    messages = storm(1000)
-    produce(
-        action_env.bootstrap,
-        action_env.topics["ACTION"],
-        [orjson.dumps(m) for m in messages],
-        by_dimension,
-    )
+    produce_storm(action_env, 1000)
     clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
     one = outputs(action_env, kafka_topics, "one")
     run(bytewax_command("flows.converge"), one.environ())

@@ -43,14 +43,16 @@ def _index(prefix: str, decision: Decision) -> tuple[Write, ...]:
 
 
 def _notice(prefix: str, decision: Decision) -> tuple[Write, ...]:
-    """HSET the notice-collect pool (``processor.push_to_action_queue``)."""
+    """HSET the notice-collect pool (``processor.push_to_action_queue``). bkmonitor's last
+    write wins, and action ids grow with time; HMAX keeps the newest action whatever order
+    decisions of different dimensions reach Redis in (Bytewax does not fix that order)."""
     notice = decision.notice
     if notice is None:
         return ()
     at = {"action_signal": notice.signal, "notice_way": notice.notice_way}
     at["alert_id"] = notice.alert_ids
     entry = write(
-        Op.HSET,
+        Op.HMAX,
         CONVERGE_NOTICE_COLLECT_KEY,
         prefix,
         decision.action_id,

@@ -3,6 +3,8 @@ records, one marker per decision; on the real Redis through the push-once script
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 
@@ -48,7 +50,7 @@ def test_trim_index_notice_then_one_audit_record_per_alert():
         1800,
     )
     assert (notice.op, notice.key, notice.param, notice.value, notice.ttl) == (
-        Op.HSET,
+        Op.HMAX,
         "p.fta_action.notice.abnormal.user_mail.a1_a2",
         "bob,al",
         "11",
@@ -78,5 +80,8 @@ def test_on_redis_expired_index_members_are_removed_before_the_zadd(service_clie
     assert 0 < service_client.ttl(key) <= 1800
     notice = f"{key_prefix}.fta_action.notice.abnormal.user_mail.a1_a2"
     assert service_client.hgetall(notice) == {b"bob,al": b"11"}
+    older = replace(DECISION, id="10.1", action_id=10)
+    pusher.push([decision_push(key_prefix, older)])
+    assert service_client.hgetall(notice) == {b"bob,al": b"11"}, "the newest action stays"
     assert 0 < service_client.ttl(notice) <= 86400
     assert pusher.push([decision_push(key_prefix, DECISION)]) == [DUPLICATE]

@@ -1,6 +1,6 @@
 """alarmflow's configuration: environment variables, validated once at start.
 
-Names and defaults are those of the contract (``shared/spec/alarmflow.md``). A file named by
+Names and defaults are documented in ``docs/configuration.md``. A file named by
 ``ALARMFLOW_CONFIG`` (``KEY=VALUE`` lines, ``#`` comments) may add values; the environment
 wins. Every bad value is reported on one line naming the variable, the value and what is
 expected, and all of them are reported together.
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from alarmflow.logs import LEVELS
 from operators.bounds import TimeWindow
 from operators.hashring import Shard
 from state.keys import Backend
@@ -58,6 +59,7 @@ class Settings:
     max_message_bytes: int
     metrics_port: int
     metrics_addr: str
+    metrics_targets_dir: Path | None
     dedup_ttl: int
     hash_ring_nodes: tuple[str, ...]
     hash_ring_node: str
@@ -65,6 +67,7 @@ class Settings:
     audit_topic: str
     converge_lock: bool
     shields: str
+    log_level: str
     max_past_s: int
     max_future_s: int
 
@@ -117,6 +120,16 @@ def _address(value: str) -> str:
     except ValueError:
         raise ValueError("expected an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0") from None
     return value
+
+
+def _log_level(value: str) -> str:
+    if value.upper() not in LEVELS:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}")
+    return value.upper()
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
 
 
 def _redis_url(value: str) -> str:
@@ -273,6 +286,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_message_bytes=get("ALARMFLOW_MAX_MESSAGE_BYTES", "1048576", _int_range(1, 1 << 30)),
         metrics_port=get("ALARMFLOW_METRICS_PORT", "9108", _int_range(0, 65535)),
         metrics_addr=get("ALARMFLOW_METRICS_ADDR", "127.0.0.1", _address),
+        metrics_targets_dir=get("ALARMFLOW_METRICS_TARGETS_DIR", "", _optional_path),
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
         hash_ring_nodes=get("ALARMFLOW_HASH_RING_NODES", "", _node_names),
         hash_ring_node=get("ALARMFLOW_HASH_RING_NODE", "", str.strip),
@@ -280,6 +294,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
         shields=get("ALARMFLOW_SHIELDS", "", _shields),
+        log_level=get("ALARMFLOW_LOG_LEVEL", "INFO", _log_level),
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
     )

@@ -1,7 +1,7 @@
 """Alert access: Kafka → parse and clean → expiry → route → Redis lists and signals.
 
-``python -m bytewax.run flows.alert``. Every step is guarded: a record any step fails on goes
-to the dead-letter topic with its reason and the flow goes on.
+``python -m bytewax.run flows.alert``; ``docs/alert.md`` describes it. Every step is guarded:
+a record any step fails on goes to the dead-letter topic with its reason and the flow goes on.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.alert import clean_alert, is_expired
 from operators.bounds import decode_object
+from operators.drops import Drop
 from operators.rejects import SourceRecord
 from operators.routing import AlertRouter
 from state.writes import alert_push
@@ -42,8 +43,8 @@ def build_flow(settings: Settings) -> Dataflow:
     dedup_ttl = settings.dedup_ttl
     window = settings.time_window()
     cleaned_count = CLEANED.labels(NAME)
-    expired_count = DROPPED.labels(NAME, "expired")
-    unmatched_count = DROPPED.labels(NAME, "unmatched")
+    expired_count = DROPPED.labels(NAME, Drop.EXPIRED)
+    unmatched_count = DROPPED.labels(NAME, Drop.UNMATCHED)
 
     def clean(record: SourceRecord, now: float) -> dict:
         event = clean_alert(decode_object(record, settings.max_message_bytes), now)

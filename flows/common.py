@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -12,11 +11,13 @@ import bytewax.operators as op
 import redis
 from bytewax.dataflow import Dataflow, Stream
 
+from alarmflow import logs
 from alarmflow.config import ConfigError, Settings, load_settings
-from alarmflow.metrics import DLQ_PRODUCED, DROPPED
+from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter
 from flows.redis_sink import PushSink, Routed
+from operators.drops import Drop
 from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
@@ -24,15 +25,14 @@ from state.strategy_cache import load_cached_strategies
 
 X = TypeVar("X")
 
-logging.basicConfig(
-    level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-)
-
 
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
-    """Build a flow from the environment; on bad config print one line per problem and exit 2."""
+    """The entry point of every flow module: settings from the environment, logging at
+    ``ALARMFLOW_LOG_LEVEL``, then the flow. On bad config print one line per problem and exit 2."""
     try:
-        return build(load_settings())
+        settings = load_settings()
+        logs.configure(settings.log_level)
+        return build(settings)
     except (ConfigError, StrategyError, HostError) as exc:
         for line in str(exc).splitlines():
             print(f"alarmflow: config error: {line}", file=sys.stderr)
@@ -80,7 +80,7 @@ def write_once(
     step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
 ) -> None:
     """Write every routed record to Redis once (``kind`` labels the written metric)."""
-    endpoint = (settings.metrics_addr, settings.metrics_port)
+    endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
     sink = PushSink(settings.redis_url, settings.redis_dbs(), flow, kind, endpoint)
     op.output(step_id, routed, sink)
 
@@ -95,7 +95,7 @@ def shard_by_business(
     shard = settings.shard()
     if shard is None:
         return stream
-    dropped = DROPPED.labels(flow, "other_shard")
+    dropped = DROPPED.labels(flow, Drop.OTHER_SHARD)
 
     def mine(item: X) -> bool:
         if shard.owns(biz_of(item)):

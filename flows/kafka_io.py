@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter
 
 from alarmflow.config import Settings, StartPosition
+from alarmflow.logs import RateLimited
 from alarmflow.metrics import CONSUMED, REJECTED, Stage
 from operators.rejects import Reason, Rejection, SourceRecord
 
@@ -106,13 +107,14 @@ def kafka_input(
     split = op.branch(f"{step_id}_ok", raw, lambda m: isinstance(m, KafkaSourceMessage))
 
     consumed = {topic: CONSUMED.labels(name, topic) for topic in topics}
+    report = RateLimited(log).error
 
     def count(msg: KafkaSourceMessage) -> SourceRecord:
         consumed[msg.topic].inc()
         return _to_record(msg)
 
     def consumer_error(err: KafkaError) -> Rejection:
-        log.error("%s: Kafka consumer error: %s", name, err.err)
+        report("%s: Kafka consumer error: %s", name, err.err)
         return Rejection(Reason.KAFKA_ERROR, str(err.err), _to_record(err.msg))
 
     return (
@@ -128,6 +130,7 @@ Message = tuple[str, bytes]
 def dead_letter(flow: str) -> Callable[[Rejection], Message]:
     """Log and count a rejection of ``flow``, and make its dead-letter message."""
     counters: dict[Reason, Counter] = {}
+    warn = RateLimited(log).warning
 
     def to_message(rejection: Rejection) -> Message:
         counter = counters.get(rejection.reason)
@@ -135,7 +138,7 @@ def dead_letter(flow: str) -> Callable[[Rejection], Message]:
             counter = counters[rejection.reason] = REJECTED.labels(flow, str(rejection.reason))
         counter.inc()
         record = rejection.record
-        log.warning(
+        warn(
             "%s: rejected %s[%d]@%d: %s",
             flow,
             record.topic,

@@ -24,6 +24,7 @@ from alarmflow.metrics import (
     WRITTEN,
     Stage,
 )
+from operators.drops import Drop
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push
 from state.keys import Backend
 
@@ -41,13 +42,13 @@ class Routed:
 
 
 class _PushPartition(StatelessSinkPartition[Routed]):
-    def __init__(self, pusher: OncePusher, flow: str, kind: str, gate_reason: str) -> None:
+    def __init__(self, pusher: OncePusher, flow: str, kind: str, gate_reason: Drop) -> None:
         self._pusher = pusher
         self._flow = flow
         self._stage = Stage(flow, "redis")
         self._batch_seconds = REDIS_BATCH_SECONDS.labels(flow)
         self._errors = REDIS_ERRORS.labels(flow)
-        self._duplicates = DROPPED.labels(flow, "duplicate")
+        self._duplicates = DROPPED.labels(flow, Drop.DUPLICATE)
         self._gated = DROPPED.labels(flow, gate_reason)
         self._written = WRITTEN.labels(flow, kind)
         self._signals = SIGNALS.labels(flow)
@@ -96,8 +97,7 @@ class _PushPartition(StatelessSinkPartition[Routed]):
 class PushSink(DynamicSink[Routed]):
     """Writes :class:`Routed` records once each to the server of ``url``, whose backends live in
     ``dbs``. ``kind`` labels the written-lists metric, ``gate_reason`` the drop counted when a
-    record's gate closes, and ``metrics_endpoint`` (address, base port) is where this process
-    serves its metrics."""
+    record's gate closes, and ``metrics_endpoint`` is where this process serves its metrics."""
 
     def __init__(
         self,
@@ -105,8 +105,8 @@ class PushSink(DynamicSink[Routed]):
         dbs: dict[Backend, int],
         flow: str,
         kind: str,
-        metrics_endpoint: tuple[str, int],
-        gate_reason: str = "qos",
+        metrics_endpoint: metrics.Endpoint,
+        gate_reason: Drop = Drop.QOS,
     ) -> None:
         self._url = url
         self._dbs = dbs
@@ -116,7 +116,7 @@ class PushSink(DynamicSink[Routed]):
         self._gate_reason = gate_reason
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
-        metrics.serve(*self._metrics_endpoint)
+        metrics.serve(self._metrics_endpoint, self._flow)
         REDIS_ERRORS.labels(self._flow)  # a zero series, so dashboards show "no errors"
         client = redis.Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=3)
         pusher = OncePusher(client, self._dbs)

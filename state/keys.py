@@ -83,7 +83,7 @@ DATA_SIGNAL_KEY = KeyDef(
     1800,
     Backend.QUEUE,
     note="LPUSH strategy ids; detect BRPOPs them. alarmflow keeps at most one pending entry "
-    "per strategy (see README).",
+    "per strategy (see docs/differences.md).",
 )
 ALERT_LIST_KEY = KeyDef(
     "ALERT_LIST_KEY",
@@ -248,7 +248,7 @@ STRATEGY_CACHE_KEY = KeyDef(
     note="bkmonitor's StrategyCacheManager: one strategy as JSON.",
 )
 
-# --- event access (bkmonitor.md §2.3) --------------------------------------------------------
+# --- event access (alarm_backends/service/access/event) -------------------------------------------
 
 EVENT_DEDUP_KEY = KeyDef(
     "EVENT_DEDUP_KEY",
@@ -270,7 +270,7 @@ QOS_CONTROL_KEY = KeyDef(
     "the hash exists; above 3 the record is dropped.",
 )
 
-# --- converge (bkmonitor.md §5; service backend, db 10) --------------------------------------
+# --- converge (alarm_backends/service/converge; service backend, db 10) ---------------------------
 
 CONVERGE_DIMENSION_KEY = KeyDef(
     "FTA_CONVERGE_DIMENSION_KEY",

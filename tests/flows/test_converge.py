@@ -22,6 +22,7 @@ from bench.converge_throughput import by_dimension, storm
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run as run_engine
+from operators.converge.plan import plan
 from tests.flows.converge_model import expected_counts
 from tests.flows.flowrun import (
     FlowEnv,
@@ -195,3 +196,41 @@ def test_two_deployments_on_the_ring_decide_exactly_what_one_does(
     assert {**halves[0], **halves[1]} == read_decisions(one)
     ring_prefix = action_env.prefix + "ring"
     assert snapshot_dbs(clients, ring_prefix) == snapshot_dbs(clients, one.prefix)
+
+
+def test_live_a_lock_held_by_another_deployment_makes_actions_wait_then_converge(
+    action_env, kafka_topics, redis_server, tmp_path
+):
+    """Tailing with ``ALARMFLOW_CONVERGE_LOCK=1`` while another deployment holds the dimension's
+    lock for 5 s: the actions are re-queued every 3 s with no status change, so their 1 s
+    timeout does not skip them, and once the lock expires they converge as the engine decides
+    without contention (``processor.get_dimension_lock``, ``is_sleep_timeout``)."""
+    now = time.time()
+    config = {"is_enabled": True, "converge_func": "skip_when_exceed", "timedelta": 60, "count": 1}
+    messages = [
+        {"id": n, "create_time": now, "timeout": 1, "converge_config": config, "bk_biz_id": 2}
+        for n in (1, 2)
+    ]
+    actions = [parse_action(m) for m in messages]
+    env = outputs(action_env, kafka_topics, "busy")
+    service = redis.Redis.from_url(redis_server.url(10))
+    lock = f"{env.prefix}.fta_action.converge.{plan(actions[0]).dimension}.process.lock"
+    service.set(lock, 99, ex=5)
+    produce(env.bootstrap, env.topics["ACTION"], [orjson.dumps(m) for m in messages], by_dimension)
+    proc = start(
+        bytewax_command("flows.converge"),
+        env.environ(ALARMFLOW_TAIL="1", ALARMFLOW_CONVERGE_LOCK="1"),
+        tmp_path / "tail.log",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(got := read_decisions(env)) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "tail.log").read_text()[-2000:]
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    expected = {d.id: (d.decision, d.converge_id != "") for d in run_engine(actions)}
+    assert {i: (m["decision"], m["converge_id"] != "") for i, m in got.items()} == expected
+    assert min(m["time"] for m in got.values()) >= now + 3, "decided after a lock retry"
+    assert max(m["time"] for m in got.values()) <= time.time()

@@ -1,4 +1,5 @@
-"""Second-level business summaries (bkmonitor.md §5.5 step 6, §5.6 ``collect_alarm``).
+"""Second-level business summaries (``converge_manger.push_to_sub_converge_queue``,
+``converge_func.collect_alarm``).
 
 Converges with ``need_biz_converge`` and a ``sub_converge_config`` share a business dimension
 (``{biz}.{signal}.{way}.{receiver}.{level}``). When ``MULTI_STRATEGY_COLLECT_THRESHOLD`` (3) of

@@ -1,4 +1,5 @@
-"""``converge_config`` normalisation (bkmonitor.md §5.3): forced defaults and illegal configs."""
+"""``converge_config`` normalisation (``converge/processor.py``): forced defaults, illegal
+configs."""
 
 from __future__ import annotations
 

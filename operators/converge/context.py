@@ -1,4 +1,4 @@
-"""The action a converge step sees, and its converge context (bkmonitor.md §5.1).
+"""The action a converge step sees, and its converge context (``core/context/converge.py``).
 
 :func:`parse_action` is total: any JSON object gives an :class:`Action` or :class:`Rejected`
 with the field that is wrong, never another exception.

@@ -1,4 +1,4 @@
-"""One converge dimension as a state object (bkmonitor.md §5.5) on a virtual clock.
+"""One converge dimension as a state object (``converge/processor.py``) on a virtual clock.
 
 :class:`Dimension` holds what bkmonitor keeps in its converge index, ConvergeInstance and
 ConvergeRelation rows for one dimension, and its methods change it in place and return the
@@ -13,9 +13,10 @@ does, in its order:
 3. a ``sleep`` retry past ``max(timeout, max_timedelta)`` is skipped (``is_sleep_timeout``);
 4. shields (:mod:`operators.converge.shields`): ``shield``, or ``skipped`` when the strategy
    is gone; unconverged configs execute;
-5. the counter lock (§5.4): busy re-queues the action ``LOCK_RETRY_S`` later, status unchanged
-   (no sleep timeout); at end of input the lock is not asked (:meth:`Dimension.flush`: it is
-   decided as when the other holder's lock frees, 60 s at most);
+5. the counter lock (``processor.lock``): busy re-queues the action ``LOCK_RETRY_S`` later,
+   status unchanged (no sleep timeout); at end of input the lock is not asked
+   (:meth:`Dimension.flush`: it is decided as when the other holder's lock frees, 60 s at
+   most);
 6. the window closes lazily, a converge opens when the matching actions reach ``count``,
    the converge function decides, and the action is related (sleepers once decided).
 
@@ -59,7 +60,7 @@ RUN_STATUS = {
 
 
 class Lock(Protocol):
-    """bkmonitor's counter lock on a converge dimension (§5.4)."""
+    """bkmonitor's counter lock on a converge dimension (``processor.lock``)."""
 
     def acquire(self, dimension: str, parallel: int) -> bool: ...
 

@@ -1,4 +1,4 @@
-"""The ten converge functions (bkmonitor.md §5.6) over a small view of a converge.
+"""The ten converge functions (``converge/converge_func.py``) over a small view of a converge.
 
 Each returns the action's converge status: ``"skipped"``, ``"sleep"``, ``"waiting"``, or None
 meaning "execute it". Where bkmonitor has a bug the intended behaviour is implemented:

@@ -1,4 +1,5 @@
-"""An action's plan (bkmonitor.md §5.3): effective config, dimension, state key, index keys."""
+"""An action's plan (``converge/processor.py``, ``dimension.py``): effective config, dimension,
+state key, index keys."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Second-level business summaries (bkmonitor.md §5.5 step 6)."""
+"""Second-level business summaries (``converge_manger.push_to_sub_converge_queue``)."""
 
 from __future__ import annotations
 

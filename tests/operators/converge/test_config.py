@@ -1,4 +1,4 @@
-"""Context, config normalisation and the dimension (bkmonitor.md §5.1, §5.3)."""
+"""Context, config normalisation and the dimension (``converge/processor.py``)."""
 
 from __future__ import annotations
 

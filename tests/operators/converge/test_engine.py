@@ -1,4 +1,4 @@
-"""Converge scenarios on a virtual clock (bkmonitor.md §5.4-§5.6), Alertmanager style.
+"""Converge scenarios on a virtual clock, Alertmanager style.
 
 Expected values are derived by hand from bkmonitor's code: ``converge/processor.py``
 (``run_converge``, ``is_sleep_timeout``, ``need_get_lock``, ``get_dimension_lock``),

@@ -1,4 +1,4 @@
-"""The ten converge functions (bkmonitor.md §5.6), one table each."""
+"""The ten converge functions (``converge/converge_func.py``), one table each."""
 
 from __future__ import annotations
 

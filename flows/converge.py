@@ -210,9 +210,12 @@ def converge(
     parsed = guarded_map("parse", records, Stage(NAME, "parse").per_item(parse), lambda r: r)
     mine = shard_by_business("shard", parsed.oks, settings, lambda p: p.action.bk_biz_id, NAME)
     keyed = op.key_on("by_dimension", mine, lambda p: p.plan.key)
-    converged = outcomes(
-        "converge", op.stateful("converge", keyed, lambda s: DimensionLogic(s, rt))
-    )
+    watermark = Watermark()
+
+    def logic(resumed: Dimension | None) -> DimensionLogic:
+        return DimensionLogic(resumed, rt, watermark=watermark)
+
+    converged = outcomes("converge", op.stateful("converge", keyed, logic))
     split = op.branch("has_biz", converged.oks, lambda d: bool(d.biz))
     by_biz = op.key_on("by_biz", split.trues, lambda d: d.biz)
     summarised = outcomes("biz", op.stateful("biz", by_biz, BusinessLogic))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,7 +117,13 @@ class DimensionLogic(op.StatefulLogic):
 
     def on_notify(self) -> tuple[list[Out], bool]:
         now = self.now()
-        out: list[Out] = list(self.dimension.advance(now, self.runtime))
+        before = self.dimension.copy()
+        try:
+            out: list[Out] = list(self.dimension.advance(now, self.runtime))
+        except Exception as exc:
+            self.dimension = before
+            dropped = self.dimension.drop_due(now)
+            out = [rejection("converge_timer", exc, replace(TIMER_SOURCE, value=dropped))]
         expires = self.dimension.expires_at()
         horizon = max(now, self.watermark.time - INDEX_TTL_S)
         return self._keep(out, expires is not None and expires <= horizon)
@@ -142,9 +149,12 @@ class DimensionLogic(op.StatefulLogic):
         return self.dimension.copy()
 
 
+TIMER_SOURCE = SourceRecord("converge.timers", -1, -1, b"")
+"""Timers and the decisions they make come from no message: the DLQ record names them."""
+
+
 def timer_source(decision: Decision) -> SourceRecord:
-    """Decisions made by timers come from no message: the DLQ names the decision instead."""
-    return SourceRecord("converge.decisions", -1, -1, decision.id.encode())
+    return replace(TIMER_SOURCE, value=decision.id.encode())
 
 
 class BusinessLogic(op.StatefulLogic):

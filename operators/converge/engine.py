@@ -165,6 +165,16 @@ class Dimension:
             timers=list(self.timers),
         )
 
+    def drop_due(self, now: float) -> bytes:
+        """Drop the timers due by ``now`` and the actions they would retry (after a timer
+        failed on them); what was dropped, for the dead-letter record."""
+        due = [t for t in self.timers if t.due <= now]
+        self.timers = [t for t in self.timers if t.due > now]
+        for timer in due:
+            if timer.kind == "retry":
+                self.queued.pop(int(timer.ref), None)
+        return ",".join(f"{t.kind}:{t.ref}" for t in due).encode()
+
     def next_due(self) -> float | None:
         return min(self.timers).due if self.timers else None
 

@@ -87,6 +87,30 @@ def test_a_record_the_step_fails_on_is_rejected_and_the_state_kept():
     assert logic.dimension == before and keep == logic.RETAIN
 
 
+def test_a_timer_the_step_fails_on_is_dead_lettered_and_dropped():
+    class BrokenLater:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def acquire(self, dimension, parallel):
+            self.calls += 1
+            if self.calls > 1:
+                raise ValueError("boom")
+            return False
+
+        def release(self, dimension):
+            raise AssertionError("never acquired")
+
+    wall = Wall(T0)
+    logic = DimensionLogic(None, Runtime(BrokenLater()), wall)
+    assert logic.on_item(planned(at(0, push(1))[1])) == ([], logic.RETAIN)
+    wall.now = T0 + 3
+    [rejected], keep = logic.on_notify()
+    assert rejected.reason == Reason.INTERNAL_ERROR and rejected.record.value == b"retry:1"
+    assert logic.dimension.timers == [] and logic.dimension.queued == {}
+    assert keep == logic.RETAIN, "the index still counts action 1 for the others"
+
+
 def test_a_quiet_dimension_is_discarded_once_nothing_can_refer_to_it():
     """Live: its clock (event time plus wall time) passes its last action by the index TTL
     (longer than its 60 s window)."""

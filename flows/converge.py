@@ -34,10 +34,10 @@ from pathlib import Path
 
 import bytewax.operators as op
 import orjson
-import redis
 from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import ConfigError, Settings
+from alarmflow.connections import redis_client
 from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, Stage
 from flows.common import dead_letters, flow_from_env, load_strategies, shard_by_business, write_once
 from flows.guard import Split, guarded_map, rejection
@@ -189,7 +189,7 @@ def runtime(settings: Settings) -> Runtime:
     the shield table (``ALARMFLOW_SHIELDS``) with the strategies' configs."""
     lock = NO_LOCK
     if settings.converge_lock:
-        lock = RedisLock(redis.Redis.from_url(settings.redis_service_url), settings.key_prefix)
+        lock = RedisLock(redis_client(settings.redis_service_url, settings), settings.key_prefix)
     strategies = {s.id: s.raw for s in load_strategies(settings)}
     if not settings.shields:
         return Runtime(lock, ShieldTable(strategies=strategies))
@@ -238,16 +238,16 @@ def build_flow(settings: Settings) -> Dataflow:
     topics = settings.topics_for("action")
     records, consumer_errors = kafka_input("kafka", flow, settings, topics, NAME)
     decisions, errors = converge(records, settings, runtime(settings))
-    bootstrap, prefix = settings.kafka_bootstrap, settings.key_prefix
+    prefix = settings.key_prefix
     op.output(
         "decisions_out",
         op.map("message", decisions, lambda d: (d.id, orjson.dumps(decision_message(d)))),
-        DeliveredSink(bootstrap, settings.decision_topic, NAME, "decisions"),
+        DeliveredSink(settings, settings.decision_topic, NAME, "decisions"),
     )
     op.output(
         "audit_out",
         op.map("audit", decisions, lambda d: (d.id, orjson.dumps(audit_record(d)))),
-        DeliveredSink(bootstrap, settings.audit_topic, NAME, "audit"),
+        DeliveredSink(settings, settings.audit_topic, NAME, "audit"),
     )
     routed = op.map("routed", decisions, lambda d: Routed(decision_push(prefix, d), d.time_ms))
     write_once("redis", routed, settings, NAME, "converge")

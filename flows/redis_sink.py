@@ -15,6 +15,8 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from alarmflow import metrics
+from alarmflow.config import Settings
+from alarmflow.connections import redis_client
 from alarmflow.metrics import (
     DROPPED,
     END_TO_END_SECONDS,
@@ -26,7 +28,6 @@ from alarmflow.metrics import (
 )
 from operators.drops import Drop
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push
-from state.keys import Backend
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +96,20 @@ class _PushPartition(StatelessSinkPartition[Routed]):
 
 
 class PushSink(DynamicSink[Routed]):
-    """Writes :class:`Routed` records once each to the server of ``url``, whose backends live in
-    ``dbs``. ``kind`` labels the written-lists metric, ``gate_reason`` the drop counted when a
-    record's gate closes, and ``metrics_endpoint`` is where this process serves its metrics."""
+    """Writes :class:`Routed` records once each to the queue server of ``settings`` (each
+    backend in its database there). ``kind`` labels the written-lists metric, ``gate_reason``
+    the drop counted when a record's gate closes, and ``metrics_endpoint``
+    is where this process serves its metrics."""
 
     def __init__(
         self,
-        url: str,
-        dbs: dict[Backend, int],
+        settings: Settings,
         flow: str,
         kind: str,
         metrics_endpoint: metrics.Endpoint,
         gate_reason: Drop = Drop.QOS,
     ) -> None:
-        self._url = url
-        self._dbs = dbs
+        self._settings = settings
         self._flow = flow
         self._kind = kind
         self._metrics_endpoint = metrics_endpoint
@@ -118,6 +118,9 @@ class PushSink(DynamicSink[Routed]):
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
         metrics.serve(self._metrics_endpoint, self._flow)
         REDIS_ERRORS.labels(self._flow)  # a zero series, so dashboards show "no errors"
-        client = redis.Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=3)
-        pusher = OncePusher(client, self._dbs)
+        settings = self._settings
+        client = redis_client(
+            settings.redis_url, settings, socket_timeout=10, socket_connect_timeout=3
+        )
+        pusher = OncePusher(client, settings.redis_dbs())
         return _PushPartition(pusher, self._flow, self._kind, self._gate_reason)

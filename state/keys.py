@@ -125,7 +125,9 @@ INCIDENT_HISTORY_KEY = KeyDef(
     "incident.history.{incident_id}",
     7 * 86400,
     Backend.QUEUE,
-    note="LPUSH of {status, time, sync_type} each time the status changes.",
+    note="LPUSH of the incident's operation records ({operation_type, time, ...}): its "
+    "creation, and each attribute change whose 'from' is set (bkmonitor's "
+    "IncidentOperationDocument).",
 )
 INCIDENT_SIGNAL_KEY = KeyDef(
     "INCIDENT_SIGNAL_KEY",

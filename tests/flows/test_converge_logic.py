@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import bytewax.operators as op
 import orjson
+import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from alarmflow.config import load_settings
+from alarmflow.config import ConfigError, load_settings
 from bench.converge_throughput import storm
-from flows.converge import BusinessLogic, DimensionLogic, Watermark, converge
+from flows.converge import BusinessLogic, DimensionLogic, Watermark, converge, runtime
 from operators.converge.context import parse_action
 from operators.converge.driver import run
 from operators.converge.engine import DEFAULT, INDEX_TTL_S, Runtime
@@ -179,3 +180,14 @@ def test_the_pipeline_in_process_equals_the_engine():
     expected = run([parse_action(m) for m in messages])
     assert sorted(got, key=lambda d: d.id) == sorted(expected, key=lambda d: d.id)
     assert [e.reason for e in errs] == [Reason.NOT_JSON, Reason.WRONG_TYPE]
+
+
+def test_the_shield_table_is_read_at_start_and_a_bad_one_is_a_config_error(tmp_path):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_bytes(orjson.dumps({"global_shield_enabled": True, "timezones": {"2": "UTC"}}))
+    bad.write_bytes(orjson.dumps({"shields": [{"id": 1, "cycle_config": {"type": 3}}]}))
+    table = runtime(load_settings({"ALARMFLOW_SHIELDS": str(good)})).shields
+    assert table.global_shield and table.timezones == {2: "UTC"}
+    assert table.strategies, "the strategy table comes along for uptime and StrategyNotFound"
+    with pytest.raises(ConfigError, match="only single time ranges"):
+        runtime(load_settings({"ALARMFLOW_SHIELDS": str(bad)}))

@@ -153,6 +153,16 @@ TIMER_SOURCE = SourceRecord("converge.timers", -1, -1, b"")
 """Timers and the decisions they make come from no message: the DLQ record names them."""
 
 
+def dimension_logic(rt: Runtime) -> Callable[[Dimension | None], DimensionLogic]:
+    """The builder of a worker's dimension keys: one watermark shared by all of them."""
+    watermark = Watermark()
+
+    def build(resumed: Dimension | None) -> DimensionLogic:
+        return DimensionLogic(resumed, rt, watermark=watermark)
+
+    return build
+
+
 def timer_source(decision: Decision) -> SourceRecord:
     return replace(TIMER_SOURCE, value=decision.id.encode())
 
@@ -220,12 +230,7 @@ def converge(
     parsed = guarded_map("parse", records, Stage(NAME, "parse").per_item(parse), lambda r: r)
     mine = shard_by_business("shard", parsed.oks, settings, lambda p: p.action.bk_biz_id, NAME)
     keyed = op.key_on("by_dimension", mine, lambda p: p.plan.key)
-    watermark = Watermark()
-
-    def logic(resumed: Dimension | None) -> DimensionLogic:
-        return DimensionLogic(resumed, rt, watermark=watermark)
-
-    converged = outcomes("converge", op.stateful("converge", keyed, logic))
+    converged = outcomes("converge", op.stateful("converge", keyed, dimension_logic(rt)))
     split = op.branch("has_biz", converged.oks, lambda d: bool(d.biz))
     by_biz = op.key_on("by_biz", split.trues, lambda d: d.biz)
     summarised = outcomes("biz", op.stateful("biz", by_biz, BusinessLogic))

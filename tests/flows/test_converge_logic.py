@@ -13,7 +13,14 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alarmflow.config import ConfigError, load_settings
 from bench.converge_throughput import storm
-from flows.converge import BusinessLogic, DimensionLogic, Watermark, converge, runtime
+from flows.converge import (
+    BusinessLogic,
+    DimensionLogic,
+    Watermark,
+    converge,
+    dimension_logic,
+    runtime,
+)
 from operators.converge.context import parse_action
 from operators.converge.driver import run
 from operators.converge.engine import DEFAULT, INDEX_TTL_S, Runtime
@@ -124,6 +131,13 @@ def test_a_quiet_dimension_is_discarded_once_nothing_can_refer_to_it():
     assert logic.notify_at().timestamp() == T0 + INDEX_TTL_S
     wall.now = T0 + INDEX_TTL_S
     assert logic.on_notify()[1] == logic.DISCARD
+
+
+def test_a_worker_s_keys_share_one_watermark():
+    build = dimension_logic(DEFAULT)
+    one, two = build(None), build(None)
+    one.on_item(planned(at(0, push(1))[1]))
+    assert two.watermark is one.watermark and two.watermark.time == T0
 
 
 def test_in_a_replay_a_dimension_expires_by_the_worker_s_watermark():

@@ -178,7 +178,7 @@ class BusinessLogic(op.StatefulLogic):
         return out, self.RETAIN if self.business.windows else self.DISCARD
 
     def on_item(self, value: Decision) -> tuple[list[Out], bool]:
-        before = self.business.copy()
+        before = self.business.savepoint(value)
         try:
             out: list[Out] = list(self.business.take(value))
         except Exception as exc:

@@ -19,8 +19,7 @@ input ended, and each later summary may still complete a window.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from operators.converge.config import MULTI_STRATEGY_COLLECT_THRESHOLD as THRESHOLD
 from operators.converge.config import MULTI_STRATEGY_COLLECT_WINDOW as WINDOW
@@ -41,6 +40,9 @@ class BizWindow:
     def complete(self) -> bool:
         return not self.owed
 
+    def copy(self) -> BizWindow:
+        return replace(self, opened=set(self.opened), owed=set(self.owed), held=list(self.held))
+
 
 @dataclass
 class Business:
@@ -53,8 +55,25 @@ class Business:
     ended: bool = False
 
     def copy(self) -> Business:
-        """An independent copy (the state to restore when a step fails on a record)."""
-        return copy.deepcopy(self)
+        """An independent copy (the state to restore when a step fails on a record); decisions
+        are immutable, so the containers are copied, not them."""
+        windows = {start: window.copy() for start, window in self.windows.items()}
+        return replace(self, windows=windows, converges=dict(self.converges))
+
+    def savepoint(self, decision: Decision) -> Business:
+        """A copy to restore if taking ``decision`` fails: taking changes at most the one window
+        the decision belongs to (deciding windows only removes them), so only that window is
+        copied, and the containers."""
+        start = self._window_of(decision)
+        windows = dict(self.windows)
+        if start is not None and start in windows:
+            windows[start] = windows[start].copy()
+        return replace(self, windows=windows, converges=dict(self.converges))
+
+    def _window_of(self, decision: Decision) -> float | None:
+        if decision.opened:
+            return decision.time // WINDOW * WINDOW
+        return self.converges.get(decision.converge_id)
 
     def take(self, decision: Decision) -> list[Decision]:
         """Note a converge opening, or hold a per-dimension summary; then decide what is
@@ -68,8 +87,8 @@ class Business:
 
     def _take(self, decision: Decision) -> list[Decision]:
         self.clock = max(self.clock, decision.time)
-        if decision.opened:
-            start = decision.time // WINDOW * WINDOW
+        start = self._window_of(decision)
+        if decision.opened and start is not None:
             window = self.windows.setdefault(start, BizWindow(start))
             window.opened.add(decision.converge_id)
             if decision.function in COLLECTING:
@@ -78,7 +97,6 @@ class Business:
             return [decision]
         if decision.decision != Verdict.COLLECT:
             return [decision]
-        start = self.converges.get(decision.converge_id)
         if start is None or start not in self.windows:
             return [decision] if decision.skipped else []
         window = self.windows[start]

@@ -70,3 +70,13 @@ def test_a_window_waits_for_every_owed_summary_and_for_its_end():
         out += business.take(replace(d, decision="collect", skipped=()))
     assert [d.decision for d in out] == ["suppressed", "collect"]
     assert not business.windows
+
+
+def test_a_savepoint_is_what_the_business_was_before_taking_the_decision():
+    _, decisions = storm(3)
+    business = Business()
+    for d in decisions:
+        before = business.copy()
+        point = business.savepoint(d)
+        business.take(d)
+        assert point == before

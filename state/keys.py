@@ -306,8 +306,8 @@ CONVERGE_NOTICE_COLLECT_KEY = KeyDef(
     86400,
     Backend.SERVICE,
     field_template="{receiver}",
-    note="bkmonitor's notice-collect pool: HSET receiver -> action id of each notice sent to "
-    "be executed (or approved); alert_id is the action's alert ids joined by _.",
+    note="bkmonitor's notice-collect pool: receiver -> newest action id (HMAX) of the notices "
+    "sent to be executed (or approved); alert_id is the action's alert ids joined by _.",
 )
 CONVERGE_DECISION_MARK = KeyDef(
     "CONVERGE_DECISION_MARK",

@@ -72,7 +72,14 @@ def outputs(env: FlowEnv, kafka_topics, name: str, prefix: str = "") -> Converge
     decisions, audit = kafka_topics(f"{name}-decisions", f"{name}-audit", partitions=1)
     prefix = env.prefix + (prefix or name)
     return ConvergeEnv(
-        env.bootstrap, env.redis_url, prefix, env.topics, env.dlq_topic, decisions, audit
+        env.bootstrap,
+        env.redis_url,
+        prefix,
+        env.topics,
+        env.dlq_topic,
+        env.settings,
+        decision_topic=decisions,
+        audit_topic=audit,
     )
 
 

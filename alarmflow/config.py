@@ -158,6 +158,7 @@ class Settings:
     decision_topic: str
     audit_topic: str
     converge_lock: bool
+    shields: str
     log_level: str
     max_past_s: int
     max_future_s: int
@@ -412,6 +413,12 @@ def _start(value: str) -> StartPosition:
     )
 
 
+def _shields(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError("expected a readable JSON file of shields, or empty for none")
+    return value
+
+
 def _strategies(value: str) -> str:
     if value != "redis" and not Path(value).is_file():
         raise ValueError("expected a readable JSON file of strategies, or 'redis'")
@@ -533,6 +540,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
+        shields=get("ALARMFLOW_SHIELDS", "", _shields),
         log_level=get("ALARMFLOW_LOG_LEVEL", "INFO", _log_level),
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),

@@ -41,6 +41,7 @@ class Op(StrEnum):
     LPUSH = "lpush"  # LPUSH key value (+EXPIRE)
     SET = "set"  # SET key value (+EX)
     ZADD = "zadd"  # ZADD key score value (+EXPIRE)
+    ZTRIM = "ztrim"  # ZREMRANGEBYSCORE key param value: drop members scored in [param, value]
     HSET = "hset"  # HSET key field value (+EXPIRE)
     HMAX = "hmax"  # HSET key field value unless the field holds a larger number (+EXPIRE)
     SIGNAL = "signal"  # LPUSH key value unless value is already in the list; EXPIRE always
@@ -171,6 +172,8 @@ local function record(a, k, w)
           redis.call('SADD', key, value)
         elseif op == 'zadd' then
           redis.call('ZADD', key, param, value)
+        elseif op == 'ztrim' then
+          redis.call('ZREMRANGEBYSCORE', key, param, value)
         elseif op == 'hset' then
           redis.call('HSET', key, param, value)
         elseif op == 'hmax' then

@@ -175,7 +175,12 @@ def _action(action_id: int, dim: int, at: int) -> dict[str, Any]:
         "notice_way": "mail",
         "notice_receiver": ["user1"],
         "alerts": [{"id": f"alert{action_id}", "dimensions": [{"key": "ip", "value": str(dim)}]}],
-        "converge_config": {"converge_func": "skip_when_exceed", "timedelta": 300, "count": 2},
+        "converge_config": {
+            "is_enabled": True,
+            "converge_func": "skip_when_exceed",
+            "timedelta": 300,
+            "count": 2,
+        },
     }
 
 

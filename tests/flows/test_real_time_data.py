@@ -125,10 +125,12 @@ def test_real_time_points_become_data_records_and_signals(rt_env, redis_server):
 
 
 def storm(steps: int) -> list[bytes]:
-    """Every minute-ish of the last 20 minutes, hosts 1-38: new points for strategy 401 and
-    for the priority group of 501 and 502."""
+    """Every minute-ish of the last 20 minutes (from when it is called: the flow expires by
+    the wall clock), hosts 1-38: new points for strategy 401 and for the priority group of 501
+    and 502."""
+    now = int(time.time())
     return [
-        point(f"10.0.0.{host}", float(host + step), at=NOW - 1200 + step, rt=rt)
+        point(f"10.0.0.{host}", float(host + step), at=now - 1200 + step, rt=rt)
         for step in range(steps)
         for host in range(1, 39)
         for rt in (CPU, IO)

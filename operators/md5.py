@@ -57,9 +57,7 @@ def count_md5(content: Any) -> str:
         )
     if isinstance(content, list | tuple):
         memo = _memo
-        return _digests_md5(
-            [(type(m) is str and memo.get(m)) or count_md5(m) for m in content]
-        )
+        return _digests_md5([(type(m) is str and memo.get(m)) or count_md5(m) for m in content])
     if callable(content):
         return _md5_text(content.__name__)
     return _md5_text(str(content))

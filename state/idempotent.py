@@ -11,8 +11,10 @@ is incremented once per record, never again on replay.
 
 Writes name their backend (bkmonitor's ``queue`` db 9, ``service`` db 10, ...); the script
 ``SELECT``s the database of each write, so a record's queue and service keys commit together,
-atomically, on one server. Data lands before its signal because the builders put signals last
-and the script runs writes in order. A batch is one command: one round trip, atomic.
+atomically, on one server. A batch is one command: one round trip, atomic, so a consumer never
+sees a signal before its data. Inside it, list pushes and EXPIREs are gathered per key (one
+variadic LPUSH and one EXPIRE per key per batch), which leaves Redis exactly as running each
+write in turn would.
 """
 
 from __future__ import annotations
@@ -93,8 +95,15 @@ class Push(NamedTuple):
 
 
 # KEYS: per record, the key of each of its writes (marker first).
-# ARGV: per record, its number of writes w; then per write: "op db ttl", param, value.
+# ARGV: per record, its number of writes w; then per write: "op db ttl param", value.
 # Returns per record: -1 duplicate, -2 gated, else the number of signals pushed.
+#
+# Markers, gates and the other data writes run record by record, as they come. List pushes
+# (LPUSH and signals) and EXPIREs are gathered and run once per key at the end: one variadic
+# LPUSH per list, one EXPIRE per key (its last TTL). The script is atomic, so Redis ends
+# exactly as if each write had run in order: a list's values keep their order, and a signal
+# is pending if the list holds it or an earlier record of the batch pushed it. (SET clears a
+# key's TTL, so a SET's EXPIRE runs at once.)
 _PUSH_ONCE = """
 local selected = nil
 local function use(db)
@@ -103,10 +112,39 @@ local function use(db)
     selected = db
   end
 end
-local function expire(key, ttl)
-  if ttl > 0 then
-    redis.call('EXPIRE', key, ttl)
+local order, lists = {}, {}
+local function touch(db, key)
+  local in_db = lists[db]
+  if in_db == nil then
+    in_db = {}
+    lists[db] = in_db
   end
+  local entry = in_db[key]
+  if entry == nil then
+    entry = {db = db, key = key, values = {}, has = {}, ttl = 0}
+    in_db[key] = entry
+    order[#order + 1] = entry
+  end
+  return entry
+end
+local function defer_expire(entry, ttl)
+  if ttl > 0 then
+    entry.ttl = ttl
+  end
+end
+local function push(entry, value)
+  entry.values[#entry.values + 1] = value
+  entry.has[value] = true
+end
+local specs = {}
+local function spec(text)
+  local parsed = specs[text]
+  if parsed == nil then
+    local op, db, ttl, param = string.match(text, '^(%a+) (%d+) (%d+) (.*)$')
+    parsed = {op, db, tonumber(ttl), param}
+    specs[text] = parsed
+  end
+  return parsed
 end
 local results = {}
 local a, k = 1, 1
@@ -115,11 +153,11 @@ while a <= #ARGV do
   a = a + 1
   local result = nil
   for i = 0, w - 1 do
-    local op, db, ttl = string.match(ARGV[a], '(%a+) (%d+) (%d+)')
-    local param, value = ARGV[a + 1], ARGV[a + 2]
+    local parsed = spec(ARGV[a])
+    local op, db, ttl, param = parsed[1], parsed[2], parsed[3], parsed[4]
+    local value = ARGV[a + 1]
     local key = KEYS[k + i]
-    ttl = tonumber(ttl)
-    a = a + 3
+    a = a + 2
     if result == nil then
       use(db)
       local new
@@ -127,28 +165,39 @@ while a <= #ARGV do
         new = redis.call('SET', key, '1', 'NX', 'EX', ttl)
       else
         new = redis.call('SADD', key, value) == 1
-        expire(key, ttl)
+        defer_expire(touch(db, key), ttl)
       end
       result = new and 0 or -1
     elseif result >= 0 then
-      use(db)
       if op == 'gate' then
+        use(db)
         if redis.call('EXISTS', key) == 1 and
             redis.call('HINCRBY', key, param, 1) > tonumber(value) then
           result = -2
         end
       elseif op == 'signal' then
-        if not redis.call('LPOS', key, value) then
-          redis.call('LPUSH', key, value)
-          result = result + 1
+        local entry = touch(db, key)
+        if not entry.has[value] then
+          use(db)
+          if not redis.call('LPOS', key, value) then
+            push(entry, value)
+            result = result + 1
+          end
         end
-        expire(key, ttl)
+        defer_expire(entry, ttl)
+      elseif op == 'lpush' then
+        local entry = touch(db, key)
+        push(entry, value)
+        defer_expire(entry, ttl)
+      elseif op == 'set' then
+        use(db)
+        redis.call('SET', key, value)
+        if ttl > 0 then
+          redis.call('EXPIRE', key, ttl)
+        end
       else
-        if op == 'lpush' then
-          redis.call('LPUSH', key, value)
-        elseif op == 'set' then
-          redis.call('SET', key, value)
-        elseif op == 'sadd' then
+        use(db)
+        if op == 'sadd' then
           redis.call('SADD', key, value)
         elseif op == 'zadd' then
           redis.call('ZADD', key, param, value)
@@ -160,15 +209,34 @@ while a <= #ARGV do
             redis.call('HSET', key, param, value)
           end
         end
-        expire(key, ttl)
+        defer_expire(touch(db, key), ttl)
       end
     end
   end
   results[#results + 1] = result
   k = k + w
 end
+for _, entry in ipairs(order) do
+  local values = entry.values
+  if #values > 0 then
+    use(entry.db)
+    for first = 1, #values, 1000 do
+      redis.call('LPUSH', entry.key, unpack(values, first, math.min(first + 999, #values)))
+    end
+  end
+end
+for _, entry in ipairs(order) do
+  if entry.ttl > 0 then
+    use(entry.db)
+    redis.call('EXPIRE', entry.key, entry.ttl)
+  end
+end
 return results
 """
+
+
+_SPECS_KEPT = 4096
+"""How many distinct write specs a pusher remembers (params such as ZADD scores vary)."""
 
 
 class OncePusher:
@@ -180,14 +248,17 @@ class OncePusher:
     def __init__(self, client: redis.Redis, dbs: Mapping[Backend, int]) -> None:
         self._script = client.register_script(_PUSH_ONCE)
         self._dbs = dict(dbs)
-        self._specs: dict[tuple[Op, Backend, int], str] = {}
+        self._specs: dict[tuple[Op, Backend, int, str], str] = {}
 
     def _spec(self, w: Write) -> str:
-        """The write's ``"op db ttl"`` argument, made once per kind of write."""
-        shape = (w.op, w.backend, w.ttl)
+        """The write's ``"op db ttl param"`` argument, made once per kind of write."""
+        shape = (w.op, w.backend, w.ttl, w.param)
         spec = self._specs.get(shape)
         if spec is None:
-            spec = self._specs[shape] = f"{w.op.value} {self._dbs[w.backend]} {w.ttl}"
+            if len(self._specs) >= _SPECS_KEPT:
+                self._specs.clear()
+            spec = f"{w.op.value} {self._dbs[w.backend]} {w.ttl} {w.param}"
+            self._specs[shape] = spec
         return spec
 
     def push(self, pushes: Sequence[Push]) -> list[int]:
@@ -202,5 +273,6 @@ class OncePusher:
             args.append(1 + len(push.writes))
             for w in (push.marker, *push.writes):
                 keys.append(w.key)
-                args.extend((spec(w), w.param, w.value))
+                args.append(spec(w))
+                args.append(w.value)
         return list(self._script(keys=keys, args=args))

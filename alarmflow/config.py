@@ -1,6 +1,6 @@
 """alarmflow's configuration: environment variables, validated once at start.
 
-Names and defaults are those of the contract (``shared/spec/alarmflow.md``). A file named by
+Names and defaults are documented in ``docs/configuration.md``. A file named by
 ``ALARMFLOW_CONFIG`` (``KEY=VALUE`` lines, ``#`` comments) may add values; the environment
 wins. Every bad value is reported on one line naming the variable, the value and what is
 expected, and all of them are reported together.
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from operators.bounds import TimeWindow
 from operators.hashring import Shard
 from state.keys import Backend
 
@@ -63,6 +64,8 @@ class Settings:
     decision_topic: str
     audit_topic: str
     converge_lock: bool
+    max_past_s: int
+    max_future_s: int
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
@@ -74,6 +77,10 @@ class Settings:
             Backend.SERVICE: _db_of(self.redis_service_url),
             Backend.CACHE: _db_of(self.redis_cache_url),
         }
+
+    def time_window(self) -> TimeWindow:
+        """The event times accepted around now (``ALARMFLOW_MAX_PAST_S``/``_FUTURE_S``)."""
+        return TimeWindow(self.max_past_s, self.max_future_s)
 
     def shard(self) -> Shard | None:
         """This deployment's share of the hash ring; ``None`` when sharding is off."""
@@ -265,6 +272,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
+        max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
+        max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
     )
     nodes, node = settings.hash_ring_nodes, settings.hash_ring_node
     if nodes is not None and (nodes or node) and node not in nodes:

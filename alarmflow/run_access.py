@@ -66,7 +66,7 @@ bkmonitor option          alarmflow
 
 alarmflow's own options (bkmonitor's -s is --service-type, so Bytewax's -s is spelled
 --snapshot-interval here): --processes, -w, -r, --snapshot-interval, -b, --base-port, as in
-`python -m alarmflow.launch`. Settings come from ALARMFLOW_* variables (see the README).
+`python -m alarmflow.launch`. Settings come from ALARMFLOW_* variables (see docs/configuration.md).
 The bytewax command is printed on one line before it starts.
 """
 

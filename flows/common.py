@@ -14,10 +14,11 @@ from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import ConfigError, Settings, load_settings
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED
+from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter
 from flows.redis_sink import PushSink, Routed
 from operators.hosts import HostError, HostIndex, load_host_file
-from operators.rejects import Rejected, Rejection, SourceRecord
+from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
 from state.strategy_cache import load_cached_strategies
 
@@ -57,17 +58,11 @@ def load_hosts(settings: Settings) -> HostIndex:
 def parse_records(
     step_id: str, records: Stream[SourceRecord], parse: Callable[[SourceRecord, float], X]
 ) -> tuple[Stream[tuple[SourceRecord, X]], Stream[Rejection]]:
-    """Apply ``parse(record, now)``; records it rejects come out on the second stream."""
-
-    def attempt(record: SourceRecord) -> tuple[SourceRecord, X] | Rejection:
-        try:
-            return record, parse(record, time.time())
-        except Rejected as exc:
-            return Rejection(exc.reason, exc.error, record)
-
-    parsed = op.map(step_id, records, attempt)
-    split = op.branch(f"{step_id}_ok", parsed, lambda item: not isinstance(item, Rejection))
-    return split.trues, split.falses
+    """Apply ``parse(record, now)``; records it fails on come out on the second stream."""
+    parsed = guarded_map(
+        step_id, records, lambda record: (record, parse(record, time.time())), lambda r: r
+    )
+    return parsed.oks, parsed.errs
 
 
 def dead_letters(

@@ -35,12 +35,13 @@ from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, Stage
 from flows.common import dead_letters, flow_from_env, parse_records, write_once
 from flows.kafka_io import DeliveredSink, kafka_input
 from flows.redis_sink import Routed
+from operators.bounds import decode_object
 from operators.converge import biz, engine
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import Action, parse_action
 from operators.converge.engine import Decision
 from operators.converge.state import DimensionState
-from operators.rejects import SourceRecord, decode_object
+from operators.rejects import SourceRecord
 from state.converge_lock import RedisLock
 from state.converge_writes import decision_push
 

@@ -26,9 +26,10 @@ from flows.common import (
 )
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
+from operators.bounds import decode_object
 from operators.event import DROP_REASONS, EventStrategies, access_message
 from operators.event_records import flat_event
-from operators.rejects import SourceRecord, decode_object
+from operators.rejects import SourceRecord
 from state.event_writes import event_push
 
 NAME = "event"

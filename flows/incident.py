@@ -22,8 +22,9 @@ from flows.common import (
 )
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
+from operators.bounds import decode_object
 from operators.incident import IncidentState, Sync, fold, is_experience_stage, parse_sync
-from operators.rejects import SourceRecord, decode_object
+from operators.rejects import SourceRecord
 from state.writes import incident_push
 
 NAME = "incident"

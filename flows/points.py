@@ -6,9 +6,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED
+from operators.bounds import decode_object
 from operators.data_filters import RangeMatcher
 from operators.records import Point, parse_point
-from operators.rejects import SourceRecord, decode_object
+from operators.rejects import SourceRecord
 from operators.strategy import Item, Strategy
 from operators.strategy_group import Group
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -10,6 +11,24 @@ import orjson
 # The DLQ keeps this much of a rejected message's bytes, so that a huge message still fits
 # under the broker's size limit. ``raw_bytes`` says how long it really was.
 DLQ_RAW_LIMIT = 64 * 1024
+# An error text never echoes more of a value than this; the DLQ record keeps the raw bytes.
+ERROR_TEXT_LIMIT = 300
+
+_preview = reprlib.Repr()
+_preview.maxlevel, _preview.maxstring, _preview.maxother = 2, 60, 60
+_preview.maxlist = _preview.maxdict = 4
+
+
+def preview(value: object) -> str:
+    """A short, bounded ``repr`` of a value for an error text: safe for any nesting depth."""
+    return _preview.repr(value)
+
+
+def bounded_text(text: str, limit: int = ERROR_TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters and made valid UTF-8 (lone surrogates replaced)."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode("utf8", errors="replace").decode("utf8")
 
 
 class Reason(StrEnum):
@@ -22,12 +41,21 @@ class Reason(StrEnum):
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
     KAFKA_ERROR = "kafka_error"
+    TOO_DEEP = "too_deep"
+    TOO_LONG = "too_long"
+    OUT_OF_RANGE = "out_of_range"
+    FUTURE_TIME = "future_time"
+    MILLISECOND_TIME = "millisecond_time"
+    ANCIENT_TIME = "ancient_time"
+    TOO_OLD = "too_old"
+    INTERNAL_ERROR = "internal_error"
 
 
 class Rejected(Exception):
     """Raised by parsing and cleaning; carries a reason code and a human sentence."""
 
     def __init__(self, reason: Reason, error: str) -> None:
+        error = bounded_text(error)
         super().__init__(reason, error)
         self.reason = reason
         self.error = error
@@ -55,6 +83,20 @@ class Rejection:
     error: str
     record: SourceRecord
 
+    @classmethod
+    def from_exception(cls, step: str, exc: Exception, record: SourceRecord) -> Rejection:
+        """The rejection of ``record`` by a step that raised ``exc``: the reason a
+        :class:`Rejected` carries, else ``internal_error`` naming the step and the exception
+        type, with a bounded text (safe even for a ``RecursionError``)."""
+        if isinstance(exc, Rejected):
+            return cls(exc.reason, exc.error, record)
+        try:
+            detail = str(exc)
+        except Exception:  # an exception whose own text fails to build
+            detail = "(no text)"
+        text = f"{step}: {type(exc).__name__}: {detail[:ERROR_TEXT_LIMIT]}"
+        return cls(Reason.INTERNAL_ERROR, bounded_text(text), record)
+
     def to_dlq(self, flow: str) -> bytes:
         raw = self.record.value or b""
         return orjson.dumps(
@@ -69,19 +111,3 @@ class Rejection:
                 "raw_bytes": len(raw),
             }
         )
-
-
-def decode_object(record: SourceRecord, max_bytes: int) -> dict:
-    """The message's JSON object, or :class:`Rejected` with the reason it is not one."""
-    raw = record.value
-    if not raw:
-        raise Rejected(Reason.EMPTY, "message has no value")
-    if len(raw) > max_bytes:
-        raise Rejected(Reason.TOO_LARGE, f"message is {len(raw)} bytes, limit is {max_bytes}")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Rejected(Reason.NOT_JSON, f"not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise Rejected(Reason.NOT_OBJECT, f"expected a JSON object, got {type(data).__name__}")
-    return data

@@ -83,7 +83,7 @@ DATA_SIGNAL_KEY = KeyDef(
     1800,
     Backend.QUEUE,
     note="LPUSH strategy ids; detect BRPOPs them. alarmflow keeps at most one pending entry "
-    "per strategy (see README).",
+    "per strategy (see docs/differences.md).",
 )
 ALERT_LIST_KEY = KeyDef(
     "ALERT_LIST_KEY",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -109,6 +110,31 @@ def kill_midway_and_resume(
     assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
     assert progress() < total, "the kill came after the last message"
     run(command, env.environ())
+
+
+def crash_soak(
+    module: str, env: FlowEnv, workdir: Path, kills: int, seed: int = 3, *args: str
+) -> int:
+    """Run ``module`` with recovery and SIGKILL it after a random 1.5-4 s, resuming from the
+    recovery store each time, up to ``kills`` times; then run it to its end. Return how many
+    runs were killed (a run that ends by itself first ends the soak)."""
+    recovery = workdir / "soak-recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command(module, "-r", str(recovery), "-s", "1", "-b", "0", *args)
+    chaos = random.Random(seed)
+    for attempt in range(kills):
+        log = workdir / f"soak-{attempt}.log"
+        proc = start(command, env.environ(), log)
+        try:
+            proc.wait(timeout=chaos.uniform(1.5, 4.0))
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            continue
+        assert proc.returncode == 0, log.read_text()[-3000:]
+        return attempt
+    run(command, env.environ())
+    return kills
 
 
 def snapshot_dbs(

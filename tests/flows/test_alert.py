@@ -18,6 +18,7 @@ from alarmflow.services import port_open
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
+    crash_soak,
     kill_midway_and_resume,
     launcher_command,
     run,
@@ -192,6 +193,19 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     )
 
     assert normalised(client, crashed.prefix) == expected
+
+
+def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
+    flow_env, sample_topic, tmp_path
+):
+    client = redis.Redis.from_url(flow_env.redis_url)
+    reference = with_prefix(flow_env, flow_env.prefix + "ref")
+    run(bytewax_command("flows.alert"), reference.environ())
+
+    soaked = with_prefix(flow_env, flow_env.prefix + "soak")
+    assert crash_soak("flows.alert", soaked, tmp_path, kills=4) >= 2
+
+    assert normalised(client, soaked.prefix) == normalised(client, reference.prefix)
 
 
 def test_a_bad_setting_stops_the_flow_with_one_clear_line(flow_env):

@@ -115,7 +115,7 @@ def test_a_join_moves_a_bounded_share_of_keys_to_the_new_node_or_off_dropped_poi
 
 
 def test_a_third_deployment_takes_a_third_and_reshuffles_a_little_between_the_old_two():
-    # The README quotes these numbers: 10,000 business ids, east+west joined by north.
+    # 10,000 business ids, east+west joined by north.
     before, after = HashRing(["east", "west"]), HashRing(["east", "west", "north"])
     keys = [str(biz) for biz in range(10_000)]
     moved = [k for k in keys if before.get_node(k) != after.get_node(k)]

@@ -1,4 +1,5 @@
-"""The alert flow's batch step writes what main's per-record steps wrote, byte for byte.
+"""The alert flow's batch step (operators/alert_access.py) writes what main's per-record steps
+wrote, byte for byte.
 
 Main (commit 33cd407, plus the guard and the time window that main has since) ran one Bytewax
 step per stage per record: clean (decode, ``clean_alert``, time window), shard, expiry, route
@@ -18,10 +19,10 @@ import pytest
 
 from alarmflow.config import load_settings
 from alarmflow.samples import sample_messages
-from flows.alert import AlertAccess
 from flows.common import load_strategies
 from flows.guard import rejection
 from operators.alert import is_expired
+from operators.alert_access import AlertAccess
 from operators.bounds import decode_object
 from operators.rejects import Rejection, SourceRecord
 from operators.routing import AlertRouter
@@ -79,11 +80,11 @@ def test_the_batch_step_writes_what_mains_steps_wrote(redis_client, service_clie
     reference = [main_steps(settings, router, shard, r, NOW) for r in records]
     expected_pushes = [p for p in reference if isinstance(p, Push)]
     expected_rejections = [r for r in reference if isinstance(r, Rejection)]
-    outcome = AlertAccess(settings, router)(records, NOW)
+    outcome = AlertAccess.from_settings(settings, load_strategies(settings))(records, NOW)
 
     assert outcome.rejected == expected_rejections
     assert {r.reason for r in outcome.rejected} >= {"not_json", "too_deep", "millisecond_time"}
-    assert [routed.push for routed in outcome.routed] == expected_pushes
+    assert [push for push, _ in outcome.pushes] == expected_pushes
     assert len(expected_pushes) > 1000
 
     dbs = {Backend.QUEUE: 9, Backend.SERVICE: 10}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -29,14 +30,31 @@ logging.basicConfig(
 )
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The collector's thresholds while a flow runs (Python's are 700, 10, 10): a flow allocates
+and frees many short-lived objects per record and keeps few, so collecting the young
+generation every 50,000 allocations instead of every 700 saves ~5 % of the alert flow's CPU
+time (measured, bench/gc_settings.py)."""
+
+
+def settle_heap() -> None:
+    """After start-up: move what start-up built (modules, strategies, routers) out of the
+    collector's sight (``gc.freeze``) and collect less often (:data:`GC_THRESHOLDS`)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
     """Build a flow from the environment; on bad config print one line per problem and exit 2."""
     try:
-        return build(load_settings())
+        flow = build(load_settings())
     except (ConfigError, StrategyError, HostError) as exc:
         for line in str(exc).splitlines():
             print(f"alarmflow: config error: {line}", file=sys.stderr)
         raise SystemExit(2) from None
+    settle_heap()
+    return flow
 
 
 def load_strategies(settings: Settings) -> tuple[Strategy, ...]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -116,12 +117,22 @@ def flow_env(bootstrap: str, redis_url: str, topic: str, dlq: str, prefix: str) 
     )
 
 
-def timed_run(runner: Runner, env: dict[str, str]) -> float:
+@dataclass(frozen=True)
+class Timing:
+    wall_s: float
+    cpu_s: float  # user + system of the runner's processes (not the broker's or Redis's)
+
+
+def timed_run(runner: Runner, env: dict[str, str]) -> Timing:
     env = dict(env, PYTHONPATH=str(runner.checkout))
     command = [str(free_port()) if arg == PORT else arg for arg in runner.command]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, env=env, cwd=runner.checkout, check=True, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Timing(wall, cpu)
 
 
 def new_prefix() -> str:
@@ -168,35 +179,50 @@ def main() -> None:
         ensure_topics(bootstrap, [topic, empty, dlq], partitions=PARTITIONS)
         check_outputs(chosen, bootstrap, redis_url, dlq)
         produce(bootstrap, topic, sample_messages(args.alerts, int(time.time())))
-        walls: dict[str, list[float]] = {r.label: [] for r in chosen}
-        startup: dict[str, list[float]] = {r.label: [] for r in chosen}
+        runs: dict[str, list[Timing]] = {r.label: [] for r in chosen}
+        startup: dict[str, list[Timing]] = {r.label: [] for r in chosen}
         for _ in range(args.repeat):
             for runner in chosen:
-                walls[runner.label].append(
+                runs[runner.label].append(
                     timed_run(runner, flow_env(bootstrap, redis_url, topic, dlq, new_prefix()))
                 )
                 startup[runner.label].append(
                     timed_run(runner, flow_env(bootstrap, redis_url, empty, dlq, new_prefix()))
                 )
+    print_table(chosen, runs, startup, args.alerts, args.repeat)
+
+
+def print_table(
+    chosen: list[Runner],
+    runs: dict[str, list[Timing]],
+    startup: dict[str, list[Timing]],
+    alerts: int,
+    repeat: int,
+) -> None:
+    """Median wall and CPU per runner; "net" leaves out the start-up run's; ratios of the
+    flow's net alerts/s to each runner's."""
     print(
-        f"\n{args.alerts:,} alerts, {PARTITIONS} partitions, median of {args.repeat} "
-        "alternating runs each\n"
+        f"\n{alerts:,} alerts, {PARTITIONS} partitions, median of {repeat} alternating runs each\n"
     )
-    print("| runner | wall s (runs) | start-up s | alerts/s (wall) | alerts/s (net) | flow is |")
-    print("|---|---|---:|---:|---:|---:|")
-    net = {}
+    print(
+        "| runner | wall s (runs) | start-up s | alerts/s (wall) | alerts/s (net) | flow is "
+        "| CPU µs/alert (net) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    rows = {}
     for runner in chosen:
-        wall = statistics.median(walls[runner.label])
-        start = statistics.median(startup[runner.label])
-        net[runner.label] = args.alerts / max(wall - start, 1e-9)
+        wall = statistics.median(t.wall_s for t in runs[runner.label])
+        start = statistics.median(t.wall_s for t in startup[runner.label])
+        cpu = statistics.median(t.cpu_s for t in runs[runner.label])
+        cpu_start = statistics.median(t.cpu_s for t in startup[runner.label])
+        rows[runner.label] = (wall, start, alerts / max(wall - start, 1e-9), cpu - cpu_start)
+    flow_net = rows[FLOW][2]
     for runner in chosen:
-        wall = statistics.median(walls[runner.label])
-        start = statistics.median(startup[runner.label])
-        runs = " / ".join(f"{w:.2f}" for w in walls[runner.label])
-        ratio = net[FLOW] / net[runner.label]
+        wall, start, net, cpu = rows[runner.label]
+        walls = " / ".join(f"{t.wall_s:.2f}" for t in runs[runner.label])
         print(
-            f"| {runner.label} | {runs} | {start:.2f} | {args.alerts / wall:,.0f} | "
-            f"{net[runner.label]:,.0f} | {ratio:.2f}x |"
+            f"| {runner.label} | {walls} | {start:.2f} | {alerts / wall:,.0f} | {net:,.0f} "
+            f"| {flow_net / net:.2f}x | {cpu / alerts * 1e6:.0f} |"
         )
 
 

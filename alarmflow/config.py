@@ -1,22 +1,34 @@
 """alarmflow's configuration: environment variables, validated once at start.
 
-Names and defaults are documented in ``docs/configuration.md``. A file named by
-``ALARMFLOW_CONFIG`` (``KEY=VALUE`` lines, ``#`` comments) may add values; the environment
-wins. Every bad value is reported on one line naming the variable, the value and what is
-expected, and all of them are reported together.
+A file named by ``ALARMFLOW_CONFIG`` may add values; the environment wins. The file is read with
+python-dotenv's parser (``KEY=VALUE``, ``export KEY=VALUE``, single or double quotes, ``#``
+comments; no ``${VAR}`` expansion). Names and defaults are documented in
+``docs/configuration.md``. Every bad value is reported on one line naming the variable,
+the value (secrets and URL passwords masked) and what is expected, and all of them are reported
+together. An ``ALARMFLOW_*`` name that no setting reads is warned about with the closest known
+name.
 """
 
 from __future__ import annotations
 
+import difflib
+import io
 import ipaddress
+import logging
 import os
+import re
+import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+from dotenv.parser import parse_stream
+
+from alarmflow.logs import LEVELS
 from operators.bounds import TimeWindow
 from operators.hashring import Shard
 from state.keys import Backend
@@ -28,9 +40,65 @@ BUNDLED_HOSTS = SAMPLES / "hosts.json"
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+MASK = "***"
+TLS_PARTS = ("CA", "CERTIFICATE", "KEY")
+# librdkafka properties that ALARMFLOW_KAFKA_CONFIG may not set: named settings own them.
+NAMED_KAFKA_PROPERTIES = {
+    "bootstrap.servers": "ALARMFLOW_KAFKA_BOOTSTRAP",
+    "metadata.broker.list": "ALARMFLOW_KAFKA_BOOTSTRAP",
+    "security.protocol": "ALARMFLOW_KAFKA_SECURITY_PROTOCOL",
+    "sasl.mechanism": "ALARMFLOW_KAFKA_SASL_MECHANISM",
+    "sasl.mechanisms": "ALARMFLOW_KAFKA_SASL_MECHANISM",
+    "sasl.username": "ALARMFLOW_KAFKA_SASL_USERNAME",
+    "sasl.password": "ALARMFLOW_KAFKA_SASL_PASSWORD",
+    "ssl.ca.location": "ALARMFLOW_KAFKA_SSL_CA_LOCATION",
+    "ssl.certificate.location": "ALARMFLOW_KAFKA_SSL_CERTIFICATE_LOCATION",
+    "ssl.key.location": "ALARMFLOW_KAFKA_SSL_KEY_LOCATION",
+    "ssl.key.password": "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
+}
+# Settings whose values are never shown.
+SECRET_NAMES = frozenset({"ALARMFLOW_KAFKA_SASL_PASSWORD", "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD"})
+# ALARMFLOW_* names read by something other than load_settings (scripts/services' ports).
+OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
+
 
 class ConfigError(ValueError):
     """One or more configuration values are invalid; the message has one line per value."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A password or key: shown as ``***`` by ``str``, ``repr`` and f-strings; ``reveal()``
+    gives the value to the client library that needs it."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __str__(self) -> str:
+        return MASK if self._value else ""
+
+    def __repr__(self) -> str:
+        return f"Secret({str(self)!r})"
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
+
+
+def secret_property(name: str) -> bool:
+    """Whether a librdkafka property holds a secret (its value is never shown)."""
+    return "password" in name or "secret" in name or name in ("ssl.key.pem", "ssl_key")
 
 
 @dataclass(frozen=True)
@@ -40,6 +108,23 @@ class StartPosition:
 
     kind: str
     value: int = 0
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS client: the CA certificate to trust (the system's when empty), and a
+    client certificate and its key for servers that ask for one."""
+
+    ca: str = ""
+    certificate: str = ""
+    key: str = ""
+
+    def by_name(self, service: str) -> dict[str, str]:
+        """The files under their setting names, ``ALARMFLOW_{service}_SSL_*_LOCATION``."""
+        return {
+            f"ALARMFLOW_{service}_SSL_{part}_LOCATION": value
+            for part, value in zip(TLS_PARTS, astuple(self), strict=True)
+        }
 
 
 @dataclass(frozen=True)
@@ -58,14 +143,44 @@ class Settings:
     max_message_bytes: int
     metrics_port: int
     metrics_addr: str
+    metrics_targets_dir: Path | None
     dedup_ttl: int
     hash_ring_nodes: tuple[str, ...]
     hash_ring_node: str
     decision_topic: str
     audit_topic: str
     converge_lock: bool
+    log_level: str
     max_past_s: int
     max_future_s: int
+    event_language: str
+    dynamic_groups: str
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: Secret = Secret("")
+    kafka_tls: TlsFiles = TlsFiles()
+    kafka_ssl_key_password: Secret = Secret("")
+    kafka_config: Mapping[str, str] = field(default_factory=dict)
+    redis_tls: TlsFiles = TlsFiles()
+
+    def __repr__(self) -> str:
+        """The fields with URL passwords and secrets masked."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if values["kafka_config"]:
+            values["kafka_config"] = {
+                k: MASK if secret_property(k) else v for k, v in values["kafka_config"].items()
+            }
+        return mask_url(f"Settings({', '.join(f'{k}={v!r}' for k, v in values.items())})")
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value this configuration holds (for scrubbing text that might echo
+        one): the SASL and key passwords, secret pass-through properties, URL passwords."""
+        values = [self.kafka_sasl_password.reveal(), self.kafka_ssl_key_password.reveal()]
+        values += [v for k, v in self.kafka_config.items() if secret_property(k)]
+        urls = (self.redis_url, self.redis_service_url, self.redis_cache_url)
+        values += [urlsplit(url).password or "" for url in urls]
+        return tuple(v for v in dict.fromkeys(values) if v)
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
         return self.topics[access_type.upper()]
@@ -73,9 +188,9 @@ class Settings:
     def redis_dbs(self) -> dict[Backend, int]:
         """The database of each backend on the queue server (writes ``SELECT`` them)."""
         return {
-            Backend.QUEUE: _db_of(self.redis_url),
-            Backend.SERVICE: _db_of(self.redis_service_url),
-            Backend.CACHE: _db_of(self.redis_cache_url),
+            Backend.QUEUE: db_of(self.redis_url),
+            Backend.SERVICE: db_of(self.redis_service_url),
+            Backend.CACHE: db_of(self.redis_cache_url),
         }
 
     def time_window(self) -> TimeWindow:
@@ -90,16 +205,49 @@ class Settings:
 
 
 def _read_file(path: str) -> dict[str, str]:
+    """The ``KEY=VALUE`` lines of an ``ALARMFLOW_CONFIG`` file (python-dotenv's syntax)."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(
+            f"ALARMFLOW_CONFIG={path!r}: expected a readable file of KEY=VALUE lines ({reason})"
+        ) from None
     values: dict[str, str] = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ConfigError(f"ALARMFLOW_CONFIG={path}: line {number} is not KEY=VALUE")
-        values[key.strip()] = value.strip()
+    with io.StringIO(text) as stream:
+        for binding in parse_stream(stream):
+            if binding.error or (binding.key is not None and binding.value is None):
+                raise ConfigError(
+                    f"ALARMFLOW_CONFIG={path!r}: line {binding.original.line} is not KEY=VALUE"
+                )
+            if binding.key is not None and binding.value is not None:
+                values[binding.key] = binding.value
     return values
+
+
+def _shown(name: str, raw: str) -> str:
+    """How a setting's value appears in a message: secrets masked, URL passwords masked, and
+    the secret properties of ``ALARMFLOW_KAFKA_CONFIG`` masked (all of it if it is no JSON)."""
+    if name in SECRET_NAMES and raw:
+        return repr(MASK)
+    if name == "ALARMFLOW_KAFKA_CONFIG" and raw.strip():
+        try:
+            properties = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return repr(MASK)
+        if isinstance(properties, dict):
+            masked = {k: MASK if secret_property(k) else v for k, v in properties.items()}
+            return repr(orjson.dumps(masked).decode())
+    return repr(mask_url(raw))
+
+
+def _warn_unknown(names: set[str], known: set[str]) -> None:
+    # Compared without the prefix all names share, which would make every name look close.
+    suffixes = {name.removeprefix("ALARMFLOW_"): name for name in known}
+    for name in sorted(names - known):
+        close = difflib.get_close_matches(name.removeprefix("ALARMFLOW_"), sorted(suffixes), 1)
+        hint = f"did you mean {suffixes[close[0]]}?" if close else "no setting has this name"
+        log.warning("%s is not a setting, ignored (%s)", name, hint)
 
 
 def _bootstrap(value: str) -> str:
@@ -118,30 +266,50 @@ def _address(value: str) -> str:
     return value
 
 
+def _log_level(value: str) -> str:
+    if value.upper() not in LEVELS:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}")
+    return value.upper()
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
 def _redis_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
         raise ValueError("expected a redis:// , rediss:// or unix:// URL")
     try:
-        _db_of(value)
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
     except ValueError:
-        raise ValueError("expected a whole database number (/N or ?db=N)") from None
+        raise ValueError("expected a port number from 0 to 65535 after the host") from None
+    db_of(value)
     return value
 
 
-def _db_of(url: str) -> int:
-    """The database number a Redis URL names (``/N`` or ``?db=N``; 0 when it names none)."""
+def db_of(url: str) -> int:
+    """The database number a Redis URL names (``/N`` or ``?db=N``; 0 when it names none);
+    ValueError unless each one it names is a whole number and they agree."""
     parts = urlsplit(url)
     query = dict(pair.partition("=")[::2] for pair in parts.query.split("&") if pair)
-    if parts.scheme == "unix":
-        return int(query.get("db", "0") or 0)
-    path = parts.path.strip("/")
-    return int(path) if path.isdigit() else int(query.get("db", "0") or 0)
+    named = [query["db"]] if "db" in query else []
+    if parts.scheme != "unix" and parts.path.strip("/"):
+        named.append(parts.path.strip("/"))
+    if not all(re.fullmatch(r"[0-9]{1,9}", db) for db in named):
+        raise ValueError("expected a whole database number, e.g. /9 (or ?db=9)")
+    if len(set(map(int, named))) > 1:
+        raise ValueError("expected one database number, not different ones in /N and ?db=N")
+    return int(named[0]) if named else 0
 
 
 def _server_of(url: str) -> tuple[str, str]:
+    """The server a Redis URL names: its transport and host:port (or socket path); its
+    credentials and database do not matter."""
     parts = urlsplit(url)
-    return (parts.scheme, parts.path if parts.scheme == "unix" else parts.netloc)
+    if parts.scheme == "unix":
+        return ("unix", parts.path)
+    return (parts.scheme, f"{parts.hostname}:{parts.port or 6379}")
 
 
 def _same_server(queue_url: str, db: int) -> str:
@@ -212,6 +380,12 @@ def _hosts(value: str) -> str:
     return value
 
 
+def _language(value: str) -> str:
+    if value not in ("zh", "en"):
+        raise ValueError("expected zh (bkmonitor's texts) or en (their English)")
+    return value
+
+
 def _node_names(value: str) -> tuple[str, ...]:
     nodes = tuple(node.strip() for node in value.split(",") if node.strip())
     if len(set(nodes)) != len(nodes):
@@ -219,22 +393,64 @@ def _node_names(value: str) -> tuple[str, ...]:
     return nodes
 
 
+def _choice(options: tuple[str, ...], empty: bool = False) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.upper() in options or (empty and not value):
+            return value.upper()
+        raise ValueError(f"expected one of {', '.join(options)}")
+
+    return parse
+
+
+def _file_or_empty(kind: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"expected the path of a readable {kind} file, or nothing")
+        return value
+
+    return parse
+
+
+def _kafka_properties(value: str) -> dict[str, str]:
+    expected = 'expected a JSON object of librdkafka properties, e.g. {"client.id": "alarmflow"}'
+    try:
+        properties = orjson.loads(value) if value.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{expected} ({exc})") from None
+    if not isinstance(properties, dict) or not all(
+        isinstance(v, str | int | float | bool) for v in properties.values()
+    ):
+        raise ValueError(expected)
+    named = [
+        f"{k} (use {NAMED_KAFKA_PROPERTIES[k]})" for k in properties if k in NAMED_KAFKA_PROPERTIES
+    ]
+    if named:
+        raise ValueError(f"expected no property a named setting owns: {', '.join(named)}")
+    return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in properties.items()}
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise :class:`ConfigError` listing each bad one."""
     env = dict(os.environ if environ is None else environ)
     source: dict[str, str] = {}
-    if env.get("ALARMFLOW_CONFIG"):
+    if env.get("ALARMFLOW_CONFIG"):  # set but empty: none, as for every other setting
         source.update(_read_file(env["ALARMFLOW_CONFIG"]))
     source.update({k: v for k, v in env.items() if k.startswith("ALARMFLOW_")})
     errors: list[str] = []
+    known = set(OTHER_NAMES)
 
     def get(name: str, default: str, parse: Callable[[str], T]) -> T:
+        known.add(name)
         raw = source.get(name, default)
         try:
             return parse(raw)
         except ValueError as exc:
-            errors.append(f"{name}={raw!r}: {exc}")
+            errors.append(f"{name}={_shown(name, raw)}: {exc}")
             return None  # type: ignore[return-value]
+
+    def tls_files(service: str) -> TlsFiles:
+        names = TlsFiles().by_name(service)
+        return TlsFiles(*(get(name, "", _file_or_empty("PEM")) for name in names))
 
     default_redis = "redis://127.0.0.1:6379/9"
     redis_url = get("ALARMFLOW_REDIS_URL", default_redis, _redis_url)
@@ -266,15 +482,33 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_message_bytes=get("ALARMFLOW_MAX_MESSAGE_BYTES", "1048576", _int_range(1, 1 << 30)),
         metrics_port=get("ALARMFLOW_METRICS_PORT", "9108", _int_range(0, 65535)),
         metrics_addr=get("ALARMFLOW_METRICS_ADDR", "127.0.0.1", _address),
+        metrics_targets_dir=get("ALARMFLOW_METRICS_TARGETS_DIR", "", _optional_path),
         dedup_ttl=get("ALARMFLOW_DEDUP_TTL", "600", _int_range(1, 7 * 86400)),
         hash_ring_nodes=get("ALARMFLOW_HASH_RING_NODES", "", _node_names),
         hash_ring_node=get("ALARMFLOW_HASH_RING_NODE", "", str.strip),
         decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
+        log_level=get("ALARMFLOW_LOG_LEVEL", "INFO", _log_level),
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
+        event_language=get("ALARMFLOW_EVENT_LANGUAGE", "zh", _language),
+        dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _file_or_empty("JSON")),
+        kafka_security_protocol=get(
+            "ALARMFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _choice(KAFKA_PROTOCOLS)
+        ),
+        kafka_sasl_mechanism=get(
+            "ALARMFLOW_KAFKA_SASL_MECHANISM", "", _choice(SASL_MECHANISMS, empty=True)
+        ),
+        kafka_sasl_username=get("ALARMFLOW_KAFKA_SASL_USERNAME", "", str),
+        kafka_sasl_password=get("ALARMFLOW_KAFKA_SASL_PASSWORD", "", Secret),
+        kafka_tls=tls_files("KAFKA"),
+        kafka_ssl_key_password=get("ALARMFLOW_KAFKA_SSL_KEY_PASSWORD", "", Secret),
+        kafka_config=get("ALARMFLOW_KAFKA_CONFIG", "", _kafka_properties),
+        redis_tls=tls_files("REDIS"),
     )
+    _warn_unknown(set(source), known)
+    errors += _security_errors(settings)
     nodes, node = settings.hash_ring_nodes, settings.hash_ring_node
     if nodes is not None and (nodes or node) and node not in nodes:
         expected = f"one of {','.join(nodes)}" if nodes else "ALARMFLOW_HASH_RING_NODES set too"
@@ -283,10 +517,65 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     if not errors and _server_of(settings.redis_service_url) != _server_of(redis_url):
         errors.append(
-            f"ALARMFLOW_REDIS_SERVICE_URL={settings.redis_service_url!r}: expected a database on "
-            f"the server of ALARMFLOW_REDIS_URL ({redis_url}); a record's queue and service keys "
-            "are written together by one atomic script"
+            f"ALARMFLOW_REDIS_SERVICE_URL={_shown('', settings.redis_service_url)}: expected a "
+            f"database on the server of ALARMFLOW_REDIS_URL ({mask_url(redis_url)}); a record's "
+            "queue and service keys are written together by one atomic script"
         )
     if errors:
         raise ConfigError("\n".join(errors))
     return settings
+
+
+def exit_on_config_error(exc: Exception) -> NoReturn:
+    """Print a configuration error, one ``alarmflow: config error:`` line per problem, and exit
+    with code 2."""
+    for line in str(exc).splitlines():
+        print(f"alarmflow: config error: {line}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """:func:`load_settings` for a command: a bad configuration ends it (exit code 2) with one
+    line per problem rather than a traceback."""
+    try:
+        return load_settings(environ)
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+
+
+def _security_errors(settings: Settings) -> list[str]:
+    """Settings that are each valid but do not fit together (a SASL password without SASL,
+    a TLS file without TLS): refused rather than silently ignored."""
+    protocol = settings.kafka_security_protocol
+    if protocol is None or settings.redis_url is None:
+        return []
+    sasl = {
+        "ALARMFLOW_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
+        "ALARMFLOW_KAFKA_SASL_USERNAME": settings.kafka_sasl_username,
+        "ALARMFLOW_KAFKA_SASL_PASSWORD": settings.kafka_sasl_password,
+    }
+    kafka_tls = {
+        **settings.kafka_tls.by_name("KAFKA"),
+        "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD": settings.kafka_ssl_key_password,
+    }
+    in_use = f"ALARMFLOW_KAFKA_SECURITY_PROTOCOL={protocol}"
+    if protocol.startswith("SASL_"):
+        errors = [
+            f"{n}='': expected a value with {in_use}"
+            for n, v in sasl.items()
+            if v is not None and not v
+        ]
+    else:
+        errors = _unused(sasl, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT")
+    if not protocol.endswith("SSL"):
+        errors += _unused(kafka_tls, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
+    if urlsplit(settings.redis_url).scheme != "rediss":
+        errors += _unused(
+            settings.redis_tls.by_name("REDIS"), "a rediss:// ALARMFLOW_REDIS_URL (TLS)"
+        )
+    return errors
+
+
+def _unused(values: Mapping[str, object], needs: str) -> list[str]:
+    """A line for each of ``values`` that is set although what it needs is not."""
+    return [f"{n}={_shown(n, str(v))}: expected only with {needs}" for n, v in values.items() if v]

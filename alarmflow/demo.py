@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-import redis
 from confluent_kafka.admin import AdminClient
 
-from alarmflow.config import load_settings
+from alarmflow.config import Settings, settings_or_exit
+from alarmflow.connections import kafka_config, redis_client
 from alarmflow.event_samples import sample_events
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.report import print_report
@@ -32,8 +32,8 @@ DEMO_DLQ = "alarmflow.demo.dlq"
 DEMO_PREFIX = "bk_bkmonitorv3.ee[demo]"
 
 
-def recreate_topics(bootstrap: str, topics: list[str]) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def recreate_topics(settings: Settings, topics: list[str]) -> None:
+    admin = AdminClient(kafka_config(settings))
     existing = [t for t in topics if t in admin.list_topics(timeout=10).topics]
     for future in admin.delete_topics(existing, operation_timeout=30).values() if existing else ():
         future.result()
@@ -42,7 +42,7 @@ def recreate_topics(bootstrap: str, topics: list[str]) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"topics {existing} were not deleted within 30 s")
         time.sleep(0.2)
-    ensure_topics(bootstrap, topics, partitions=3)
+    ensure_topics(settings, topics, partitions=3)
 
 
 def main() -> int:
@@ -59,15 +59,15 @@ def main() -> int:
         ALARMFLOW_TAIL="0",
         ALARMFLOW_START="earliest",
     )
-    settings = load_settings(env)
-    recreate_topics(settings.kafka_bootstrap, [topic, DEMO_DLQ])
+    settings = settings_or_exit(env)
+    recreate_topics(settings, [topic, DEMO_DLQ])
     for url in (settings.redis_url, settings.redis_service_url):
-        client = redis.Redis.from_url(url)
+        client = redis_client(url, settings)
         stale = list(client.scan_iter(match=prefix_pattern(settings.key_prefix), count=1000))
         if stale:
             client.delete(*stale)
     samples = SAMPLES[args.flow](args.alerts, int(time.time()))
-    sent = produce(settings.kafka_bootstrap, topic, samples)
+    sent = produce(settings, topic, samples)
     module = f"flows.{args.flow}"
     print(f"sent {sent} sample {args.flow}s to {topic}; running python -m bytewax.run {module}")
     started = time.perf_counter()

@@ -127,3 +127,21 @@ def sample_events(count: int, now: int, seed: int = 11) -> Iterator[bytes]:
             continue
         stamp = now - (3600 if roll < 0.05 else rng.randint(0, 300))
         yield orjson.dumps(_event(rng, format_time(stamp), stamp))
+
+
+def by_host(message: bytes) -> bytes:
+    """A partition key that keeps one host's events in order: the reporting host's IP (GSE
+    ``server``, a custom event's ``_server_``, a process event's target IP). Priority
+    inhibition (``operators.priority``) compares a host's events with each other, so with
+    this key its outcome does not depend on how the partitions interleave."""
+    try:
+        data = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return b""
+    if not isinstance(data, dict):
+        return b""
+    entries = data.get("data")
+    if isinstance(entries, list) and entries and isinstance(entries[0], dict):
+        dimension = entries[0].get("dimension")
+        return str(dimension.get("bk_target_ip") if isinstance(dimension, dict) else "").encode()
+    return str(data.get("server") or data.get("_server_") or "").encode()

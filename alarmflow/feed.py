@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from alarmflow.config import ACCESS_TYPES, load_settings
+from alarmflow.config import ACCESS_TYPES, settings_or_exit
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.samples import sample_messages
 
@@ -20,16 +20,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=50, help="alerts per second (50)")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
     args = parser.parse_args(argv)
-    settings = load_settings()
+    settings = settings_or_exit()
     topic = settings.topics_for("alert")[0]
     inputs = [topic for kind in ACCESS_TYPES for topic in settings.topics_for(kind)]
     outputs = [settings.dlq_topic, settings.decision_topic, settings.audit_topic]
-    ensure_topics(settings.kafka_bootstrap, [*inputs, *outputs], partitions=3)
+    ensure_topics(settings, [*inputs, *outputs], partitions=3)
     started = time.monotonic()
     seed = 0
     while not args.seconds or time.monotonic() - started < args.seconds:
         seed += 1
-        produce(settings.kafka_bootstrap, topic, sample_messages(args.rate, int(time.time()), seed))
+        produce(settings, topic, sample_messages(args.rate, int(time.time()), seed))
         time.sleep(1)
     return 0
 

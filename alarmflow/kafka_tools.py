@@ -7,10 +7,12 @@ from collections.abc import Callable, Iterable
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from alarmflow.connections import KafkaTarget, kafka_config
 
-def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) -> None:
+
+def ensure_topics(target: KafkaTarget, topics: Iterable[str], partitions: int = 3) -> None:
     """Create the topics that do not exist yet (``partitions`` each) and wait for them."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_config(target))
     existing = admin.list_topics(timeout=10).topics
     wanted = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
     for future in admin.create_topics(wanted, operation_timeout=30).values() if wanted else ():
@@ -22,7 +24,7 @@ def ensure_topics(bootstrap: str, topics: Iterable[str], partitions: int = 3) ->
 
 
 def produce(
-    bootstrap: str,
+    target: KafkaTarget,
     topic: str,
     messages: Iterable[bytes],
     key: Callable[[bytes], bytes] | None = None,
@@ -30,13 +32,15 @@ def produce(
     """Produce ``messages`` in order, partitioned by ``key(message)`` (default: spread by
     position); return how many."""
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "linger.ms": 20,
-            "message.max.bytes": 8 << 20,
-            # A retried batch must not land after a later one: per-key order is the contract.
-            "enable.idempotence": True,
-        }
+        kafka_config(
+            target,
+            {
+                "linger.ms": 20,
+                "message.max.bytes": 8 << 20,
+                # A retried batch must not land after a later one: per-key order is the contract.
+                "enable.idempotence": True,
+            },
+        )
     )
     count = 0
     for count, message in enumerate(messages, start=1):
@@ -52,14 +56,10 @@ def produce(
     return count
 
 
-def read_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[bytes]:
+def read_all(target: KafkaTarget, topic: str, timeout: float = 10.0) -> list[bytes]:
     """Every message now in ``topic``, read from the beginning to the end offsets."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "alarmflow-read-all",
-            "enable.auto.commit": False,
-        }
+        kafka_config(target, {"group.id": "alarmflow-read-all", "enable.auto.commit": False})
     )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]

@@ -1,73 +1,129 @@
-"""Prometheus metrics shared by every flow, and the one endpoint per process.
+"""Every alarmflow metric, declared once with what it counts, and the one endpoint per process.
 
 Names follow Prometheus conventions: ``alarmflow_`` prefix, ``_total`` counters, ``_seconds``
-histograms, and only bounded labels (``flow``, ``topic``, ``reason``, ``kind``). Workers of
-one process are threads sharing this registry; each process serves it on
-``ALARMFLOW_METRICS_PORT + process id`` so that ``-p``/``-i`` runs never collide.
+histograms, and only bounded labels (``flow``, ``topic``, ``reason``, ``kind``, ``stage``,
+``function``, ``decision``). Workers of one process are threads sharing this registry; each
+process serves it on ``ALARMFLOW_METRICS_PORT + process id`` so that ``-p``/``-i`` runs never
+collide, and registers that endpoint for Prometheus's file discovery in
+``ALARMFLOW_METRICS_TARGETS_DIR`` when it is set.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import ipaddress
+import json
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from time import perf_counter
 from typing import ParamSpec, TypeVar
 
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
-CONSUMED = Counter("alarmflow_consumed", "Messages read from Kafka.", ["flow", "topic"])
-CLEANED = Counter("alarmflow_cleaned", "Records that passed parsing and cleaning.", ["flow"])
-REJECTED = Counter(
-    "alarmflow_rejected",
-    "Messages rejected to the dead-letter topic, by reason.",
-    ["flow", "reason"],
+
+def _counter(name: str, documentation: str, *labels: str) -> Counter:
+    """A counter labelled by ``flow`` and ``labels``; Prometheus shows it as ``{name}_total``."""
+    return Counter(name, documentation, ["flow", *labels])
+
+
+def _histogram(name: str, documentation: str) -> Histogram:
+    """A latency histogram labelled by ``flow``."""
+    return Histogram(name, documentation, ["flow"], buckets=LATENCY_BUCKETS)
+
+
+# Counter. Consumer errors are not messages: they count as rejected{reason="kafka_error"}.
+CONSUMED = _counter(
+    "alarmflow_consumed", "Kafka messages read from the flow's input topics, by topic.", "topic"
 )
-DROPPED = Counter(
-    "alarmflow_dropped",
-    "Valid records dropped on purpose, by reason (expired, unmatched, duplicate, qos, ...).",
-    ["flow", "reason"],
+# Counter. Records that fail any of these are rejected instead.
+CLEANED = _counter("alarmflow_cleaned", "Records decoded, validated and cleaned.")
+# Counter, counted when the dead-letter message is made; alarmflow_dlq_produced_total counts
+# its confirmed delivery.
+REJECTED = _counter(
+    "alarmflow_rejected", "Input rejected to the dead-letter topic, by reason.", "reason"
 )
-WRITTEN = Counter("alarmflow_written", "Redis list entries written, by key kind.", ["flow", "kind"])
-SIGNALS = Counter(
+# Counter; the reasons are operators.drops.Drop.
+DROPPED = _counter(
+    "alarmflow_dropped", "Valid records not written on purpose, by reason.", "reason"
+)
+# Counter. A replayed record writes nothing and counts as dropped{reason="duplicate"}.
+WRITTEN = _counter(
+    "alarmflow_written",
+    "Entries pushed onto Redis data lists by records written for the first time, by kind.",
+    "kind",
+)
+# Counter. Signals go after their data, in the same script call.
+SIGNALS = _counter(
     "alarmflow_signals",
-    "Wake-up signals pushed (a strategy already pending is not pushed).",
-    ["flow"],
+    "Wake-up signals pushed onto signal lists (one already pending is not pushed again).",
 )
-STAGE_SECONDS = Counter(
-    "alarmflow_stage_seconds",
-    "Time spent in each stage of a flow (divide by alarmflow_stage_items_total for per item).",
-    ["flow", "stage"],
+# Counter; divided by alarmflow_stage_items_total it is the time per item.
+STAGE_SECONDS = _counter("alarmflow_stage_seconds", "Seconds spent in each stage.", "stage")
+# Counter. Per-record stages count records; sink stages (redis, dlq, decisions, audit) count
+# the records of their batches.
+STAGE_ITEMS = _counter(
+    "alarmflow_stage_items",
+    "Items each stage handled (records; for sinks, the records in their batches).",
+    "stage",
 )
-STAGE_ITEMS = Counter(
-    "alarmflow_stage_items", "Items (records or batches) each stage handled.", ["flow", "stage"]
+# Counter. A delivery that fails stops the flow instead.
+DLQ_PRODUCED = _counter(
+    "alarmflow_dlq_produced", "Dead-letter messages whose delivery the broker confirmed."
 )
-DLQ_PRODUCED = Counter(
-    "alarmflow_dlq_produced", "Messages delivered to the dead-letter topic.", ["flow"]
-)
-REDIS_BATCH_SECONDS = Histogram(
+# Histogram, failed attempts included.
+REDIS_BATCH_SECONDS = _histogram(
     "alarmflow_redis_batch_seconds",
-    "Time to run one Redis pipeline (one sink batch).",
-    ["flow"],
-    buckets=LATENCY_BUCKETS,
+    "Seconds per attempt to write one sink batch with the push-once script.",
 )
-REDIS_ERRORS = Counter(
-    "alarmflow_redis_errors", "Redis pipelines that failed (the flow then stops).", ["flow"]
+# Counter. Each failed attempt is retried after a backoff; when the last retry fails too, the
+# flow stops and resumes from recovery.
+REDIS_ERRORS = _counter(
+    "alarmflow_redis_errors",
+    "Failed attempts to write a sink batch to Redis (each is retried; after the last the flow "
+    "stops).",
 )
-END_TO_END_SECONDS = Histogram(
+# Histogram, of records written for the first time.
+END_TO_END_SECONDS = _histogram(
     "alarmflow_end_to_end_seconds",
-    "From the Kafka message timestamp to its Redis write.",
-    ["flow"],
-    buckets=LATENCY_BUCKETS,
+    "Seconds from the Kafka message timestamp to its record's first Redis write.",
 )
+# Counter; decisions are execute, skipped, sleep, waiting, shield, collect and suppressed.
+CONVERGE_DECISIONS = _counter(
+    "alarmflow_converge_decisions",
+    "Converge decisions, by converge function and decision.",
+    "function",
+    "decision",
+)
+
+DEFINED: tuple[MetricWrapperBase, ...] = (
+    CONSUMED,
+    CLEANED,
+    REJECTED,
+    DROPPED,
+    WRITTEN,
+    SIGNALS,
+    STAGE_SECONDS,
+    STAGE_ITEMS,
+    DLQ_PRODUCED,
+    REDIS_BATCH_SECONDS,
+    REDIS_ERRORS,
+    END_TO_END_SECONDS,
+    CONVERGE_DECISIONS,
+)
+"""Every alarmflow metric; nothing else in the code declares one."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -104,6 +160,17 @@ class Stage:
             self._items.inc(items)
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a process serves its metrics: ``address``, ``base_port`` + its process id (no
+    endpoint when ``base_port`` is 0), and the directory of Prometheus file-discovery targets
+    it registers in (``None``: it registers nowhere)."""
+
+    address: str
+    base_port: int
+    targets_dir: Path | None = None
+
+
 _served_lock = threading.Lock()
 _served = False
 
@@ -118,40 +185,58 @@ def process_id(argv: list[str] | None = None) -> int:
     return known.process_id
 
 
-def serve(address: str, base_port: int) -> None:
-    """Start this process's metrics endpoint once (no-op when ``base_port`` is 0)."""
+def scrape_target(address: str, port: int) -> str:
+    """The ``host:port`` Prometheus reaches an endpoint at: the address it listens on, or this
+    host's name when it listens on every address."""
+    host = socket.gethostname() if ipaddress.ip_address(address).is_unspecified else address
+    return f"{host}:{port}"
+
+
+def register_target(directory: Path, flow: str, target: str) -> Path:
+    """Write ``target`` as one Prometheus ``file_sd`` entry labelled with ``flow`` into
+    ``directory`` (atomically, as Prometheus watches the directory); return the file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{flow}-{target.replace(':', '-')}.json"
+    entry = [{"targets": [target], "labels": {"flow": flow}}]
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(json.dumps(entry))
+    staged.replace(path)
+    return path
+
+
+def serve(endpoint: Endpoint, flow: str) -> None:
+    """Start this process's metrics endpoint once, and register it as a scrape target of
+    ``flow`` until the process exits."""
     global _served
     with _served_lock:
-        if _served or base_port == 0:
+        if _served or endpoint.base_port == 0:
             return
         _served = True
-        port = base_port + process_id()
+        port = endpoint.base_port + process_id()
         try:
-            start_http_server(port, addr=address)
+            start_http_server(port, addr=endpoint.address)
         except OSError as exc:
             log.error("metrics endpoint on port %d not started: %s", port, exc)
             return
         log.info("metrics on :%d/metrics", port)
+        if endpoint.targets_dir is not None:
+            path = register_target(
+                endpoint.targets_dir, flow, scrape_target(endpoint.address, port)
+            )
+            atexit.register(path.unlink, missing_ok=True)
 
 
 def summary(flow: str) -> str:
     """This process's counts for ``flow`` on one line, e.g. for the log at end of input."""
     parts = []
-    for metric in REGISTRY.collect():
-        if not metric.name.startswith("alarmflow_") or metric.type != "counter":
+    for metric in DEFINED:
+        if not isinstance(metric, Counter) or metric in (STAGE_SECONDS, STAGE_ITEMS):
             continue
-        if metric.name.startswith("alarmflow_stage_"):
-            continue
-        for sample in metric.samples:
-            if sample.name.endswith("_total") and sample.labels.get("flow") == flow:
-                detail = ",".join(v for k, v in sorted(sample.labels.items()) if k != "flow")
-                name = metric.name.removeprefix("alarmflow_")
-                parts.append(f"{name}{'[' + detail + ']' if detail else ''}={sample.value:.0f}")
+        for family in metric.collect():
+            name = family.name.removeprefix("alarmflow_")
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels.get("flow") == flow:
+                    labels = sorted(sample.labels.items())
+                    detail = ",".join(v for k, v in labels if k != "flow")
+                    parts.append(f"{name}{'[' + detail + ']' if detail else ''}={sample.value:.0f}")
     return f"{flow}: " + " ".join(sorted(parts))
-
-
-CONVERGE_DECISIONS = Counter(
-    "alarmflow_converge_decisions",
-    "Converge decisions, by converge function and decision.",
-    ["flow", "function", "decision"],
-)

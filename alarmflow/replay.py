@@ -22,7 +22,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.config import Settings, settings_or_exit
+from alarmflow.connections import kafka_config
 from alarmflow.services import free_port
 from flows.kafka_io import offset_at
 
@@ -56,16 +57,14 @@ def first_offset(settings: Settings, topic: str, partition: int, end: int) -> in
     if settings.start.kind == "offset":
         return settings.start.value
     if settings.start.kind == "time":
-        found = offset_at(settings.kafka_bootstrap, topic, partition, settings.start.value)
+        found = offset_at(settings, topic, partition, settings.start.value)
         return found if found >= 0 else end
     return 0
 
 
 def messages_to_read(settings: Settings, topics: tuple[str, ...]) -> int:
     """How many messages lie between the start position and the current end of each partition."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "alarmflow-replay"}
-    )
+    consumer = Consumer(kafka_config(settings, {"group.id": "alarmflow-replay"}))
     total = 0
     try:
         for topic in topics:
@@ -74,9 +73,7 @@ def messages_to_read(settings: Settings, topics: tuple[str, ...]) -> int:
                 start = {
                     "earliest": low,
                     "offset": settings.start.value,
-                    "time": offset_at(
-                        settings.kafka_bootstrap, topic, partition, settings.start.value
-                    ),
+                    "time": offset_at(settings, topic, partition, settings.start.value),
                 }[settings.start.kind]
                 total += max(0, high - max(low, start if start >= 0 else high))
     finally:
@@ -111,7 +108,7 @@ def draw(done: float, total: int, started: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    live = load_settings()
+    live = settings_or_exit()
     if args.prefix == live.key_prefix:
         print(
             f"alarmflow.replay: --prefix must differ from the live prefix {live.key_prefix}",
@@ -127,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         ALARMFLOW_METRICS_PORT=str(port),
     )
     env.pop("BYTEWAX_PROCESS_ID", None)
-    try:
-        settings = load_settings(env)
-    except ConfigError as exc:
-        print(f"alarmflow.replay: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(env)
     topics = settings.topics_for(args.flow.rsplit(".", 1)[-1])
     total = messages_to_read(settings, topics)
     print(

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from alarmflow.config import ConfigError, Settings, load_settings
+from alarmflow.config import Settings, mask_url, settings_or_exit
+from alarmflow.connections import redis_client
 from alarmflow.kafka_tools import read_all
 from state.keys import REGISTRY, RedisType, prefix_pattern
 
@@ -103,19 +104,17 @@ def snapshot(client: redis.Redis, prefix: str) -> dict[str, Entry]:
 
 
 def dlq_reasons(settings: Settings) -> Counter[str]:
-    return Counter(
-        orjson.loads(m)["reason"] for m in read_all(settings.kafka_bootstrap, settings.dlq_topic)
-    )
+    return Counter(orjson.loads(m)["reason"] for m in read_all(settings, settings.dlq_topic))
 
 
 def print_report(settings: Settings, out=sys.stdout) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url, settings)
     state = snapshot(client, settings.key_prefix)
     prefix = settings.key_prefix
     kinds = {key: _kind(key, entry.kind, prefix) for key, entry in state.items()}
     by_kind = Counter(kinds.values())
     lists = {key: entry.content for key, entry in state.items() if entry.kind == RedisType.LIST}
-    print(f"Redis {settings.redis_url}, prefix {settings.key_prefix}", file=out)
+    print(f"Redis {mask_url(settings.redis_url)}, prefix {settings.key_prefix}", file=out)
     print(f"  keys by kind: {dict(sorted(by_kind.items()))}", file=out)
     for key, entries in sorted(lists.items()):
         print(f"  {len(entries):>7}  {key}", file=out)
@@ -131,12 +130,12 @@ def print_report(settings: Settings, out=sys.stdout) -> None:
     signal_lists = [k for k in lists if kinds[k] in SIGNAL_KINDS]
     for key in signal_lists:
         print(f"  signal queue {key}: {[v.decode() for v in client.lrange(key, 0, -1)]}", file=out)
-    service = redis.Redis.from_url(settings.redis_service_url)
+    service = redis_client(settings.redis_service_url, settings)
     service_kinds = Counter(
         _kind(key, entry.kind, prefix) for key, entry in snapshot(service, prefix).items()
     )
     if service_kinds:
-        print(f"Redis {settings.redis_service_url} (service db)", file=out)
+        print(f"Redis {mask_url(settings.redis_service_url)} (service db)", file=out)
         print(f"  keys by kind: {dict(sorted(service_kinds.items()))}", file=out)
     reasons = dlq_reasons(settings)
     print(
@@ -147,12 +146,7 @@ def print_report(settings: Settings, out=sys.stdout) -> None:
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"alarmflow: config error: {exc}", file=sys.stderr)
-        return 2
-    print_report(settings)
+    print_report(settings_or_exit())
     return 0
 
 

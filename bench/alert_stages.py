@@ -16,7 +16,8 @@ from pathlib import Path
 
 import redis
 
-from alarmflow.config import BUNDLED_STRATEGIES
+from alarmflow.config import BUNDLED_STRATEGIES, settings_or_exit
+from alarmflow.connections import redis_client
 from alarmflow.samples import sample_messages
 from alarmflow.services import RedisServer, free_port
 from operators.alert import clean_alert, is_expired
@@ -82,7 +83,8 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=20_000)
     args = parser.parse_args()
     if os.environ.get("ALARMFLOW_REDIS_URL"):
-        rows = run(redis.Redis.from_url(os.environ["ALARMFLOW_REDIS_URL"]), args.alerts)
+        settings = settings_or_exit()
+        rows = run(redis_client(settings.redis_url, settings), args.alerts)
     else:
         with tempfile.TemporaryDirectory() as run_dir:
             server = RedisServer(free_port(), Path(run_dir))

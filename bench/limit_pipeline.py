@@ -9,24 +9,26 @@ if its own work cost nothing. Settings from the flow's environment variables.
 from __future__ import annotations
 
 import orjson
-import redis
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from alarmflow.config import load_settings
+from alarmflow.config import settings_or_exit
+from alarmflow.connections import kafka_config, redis_client
 
 BATCH = 1000
 
 
 def main() -> None:
-    settings = load_settings()
-    client = redis.Redis.from_url(settings.redis_url)
+    settings = settings_or_exit()
+    client = redis_client(settings.redis_url, settings)
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": "alarmflow-bench-limit",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+        kafka_config(
+            settings,
+            {
+                "group.id": "alarmflow-bench-limit",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            },
+        )
     )
     topic = settings.topics_for("alert")[0]
     key = f"{settings.key_prefix}.limit"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 
-import redis
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from alarmflow.config import load_settings
+from alarmflow.config import settings_or_exit
+from alarmflow.connections import kafka_config, redis_client
 from operators.alert_access import AlertAccess
 from operators.rejects import SourceRecord
 from operators.strategy import load_strategy_file
@@ -23,18 +23,20 @@ BATCH = 1000
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = settings_or_exit()
     access = AlertAccess.from_settings(settings, load_strategy_file(settings.strategies))
-    pusher = OncePusher(redis.Redis.from_url(settings.redis_url), settings.redis_dbs())
+    pusher = OncePusher(redis_client(settings.redis_url, settings), settings.redis_dbs())
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": "alarmflow-bench-baseline",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
+        kafka_config(
+            settings,
+            {
+                "group.id": "alarmflow-bench-baseline",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            },
+        )
     )
-    dead_letters = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    dead_letters = Producer(kafka_config(settings, {"acks": "all"}))
     topic = settings.topics_for("alert")[0]
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])

@@ -20,12 +20,12 @@ import argparse
 import time
 import uuid
 
-import redis
 from confluent_kafka import Producer
 from quixstreams import Application, message_context
 from quixstreams.sinks import BatchingSink, SinkBatch
 
-from alarmflow.config import load_settings
+from alarmflow.config import settings_or_exit
+from alarmflow.connections import kafka_config, redis_client
 from operators.alert_access import AlertAccess
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import load_strategy_file
@@ -60,9 +60,9 @@ def main() -> None:
     parser.add_argument("--variant", choices=("branch", "chain"), required=True)
     parser.add_argument("--idle-s", type=float, default=1.0)
     args = parser.parse_args()
-    settings = load_settings()
+    settings = settings_or_exit()
     access = AlertAccess.from_settings(settings, load_strategy_file(settings.strategies))
-    pusher = OncePusher(redis.Redis.from_url(settings.redis_url), settings.redis_dbs())
+    pusher = OncePusher(redis_client(settings.redis_url, settings), settings.redis_dbs())
 
     def work(value: bytes) -> Push | Rejection | None:
         ctx = message_context()
@@ -87,7 +87,7 @@ def main() -> None:
         rejected.apply(lambda r: r.to_dlq(FLOW)).to_topic(dlq)
         outcomes.filter(lambda v: isinstance(v, Push)).sink(PushSink(pusher))
     else:
-        producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+        producer = Producer(kafka_config(settings, {"acks": "all"}))
         outcomes.sink(PushSink(pusher, producer, settings.dlq_topic))
     app.run(timeout=args.idle_s, collect=False)
 

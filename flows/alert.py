@@ -21,6 +21,7 @@ from flows.common import dead_letters, flow_from_env, load_strategies, write_onc
 from flows.kafka_io import Input, kafka_batches
 from flows.redis_sink import Routed
 from operators.alert_access import AlertAccess
+from operators.drops import Drop
 from operators.rejects import Rejection
 
 NAME = "alert"
@@ -30,8 +31,8 @@ def build_flow(settings: Settings) -> Dataflow:
     access = AlertAccess.from_settings(settings, load_strategies(settings))
     stage = Stage(NAME, "access")
     cleaned = CLEANED.labels(NAME)
-    expired, unmatched = DROPPED.labels(NAME, "expired"), DROPPED.labels(NAME, "unmatched")
-    other_shard = None if settings.shard() is None else DROPPED.labels(NAME, "other_shard")
+    expired, unmatched = DROPPED.labels(NAME, Drop.EXPIRED), DROPPED.labels(NAME, Drop.UNMATCHED)
+    other_shard = None if settings.shard() is None else DROPPED.labels(NAME, Drop.OTHER_SHARD)
 
     def work(inputs: list[Input]) -> tuple[list[Routed], list[Rejection]]:
         with stage.batch(len(inputs)):

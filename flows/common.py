@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 import sys
 import time
 from collections.abc import Callable
@@ -13,21 +12,20 @@ import bytewax.operators as op
 import redis
 from bytewax.dataflow import Dataflow, Stream
 
-from alarmflow.config import ConfigError, Settings, load_settings
-from alarmflow.metrics import DLQ_PRODUCED, DROPPED
+from alarmflow import logs
+from alarmflow.config import ConfigError, Settings, exit_on_config_error, load_settings
+from alarmflow.connections import ConnectFailed, mask_secrets_in_logs, preflight, redis_client
+from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter
 from flows.redis_sink import PushSink, Routed
+from operators.drops import Drop
 from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
 from state.strategy_cache import load_cached_strategies
 
 X = TypeVar("X")
-
-logging.basicConfig(
-    level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-)
 
 
 GC_THRESHOLDS = (50_000, 20, 100)
@@ -46,21 +44,37 @@ def settle_heap() -> None:
 
 
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
-    """Build a flow from the environment; on bad config print one line per problem and exit 2."""
+    """The entry point of every flow module: settings from the environment, logging at
+    ``ALARMFLOW_LOG_LEVEL`` with secrets masked, then (run by ``bytewax.run``) a check that Kafka
+    and Redis accept the settings, then the flow. On bad config or a refused connection print
+    one line per problem and exit 2."""
     try:
-        flow = build(load_settings())
+        settings = load_settings()
+        logs.configure(settings.log_level)
+        mask_secrets_in_logs(settings)
+        if _run_by_bytewax():
+            preflight(settings)
+        flow = build(settings)
     except (ConfigError, StrategyError, HostError) as exc:
-        for line in str(exc).splitlines():
-            print(f"alarmflow: config error: {line}", file=sys.stderr)
+        exit_on_config_error(exc)
+    except ConnectFailed as exc:
+        print(f"alarmflow: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     settle_heap()
     return flow
 
 
+def _run_by_bytewax() -> bool:
+    """Whether this process is ``python -m bytewax.run`` (rather than, say, a test importing a
+    flow module to reach its operators)."""
+    main = sys.modules.get("__main__")
+    return getattr(getattr(main, "__spec__", None), "name", None) == "bytewax.run"
+
+
 def load_strategies(settings: Settings) -> tuple[Strategy, ...]:
     """From the strategies file, or from bkmonitor's strategy cache when it is ``redis``."""
     if settings.strategies == "redis":
-        client = redis.Redis.from_url(settings.redis_cache_url, socket_connect_timeout=3)
+        client = redis_client(settings.redis_cache_url, settings, socket_connect_timeout=3)
         try:
             return load_cached_strategies(client, settings.key_prefix)
         except redis.RedisError as exc:
@@ -90,7 +104,7 @@ def dead_letters(
     merged = op.merge(f"{step_id}_merge", *rejections)
     messages = op.map(f"{step_id}_message", merged, dead_letter(flow))
     delivered = DLQ_PRODUCED.labels(flow).inc
-    sink = DeliveredSink(settings.kafka_bootstrap, settings.dlq_topic, flow, "dlq", delivered)
+    sink = DeliveredSink(settings, settings.dlq_topic, flow, "dlq", delivered)
     op.output(step_id, messages, sink)
 
 
@@ -98,8 +112,8 @@ def write_once(
     step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
 ) -> None:
     """Write every routed record to Redis once (``kind`` labels the written metric)."""
-    endpoint = (settings.metrics_addr, settings.metrics_port)
-    sink = PushSink(settings.redis_url, settings.redis_dbs(), flow, kind, endpoint)
+    endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
+    sink = PushSink(settings, flow, kind, endpoint)
     op.output(step_id, routed, sink)
 
 
@@ -113,7 +127,7 @@ def shard_by_business(
     shard = settings.shard()
     if shard is None:
         return stream
-    dropped = DROPPED.labels(flow, "other_shard")
+    dropped = DROPPED.labels(flow, Drop.OTHER_SHARD)
 
     def mine(item: X) -> bool:
         if shard.owns(biz_of(item)):

@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 
 import bytewax.operators as op
 import orjson
-import redis
 from bytewax.dataflow import Dataflow
 
 from alarmflow.config import Settings
+from alarmflow.connections import redis_client
 from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, Stage
 from flows.common import dead_letters, flow_from_env, parse_records, write_once
 from flows.kafka_io import DeliveredSink, kafka_input
@@ -127,7 +127,7 @@ def _lock(settings: Settings) -> engine.Lock:
     (``ALARMFLOW_CONVERGE_LOCK=1``); none otherwise (keyed state already serialises them)."""
     if not settings.converge_lock:
         return engine.NO_LOCK
-    return RedisLock(redis.Redis.from_url(settings.redis_service_url), settings.key_prefix)
+    return RedisLock(redis_client(settings.redis_service_url, settings), settings.key_prefix)
 
 
 def build_flow(settings: Settings) -> Dataflow:
@@ -165,16 +165,15 @@ def build_flow(settings: Settings) -> Dataflow:
     def routed(decision: Decision) -> Routed:
         return Routed(decision_push(prefix, decision), int(decision.time * 1000))
 
-    bootstrap = settings.kafka_bootstrap
     op.output(
         "decisions_out",
         op.map("message", decisions, message),
-        DeliveredSink(bootstrap, settings.decision_topic, NAME, "decisions"),
+        DeliveredSink(settings, settings.decision_topic, NAME, "decisions"),
     )
     op.output(
         "audit_out",
         op.map("audit", decisions, audit),
-        DeliveredSink(bootstrap, settings.audit_topic, NAME, "audit"),
+        DeliveredSink(settings, settings.audit_topic, NAME, "audit"),
     )
     write_once("redis", op.map("routed", decisions, routed), settings, NAME, "converge")
     dead_letters("dlq", settings, NAME, rejected, consumer_errors)

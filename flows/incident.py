@@ -1,74 +1,79 @@
-"""Incident access: Kafka → parse → per-incident document (Bytewax state) → Redis.
+"""Incident access: Kafka → parse → shard → per-incident document (Bytewax state) → Redis.
 
 ``python -m bytewax.run flows.incident``. bkmonitor takes incident sync messages from
 RabbitMQ and writes Elasticsearch; alarmflow takes the same messages from Kafka (keyed by
 incident id, so one incident's messages stay in order) and keeps the document, its alert links
-and its status history in Redis (bkmonitor.md §2.5).
+and its operation history in Redis. Every step is guarded: a record any step fails on goes to
+the dead-letter topic with its reason, the incident's state as it was before it.
 """
 
 from __future__ import annotations
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
-from flows.common import (
-    dead_letters,
-    flow_from_env,
-    parse_records,
-    shard_by_business,
-    write_once,
-)
+from flows.common import dead_letters, flow_from_env, parse_records, shard_by_business, write_once
+from flows.guard import guarded_stateful_map
 from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.bounds import decode_object
-from operators.incident import IncidentState, Sync, fold, is_experience_stage, parse_sync
-from operators.rejects import SourceRecord
+from operators.drops import Drop
+from operators.incident import IncidentState, Sync, fold, parse_sync
+from operators.rejects import Rejection, SourceRecord
 from state.writes import incident_push
 
 NAME = "incident"
+DROP_REASONS = (Drop.EXPERIENCE_STAGE, Drop.DUPLICATE)
 
 
-def build_flow(settings: Settings) -> Dataflow:
-    prefix = settings.key_prefix
-    dedup_ttl = settings.dedup_ttl
+def source(item: tuple[SourceRecord, Sync]) -> SourceRecord:
+    return item[0]
+
+
+def business(item: tuple[SourceRecord, Sync]) -> object:
+    return item[1].info["bk_biz_id"]
+
+
+def pipeline(
+    records: Stream[SourceRecord], settings: Settings
+) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
+    """The flow's steps, from Kafka records to Redis pushes and rejections."""
+    prefix, dedup_ttl = settings.key_prefix, settings.dedup_ttl
     parsed_count = CLEANED.labels(NAME)
-    stage_count = DROPPED.labels(NAME, "experience_stage")
-    duplicate_count = DROPPED.labels(NAME, "duplicate")
+    drop_counts = {reason: DROPPED.labels(NAME, reason) for reason in DROP_REASONS}
 
     def parse(record: SourceRecord, _now: float) -> Sync:
         sync = parse_sync(decode_object(record, settings.max_message_bytes))
         parsed_count.inc()
         return sync
 
-    def changes_a_document(item: tuple[SourceRecord, Sync]) -> bool:
-        if is_experience_stage(item[1]):
-            stage_count.inc()
-            return False
-        return True
-
     def step(
         state: IncidentState | None, item: tuple[SourceRecord, Sync]
     ) -> tuple[IncidentState | None, list[Routed]]:
         record, sync = item
-        state, change = fold(state, sync)
-        if change is None:
-            duplicate_count.inc()
-            return state, []
-        return state, [
-            Routed(incident_push(prefix, sync.uid, change, dedup_ttl), record.timestamp_ms)
-        ]
+        state, changes, drops = fold(state, sync)
+        for reason in drops:
+            drop_counts[reason].inc()
+        pushes = [incident_push(prefix, sync.uid, change, dedup_ttl) for change in changes]
+        return state, [Routed(push, record.timestamp_ms) for push in pushes]
 
+    parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
+    mine = shard_by_business(
+        "shard", parsed, settings, lambda item: item[1].info["bk_biz_id"], NAME
+    )
+    keyed = op.key_on("by_incident", mine, lambda item: item[1].incident_id)
+    folded = guarded_stateful_map("document", keyed, step, source, copy_state=None)
+    return op.map("routed", folded.oks, lambda kv: kv[1]), [rejected, folded.errs]
+
+
+def build_flow(settings: Settings) -> Dataflow:
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
-    live = op.filter("stage", parsed, changes_a_document)
-    mine = shard_by_business("shard", live, settings, lambda item: item[1].info["bk_biz_id"], NAME)
-    keyed = op.key_on("by_incident", mine, lambda item: item[1].incident_id)
-    routed = op.map("routed", op.stateful_flat_map("document", keyed, step), lambda kv: kv[1])
+    routed, errs = pipeline(records, settings)
     write_once("redis", routed, settings, NAME, "incident")
-    dead_letters("dlq", settings, NAME, rejected, consumer_errors)
+    dead_letters("dlq", settings, NAME, *errs, consumer_errors)
     return flow
 
 

@@ -23,6 +23,8 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter
 
 from alarmflow.config import Settings, StartPosition
+from alarmflow.connections import KafkaTarget, bootstrap_of, kafka_config
+from alarmflow.logs import RateLimited
 from alarmflow.metrics import CONSUMED, REJECTED, Stage
 from operators.rejects import Reason, Rejection, SourceRecord
 
@@ -36,9 +38,12 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not answer, or an input topic does not exist."""
 
 
-def check_topics(bootstrap: str, topics: list[str], timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
+def check_topics(
+    target: KafkaTarget, topics: list[str], timeout: float = PREFLIGHT_TIMEOUT_S
+) -> None:
     """Raise :class:`BrokerUnavailable` unless the broker answers and every topic exists."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    bootstrap = bootstrap_of(target)
+    admin = AdminClient(kafka_config(target))
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception as exc:
@@ -50,9 +55,9 @@ def check_topics(bootstrap: str, topics: list[str], timeout: float = PREFLIGHT_T
         raise BrokerUnavailable(f"topics missing on Kafka at {bootstrap}: {', '.join(missing)}")
 
 
-def offset_at(bootstrap: str, topic: str, partition: int, time_ms: int) -> int:
+def offset_at(target: KafkaTarget, topic: str, partition: int, time_ms: int) -> int:
     """The first offset of ``partition`` at or after ``time_ms`` (its end if there is none)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "alarmflow-offset-lookup"})
+    consumer = Consumer(kafka_config(target, {"group.id": "alarmflow-offset-lookup"}))
     try:
         found = consumer.offsets_for_times(
             [TopicPartition(topic, partition, time_ms)], timeout=PREFLIGHT_TIMEOUT_S
@@ -63,26 +68,33 @@ def offset_at(bootstrap: str, topic: str, partition: int, time_ms: int) -> int:
 
 
 class CheckedKafkaSource(KafkaSource):
-    """Bytewax's Kafka source with a bounded pre-flight check before listing partitions, and
-    start positions by offset or by time for partitions with no recovered offset."""
+    """Bytewax's Kafka source with the settings' client configuration (security included), a
+    bounded pre-flight check before listing partitions, and start positions by offset or by
+    time for partitions with no recovered offset."""
 
-    def __init__(self, bootstrap: str, topics: list[str], start: StartPosition, **kwargs) -> None:
+    def __init__(self, settings: Settings, topics: list[str], **kwargs) -> None:
+        start = settings.start
         offsets = {"earliest": OFFSET_BEGINNING, "latest": OFFSET_END, "offset": start.value}
+        config = kafka_config(settings)
         super().__init__(
-            [bootstrap], topics, starting_offset=offsets.get(start.kind, OFFSET_END), **kwargs
+            [config.pop("bootstrap.servers")],
+            topics,
+            starting_offset=offsets.get(start.kind, OFFSET_END),
+            add_config=config,
+            **kwargs,
         )
-        self._bootstrap = bootstrap
+        self._settings = settings
         self._topic_list = topics
-        self._start = start
+        self._start: StartPosition = start
 
     def list_parts(self) -> list[str]:
-        check_topics(self._bootstrap, self._topic_list)
+        check_topics(self._settings, self._topic_list)
         return super().list_parts()
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None):
         if resume_state is None and self._start.kind == "time":
             index, topic = for_part.split("-", 1)
-            resume_state = offset_at(self._bootstrap, topic, int(index), self._start.value)
+            resume_state = offset_at(self._settings, topic, int(index), self._start.value)
         return super().build_part(step_id, for_part, resume_state)
 
 
@@ -94,19 +106,15 @@ def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
 def _kafka_source(
     step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...]
 ) -> Stream[KafkaSourceMessage | KafkaError]:
-    source = CheckedKafkaSource(
-        settings.kafka_bootstrap,
-        list(topics),
-        settings.start,
-        tail=settings.tail,
-        raise_on_errors=False,
-    )
+    source = CheckedKafkaSource(settings, list(topics), tail=settings.tail, raise_on_errors=False)
     return op.input(step_id, flow, source)
 
 
 def _consumer_error(name: str) -> Callable[[KafkaError], Rejection]:
+    report = RateLimited(log).error
+
     def consumer_error(err: KafkaError) -> Rejection:
-        log.error("%s: Kafka consumer error: %s", name, err.err)
+        report("%s: Kafka consumer error: %s", name, err.err)
         return Rejection(Reason.KAFKA_ERROR, str(err.err), _to_record(err.msg))
 
     return consumer_error
@@ -168,6 +176,7 @@ Message = tuple[str, bytes]
 def dead_letter(flow: str) -> Callable[[Rejection], Message]:
     """Log and count a rejection of ``flow``, and make its dead-letter message."""
     counters: dict[Reason, Counter] = {}
+    warn = RateLimited(log).warning
 
     def to_message(rejection: Rejection) -> Message:
         counter = counters.get(rejection.reason)
@@ -175,7 +184,7 @@ def dead_letter(flow: str) -> Callable[[Rejection], Message]:
             counter = counters[rejection.reason] = REJECTED.labels(flow, str(rejection.reason))
         counter.inc()
         record = rejection.record
-        log.warning(
+        warn(
             "%s: rejected %s[%d]@%d: %s",
             flow,
             record.topic,
@@ -234,27 +243,29 @@ class DeliveredSink(DynamicSink[Message]):
 
     def __init__(
         self,
-        bootstrap: str,
+        target: KafkaTarget,
         topic: str,
         flow: str,
         stage: str,
         on_delivered: Callable[[int], None] | None = None,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._target = target
         self._topic = topic
         self._flow = flow
         self._stage = stage
         self._on_delivered = on_delivered
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeliveredPartition:
-        check_topics(self._bootstrap, [self._topic])
+        check_topics(self._target, [self._topic])
         producer = Producer(
-            {
-                "bootstrap.servers": self._bootstrap,
-                "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
-                "acks": "all",
-                "enable.idempotence": True,
-            }
+            kafka_config(
+                self._target,
+                {
+                    "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
+                    "acks": "all",
+                    "enable.idempotence": True,
+                },
+            )
         )
         return _DeliveredPartition(
             producer, self._topic, self._flow, self._stage, self._on_delivered

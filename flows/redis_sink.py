@@ -15,6 +15,8 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from alarmflow import metrics
+from alarmflow.config import Settings
+from alarmflow.connections import redis_client
 from alarmflow.metrics import (
     DROPPED,
     END_TO_END_SECONDS,
@@ -24,8 +26,8 @@ from alarmflow.metrics import (
     WRITTEN,
     Stage,
 )
+from operators.drops import Drop
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push
-from state.keys import Backend
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,13 @@ class Routed:
 
 
 class _PushPartition(StatelessSinkPartition[Routed]):
-    def __init__(self, pusher: OncePusher, flow: str, kind: str, gate_reason: str) -> None:
+    def __init__(self, pusher: OncePusher, flow: str, kind: str, gate_reason: Drop) -> None:
         self._pusher = pusher
         self._flow = flow
         self._stage = Stage(flow, "redis")
         self._batch_seconds = REDIS_BATCH_SECONDS.labels(flow)
         self._errors = REDIS_ERRORS.labels(flow)
-        self._duplicates = DROPPED.labels(flow, "duplicate")
+        self._duplicates = DROPPED.labels(flow, Drop.DUPLICATE)
         self._gated = DROPPED.labels(flow, gate_reason)
         self._written = WRITTEN.labels(flow, kind)
         self._signals = SIGNALS.labels(flow)
@@ -94,30 +96,31 @@ class _PushPartition(StatelessSinkPartition[Routed]):
 
 
 class PushSink(DynamicSink[Routed]):
-    """Writes :class:`Routed` records once each to the server of ``url``, whose backends live in
-    ``dbs``. ``kind`` labels the written-lists metric, ``gate_reason`` the drop counted when a
-    record's gate closes, and ``metrics_endpoint`` (address, base port) is where this process
-    serves its metrics."""
+    """Writes :class:`Routed` records once each to the queue server of ``settings`` (each
+    backend in its database there). ``kind`` labels the written-lists metric, ``gate_reason``
+    the drop counted when a record's gate closes, and ``metrics_endpoint``
+    is where this process serves its metrics."""
 
     def __init__(
         self,
-        url: str,
-        dbs: dict[Backend, int],
+        settings: Settings,
         flow: str,
         kind: str,
-        metrics_endpoint: tuple[str, int],
-        gate_reason: str = "qos",
+        metrics_endpoint: metrics.Endpoint,
+        gate_reason: Drop = Drop.QOS,
     ) -> None:
-        self._url = url
-        self._dbs = dbs
+        self._settings = settings
         self._flow = flow
         self._kind = kind
         self._metrics_endpoint = metrics_endpoint
         self._gate_reason = gate_reason
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
-        metrics.serve(*self._metrics_endpoint)
+        metrics.serve(self._metrics_endpoint, self._flow)
         REDIS_ERRORS.labels(self._flow)  # a zero series, so dashboards show "no errors"
-        client = redis.Redis.from_url(self._url, socket_timeout=10, socket_connect_timeout=3)
-        pusher = OncePusher(client, self._dbs)
+        settings = self._settings
+        client = redis_client(
+            settings.redis_url, settings, socket_timeout=10, socket_connect_timeout=3
+        )
+        pusher = OncePusher(client, settings.redis_dbs())
         return _PushPartition(pusher, self._flow, self._kind, self._gate_reason)

@@ -1,9 +1,11 @@
 """Event access after ``flat()``: host lookup and strategy fan-out (``full()``), bkmonitor's
 filters in order, and ``clean()`` into the element trigger reads from
-``detect.anomaly.list.{sid}.{iid}`` (bkmonitor.md §2.3).
+``detect.anomaly.list.{sid}.{iid}``.
 
 :func:`access` takes one flat record to its anomalies and the reasons of every clone it
-dropped. Anomaly messages are English renderings of bkmonitor's Chinese texts.
+dropped. The per-type dimensions, record ids and texts follow bkmonitor's record classes
+(:mod:`operators.event_dimensions`); anomaly texts are bkmonitor's own
+(:mod:`operators.event_texts`).
 """
 
 from __future__ import annotations
@@ -15,60 +17,53 @@ from typing import Any
 
 import orjson
 
+from operators.bounds import EPOCH_2000, TimeWindow
 from operators.conditions import ConditionSet, compile_conditions, mapping_lookup
-from operators.event_records import (
-    AGENT,
-    COREFILE,
-    CUSTOM,
-    DISK_FULL,
-    DISK_READONLY,
-    OOM,
-    PING,
-    PROCESS,
-    format_time,
-    parse_time,
+from operators.drops import Drop
+from operators.event_dimensions import (
+    anomaly_message,
+    clean_dimensions,
+    dimension_fields,
+    filter_dimensions,
+    readonly_entries,
+    record_dimensions,
+    record_filter,
 )
+from operators.event_records import DISK_READONLY, flat_event, format_time, parse_time
 from operators.hosts import Host, HostIndex
 from operators.md5 import count_md5
+from operators.priority import Contender, check_records
 from operators.strategy import Strategy
-from operators.targets import target_match
+from operators.strategy_group import interval_of
+from operators.targets import NO_GROUPS, DynamicGroups, compile_target, compiled_match
 from state.keys import STRATEGY_SNAPSHOT_KEY
 
 EXPIRE_SECONDS = 30 * 60
 """ExpireFilter: an event older than this is dropped."""
-FILE_SYSTEM_TYPE_IGNORE = ("iso9660", "tmpfs", "udf")
 DROP_REASONS = (
-    "unknown_host",
-    "no_strategy",
-    "expired",
-    "host_disabled",
-    "out_of_range",
-    "condition",
-    "ignored_fstype",
-    "ignored_readonly",
-    "ping_scope",
+    Drop.UNKNOWN_HOST,
+    Drop.NO_STRATEGY,
+    Drop.EXPIRED,
+    Drop.HOST_DISABLED,
+    Drop.OUT_OF_RANGE,
+    Drop.CONDITION,
+    Drop.IGNORED_FSTYPE,
+    Drop.IGNORED_READONLY,
+    Drop.PING_SCOPE,
 )
 """Why :func:`access` drops a record or a strategy clone (the ``dropped`` metric's reasons)."""
 
 METRIC_IDS = {
-    AGENT: "bk_monitor.agent-gse",
-    DISK_READONLY: "bk_monitor.disk-readonly-gse",
-    DISK_FULL: "bk_monitor.disk-full-gse",
-    COREFILE: "bk_monitor.corefile-gse",
-    PING: "bk_monitor.ping-gse",
-    OOM: "bk_monitor.oom-gse",
-    CUSTOM: "bk_monitor.gse_custom_event",
-    PROCESS: "bk_monitor.gse_process_event",
+    2: "bk_monitor.agent-gse",
+    3: "bk_monitor.disk-readonly-gse",
+    6: "bk_monitor.disk-full-gse",
+    7: "bk_monitor.corefile-gse",
+    8: "bk_monitor.ping-gse",
+    9: "bk_monitor.oom-gse",
+    100: "bk_monitor.gse_custom_event",
+    101: "bk_monitor.gse_process_event",
 }
 """Each record class's ``METRIC_ID``: a strategy takes the events its first item names."""
-
-DIMENSION_FIELDS = {
-    COREFILE: ("executable_path", "executable", "signal"),
-    DISK_FULL: ("file_system", "fstype", "disk"),
-    DISK_READONLY: ("position", "type", "fs"),
-    PROCESS: ("process_group_id", "process_name"),
-}
-OOM_OPTIONAL = ("oom_memcg", "task_memcg", "task", "constraint")
 
 
 @dataclass(frozen=True)
@@ -88,21 +83,28 @@ class EventAnomaly:
     bkmonitor keeps them."""
     element: Mapping[str, Any]
     """The ANOMALY_LIST element: ``{data, anomaly, strategy_snapshot_key}``."""
+    contender: Contender | None = None
+    """The item's part in priority inhibition; None when its strategy has no priority group."""
 
 
 class EventStrategies:
     """The event strategies (first query config ``(bk_monitor, event)``) by business and by
-    the metric id of their first item."""
+    the metric id of their first item, with each first item's target and conditions compiled
+    once."""
 
-    def __init__(self, strategies: Iterable[Strategy]) -> None:
+    def __init__(self, strategies: Iterable[Strategy], groups: DynamicGroups = NO_GROUPS) -> None:
         self._by: dict[tuple[int, str], list[Strategy]] = {}
         self._conditions: dict[int, ConditionSet] = {}
+        self._targets: dict[int, Any] = {}
         for strategy in strategies:
             if strategy.source() != ("bk_monitor", "event"):
                 continue
-            first = strategy.items[0].query_configs[0]
-            self._conditions[strategy.id] = compile_conditions(first.get("agg_condition"))
-            for metric in strategy.items[0].metric_ids():
+            item = strategy.items[0]
+            self._conditions[strategy.id] = compile_conditions(
+                item.query_configs[0].get("agg_condition")
+            )
+            self._targets[strategy.id] = compile_target(item.target, groups)
+            for metric in item.metric_ids():
                 self._by.setdefault((strategy.bk_biz_id, metric), []).append(strategy)
 
     def __len__(self) -> int:
@@ -112,174 +114,130 @@ class EventStrategies:
         return self._by.get((bk_biz_id, METRIC_IDS[kind]), [])
 
     def conditions(self, strategy: Strategy) -> ConditionSet:
-        """The first query config's ``agg_condition``, compiled once."""
+        """The first query config's ``agg_condition``."""
         return self._conditions[strategy.id]
+
+    def in_target(self, strategy: Strategy, dims: Mapping[str, Any]) -> bool:
+        """``RangeFilter``: the first item's ``target`` keeps ``dims``."""
+        return compiled_match(self._targets[strategy.id], dims)
+
+
+def contender_of(strategy: Strategy) -> Contender | None:
+    """``PriorityChecker.check_records``: items whose strategy has a ``priority`` (not None)
+    and a ``priority_group_key`` take part."""
+    raw = strategy.raw
+    if raw.get("priority") is None or not raw.get("priority_group_key"):
+        return None
+    item = strategy.items[0]
+    return Contender(
+        f"{strategy.id}.{item.id}",
+        strategy.number("priority"),
+        str(raw["priority_group_key"]),
+        interval_of(item),
+    )
 
 
 def find_host(record: Mapping[str, Any], hosts: HostIndex) -> Host | None:
-    """By agent id (a ``"cloud:ip"`` one split into address), else by ``(ip, cloud)``."""
+    """``get_host``: by agent id (a ``"cloud:ip"`` one split into address), else by
+    ``(_host_, _cloudid_)``."""
     agent_id = record.get("_agent_id_")
-    if agent_id:
+    if agent_id and isinstance(agent_id, str):
         if ":" in agent_id:
             cloud, _, ip = agent_id.partition(":")
             return hosts.by_address(ip, cloud)
         return hosts.by_agent(agent_id)
-    return hosts.by_address(record.get("_host_"), record.get("_cloudid_", 0))
+    return hosts.by_address(record.get("_host_"), record.get("_cloudid_") or 0)
+
+
+def record_business(record: Mapping[str, Any], hosts: HostIndex) -> object:
+    """The business a record belongs to: its host's, else the ``_bizid_`` it names (a record
+    of an unknown host is dropped by whichever deployment owns that)."""
+    host = find_host(record, hosts)
+    return record.get("_bizid_") if host is None else host.bk_biz_id
 
 
 def host_dimensions(record: Mapping[str, Any], host: Host) -> dict[str, Any]:
-    """``full()``'s dimensions: target ip, cloud, host id, topo nodes, agent version."""
-    dims: dict[str, Any] = {
-        "bk_target_ip": host.ip,
-        "bk_target_cloud_id": host.cloud_id,
-        "bk_host_id": host.bk_host_id,
-        "bk_topo_node": list(host.topo_nodes),
-    }
+    """``full()``'s dimensions: the record's own (process events), the agent version, then
+    target ip, cloud, host id and, when the host has topology, its topo nodes."""
+    dims: dict[str, Any] = dict(record.get("dimensions") or {})
     if "_agent_id_" in record:
         agent_id = record["_agent_id_"]
-        dims["agent_version"] = "v2" if agent_id and ":" not in agent_id else "v1"
+        dims["agent_version"] = "v2" if agent_id and ":" not in str(agent_id) else "v1"
+    dims["bk_target_ip"] = host.ip
+    dims["bk_target_cloud_id"] = host.cloud_id
+    dims["bk_host_id"] = host.bk_host_id
+    if host.topo_nodes:
+        dims["bk_topo_node"] = list(host.topo_nodes)
     return dims
 
 
-def filter_dimensions(record: Mapping[str, Any], dims: Mapping[str, Any]) -> dict[str, Any]:
-    """The per-type dimensions ``ConditionFilter`` matches and ``clean()`` adds."""
-    kind, extra = record["_type_"], record["_extra_"]
-    if kind == AGENT:
-        return {"agent_version": dims["agent_version"]}
-    if kind == COREFILE:
-        return {
-            k: extra.get(k, "") for k in ("corefile", "executable_path", "executable", "signal")
-        }
-    if kind == DISK_FULL:
-        return {k: extra.get(k, "") for k in ("disk", "file_system", "fstype")}
-    if kind == DISK_READONLY:
-        entries = extra.get("ro") or []
-        return {k: ",".join(str(e.get(k, "")) for e in entries) for k in ("position", "type", "fs")}
-    if kind == OOM:
-        found = {k: extra[k] for k in OOM_OPTIONAL if extra.get(k)}
-        return {"process": extra.get("process", ""), "message": extra.get("message", ""), **found}
-    if kind == PROCESS:
-        keys = ("event_name", "process_index", "process_group_id", "process_name")
-        return {
-            **{k: record["dimensions"].get(k, "") for k in keys},
-            "agent_version": dims["agent_version"],
-        }
-    return {}
+@dataclass(frozen=True)
+class CleanRecord:
+    """What ``clean()`` writes alike for every strategy a record is fanned out to."""
+
+    data: Mapping[str, Any]
+    """The element's ``data``: time, value(s), dimensions, record id, dimension fields."""
+    message: Any
+    """The anomaly text (the record's title, else its class's text)."""
+    dimension_md5: str
+    event_time: int
+    target_ip: str
+    digest: str
 
 
-def record_filter(record: Mapping[str, Any], host: Host, hosts: HostIndex) -> str | None:
-    """The record-level filters: the drop reason, or None to keep."""
-    kind, extra = record["_type_"], record["_extra_"]
-    if kind == DISK_FULL:
-        try:
-            free_ok = 0 <= float(extra.get("free", -1)) <= 100
-        except (TypeError, ValueError):
-            free_ok = False
-        if free_ok and extra.get("fstype") in FILE_SYSTEM_TYPE_IGNORE:
-            return "ignored_fstype"
-    if kind == DISK_READONLY and not readonly_entries(extra):
-        return "ignored_readonly"
-    if kind == PING:
-        server = hosts.by_address(extra.get("host"), record.get("_cloudid_", 0))
-        cloud = int(record.get("_cloudid_") or 0)
-        if server is None or (cloud > 1 and server.bk_biz_id != host.bk_biz_id):
-            return "ping_scope"
-    return None
-
-
-def readonly_entries(extra: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The ``ro`` entries ``DiskReadonlyFilter`` keeps (type not ignored)."""
-    entries = extra.get("ro") or []
-    return [
-        e
-        for e in entries
-        if isinstance(e, Mapping) and e.get("type") not in FILE_SYSTEM_TYPE_IGNORE
-    ]
-
-
-def anomaly_message(record: Mapping[str, Any], filtered: Mapping[str, Any]) -> str:
-    """bkmonitor's per-type anomaly text (in English) unless the record has a title."""
-    if record.get("_title_"):
-        return str(record["_title_"])
-    kind, extra = record["_type_"], record["_extra_"]
-    messages = {
-        AGENT: "GSE agent heartbeat lost",
-        DISK_READONLY: f"disk ({filtered.get('position', '')}) is read-only",
-        DISK_FULL: f"disk ({extra.get('disk', '')}) has only {extra.get('free', '')}% free",
-        COREFILE: f"corefile generated: {extra.get('corefile', '')}",
-        PING: "ping unreachable",
-        OOM: f"OOM event (process: {extra.get('process', '')}): {extra.get('message', '')}",
-    }
-    return messages.get(kind, "")
-
-
-def record_dimensions(
-    record: Mapping[str, Any], dims: Mapping[str, Any], filtered: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The dimensions ``record_id`` is computed from: corefile and OOM add their keys (and a
-    nested ``__additional_dimensions``) before the md5, the other types keep ``full()``'s."""
-    kind = record["_type_"]
-    if kind == COREFILE:
-        extras = {k: filtered[k] for k in DIMENSION_FIELDS[COREFILE]}
-        return {**dims, **extras, "__additional_dimensions": {"corefile": filtered["corefile"]}}
-    if kind == OOM:
-        extras = {k: v for k, v in filtered.items() if k not in ("process", "message")}
-        return {**dims, **extras, "__additional_dimensions": {"process": filtered["process"]}}
-    return dict(dims)
-
-
-def clean(
+def clean_record(
     record: Mapping[str, Any],
     dims: Mapping[str, Any],
-    strategy: Strategy,
-    prefix: str,
-    now: float,
-) -> EventAnomaly:
+    filtered: Mapping[str, Any],
+    event_time: int,
+    language: str,
+) -> CleanRecord:
+    """``clean_data`` and the anomaly text of one record: ``data.dimensions`` first, then the
+    record id from the dimensions as ``clean_dimensions`` left them."""
+    md5 = count_md5(record_dimensions(record, dims, filtered))
+    value = record.get("_title_", "")
+    data = {
+        "time": event_time,
+        "value": value,
+        "values": {"time": event_time, "value": value},
+        "dimensions": clean_dimensions(record, dims, filtered),
+        "record_id": f"{md5}.{event_time}",
+        "dimension_fields": dimension_fields(record["_type_"], dims),
+    }
+    digest = hashlib.md5(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    message = anomaly_message(record, language)
+    return CleanRecord(data, message, md5, event_time, str(dims["bk_target_ip"]), digest)
+
+
+def clean(cleaned: CleanRecord, strategy: Strategy, prefix: str, now: float) -> EventAnomaly:
     """bkmonitor's ``clean()`` of a record fanned out to ``strategy`` (its first item)."""
     item = strategy.items[0]
     level = item.level()
-    event_time = parse_time(record["_time_"])
-    filtered = filter_dimensions(record, dims)
-    raw_dims = record_dimensions(record, dims, filtered)
-    md5 = count_md5(raw_dims)
-    kind = record["_type_"]
-    fields = ["bk_target_ip", "bk_target_cloud_id"]
-    if "agent_version" in dims:
-        fields.append("agent_version")
-    fields.extend(DIMENSION_FIELDS.get(kind, ()))
-    value = record.get("_title_", "")
-    anomaly_id = f"{md5}.{event_time}.{strategy.id}.{item.id}.{level}"
+    anomaly_id = f"{cleaned.dimension_md5}.{cleaned.event_time}.{strategy.id}.{item.id}.{level}"
     element = {
-        "data": {
-            "time": event_time,
-            "value": value,
-            "values": {"time": event_time, "value": value},
-            "dimensions": {**raw_dims, **filtered},
-            "record_id": f"{md5}.{event_time}",
-            "dimension_fields": fields,
-        },
+        "data": cleaned.data,
         "anomaly": {
             str(level): {
                 "anomaly_id": anomaly_id,
                 "anomaly_time": format_time(int(now)),
-                "anomaly_message": anomaly_message(record, filtered),
+                "anomaly_message": cleaned.message,
             }
         },
         "strategy_snapshot_key": STRATEGY_SNAPSHOT_KEY.key(
             prefix, strategy_id=strategy.id, update_time=strategy.number("update_time")
         ),
     }
-    digest = hashlib.md5(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return EventAnomaly(
         strategy,
         item.id,
         level,
-        str(dims["bk_target_ip"]),
-        md5,
-        event_time,
+        cleaned.target_ip,
+        cleaned.dimension_md5,
+        cleaned.event_time,
         anomaly_id,
-        digest,
+        cleaned.digest,
         element,
+        contender_of(strategy),
     )
 
 
@@ -289,55 +247,110 @@ def access(
     strategies: EventStrategies,
     prefix: str,
     now: float,
-) -> tuple[list[EventAnomaly], list[str]]:
+    language: str = "zh",
+) -> tuple[list[EventAnomaly], list[Drop]]:
     """One flat record: ``full()``, the filters in bkmonitor's order, ``clean()``.
 
-    Returns the anomalies and one drop reason per record or strategy clone that was dropped.
+    Returns the anomalies, highest strategy priority first (``check_records`` sorts event
+    records so), and one drop reason per record or strategy clone that was dropped.
     """
     host = find_host(record, hosts)
     if host is None:
-        return [], ["unknown_host"]
+        return [], [Drop.UNKNOWN_HOST]
     matching = strategies.matching(host.bk_biz_id, record["_type_"])
     if not matching:
-        return [], ["no_strategy"]
+        return [], [Drop.NO_STRATEGY]
+    dims = host_dimensions(record, host)
+    filtered = filter_dimensions(record, dims)
     if record["_type_"] == DISK_READONLY:
         extra = {**record["_extra_"], "ro": readonly_entries(record["_extra_"])}
         record = {**record, "_extra_": extra} if extra["ro"] else record
-    dims = host_dimensions(record, host)
-    filtered = filter_dimensions(record, dims)
-    anomalies, drops = [], []
-    expired = parse_time(record["_time_"]) < now - EXPIRE_SECONDS
+    anomalies: list[EventAnomaly] = []
+    drops: list[Drop] = []
+    event_time = parse_time(record["_time_"])
+    expired = event_time < now - EXPIRE_SECONDS
+    cleaned = None
     for strategy in matching:
-        item = strategy.items[0]
         if expired:
-            drops.append("expired")
+            drops.append(Drop.EXPIRED)
         elif host.ignore_monitoring:
-            drops.append("host_disabled")
-        elif not target_match(item.target, dims):
-            drops.append("out_of_range")
+            drops.append(Drop.HOST_DISABLED)
+        elif not strategies.in_target(strategy, dims):
+            drops.append(Drop.OUT_OF_RANGE)
         elif not strategies.conditions(strategy).matches(mapping_lookup(filtered)):
-            drops.append("condition")
+            drops.append(Drop.CONDITION)
         elif (reason := record_filter(record, host, hosts)) is not None:
             drops.append(reason)
         else:
-            anomalies.append(clean(record, dims, strategy, prefix, now))
-    return anomalies, drops
-
-
-def access_message(
-    records: Iterable[Mapping[str, Any]],
-    hosts: HostIndex,
-    strategies: EventStrategies,
-    prefix: str,
-    now: float,
-) -> tuple[list[EventAnomaly], list[str]]:
-    """:func:`access` of every flat record of one message; the anomalies highest strategy
-    priority first (bkmonitor's ``PriorityChecker.check_records`` order, per message)."""
-    anomalies: list[EventAnomaly] = []
-    drops: list[str] = []
-    for record in records:
-        found, dropped = access(record, hosts, strategies, prefix, now)
-        anomalies.extend(found)
-        drops.extend(dropped)
+            cleaned = cleaned or clean_record(record, dims, filtered, event_time, language)
+            anomalies.append(clean(cleaned, strategy, prefix, now))
     anomalies.sort(key=lambda a: a.strategy.number("priority"), reverse=True)
     return anomalies, drops
+
+
+def checked_records(
+    message: Mapping[str, Any], language: str, window: TimeWindow, now: float
+) -> tuple[int, list[dict[str, Any]]]:
+    """``flat_event`` with each record's time checked: a time older than the expiry (and not
+    before 2000) is left for :func:`access` to drop as ``expired``, as bkmonitor's
+    ``ExpireFilter`` does; any other time outside ``window`` (milliseconds, future, before
+    2000) is :class:`Rejected` with its reason."""
+    kind, records = flat_event(message, language)
+    for record in records:
+        moment = parse_time(record["_time_"])
+        if not EPOCH_2000 <= moment < now - EXPIRE_SECONDS:
+            window.check(moment, now, "_time_")
+    return kind, records
+
+
+@dataclass(frozen=True)
+class Decided:
+    """An anomaly after priority inhibition, and the group-hash fields its writes set."""
+
+    anomaly: EventAnomaly
+    inhibited: bool = False
+    claims: tuple[tuple[str, str], ...] = ()
+    """``(dimensions md5, "priority:time")`` HSETs of ``access.data.priority.{group}``."""
+
+
+@dataclass(frozen=True)
+class PriorityBatch:
+    """The anomalies of one flat record whose strategies share a priority group, highest
+    priority first, and the interval bkmonitor's ``sync_priority`` uses for the batch (that of
+    the record's first, highest-priority, anomaly)."""
+
+    group: str
+    anomalies: tuple[EventAnomaly, ...]
+    sync_interval: int
+
+
+def by_priority_group(anomalies: list[EventAnomaly]) -> tuple[list[Decided], list[PriorityBatch]]:
+    """Split a record's anomalies (highest priority first) into those no priority group
+    concerns, which pass as they are, and one batch per group."""
+    free = [Decided(a) for a in anomalies if a.contender is None]
+    groups: dict[str, list[EventAnomaly]] = {}
+    for a in anomalies:
+        if a.contender is not None:
+            groups.setdefault(a.contender.group, []).append(a)
+    sync = interval_of(anomalies[0].strategy.items[0]) if anomalies else 0
+    return free, [PriorityBatch(g, tuple(found), sync) for g, found in groups.items()]
+
+
+def inhibit(
+    stored: Mapping[str, str] | None, batch: PriorityBatch
+) -> tuple[dict[str, str] | None, list[Decided]]:
+    """``PriorityChecker.check_records`` and ``sync_priority`` for one batch, with the event
+    time as the clock: the group's next hash (None once it is empty) and each anomaly's
+    decision; the first anomaly's writes carry the batch's claims."""
+    before = dict(stored or {})
+    now = batch.anomalies[0].event_time
+    records = [(a.dimension_md5, [a.contender]) for a in batch.anomalies if a.contender]
+    outcome = check_records({batch.group: before}, records, now, batch.sync_interval)
+    after = outcome.hashes_after({batch.group: before}).get(batch.group, before)
+    claims = tuple(outcome.updates.get(batch.group, {}).items())
+    decided = [
+        Decided(a, a.contender.key in inhibited, claims if i == 0 else ())
+        for i, (a, inhibited) in enumerate(zip(batch.anomalies, outcome.inhibited, strict=True))
+        if a.contender
+    ]
+    return after or None, decided

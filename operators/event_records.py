@@ -7,18 +7,23 @@ from the Redis list it pulls from; alarmflow reads the topics directly, so it te
 events by their shape (the ``_value_`` list, or ``data_id`` 1100000) instead.
 
 ``flat()`` turns a message into flat records, dicts with bkmonitor's normalised keys:
-``_time_`` (``YYYY-MM-DD HH:MM:SS`` UTC), ``_type_``, ``_bizid_``, ``_cloudid_``, ``_server_``,
-``_host_``, ``_title_``, ``_extra_``, and for agent and process events ``_agent_id_``; process
-records also carry ``dimensions``.
+``_time_`` (as the message gives it; :func:`parse_time` reads it as bkmonitor's
+``arrow.get``), ``_type_``, ``_bizid_``, ``_cloudid_``, ``_server_``, ``_host_``, ``_title_``,
+``_extra_``, and for agent and process events ``_agent_id_``; process records also carry
+``dimensions`` (the process dimensions, which ``full()`` adds the host's to).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from operators.rejects import Reason, Rejected
+from operators.bounds import EPOCH_2000
+from operators.event_texts import process_title
+from operators.rejects import Reason, Rejected, preview
 
 GSE_CUSTOM_EVENT_DATAID = 1100000
 GSE_PROCESS_REPORT_DATAID = 1100008
@@ -30,16 +35,70 @@ IGNORED_TYPES = (0, 1, 4, 5)
 """OS restart, clock sync, port and process alarms: bkmonitor leaves them out."""
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+MAX_DATE = 253_402_300_799
+"""9999-12-31T23:59:59Z, the last second a date can hold."""
+_ISO = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
+    r"(?:Z|([+-])(\d{2}):?(\d{2}))?)?)?)?"
+)
 
 
-def parse_time(text: Any) -> int:
-    """A ``YYYY-MM-DD HH:MM:SS`` UTC string as epoch seconds."""
+def _out_of_range(value: Any) -> Rejected:
+    return Rejected(Reason.OUT_OF_RANGE, f"event time {preview(value)} is not a date")
+
+
+def _from_epoch(seconds: float, value: Any) -> int:
+    if not math.isfinite(seconds):
+        raise _out_of_range(value)
     try:
-        return int(datetime.strptime(str(text), TIME_FORMAT).replace(tzinfo=UTC).timestamp())
-    except ValueError:
+        return int(datetime.fromtimestamp(seconds, UTC).timestamp() // 1)
+    except (OverflowError, OSError, ValueError):
+        pass
+    if EPOCH_2000 <= seconds / 1000 <= MAX_DATE:
         raise Rejected(
-            Reason.WRONG_TYPE, f"event time {text!r} is not 'YYYY-MM-DD HH:MM:SS'"
-        ) from None
+            Reason.MILLISECOND_TIME,
+            f"event time {preview(value)} looks like epoch milliseconds; expected seconds",
+        )
+    raise _out_of_range(value)
+
+
+def parse_time(value: Any) -> int:
+    """An event time as epoch seconds, as bkmonitor's ``arrow.get(value).timestamp`` (arrow
+    0.6) reads it: a number, or a string that is one, is epoch seconds; any other string is
+    ISO 8601 (``YYYY[-MM[-DD[( |T)HH:mm[:ss[.ffffff]]]]]``, with an optional ``±HH:MM``
+    offset, UTC without one; fractions are cut to whole seconds). Anything else is
+    :class:`Rejected`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Rejected(Reason.WRONG_TYPE, f"event time {preview(value)} is not a time")
+    if isinstance(value, int | float):
+        return _from_epoch(float(value), value)
+    text = value.strip()
+    try:
+        return _from_epoch(float(text), value)
+    except ValueError:
+        pass
+    match = _ISO.fullmatch(text)
+    if match is None:
+        raise Rejected(Reason.WRONG_TYPE, f"event time {preview(value)} is not ISO 8601")
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    try:
+        zone = UTC
+        if sign:
+            offset = timedelta(hours=int(off_h), minutes=int(off_m))
+            zone = timezone(-offset if sign == "-" else offset)
+        moment = datetime(
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=zone,
+        )
+    except ValueError:
+        raise _out_of_range(value) from None
+    return int(moment.timestamp() // 1)
 
 
 def format_time(epoch: int) -> str:
@@ -80,18 +139,21 @@ def _base(message: Mapping[str, Any], kind: int) -> tuple[dict[str, Any], Mappin
     if not when:
         raise Rejected(Reason.MISSING_FIELD, "a GSE alarm needs 'utctime2' or 'event_time'")
     parse_time(when)
+    title = alarm.get("event_title") or ""
+    if not isinstance(title, str):
+        raise Rejected(Reason.WRONG_TYPE, f"'event_title' must be a string, got {preview(title)}")
     host = extra.get("host", "")
     agent = message.get("agent")
     if isinstance(agent, Mapping) and agent.get("type") == "bkmonitorbeat":
         host = message.get("ip", "")
     return {
-        "_time_": str(when),
+        "_time_": when,
         "_type_": kind,
         "_bizid_": extra.get("bizid", 0),
-        "_cloudid_": extra.get("cloudid", 0),
+        "_cloudid_": _whole(extra.get("cloudid") or 0, "'extra.cloudid'"),
         "_server_": message.get("server", ""),
         "_host_": host,
-        "_title_": alarm.get("event_title") or "",
+        "_title_": title,
         "_extra_": dict(extra),
     }, extra
 
@@ -105,7 +167,7 @@ def _agent(message: Mapping[str, Any]) -> list[dict[str, Any]]:
         {
             **record,
             "_bizid_": host.get("bizid", 0),
-            "_cloudid_": host.get("cloudid", 0),
+            "_cloudid_": _whole(host.get("cloudid") or 0, "a host's 'cloudid'"),
             "_host_": host.get("ip", ""),
             "_agent_id_": str(host.get("agent_id") or ""),
         }
@@ -118,7 +180,8 @@ def _ping(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     targets = extra.get("iplist")
     if not isinstance(targets, list):
         raise Rejected(Reason.WRONG_TYPE, "a ping event's 'extra.iplist' must be a list of IPs")
-    return [{**record, "_host_": str(ip)} for ip in targets]
+    server = extra.get("host", "")
+    return [{**record, "_server_": server, "_host_": str(ip)} for ip in targets]
 
 
 def _custom(message: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -131,10 +194,10 @@ def _custom(message: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise Rejected(Reason.MISSING_FIELD, "a custom event needs '_utctime_'")
     parse_time(when)
     record = {
-        "_time_": str(when),
+        "_time_": when,
         "_type_": CUSTOM,
         "_bizid_": message.get("_bizid_", 0),
-        "_cloudid_": message.get("_cloudid_", 0),
+        "_cloudid_": _whole(message.get("_cloudid_") or 0, "'_cloudid_'"),
         "_server_": message.get("_server_", ""),
         "_host_": message.get("_server_", ""),
         "_extra_": {},
@@ -142,7 +205,22 @@ def _custom(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{**record, "_title_": text} for text in texts]
 
 
-def _process(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _whole(value: Any, what: str) -> int:
+    """``int(value)`` as bkmonitor takes it, for a number or a numeric string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Rejected(Reason.WRONG_TYPE, f"{what} must be a number, got {preview(value)}")
+    try:
+        return int(value)
+    except (ValueError, OverflowError):
+        raise Rejected(
+            Reason.WRONG_TYPE, f"{what} must be a number, got {preview(value)}"
+        ) from None
+
+
+def _process(message: Mapping[str, Any], language: str) -> list[dict[str, Any]]:
+    """``GseProcessEventRecord.flat()``: one record per ``data`` entry that has an event name
+    (bkmonitor's ``check()`` needs one; it would also flat the entries without, which its
+    filters cannot read: they are left out here)."""
     entries = message.get("data")
     entries = entries if isinstance(entries, list) else []
     events = [e for e in entries if isinstance(e, Mapping) and e.get("event_name")]
@@ -150,34 +228,39 @@ def _process(message: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise Rejected(Reason.MISSING_FIELD, "a process event needs a 'data' entry with a name")
     records = []
     for entry in events:
-        dimension = entry.get("dimension")
-        stamp = entry.get("timestamp")
+        dimension = entry.get("dimension", {})
         if not isinstance(dimension, Mapping):
             raise Rejected(Reason.WRONG_TYPE, "a process event's 'dimension' must be an object")
-        if isinstance(stamp, bool) or not isinstance(stamp, int):
-            raise Rejected(Reason.WRONG_TYPE, "a process event's 'timestamp' must be ms")
-        ip, cloud = dimension.get("bk_target_ip", ""), dimension.get("bk_target_cloud_id", 0)
-        event = entry.get("event")
-        content = event.get("content", "") if isinstance(event, Mapping) else ""
+        seconds = _whole(entry.get("timestamp", 0), "a process event's 'timestamp'") // 1000
+        _from_epoch(seconds, entry.get("timestamp"))
+        ip = dimension.get("bk_target_ip")
+        dimensions = {**dimension, "event_name": entry["event_name"]}
+        event = entry.get("event", {})
+        content = event.get("content") if isinstance(event, Mapping) else None
         records.append(
             {
-                "_time_": format_time(stamp // 1000),
+                "_time_": format_time(seconds),
                 "_type_": PROCESS,
-                "_bizid_": dimension.get("bk_biz_id", 0),
-                "_cloudid_": cloud,
+                "_bizid_": dimension.get("_bizid_") or 0,
+                "_cloudid_": _whole(
+                    dimension.get("bk_target_cloud_id") or 0, "'bk_target_cloud_id'"
+                ),
                 "_server_": ip,
                 "_host_": ip,
-                "_title_": str(content),
-                "_extra_": dict(entry),
-                "_agent_id_": str(dimension.get("bk_agent_id") or f"{cloud}:{ip}"),
-                "dimensions": {**dimension, "event_name": entry["event_name"]},
+                "_agent_id_": dimension.get("bk_agent_id", ""),
+                "_title_": process_title(language, entry["event_name"], content),
+                "_extra_": {"value": {**entry, "dimension": dimensions}},
+                "dimensions": dimensions,
             }
         )
     return records
 
 
-def flat_event(message: Mapping[str, Any]) -> tuple[int, list[dict[str, Any]]]:
-    """The message's type and its flat records; none for an ignored type.
+def flat_event(
+    message: Mapping[str, Any], language: str = "zh"
+) -> tuple[int, list[dict[str, Any]]]:
+    """The message's type and its flat records; none for an ignored type. ``language`` is
+    that of the process events' titles (:mod:`operators.event_texts`).
 
     Raises :class:`Rejected` for a message that is not a well-formed event of a known type.
     """
@@ -191,7 +274,7 @@ def flat_event(message: Mapping[str, Any]) -> tuple[int, list[dict[str, Any]]]:
     if kind == CUSTOM:
         return kind, _custom(message)
     if kind == PROCESS:
-        return kind, _process(message)
+        return kind, _process(message, language)
     if kind in WHITELIST:
         return kind, [_base(message, kind)[0]]
     raise Rejected(Reason.WRONG_TYPE, f"event type {kind} is not one bkmonitor handles")

@@ -72,8 +72,3 @@ class Shard:
         """Whether this deployment handles ``key``: a business id, as bkmonitor's host-level
         dispatch hashes ``str(bk_biz_id)``."""
         return self.ring.get_node(key) == self.node
-
-    def owns_partition(self, bootstrap: str, topic: str, partition: int) -> bool:
-        """Whether this deployment leads a Kafka partition, keyed as bkmonitor's real-time
-        access does: ``"{bootstrap}|{topic}|{partition}"``."""
-        return self.owns(f"{bootstrap}|{topic}|{partition}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import orjson
 
-from operators.event import EventAnomaly
+from operators.event import Decided
 from operators.md5 import count_md5
+from state.data_writes import priority_write
 from state.idempotent import Op, Push, write
 from state.keys import (
     ANOMALY_LIST_KEY,
@@ -21,13 +22,26 @@ QOS_DROP_ALARM_THRESHOLD = 3
 """bkmonitor's ``QOS_DROP_ALARM_THREADHOLD``: a QoS counter above this drops the record."""
 
 
-def event_push(prefix: str, anomaly: EventAnomaly, dedup_ttl: int) -> Push:
+def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
     """Once per event record and strategy item within ``dedup_ttl``: the QoS gate, the
-    check-result zset and the last checkpoint, the strategy snapshot, the anomaly list entry,
-    then the item signal."""
+    check-result zset and the last checkpoint, the strategy snapshot, the priority claims the
+    record carries, then, unless priority inhibited it, the anomaly list entry and the item
+    signal (bkmonitor's ``push()``: check results are written before ``PriorityChecker`` runs,
+    the anomaly lists after)."""
+    anomaly = decided.anomaly
     strategy = anomaly.strategy
     sid, iid, level, t = strategy.id, anomaly.item_id, anomaly.level, anomaly.event_time
     at = {"strategy_id": sid, "item_id": iid}
+    group = anomaly.contender.group if anomaly.contender else ""
+    claims = tuple(priority_write(prefix, group, md5, entry) for md5, entry in decided.claims)
+    queued = (
+        ()
+        if decided.inhibited
+        else (
+            write(Op.LPUSH, ANOMALY_LIST_KEY, prefix, orjson.dumps(anomaly.element), at=at),
+            write(Op.SIGNAL, ANOMALY_SIGNAL_KEY, prefix, f"{sid}.{iid}"),
+        )
+    )
     series = {"dimensions_md5": anomaly.dimension_md5, "level": level}
     qos_field = count_md5([strategy.bk_biz_id, sid, iid, anomaly.target_ip, level])
     snapshot_at = {"strategy_id": sid, "update_time": strategy.number("update_time")}
@@ -64,7 +78,7 @@ def event_push(prefix: str, anomaly: EventAnomaly, dedup_ttl: int) -> Push:
                 strategy.snapshot,
                 at=snapshot_at,
             ),
-            write(Op.LPUSH, ANOMALY_LIST_KEY, prefix, orjson.dumps(anomaly.element), at=at),
-            write(Op.SIGNAL, ANOMALY_SIGNAL_KEY, prefix, f"{sid}.{iid}"),
+            *claims,
+            *queued,
         ),
     )

@@ -125,7 +125,9 @@ INCIDENT_HISTORY_KEY = KeyDef(
     "incident.history.{incident_id}",
     7 * 86400,
     Backend.QUEUE,
-    note="LPUSH of {status, time, sync_type} each time the status changes.",
+    note="LPUSH of the incident's operation records ({operation_type, time, ...}): its "
+    "creation, and each attribute change whose 'from' is set (bkmonitor's "
+    "IncidentOperationDocument).",
 )
 INCIDENT_SIGNAL_KEY = KeyDef(
     "INCIDENT_SIGNAL_KEY",
@@ -248,7 +250,7 @@ STRATEGY_CACHE_KEY = KeyDef(
     note="bkmonitor's StrategyCacheManager: one strategy as JSON.",
 )
 
-# --- event access (bkmonitor.md §2.3) --------------------------------------------------------
+# --- event access (alarm_backends/service/access/event) -------------------------------------------
 
 EVENT_DEDUP_KEY = KeyDef(
     "EVENT_DEDUP_KEY",
@@ -270,7 +272,7 @@ QOS_CONTROL_KEY = KeyDef(
     "the hash exists; above 3 the record is dropped.",
 )
 
-# --- converge (bkmonitor.md §5; service backend, db 10) --------------------------------------
+# --- converge (alarm_backends/service/converge; service backend, db 10) ---------------------------
 
 CONVERGE_DIMENSION_KEY = KeyDef(
     "FTA_CONVERGE_DIMENSION_KEY",

@@ -48,18 +48,16 @@ def alert_push(
 
 
 def incident_push(prefix: str, sync_uid: str, change: Change, dedup_ttl: int) -> Push:
-    """The document, its status-history entry (if the status changed) and its alert links,
-    then the incident id as a signal; once per sync message within ``dedup_ttl``."""
+    """The incident's history records (oldest first), its document and its alert links, then
+    the incident id as a signal; once per sync message within ``dedup_ttl``."""
     at = {"incident_id": change.incident_id}
-    history = (
-        ()
-        if change.history is None
-        else (write(Op.LPUSH, INCIDENT_HISTORY_KEY, prefix, orjson.dumps(change.history), at=at),)
-    )
     return Push(
         write(Op.MARK, INCIDENT_DEDUP_KEY, prefix, at={"sync_uid": sync_uid}, ttl=dedup_ttl),
         (
-            *history,
+            *(
+                write(Op.LPUSH, INCIDENT_HISTORY_KEY, prefix, orjson.dumps(record), at=at)
+                for record in change.history
+            ),
             write(Op.SET, INCIDENT_DOC_KEY, prefix, orjson.dumps(change.document), at=at),
             *(write(Op.SADD, INCIDENT_ALERTS_KEY, prefix, alert, at=at) for alert in change.alerts),
             write(Op.SIGNAL, INCIDENT_SIGNAL_KEY, prefix, change.incident_id),

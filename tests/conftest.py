@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import redis
 
 from alarmflow.services import KafkaBroker, RedisServer, free_ports
 from alarmflow.services import free_port as pick_free_port
+from alarmflow.services.kafka import SecureListener
+from alarmflow.services.tls import Certificates, make_certificates
 from tests.flows.flowrun import FlowEnv
 
 
@@ -106,3 +109,83 @@ def make_flow_env(
 @pytest.fixture
 def flow_env(make_flow_env: Callable[..., FlowEnv]) -> FlowEnv:
     return make_flow_env(3)
+
+
+@dataclass(frozen=True)
+class SecureServices:
+    """A Kafka broker with a SASL_SSL listener and an SSL one that requires client certificates
+    (its plaintext port is for the test's own topic set-up), a TLS-only Redis with one ACL user
+    and another that requires client certificates, their certificates, a CA that did not sign
+    them, and the passwords: secrets the tests look for in everything a run prints."""
+
+    kafka: KafkaBroker
+    listener: SecureListener
+    redis: RedisServer
+    mtls_redis: RedisServer
+    certificates: Certificates
+    untrusted: Certificates
+    kafka_user: str
+    kafka_password: str
+    redis_password: str
+
+    def environ(self, mechanism: str = "SCRAM-SHA-512") -> dict[str, str]:
+        """The security settings of a flow that uses both services."""
+        return {
+            "ALARMFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "ALARMFLOW_KAFKA_SASL_MECHANISM": mechanism,
+            "ALARMFLOW_KAFKA_SASL_USERNAME": self.kafka_user,
+            "ALARMFLOW_KAFKA_SASL_PASSWORD": self.kafka_password,
+            "ALARMFLOW_KAFKA_SSL_CA_LOCATION": str(self.certificates.ca),
+            "ALARMFLOW_REDIS_SSL_CA_LOCATION": str(self.certificates.ca),
+        }
+
+
+@pytest.fixture(scope="session")
+def secure_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureServices]:
+    base = tmp_path_factory.mktemp("secure")
+    certificates = make_certificates(base / "certs")
+    kafka_password, redis_password = (f"{name}-{uuid.uuid4().hex}" for name in ("kp", "rp"))
+    port, controller_port, secure_port, mtls_port, redis_port, mtls_redis_port = free_ports(6)
+    users = {"alarmflow": kafka_password}
+    listener = SecureListener(secure_port, certificates, users, mtls_port)
+    broker = KafkaBroker(port, controller_port, base / "kafka", secure=listener)
+    users = {"alarmflow": redis_password}
+    server = RedisServer(redis_port, base / "redis", tls=certificates, users=users)
+    mtls_server = RedisServer(
+        mtls_redis_port, base / "mtls-redis", tls=certificates, client_certificates=True
+    )
+    try:
+        broker.start()
+        server.start()
+        mtls_server.start()
+        yield SecureServices(
+            broker,
+            listener,
+            server,
+            mtls_server,
+            certificates,
+            make_certificates(base / "untrusted", "someone-else"),
+            "alarmflow",
+            kafka_password,
+            redis_password,
+        )
+    finally:
+        mtls_server.stop()
+        server.stop()
+        broker.stop()
+
+
+@pytest.fixture
+def secure_flow_env(secure_services: SecureServices, key_prefix: str) -> FlowEnv:
+    """A flow environment on the secured services: SASL_SSL Kafka, TLS Redis as an ACL user
+    (add ``secure_services.environ()`` to its settings)."""
+    stem = key_prefix.split(".")[0]
+    env = FlowEnv(
+        secure_services.listener.bootstrap,
+        secure_services.redis.url(9),
+        key_prefix,
+        {"ALERT": f"{stem}.alert"},
+        f"{stem}.dlq",
+    )
+    secure_services.kafka.create_topics([*env.topics.values(), env.dlq_topic], 3)
+    return env

@@ -87,25 +87,35 @@ def mounted(service: str, container_path: str) -> Path:
     raise AssertionError(f"{service} does not mount {container_path}")
 
 
-def test_prometheus_scrapes_each_flow_service_on_its_metrics_port():
+def volume_at(service: str, container_path: str) -> str:
+    """The named volume ``service`` mounts at ``container_path``."""
+    for volume in SERVICES[service]["volumes"]:
+        source, target = volume.split(":")[:2]
+        if target == container_path and source in COMPOSE["volumes"]:
+            return source
+    raise AssertionError(f"{service} mounts no named volume at {container_path}")
+
+
+def test_prometheus_discovers_every_flow_process_its_service_registers():
     config_path = re.search(r"--config.file=(\S+)", " ".join(SERVICES["prometheus"]["command"]))
+    config_dir = Path(config_path.group(1)).parent
     config = yaml.safe_load(mounted("prometheus", config_path.group(1)).read_text())
     for rule_file in config["rule_files"]:
-        assert (mounted("prometheus", "/etc/prometheus") / rule_file).is_file()
-    targets = [
-        (t, group["labels"]["flow"])
-        for job in config["scrape_configs"]
-        for group in job["static_configs"]
-        for t in group["targets"]
-    ]
+        assert (mounted("prometheus", str(config_dir)) / rule_file).is_file()
+    [job] = config["scrape_configs"]
+    assert job["honor_labels"] is True
+    [pattern] = [f for sd in job["file_sd_configs"] for f in sd["files"]]
+    targets_dir = str(config_dir / Path(pattern).parent)
+    shared = volume_at("prometheus", targets_dir)
     flow_services = {
         n for n, s in BUILT.items() if any(a.startswith("flows.") for a in s["command"])
     }
-    assert {host.split(":")[0] for host, _ in targets} == flow_services
-    for target, flow in targets:
-        host, port = target.split(":")
-        assert SERVICES[host]["environment"]["ALARMFLOW_METRICS_PORT"] == port
-        assert f"flows.{flow}" in SERVICES[host]["command"]
+    assert flow_services == {n for n in BUILT if n != "feed"}
+    for name in flow_services:
+        settings = load_settings({k: str(v) for k, v in BUILT[name]["environment"].items()})
+        assert volume_at(name, str(settings.metrics_targets_dir)) == shared, name
+        # A process registers hostname:port; the hostname is the service name Docker resolves.
+        assert BUILT[name]["hostname"] == name
 
 
 def test_grafana_provisions_the_dashboards_and_the_datasource_they_use():
@@ -121,9 +131,17 @@ def test_grafana_provisions_the_dashboards_and_the_datasource_they_use():
     source = datasource["datasources"][0]
     assert source["url"] == "http://prometheus:9090"
     assert "9090:9090" in SERVICES["prometheus"]["ports"]
+    assert source["type"] == "prometheus" and source["isDefault"] is True
     for path in dashboards.glob("*.json"):
-        for panel in json.loads(path.read_text())["panels"]:
-            assert panel["datasource"]["uid"] == source["uid"], f"{path.name}: {panel['title']}"
+        dashboard = json.loads(path.read_text())
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource"
+        assert variables["datasource"]["query"] == source["type"]
+        for panel in dashboard["panels"]:
+            for used in [panel, *panel["targets"]]:
+                assert used["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, (
+                    f"{path.name}: {panel['title']}"
+                )
     home = SERVICES["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert mounted("grafana", home).is_file()
 

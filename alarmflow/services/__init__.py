@@ -9,8 +9,6 @@ from alarmflow.services.kafka import KafkaBroker, ensure_cds_archive, ensure_jar
 from alarmflow.services.prometheus import (
     PrometheusServer,
     promtool,
-    promtool_check_config,
-    promtool_check_rules,
 )
 from alarmflow.services.redis import RedisServer
 
@@ -25,6 +23,4 @@ __all__ = [
     "free_ports",
     "port_open",
     "promtool",
-    "promtool_check_config",
-    "promtool_check_rules",
 ]

@@ -2,7 +2,9 @@
 
 The jars come from Maven Central through ``services/kafka/pom.xml`` (``ensure_jars``); the
 broker runs as ``java -cp 'lib/*' kafka.Kafka server.properties`` on the machine's Java 17,
-with its data, ``server.log`` and console output (``kafka.out``) in its run directory. A
+with its data, ``server.log`` and console output (``kafka.out``) in its run directory. Besides
+its plaintext listener it may have a SASL_SSL one (:class:`SecureListener`: PLAIN and
+SCRAM-SHA-512 users, a PEM certificate) for the tests of secured connections. A
 class-data-sharing archive of the classes a broker loads (``ensure_cds_archive``, made by
 ``scripts/setup``) roughly halves its start time.
 """
@@ -15,7 +17,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
@@ -29,6 +32,7 @@ from alarmflow.services._process import (
     port_open,
     require_binary,
 )
+from alarmflow.services.tls import Certificates
 
 KAFKA_DIR = Path(__file__).resolve().parents[2] / "services" / "kafka"
 LIB_DIR = KAFKA_DIR / "lib"
@@ -113,12 +117,83 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def _properties(port: int, controller_port: int, data_dir: Path, max_bytes: int) -> str:
+@dataclass(frozen=True)
+class SecureListener:
+    """A SASL_SSL listener on ``port`` with the server certificate of ``certificates``, where
+    each of ``users`` (name: password) may log in with PLAIN or SCRAM-SHA-512; and, with
+    ``mtls_port``, an SSL listener there that requires a client certificate signed by the same
+    CA."""
+
+    port: int
+    certificates: Certificates
+    users: Mapping[str, str]
+    mtls_port: int | None = None
+
+    def listeners(self) -> str:
+        mtls = "" if self.mtls_port is None else f",SSL://127.0.0.1:{self.mtls_port}"
+        return f"SASL_SSL://127.0.0.1:{self.port}{mtls}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def properties(self) -> dict[str, str]:
+        plain_users = " ".join(f'user_{name}="{pw}"' for name, pw in self.users.items())
+        key_store = {
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.certificates.key_and_certificate),
+        }
+        mtls = {
+            "ssl.client.auth": "required",
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.certificates.ca),
+            **key_store,
+        }
+        return {
+            # Naming any listener's protocol drops the default map, which held CONTROLLER's.
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL"
+            ),
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            **{f"listener.name.sasl_ssl.{key}": value for key, value in key_store.items()},
+            **(
+                {f"listener.name.ssl.{key}": value for key, value in mtls.items()}
+                if self.mtls_port is not None
+                else {}
+            ),
+        }
+
+    def format_args(self) -> list[str]:
+        """StorageTool arguments that create the SCRAM credentials (KRaft keeps them in its
+        metadata log, so they are made when the storage is formatted)."""
+        return [
+            arg
+            for name, password in self.users.items()
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+        ]
+
+
+def _properties(
+    port: int,
+    controller_port: int,
+    data_dir: Path,
+    max_bytes: int,
+    secure: SecureListener | None = None,
+) -> str:
+    listeners = f"PLAINTEXT://127.0.0.1:{port}"
+    if secure is not None:
+        listeners += f",{secure.listeners()}"
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": f"{listeners},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": listeners,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
@@ -135,12 +210,14 @@ def _properties(port: int, controller_port: int, data_dir: Path, max_bytes: int)
         "group.initial.rebalance.delay.ms": "0",
         "message.max.bytes": str(max_bytes),
         "replica.fetch.max.bytes": str(max_bytes),
+        **(secure.properties() if secure is not None else {}),
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
 class KafkaBroker:
-    """A KRaft broker+controller on ``port`` (clients) and ``controller_port``.
+    """A KRaft broker+controller on ``port`` (clients) and ``controller_port``, and a SASL_SSL
+    listener if ``secure`` is given.
 
     ``jvm_flags`` replace the default ones (``JVM_FLAGS``, plus the CDS archive when current).
     """
@@ -153,8 +230,10 @@ class KafkaBroker:
         message_max_bytes: int = 4 << 20,
         *,
         jvm_flags: Sequence[str] | None = None,
+        secure: SecureListener | None = None,
     ) -> None:
         self.port = port
+        self.secure = secure
         self.controller_port = controller_port
         self.run_dir = Path(run_dir)
         self.message_max_bytes = message_max_bytes
@@ -188,8 +267,10 @@ class KafkaBroker:
         if self.running():
             self.wait_ready(timeout)
             return
-        for port in (self.port, self.controller_port):
-            ensure_port_free(port, "kafka")
+        secure_ports = [] if self.secure is None else [self.secure.port, self.secure.mtls_port]
+        for port in (self.port, self.controller_port, *secure_ports):
+            if port is not None:
+                ensure_port_free(port, "kafka")
         if not jars_present():
             raise ServiceError(
                 f"the Kafka broker jars are missing from {LIB_DIR}: run scripts/setup "
@@ -199,7 +280,11 @@ class KafkaBroker:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         properties.write_text(
             _properties(
-                self.port, self.controller_port, self.run_dir / "data", self.message_max_bytes
+                self.port,
+                self.controller_port,
+                self.run_dir / "data",
+                self.message_max_bytes,
+                self.secure,
             )
         )
         self._format(properties)
@@ -262,6 +347,7 @@ class KafkaBroker:
         if (self.run_dir / "data" / "meta.properties").exists():
             return
         format_args = ["format", "--ignore-formatted", "-t", _cluster_id(), "-c", str(properties)]
+        format_args += [] if self.secure is None else self.secure.format_args()
         command = self._java("kafka.tools.StorageTool", *format_args)
         done = subprocess.run(command, capture_output=True, text=True, cwd=self.run_dir)
         if done.returncode != 0:

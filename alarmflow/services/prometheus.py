@@ -1,4 +1,4 @@
-"""Debian's ``prometheus`` on 127.0.0.1 and ``promtool`` checks, for the tests."""
+"""Debian's ``prometheus`` on 127.0.0.1 and its ``promtool``, for the tests."""
 
 from __future__ import annotations
 
@@ -28,16 +28,6 @@ def promtool(*args: str) -> str:
     if done.returncode != 0:
         raise ServiceError(f"promtool {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
-
-
-def promtool_check_rules(path: Path) -> str:
-    """``promtool check rules``: raise with promtool's output unless the rule file is valid."""
-    return promtool("check", "rules", str(path))
-
-
-def promtool_check_config(path: Path) -> str:
-    """``promtool check config``: raise with promtool's output unless the config is valid."""
-    return promtool("check", "config", str(path))
 
 
 class PrometheusServer:

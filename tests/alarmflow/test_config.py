@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from alarmflow.config import BUNDLED_STRATEGIES, ConfigError, StartPosition, load_settings
+from alarmflow.config import (
+    BUNDLED_STRATEGIES,
+    ConfigError,
+    StartPosition,
+    load_settings,
+    settings_or_exit,
+)
 from state.keys import Backend
 
 
@@ -178,3 +184,199 @@ def test_converge_lock_is_off_unless_asked_for():
     assert load_settings({"ALARMFLOW_CONVERGE_LOCK": "1"}).converge_lock
     with pytest.raises(ConfigError, match="ALARMFLOW_CONVERGE_LOCK"):
         load_settings({"ALARMFLOW_CONVERGE_LOCK": "maybe"})
+
+
+def test_a_config_file_is_read_as_a_shell_or_docker_env_file_would(tmp_path):
+    path = tmp_path / "alarmflow.env"
+    path.write_text(
+        "# alarmflow\n"
+        'export ALARMFLOW_KEY_PREFIX="bk_bkmonitorv3.ee"\n'
+        "ALARMFLOW_DLQ_TOPIC='dead letters'\n"
+        "ALARMFLOW_TAIL=0  # stop at the end\n"
+        'ALARMFLOW_KAFKA_SASL_PASSWORD="p#ss w\\"rd"\n'
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL\n"
+        "ALARMFLOW_KAFKA_SASL_MECHANISM=PLAIN\n"
+        "ALARMFLOW_KAFKA_SASL_USERNAME=alarmflow\n"
+    )
+    settings = load_settings({"ALARMFLOW_CONFIG": str(path)})
+    assert settings.key_prefix == "bk_bkmonitorv3.ee"
+    assert (settings.dlq_topic, settings.tail) == ("dead letters", False)
+    assert settings.kafka_sasl_password.reveal() == 'p#ss w"rd'
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda d: d / "missing.env", "No such file or directory"),
+        (lambda d: d, "Is a directory"),
+        (
+            lambda d: (d / "latin1.env").write_bytes(b"ALARMFLOW_TAIL=\xe9") and d / "latin1.env",
+            "UTF-8",
+        ),
+    ],
+)
+def test_a_config_file_that_cannot_be_read_is_a_config_error(tmp_path, make, reason):
+    path = make(tmp_path)
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_CONFIG": str(path)})
+    assert str(error.value) == (
+        f"ALARMFLOW_CONFIG={str(path)!r}: expected a readable file of KEY=VALUE lines ({reason})"
+        if reason != "UTF-8"
+        else f"ALARMFLOW_CONFIG={str(path)!r}: expected a readable file of KEY=VALUE lines "
+        "(not UTF-8 text)"
+    )
+
+
+def test_an_unknown_name_is_warned_about_with_the_closest_known_one(tmp_path, caplog):
+    path = tmp_path / "alarmflow.env"
+    path.write_text("ALARMFLOW_DLQ_TOPCI=x\n")
+    env = {
+        "ALARMFLOW_CONFIG": str(path),
+        "ALARMFLOW_REDIS_ULR": "redis://h/9",
+        "ALARMFLOW_WHATEVER_THIS_IS": "1",
+        "ALARMFLOW_KAFKA_PORT": "9092",  # scripts/services reads it
+    }
+    with caplog.at_level("WARNING", logger="alarmflow.config"):
+        settings = load_settings(env)
+    assert settings.redis_url == "redis://127.0.0.1:6379/9"
+    assert caplog.messages == [
+        "ALARMFLOW_DLQ_TOPCI is not a setting, ignored (did you mean ALARMFLOW_DLQ_TOPIC?)",
+        "ALARMFLOW_REDIS_ULR is not a setting, ignored (did you mean ALARMFLOW_REDIS_URL?)",
+        "ALARMFLOW_WHATEVER_THIS_IS is not a setting, ignored (no setting has this name)",
+    ]
+
+
+@pytest.mark.parametrize("db", ["/nine", "/9x", "/-1", "/9/1", "?db=x", "/9?db=8"])
+def test_a_mistyped_database_is_refused_with_the_password_masked(db):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_REDIS_URL": f"redis://:S3cr3t@h:6379{db}"})
+    lines = str(error.value).splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"ALARMFLOW_REDIS_URL='redis://:***@h:6379{db}': expected ")
+    assert "database number" in lines[0]
+
+
+def test_database_numbers_beyond_15_are_left_to_the_server_to_refuse():
+    # A server configured with `databases 32` has them; the start check asks the server.
+    assert load_settings({"ALARMFLOW_REDIS_URL": "redis://h/20"}).redis_dbs()[Backend.QUEUE] == 20
+
+
+def test_service_keys_on_another_server_are_refused_with_passwords_masked():
+    env = {
+        "ALARMFLOW_REDIS_URL": "redis://:S3cr3t@h1:6379/9",
+        "ALARMFLOW_REDIS_SERVICE_URL": "redis://svc:Other@h2:6379/10",
+    }
+    with pytest.raises(ConfigError) as error:
+        load_settings(env)
+    message = str(error.value)
+    assert message.startswith(
+        "ALARMFLOW_REDIS_SERVICE_URL='redis://svc:***@h2:6379/10': expected a database on the "
+        "server of ALARMFLOW_REDIS_URL (redis://:***@h1:6379/9)"
+    )
+    assert "S3cr3t" not in message and "Other" not in message
+
+
+def test_the_same_server_with_other_credentials_is_the_same_server():
+    env = {
+        "ALARMFLOW_REDIS_URL": "redis://:S3cr3t@h1:6379/9",
+        "ALARMFLOW_REDIS_SERVICE_URL": "redis://svc:Other@h1/10",
+    }
+    assert load_settings(env).redis_dbs()[Backend.SERVICE] == 10
+
+
+SASL = {
+    "ALARMFLOW_KAFKA_BOOTSTRAP": "kafka1:9094,kafka2:9094",
+    "ALARMFLOW_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+    "ALARMFLOW_KAFKA_SASL_MECHANISM": "scram-sha-512",
+    "ALARMFLOW_KAFKA_SASL_USERNAME": "alarmflow",
+    "ALARMFLOW_KAFKA_SASL_PASSWORD": "K4fka-S3cret",
+}
+
+
+def test_kafka_security_settings_are_read_and_the_password_is_never_shown():
+    settings = load_settings(SASL)
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.kafka_sasl_password.reveal() == "K4fka-S3cret"
+    assert f"{settings.kafka_sasl_password}" == "***"
+    assert "K4fka-S3cret" not in repr(settings)
+    assert settings.secrets() == ("K4fka-S3cret",)
+
+
+def test_sasl_needs_its_mechanism_user_and_password():
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    assert str(error.value).splitlines() == [
+        f"ALARMFLOW_KAFKA_SASL_{name}='': expected a value with "
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+        for name in ("MECHANISM", "USERNAME", "PASSWORD")
+    ]
+
+
+def test_security_settings_that_would_be_ignored_are_refused_masked(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    env = {
+        "ALARMFLOW_KAFKA_SASL_PASSWORD": "K4fka-S3cret",
+        "ALARMFLOW_KAFKA_SSL_CA_LOCATION": str(ca),
+        "ALARMFLOW_REDIS_SSL_CA_LOCATION": str(ca),
+    }
+    with pytest.raises(ConfigError) as error:
+        load_settings(env)
+    assert str(error.value).splitlines() == [
+        "ALARMFLOW_KAFKA_SASL_PASSWORD='***': expected only with "
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT",
+        f"ALARMFLOW_KAFKA_SSL_CA_LOCATION={str(ca)!r}: expected only with "
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL",
+        f"ALARMFLOW_REDIS_SSL_CA_LOCATION={str(ca)!r}: expected only with a rediss:// "
+        "ALARMFLOW_REDIS_URL (TLS)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("ALARMFLOW_KAFKA_SECURITY_PROTOCOL", "SASL-SSL", "expected one of PLAINTEXT, SSL, "),
+        ("ALARMFLOW_KAFKA_SASL_MECHANISM", "SCRAM", "expected one of PLAIN, SCRAM-SHA-256, "),
+        ("ALARMFLOW_KAFKA_SSL_CA_LOCATION", "/no/ca.pem", "expected the path of a readable PEM file"),
+        ("ALARMFLOW_KAFKA_CONFIG", "[1]", "expected a JSON object of librdkafka properties"),
+        ("ALARMFLOW_KAFKA_CONFIG", '{"sasl.password": "x"}', "(use ALARMFLOW_KAFKA_SASL_PASSWORD)"),
+    ],
+)
+def test_a_bad_security_value_is_one_line(name, value, expected):
+    with pytest.raises(ConfigError) as error:
+        load_settings({**SASL, name: value})
+    lines = str(error.value).splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{name}=")
+    assert expected in lines[0]
+    assert "K4fka-S3cret" not in lines[0]
+
+
+def test_kafka_config_passes_librdkafka_properties_through_and_masks_secret_ones():
+    value = (
+        '{"client.id": "alarmflow-eu", "socket.keepalive.enable": true, '
+        '"ssl.keystore.password": "ks"}'
+    )
+    settings = load_settings({"ALARMFLOW_KAFKA_CONFIG": value})
+    assert settings.kafka_config == {
+        "client.id": "alarmflow-eu",
+        "socket.keepalive.enable": "true",
+        "ssl.keystore.password": "ks",
+    }
+    assert "'ssl.keystore.password': '***'" in repr(settings)
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_KAFKA_CONFIG": value.replace("}", ', "acks": [1]}')})
+    assert '"ssl.keystore.password":"***"' in str(error.value)
+    assert '"ks"' not in str(error.value)
+
+
+def test_a_command_ends_on_a_missing_config_file_with_one_line_and_exit_2(tmp_path, capsys):
+    missing = tmp_path / "alarmflow.env"
+    with pytest.raises(SystemExit) as exit_:
+        settings_or_exit({"ALARMFLOW_CONFIG": str(missing)})
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"alarmflow: config error: ALARMFLOW_CONFIG={str(missing)!r}: expected a readable file "
+        "of KEY=VALUE lines (No such file or directory)"
+    ]

@@ -6,7 +6,7 @@ from collections import Counter
 
 import orjson
 
-from alarmflow.event_samples import sample_events
+from alarmflow.event_samples import by_host, sample_events
 from operators.event_records import flat_event
 from operators.rejects import Rejected
 
@@ -27,3 +27,12 @@ def test_samples_are_reproducible_and_cover_every_type():
     seen = kinds(first)
     assert set(seen) == {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100, 101, "bad"}
     assert 0 < seen["bad"] < 100
+
+
+def test_messages_are_keyed_by_their_reporting_host():
+    process = {"data_id": 1100008, "data": [{"dimension": {"bk_target_ip": "10.0.0.6"}}]}
+    custom = {"_server_": "10.0.0.5", "_value_": ["x"]}
+    gse = {"server": "10.0.0.4", "value": []}
+    keys = [by_host(orjson.dumps(m)) for m in (process, custom, gse)]
+    assert keys == [b"10.0.0.6", b"10.0.0.5", b"10.0.0.4"]
+    assert by_host(b"{not json") == by_host(b"[1]") == b""

@@ -135,7 +135,7 @@ def test_run_access_incident_keeps_incident_documents(make_flow_env):
     client = redis.Redis.from_url(env.redis_url)
     assert document(client, env.prefix, 7001)["status"] == "recovered"
     assert document(client, env.prefix, 7003)["status"] == "recovering"
-    assert document(client, env.prefix, 7004)["level"] == 2
+    assert document(client, env.prefix, 7004)["level"] == "WARN"
 
 
 @pytest.mark.integration

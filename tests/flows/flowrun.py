@@ -90,6 +90,14 @@ def recovery_snapshots(directory: Path) -> int:
         return db.execute("SELECT count(*) FROM snaps").fetchone()[0]
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        time.sleep(0.1)
+
+
 def kill_midway_and_resume(
     module: str, env: FlowEnv, workdir: Path, progress: Callable[[], int], total: int
 ) -> None:

@@ -9,10 +9,21 @@ import orjson
 import pytest
 import redis
 
-from alarmflow.event_samples import sample_events
+from alarmflow.config import BUNDLED_STRATEGIES
+from alarmflow.event_samples import by_host, sample_events
 from alarmflow.kafka_tools import produce, read_all
 from operators.event_records import format_time
-from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
+from operators.hashring import HashRing
+from operators.md5 import count_md5
+from operators.strategy import load_strategy_file
+from tests.flows.flowrun import (
+    FlowEnv,
+    bytewax_command,
+    crash_soak,
+    kill_midway_and_resume,
+    run,
+    snapshot_dbs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +43,7 @@ def custom(ip: str, at: int, text: str) -> dict:
 
 def process(ip: str, at: int, event_name: str) -> dict:
     dimension = {"bk_target_ip": ip, "bk_target_cloud_id": "0", "process_name": "nginx"}
+    dimension.update(process_index="web:nginx", process_group_id="web")
     entry = {"dimension": dimension, "event_name": event_name, "timestamp": at * 1000}
     return {"data_id": 1100008, "data": [entry]}
 
@@ -62,6 +74,9 @@ def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env
         gse("10.0.0.1", now, 0),  # ignored type
         process("10.0.0.5", now, "process_stop"),  # 309's condition wants "restart"
         process("10.0.0.6", now, "process_restart_success"),  # 309
+        gse("10.0.0.3", now, 7, corefile="/data/core.1", executable="nginx", signal="SIGSEGV"),
+        gse("10.0.0.4", now, 9, process="java", message="total-vm:1kB", total=1),  # 307
+        gse("10.0.0.4", now, 9, process="java", message="total-vm:2kB", total=1),  # another series
     ]
     produce(env.bootstrap, env.topics["EVENT"], [orjson.dumps(m) for m in messages])
     produce(env.bootstrap, env.topics["EVENT"], list(BAD))
@@ -76,37 +91,57 @@ def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env
             orjson.loads(e) for e in queue.lrange(f"{p}.detect.anomaly.list.{sid}.{sid}1", 0, -1)
         ]
 
-    disk_full = anomalies(303)
-    assert sorted(a["data"]["dimensions"]["bk_target_ip"] for a in disk_full) == [
-        "10.0.0.1",
-        "10.0.0.2",
-    ]
+    # 303 (priority 10) and 304 (priority 20) share the priority group "disk_full": on
+    # 10.0.0.1 both match and 304 inhibits 303, whose check result is still written.
+    [only_other_host] = anomalies(303)
+    assert only_other_host["data"]["dimensions"]["bk_target_ip"] == "10.0.0.2"
     [on_data] = anomalies(304)
     assert on_data["data"]["dimensions"]["disk"] == "/data"
     assert list(on_data["anomaly"]) == ["1"]
+    assert on_data["anomaly"]["1"]["anomaly_message"] == "磁盘(/data)剩余空间只有3%"
     assert on_data["strategy_snapshot_key"] == f"{p}.cache.strategy.snapshot.304.1714000000"
+    md5_1 = on_data["data"]["record_id"].split(".")[0]
+    md5_2 = only_other_host["data"]["record_id"].split(".")[0]
+    assert service_client.hgetall(f"{p}.access.data.priority.disk_full") == {
+        md5_1.encode(): f"20:{now}".encode(),
+        md5_2.encode(): f"10:{now}".encode(),
+    }
+    assert 0 < service_client.ttl(f"{p}.access.data.priority.disk_full") <= 600
     [nginx] = anomalies(313)
     assert (nginx["data"]["value"], nginx["data"]["time"]) == ("nginx down", now)
     assert nginx["data"]["dimensions"]["bk_host_id"] == 41
     [restart] = anomalies(309)
-    assert restart["data"]["dimensions"]["event_name"] == "process_restart_success"
-    assert restart["data"]["dimensions"]["agent_version"] == "v1"
-    assert [k.decode() for k in queue.keys(f"{p}.detect.anomaly.list.*")].__len__() == 4
-    signals = sorted(queue.lrange(f"{p}.detect.anomaly.signal", 0, -1))
-    assert signals == [b"303.3031", b"304.3041", b"309.3091", b"313.3131"]
-
-    md5 = on_data["data"]["record_id"].split(".")[0]
-    assert service_client.zrange(f"{p}.detect.result.304.3041.{md5}.1", 0, -1, withscores=True) == [
-        (f"{now}|ANOMALY".encode(), float(now))
+    dims = restart["data"]["dimensions"]
+    assert (dims["event_name"], dims["process_name"], dims["agent_version"]) == (
+        "process_restart_success",
+        "nginx",
+        "v1",
+    )
+    assert restart["data"]["record_id"].split(".")[0] == count_md5(dims)
+    [core] = anomalies(305)
+    assert core["data"]["dimensions"]["__additional_dimensions"] == {"corefile": "/data/core.1"}
+    text = "nginx进程因为SIGSEGV异常信号产生corefile：/data/core.1"  # noqa: RUF001
+    assert core["anomaly"]["3"]["anomaly_message"] == text
+    ooms = anomalies(307)
+    assert len({o["data"]["record_id"] for o in ooms}) == 2
+    assert sorted(queue.keys(f"{p}.detect.anomaly.list.*")) == [
+        f"{p}.detect.anomaly.list.{sid}.{sid}1".encode() for sid in (303, 304, 305, 307, 309, 313)
     ]
-    assert len(list(service_client.scan_iter(match=f"{p}.detect.result.*"))) == 5
+    signals = sorted(queue.lrange(f"{p}.detect.anomaly.signal", 0, -1))
+    assert signals == [f"{sid}.{sid}1".encode() for sid in (303, 304, 305, 307, 309, 313)]
+
+    assert service_client.zrange(
+        f"{p}.detect.result.304.3041.{md5_1}.1", 0, -1, withscores=True
+    ) == [(f"{now}|ANOMALY".encode(), float(now))]
+    assert service_client.exists(f"{p}.detect.result.303.3031.{md5_1}.2")
+    assert len(list(service_client.scan_iter(match=f"{p}.detect.result.*"))) == 8
     checkpoint = service_client.hgetall(f"{p}.detect.last.checkpoint.303.3031")
     assert sorted(checkpoint.values()) == [str(now).encode()] * 2
     snapshots = sorted(
         k.decode() for k in service_client.scan_iter(match=f"{p}.cache.strategy.snapshot.*")
     )
     assert snapshots == [
-        f"{p}.cache.strategy.snapshot.{s}.1714000000" for s in (303, 304, 309, 313)
+        f"{p}.cache.strategy.snapshot.{s}.1714000000" for s in (303, 304, 305, 307, 309, 313)
     ]
     assert orjson.loads(service_client.get(snapshots[0]))["id"] == 303
     assert not service_client.exists(f"{p}.access.event.qos.control")
@@ -121,7 +156,7 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
 ):
     env = event_env
     messages = list(sample_events(20000, int(time.time())))
-    produce(env.bootstrap, env.topics["EVENT"], messages)
+    produce(env.bootstrap, env.topics["EVENT"], messages, by_host)
     queue = redis.Redis.from_url(env.redis_url)
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
     run(bytewax_command("flows.event"), reference.environ())
@@ -135,3 +170,53 @@ def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
     kill_midway_and_resume("flows.event", crashed, tmp_path, lambda: queue.llen(watched_key), total)
 
     assert snapshot_dbs({"queue": queue, "service": service_client}, crashed.prefix) == expected
+
+
+def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
+    event_env, service_client, tmp_path
+):
+    env = event_env
+    produce(env.bootstrap, env.topics["EVENT"], sample_events(20000, int(time.time())), by_host)
+    queue = redis.Redis.from_url(env.redis_url)
+    dbs = {"queue": queue, "service": service_client}
+    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.event"), reference.environ())
+
+    soaked = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "soak", env.topics, env.dlq_topic)
+    assert crash_soak("flows.event", soaked, tmp_path, kills=4) >= 2
+
+    assert snapshot_dbs(dbs, soaked.prefix) == snapshot_dbs(dbs, reference.prefix)
+
+
+BUSINESS_OF = {s.id: s.bk_biz_id for s in load_strategy_file(BUNDLED_STRATEGIES)}
+
+
+def test_two_deployments_on_the_hash_ring_together_write_one_run(event_env, service_client):
+    """Sharded by the host's business (2 and 3 in the samples): each deployment writes only its
+    businesses' anomalies, and together they write what one deployment writes."""
+    env = event_env
+    produce(env.bootstrap, env.topics["EVENT"], sample_events(3000, int(time.time())), by_host)
+    dbs = {"queue": redis.Redis.from_url(env.redis_url), "service": service_client}
+    whole = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "all", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.event"), whole.environ())
+    expected = snapshot_dbs(dbs, whole.prefix)
+
+    merged: dict[tuple[str, str], list[str]] = {}
+    for node in ("east", "west"):
+        shard = FlowEnv(env.bootstrap, env.redis_url, env.prefix + node, env.topics, env.dlq_topic)
+        ring = {"ALARMFLOW_HASH_RING_NODES": "east,west", "ALARMFLOW_HASH_RING_NODE": node}
+        run(bytewax_command("flows.event"), shard.environ(**ring))
+        written = snapshot_dbs(dbs, shard.prefix)
+        snapshots = [k for (_, k) in written if ".cache.strategy.snapshot." in k]
+        businesses = {BUSINESS_OF[int(k.split(".")[-2])] for k in snapshots}
+        assert {HashRing(["east", "west"]).get_node(str(b)) for b in businesses} == {node}
+        for key, entry in written.items():
+            content = entry.content if isinstance(entry.content, tuple) else (entry.content,)
+            merged.setdefault(key, []).extend(content)
+
+    signals = ("queue", ".detect.anomaly.signal")
+    assert set(merged.pop(signals)) == set(expected.pop(signals).content)
+    assert {key: sorted(content) for key, content in merged.items()} == {
+        key: sorted(e.content if isinstance(e.content, tuple) else (e.content,))
+        for key, e in expected.items()
+    }

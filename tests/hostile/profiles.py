@@ -107,7 +107,8 @@ def _sync(incident: int, sync_type: str, status: str, at: int, **extra: Any) -> 
             "level": "ERROR",
         },
         "fpp_snapshot_id": "fpp:None",
-        "scope": {"bk_biz_ids": [2], "alerts": [{"id": f"a{incident}-{at}"}]},
+        "rca_time": at,
+        "scope": {"bk_biz_ids": [2], "alerts": [f"a{incident}-{at}"], "events": []},
         **extra,
     }
 

@@ -131,8 +131,13 @@ def runner(
     return make
 
 
-def redis_dbs(redis_server) -> dict[str, redis.Redis]:
-    return {db: redis.Redis.from_url(redis_server.url(int(db))) for db in ("9", "10")}
+WALL_CLOCK_KEYS = ".access.run."
+"""bkmonitor's ``access.run`` keys hold when a push happened, not what it was."""
+
+
+def redis_content(redis_server, prefix: str) -> dict:
+    dbs = {db: redis.Redis.from_url(redis_server.url(int(db))) for db in ("9", "10")}
+    return snapshot_dbs(dbs, prefix, WALL_CLOCK_KEYS)
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
@@ -165,8 +170,9 @@ def test_hostile_messages_are_rejected_and_change_nothing_else(profile, data, ru
     clean.feed(accepted)
     clean.run()
     assert clean.dead_letters() == []
-    dbs = redis_dbs(redis_server)
-    assert snapshot_dbs(dbs, clean.env.prefix) == snapshot_dbs(dbs, mixed.env.prefix)
+    assert redis_content(redis_server, clean.env.prefix) == redis_content(
+        redis_server, mixed.env.prefix
+    )
 
 
 POISON = b'{"a": ' + b"[" * 1000 + b"]" * 1000 + b"}"
@@ -200,5 +206,6 @@ def test_a_poison_pill_survives_kill_and_resume(profile, runner, redis_server, t
     poisoned.feed(valid[half:])
     poisoned.run()
     assert {m["reason"] for m in poisoned.dead_letters()} == {"too_deep"}
-    dbs = redis_dbs(redis_server)
-    assert snapshot_dbs(dbs, poisoned.env.prefix) == snapshot_dbs(dbs, reference.env.prefix)
+    assert redis_content(redis_server, poisoned.env.prefix) == redis_content(
+        redis_server, reference.env.prefix
+    )

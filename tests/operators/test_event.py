@@ -1,13 +1,19 @@
-"""Event access after flat(): host lookup, fan-out, the filters in order, clean()."""
+"""Event access after flat(): host lookup, fan-out, the filters in order, clean().
+
+Expected texts are bkmonitor's (``records/*.py`` ``clean_anomaly_message``); the per-type
+record ids are derived from bkmonitor's fixtures in ``test_event_fixtures.py``."""
 
 from __future__ import annotations
 
 import pytest
 
-from operators.event import EventStrategies, access_message
+from operators.bounds import TimeWindow
+from operators.event import EventStrategies, access, checked_records
 from operators.event_records import flat_event, parse_time
 from operators.hosts import parse_hosts
+from operators.rejects import Reason, Rejected
 from operators.strategy import parse_strategies
+from operators.targets import parse_dynamic_groups
 
 T = 1714550400  # 2024-05-01 08:00:00 UTC
 NOW = T + 3
@@ -70,8 +76,14 @@ def strategy(sid, metric, level=2, biz=2, **extra):
 
 
 def run(message, *strategies, now=NOW):
+    """Every flat record of ``message`` through :func:`access`, anomalies and drops joined."""
     index = EventStrategies(parse_strategies(list(strategies)))
-    return access_message(flat_event(message)[1], HOSTS, index, P, now)
+    anomalies, drops = [], []
+    for record in flat_event(message)[1]:
+        found, dropped = access(record, HOSTS, index, P, now)
+        anomalies.extend(found)
+        drops.extend(dropped)
+    return anomalies, drops
 
 
 def gse(kind, **extra):
@@ -128,7 +140,7 @@ def test_agent_event_by_v1_v2_agent_id_or_ip(host, md5, version):
     assert data["dimensions"] == {**DIMS, "agent_version": version}
     assert data["record_id"] == f"{md5}.{T}"
     assert data["dimension_fields"] == ["bk_target_ip", "bk_target_cloud_id", "agent_version"]
-    assert anomaly.element["anomaly"]["1"]["anomaly_message"] == "GSE agent heartbeat lost"
+    assert anomaly.element["anomaly"]["1"]["anomaly_message"] == "GSE AGENT 失联"
 
 
 def test_disk_full_adds_its_dimensions_to_the_copy_only():
@@ -150,7 +162,7 @@ def test_disk_full_adds_its_dimensions_to_the_copy_only():
         "fstype": "ext4",
     }
     assert data["dimension_fields"][2:] == ["file_system", "fstype", "disk"]
-    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "disk (/data) has only 3% free"
+    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "磁盘(/data)剩余空间只有3%"
 
 
 def test_disk_readonly_keeps_entries_of_watched_types():
@@ -162,7 +174,8 @@ def test_disk_readonly_keeps_entries_of_watched_types():
     data = anomaly.element["data"]
     assert data["record_id"] == f"{MD5}.{T}"
     assert data["dimensions"] == {**DIMS, "position": "/data", "type": "ext4", "fs": "/dev/vdb"}
-    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "disk (/data) is read-only"
+    message = anomaly.element["anomaly"]["2"]["anomaly_message"]
+    assert message == "磁盘(/dev/vdb-ext4(/data))只读告警"
     only_ignored = [ro[1]]
     assert run(gse(3, host="127.0.0.1", ro=only_ignored), strategy(34, "disk-readonly-gse")) == (
         [],
@@ -170,64 +183,12 @@ def test_disk_readonly_keeps_entries_of_watched_types():
     )
 
 
-def test_corefile_dimensions_enter_the_record_id():
-    extra = {
-        "host": "127.0.0.1",
-        "corefile": "/data/core.12",
-        "executable_path": "/usr/bin",
-        "executable": "nginx",
-        "signal": "SIGSEGV",
-    }
-    [anomaly], _ = run(gse(7, **extra), strategy(35, "corefile-gse"))
-    data = anomaly.element["data"]
-    assert data["record_id"] != f"{MD5}.{T}"
-    assert data["dimensions"]["__additional_dimensions"] == {"corefile": "/data/core.12"}
-    assert data["dimensions"]["executable"] == "nginx"
-    assert data["dimension_fields"][2:] == ["executable_path", "executable", "signal"]
-    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "corefile generated: /data/core.12"
-
-
-def test_oom_process_goes_only_into_additional_dimensions():
-    extra = {"host": "127.0.0.1", "process": "java", "message": "killed", "task": "t1"}
-    [anomaly], _ = run(gse(9, **extra), strategy(36, "oom-gse"))
-    data = anomaly.element["data"]
-    assert data["dimensions"]["__additional_dimensions"] == {"process": "java"}
-    assert data["dimensions"]["task"] == "t1"
-    assert anomaly.element["anomaly"]["2"]["anomaly_message"] == "OOM event (process: java): killed"
-
-
-def test_process_event_time_and_dimensions():
-    message = {
-        "data_id": 1100008,
-        "data": [
-            {
-                "dimension": {
-                    "bk_target_ip": "127.0.0.1",
-                    "bk_target_cloud_id": "0",
-                    "process_name": "nginx",
-                    "process_group_id": "web",
-                    "process_index": "web:nginx",
-                },
-                "event": {"content": "restart ok"},
-                "event_name": "process_restart_success",
-                "timestamp": 1619171000000,
-            }
-        ],
-    }
-    [anomaly], _ = run(message, strategy(37, "gse_process_event"), now=1619171000)
-    data = anomaly.element["data"]
-    assert data["time"] == 1619171000
-    assert data["record_id"] == f"{MD5_V1}.1619171000"
-    assert data["dimensions"]["event_name"] == "process_restart_success"
-    assert data["dimension_fields"][3:] == ["process_group_id", "process_name"]
-
-
 def test_ping_fans_out_per_ip_and_keeps_known_same_business_pairs():
     ping = strategy(38, "ping-gse", level=1)
     [anomaly], drops = run(
         gse(8, host="127.0.0.1", cloudid=0, iplist=["127.0.0.1", "127.0.0.99"]), ping
     )
-    assert anomaly.element["anomaly"]["1"]["anomaly_message"] == "ping unreachable"
+    assert anomaly.element["anomaly"]["1"]["anomaly_message"] == "Ping不可达"
     assert drops == ["unknown_host"]
     assert run(gse(8, host="127.0.0.4", cloudid=2, iplist=["127.0.0.6"]), ping)[1] == []
     assert run(gse(8, host="127.0.0.5", cloudid=2, iplist=["127.0.0.6"]), ping)[1] == ["ping_scope"]
@@ -308,9 +269,27 @@ def test_condition_filter_on_filter_dimensions(disk, kept):
     assert (len(anomalies), drops) == ((1, []) if kept else (0, ["condition"]))
 
 
-@pytest.mark.parametrize(("fstype", "kept"), [("ext4", True), ("tmpfs", False)])
-def test_disk_full_filter_ignores_file_system_types(fstype, kept):
-    message = gse(6, host="127.0.0.1", disk="/run", free=3, fstype=fstype)
+@pytest.mark.parametrize(
+    ("fstype", "file_system", "free", "kept"),
+    [
+        ("ext4", "/dev/vda1", 3, True),
+        ("tmpfs", "/dev/vda1", 3, False),
+        ("ext4", "/dev/loop0", 3, False),
+        (None, "dev/sr0", 3, False),
+        ("ext4", "/data/images/centos.iso", 3, False),
+        ("ext4", "/data/iso/disk1", 3, True),
+        ("ext4", "/mnt/dev/loop0", 3, True),
+        ("tmpfs", "/dev/loop0", 101, True),
+        ("tmpfs", "/dev/loop0", "3", True),
+    ],
+)
+def test_disk_full_filter(fstype, file_system, free, kept):
+    """``DiskFullFilter`` (``records/disk_full.py``): with ``free`` a number in 0..100, an
+    ignored ``fstype`` or a ``file_system`` that ``re.match``es one of
+    ``DISK_FILTER_CONDITION_LIST_V1``'s regexes (``config/default.py``) drops the record. A
+    ``free`` that is not a number keeps it (bkmonitor's comparison would raise)."""
+    extra = {"fstype": fstype} if fstype else {}
+    message = gse(6, host="127.0.0.1", disk="/run", free=free, file_system=file_system, **extra)
     anomalies, drops = run(message, strategy(55, "disk-full-gse"))
     assert (len(anomalies), drops) == ((1, []) if kept else (0, ["ignored_fstype"]))
 
@@ -319,3 +298,47 @@ def test_md5_vectors():
     assert parse_time("2024-05-01 08:00:00") == T
     [custom], _ = run(CUSTOM, strategy(56, "gse_custom_event"))
     assert custom.dimension_md5 == MD5
+
+
+@pytest.mark.parametrize(
+    ("when", "reason"),
+    [
+        (T * 1000, Reason.MILLISECOND_TIME),
+        (str(T * 1000), Reason.MILLISECOND_TIME),
+        ("1999-12-31 23:59:59", Reason.ANCIENT_TIME),
+        ("2024-05-01 10:00:01", Reason.FUTURE_TIME),
+        ("9999-12-31 23:59:59", Reason.FUTURE_TIME),
+        (2**63 - 1, Reason.OUT_OF_RANGE),
+    ],
+)
+def test_times_outside_the_window_are_rejected_with_their_reason(when, reason):
+    window = TimeWindow(30 * 86400, 3600)
+    with pytest.raises(Rejected) as caught:
+        checked_records({**CUSTOM, "_utctime_": when}, "zh", window, NOW)
+    assert caught.value.reason is reason
+
+
+def test_an_expired_time_is_left_for_access_to_drop():
+    window = TimeWindow(600, 3600)
+    _, [record] = checked_records(CUSTOM, "zh", window, T + 7200)
+    assert run(CUSTOM, strategy(57, "gse_custom_event"), now=T + 7200) == ([], ["expired"])
+    assert record["_time_"] == CUSTOM["_utctime_"]
+
+
+@pytest.mark.parametrize(("group", "kept"), [("g-2", True), ("g-other", False), ("g-none", False)])
+def test_dynamic_group_targets_use_the_group_table(group, kept):
+    """``TargetCondition``'s ``dynamic_group`` branch: the group's host ids, matched as
+    ``bk_target_ip`` by ``bk_host_id`` (host 2 is 127.0.0.1, the custom event's host)."""
+    groups = parse_dynamic_groups(
+        {
+            "g-2": {"bk_obj_id": "host", "bk_inst_ids": [2, 5]},
+            "g-other": {"bk_obj_id": "host", "bk_inst_ids": [5]},
+        }
+    )
+    target = [[{"field": "dynamic_group", "method": "eq", "value": [{"dynamic_group_id": group}]}]]
+    index = EventStrategies(
+        parse_strategies([strategy(58, "gse_custom_event", target=target)]), groups
+    )
+    [record] = flat_event(CUSTOM)[1]
+    anomalies, drops = access(record, HOSTS, index, P, NOW)
+    assert (len(anomalies), drops) == ((1, []) if kept else (0, ["out_of_range"]))

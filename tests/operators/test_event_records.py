@@ -67,6 +67,12 @@ def test_event_time_is_used_without_utctime2_and_bkmonitorbeat_takes_the_top_ip(
     assert (record["_time_"], record["_host_"]) == ("2024-05-01 16:00:00", "10.0.0.3")
 
 
+def test_ping_records_name_the_ping_server():
+    """``PingEvent.flat()``: ``_server_`` is the pinging host (``extra.host``)."""
+    _, records = flat_event(gse(8, host="10.0.0.1", iplist=["10.0.0.2"]))
+    assert [(r["_server_"], r["_host_"]) for r in records] == [("10.0.0.1", "10.0.0.2")]
+
+
 def test_agent_event_is_one_record_per_host_with_its_agent_id():
     hosts = [
         {"bizid": 2, "cloudid": 0, "ip": "10.0.0.1"},
@@ -104,7 +110,9 @@ def test_custom_string_event_is_one_record_per_string_at_utctime():
     ]
 
 
-def test_process_event_takes_ms_timestamp_dimensions_and_a_v1_agent_id():
+def test_process_event_takes_ms_timestamp_dimensions_and_its_agent_id():
+    """``GseProcessEventRecord.flat()``: ms timestamp floored to the second, ``_agent_id_``
+    from ``bk_agent_id`` ("" without one), ``_title_`` from bkmonitor's template."""
     dimension = {
         "bk_target_ip": "10.0.0.7",
         "bk_target_cloud_id": "0",
@@ -128,9 +136,10 @@ def test_process_event_takes_ms_timestamp_dimensions_and_a_v1_agent_id():
     assert kind == 101
     assert record["_time_"] == "2021-04-23 09:43:20"
     assert parse_time(record["_time_"]) == 1619171000
-    assert record["_agent_id_"] == "0:10.0.0.7"
-    assert record["_title_"] == "restart ok"
+    assert record["_agent_id_"] == ""
+    assert record["_title_"] == "事件类型: 进程重启成功, 事件内容: restart ok"
     assert record["dimensions"] == {**dimension, "event_name": "process_restart_success"}
+    assert record["_extra_"] == {"value": {**message["data"][1], "dimension": record["dimensions"]}}
 
 
 @pytest.mark.parametrize("kind", [0, 1, 4, 5])
@@ -146,12 +155,27 @@ def test_ignored_types_give_no_records(kind):
         (gse("six", host="10.0.0.1"), Reason.WRONG_TYPE),
         ({**DISK_FULL, "value": DISK_FULL["value"] * 2}, Reason.WRONG_TYPE),
         ({**DISK_FULL, "utctime2": "yesterday"}, Reason.WRONG_TYPE),
+        ({**DISK_FULL, "utctime2": 2**63 - 1}, Reason.OUT_OF_RANGE),
+        ({**DISK_FULL, "utctime2": "2024-13-01 00:00:00"}, Reason.OUT_OF_RANGE),
+        ({**DISK_FULL, "utctime2": ["2024-05-01"]}, Reason.WRONG_TYPE),
+        ({**DISK_FULL, "utctime2": "nan"}, Reason.OUT_OF_RANGE),
         (gse(2, host="10.0.0.1"), Reason.WRONG_TYPE),
         (gse(8, host="10.0.0.1"), Reason.WRONG_TYPE),
         ({"_value_": [1, 2], "_utctime_": "2024-05-01 08:00:00"}, Reason.MISSING_FIELD),
         ({"_value_": ["x"]}, Reason.MISSING_FIELD),
         ({"data_id": 1100008, "data": [{"dimension": {}}]}, Reason.MISSING_FIELD),
-        ({"data_id": 1100008, "data": [{"event_name": "x", "dimension": {}}]}, Reason.WRONG_TYPE),
+        (
+            {"data_id": 1100008, "data": [{"event_name": "x", "dimension": [], "timestamp": 1}]},
+            Reason.WRONG_TYPE,
+        ),
+        (
+            {"data_id": 1100008, "data": [{"event_name": "x", "timestamp": {"ms": 1}}]},
+            Reason.WRONG_TYPE,
+        ),
+        (
+            {"data_id": 1100008, "data": [{"event_name": "x", "timestamp": 2**63 - 1}]},
+            Reason.OUT_OF_RANGE,
+        ),
     ],
 )
 def test_malformed_events_are_rejected_with_a_reason(message, reason):

@@ -1,114 +1,195 @@
-"""Every Grafana panel query and every alert rule expression, run through a real Prometheus
-that scraped a real alert flow and a real converge flow on real Kafka and Redis, returns data."""
+"""The shipped ``prometheus/prometheus.yml``, unchanged, scraping real flows on real Kafka and
+Redis: an alert flow run as two processes (``alarmflow.launch -p 2``), a converge flow, and one
+registered target that is down. Every Grafana panel and variable query and every alert rule
+expression returns data from it, and no series carries an ``exported_`` label."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 import yaml
 
 from alarmflow.kafka_tools import ensure_topics, produce
+from alarmflow.metrics import DEFINED, register_target
 from alarmflow.samples import sample_messages
-from alarmflow.services import PrometheusServer, free_port
+from alarmflow.services import PrometheusServer, free_port, port_open
 from bench.converge_throughput import by_dimension, storm
-from tests.flows.flowrun import REPO, FlowEnv, bytewax_command, start
+from tests.flows.flowrun import (
+    REPO,
+    FlowEnv,
+    bytewax_command,
+    launcher_command,
+    start,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
 GRAFANA = REPO / "grafana" / "dashboards"
-RULES = REPO / "prometheus" / "alerts.yml"
+SHIPPED = REPO / "prometheus"
+CONFIG = yaml.safe_load((SHIPPED / "prometheus.yml").read_text())
+SCRAPE_S = int(CONFIG["global"]["scrape_interval"].removesuffix("s"))
+# Grafana's $__rate_interval is at least four scrape intervals.
+RATE_INTERVAL = f"{4 * SCRAPE_S}s"
+# A variable without "All" takes this value; one with "All" takes its allValue.
+PICKED = {"flow": "alert"}
+ALERT_PROCESSES = 2
+WAIT_S = 20 * SCRAPE_S
 
 
-def panel_queries() -> list[tuple[str, str]]:
-    """(dashboard/panel, PromQL) for every panel target, Grafana variables filled in."""
+def fill(expr: str, variables: dict[str, str]) -> str:
+    expr = expr.replace("$__rate_interval", RATE_INTERVAL)
+    for name, value in variables.items():
+        expr = expr.replace(f"${name}", value)
+    return expr
+
+
+def as_query(definition: str) -> str:
+    """A Grafana ``label_values(selector, label)`` variable query as PromQL."""
+    selector, label = re.fullmatch(r"label_values\((.+), (\w+)\)", definition).groups()
+    return f"group by ({label}) ({selector})"
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(dashboard/panel or dashboard/$variable, PromQL) for every query, variables filled in."""
     out = []
     for path in sorted(GRAFANA.glob("*.json")):
-        for panel in json.loads(path.read_text())["panels"]:
+        dashboard = json.loads(path.read_text())
+        variables = {}
+        for var in dashboard["templating"]["list"]:
+            if var["type"] != "query":
+                continue
+            query = as_query(fill(var["definition"], variables))
+            out.append((f"{path.stem}/${var['name']}", query))
+            variables[var["name"]] = var["allValue"] if var["includeAll"] else PICKED[var["name"]]
+        for panel in dashboard["panels"]:
             for target in panel["targets"]:
-                expr = target["expr"].replace("$__rate_interval", "30s").replace("$flow", "alert")
-                out.append((f"{path.stem}/{panel['title']}", expr))
+                out.append((f"{path.stem}/{panel['title']}", fill(target["expr"], variables)))
     return out
 
 
 def rule_expressions() -> list[tuple[str, str]]:
-    rules = yaml.safe_load(RULES.read_text())
+    rules = yaml.safe_load((SHIPPED / "alerts.yml").read_text())
     return [(r["alert"], r["expr"]) for g in rules["groups"] for r in g["rules"]]
+
+
+def shipped_config_dir(run_dir: Path) -> Path:
+    """The shipped config and rules, byte for byte, with the empty ``targets/`` directory that
+    the config's file discovery reads (relative to the config, as in docker-compose.yml)."""
+    etc = run_dir / "etc"
+    (etc / "targets").mkdir(parents=True)
+    for rule_file in ["prometheus.yml", *CONFIG["rule_files"]]:
+        shutil.copyfile(SHIPPED / rule_file, etc / rule_file)
+    return etc
+
+
+def two_free_ports() -> int:
+    """A port p with p and p + 1 free (an endpoint per process of a ``-p 2`` run)."""
+    base = free_port()
+    while port_open(base + 1):
+        base = free_port()
+    return base
 
 
 @pytest.fixture(scope="module")
 def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[PrometheusServer]:
-    """An alert flow and a converge flow (tailing) with samples, one dead target, and Prometheus
-    scraping all three."""
     run_dir = tmp_path_factory.mktemp("prometheus")
+    etc = shipped_config_dir(run_dir)
     stem = f"prom{int(time.time())}"
     env = FlowEnv(
         kafka_broker.bootstrap,
         redis_server.url(9),
         f"{stem}.ee",
-        {"ALERT": f"{stem}.alert"},
+        {"ALERT": f"{stem}.alert", "ACTION": f"{stem}.action"},
         f"{stem}.dlq",
     )
-    env.topics["ACTION"] = f"{stem}.action"
     outputs = [f"{stem}.decisions", f"{stem}.audit"]
-    ensure_topics(kafka_broker.bootstrap, [*env.topics.values(), f"{stem}.dlq"], partitions=3)
+    ensure_topics(kafka_broker.bootstrap, [*env.topics.values(), env.dlq_topic], partitions=3)
     ensure_topics(kafka_broker.bootstrap, outputs, partitions=1)
-    produce(kafka_broker.bootstrap, f"{stem}.alert", sample_messages(3000, int(time.time())))
+    produce(kafka_broker.bootstrap, env.topics["ALERT"], sample_messages(3000, int(time.time())))
     actions = [orjson.dumps(a) for a in storm(400, int(time.time()) - 600)]
-    produce(kafka_broker.bootstrap, f"{stem}.action", actions, by_dimension)
-    metrics_port, converge_port, dead_port = free_port(), free_port(), free_port()
-    shipped = yaml.safe_load((REPO / "prometheus" / "prometheus.yml").read_text())
-    job = shipped["scrape_configs"][0]
-    job["static_configs"] = [
-        {"targets": [f"127.0.0.1:{metrics_port}"], "labels": {"flow": "alert"}},
-        {"targets": [f"127.0.0.1:{converge_port}"], "labels": {"flow": "converge"}},
-        {"targets": [f"127.0.0.1:{dead_port}"], "labels": {"flow": "stopped"}},
-    ]
-    shipped["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    shipped["rule_files"] = [str(RULES)]
-    config = run_dir / "prometheus.yml"
-    config.write_text(yaml.safe_dump(shipped))
-    flow = start(
-        bytewax_command("flows.alert"),
-        env.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(metrics_port)),
-        run_dir / "flow.log",
+    produce(kafka_broker.bootstrap, env.topics["ACTION"], actions, by_dimension)
+    register_target(etc / "targets", "stopped", f"127.0.0.1:{free_port()}")
+    registered = {"ALARMFLOW_TAIL": "1", "ALARMFLOW_METRICS_TARGETS_DIR": str(etc / "targets")}
+    alert = start(
+        launcher_command(
+            "flows.alert", "-p", str(ALERT_PROCESSES), "--base-port", str(two_free_ports())
+        ),
+        env.environ(**registered, ALARMFLOW_METRICS_PORT=str(two_free_ports())),
+        run_dir / "alert.log",
     )
     converge = start(
         bytewax_command("flows.converge"),
         env.environ(
-            ALARMFLOW_TAIL="1",
-            ALARMFLOW_METRICS_PORT=str(converge_port),
+            **registered,
+            ALARMFLOW_METRICS_PORT=str(free_port()),
             ALARMFLOW_DECISION_TOPIC=outputs[0],
             ALARMFLOW_AUDIT_TOPIC=outputs[1],
         ),
         run_dir / "converge.log",
     )
-    prometheus = PrometheusServer(free_port(), config, run_dir)
+    prometheus = PrometheusServer(free_port(), etc / "prometheus.yml", run_dir)
     prometheus.start()
     try:
-        time.sleep(4)
-        produce(kafka_broker.bootstrap, f"{stem}.alert", sample_messages(3000, int(time.time()), 2))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not all(
-            prometheus.query(q) for _, q in panel_queries()
-        ):
-            time.sleep(1)
+        wait_until(
+            lambda: (
+                sum(float(r["value"][1]) for r in prometheus.query("alarmflow_consumed_total"))
+                >= 3000
+            ),
+            "a scrape of the alert flow after the first batch",
+            WAIT_S,
+        )
+        more = sample_messages(3000, int(time.time()), 2)
+        produce(kafka_broker.bootstrap, env.topics["ALERT"], more)
+        wait_until(
+            lambda: all(prometheus.query(q) for _, q in dashboard_queries()),
+            "every dashboard query to return data",
+            WAIT_S,
+        )
         yield prometheus
     finally:
-        for proc in (flow, converge):
+        for proc in (alert, converge):
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
         prometheus.stop()
 
 
-@pytest.mark.parametrize(("where", "query"), panel_queries(), ids=[w for w, _ in panel_queries()])
+@pytest.mark.parametrize(
+    ("where", "query"), dashboard_queries(), ids=[w for w, _ in dashboard_queries()]
+)
 def test_every_dashboard_query_returns_data(scraped, where, query):
     assert scraped.query(query), f"{where}: no data for {query}"
+
+
+def test_every_process_of_a_p2_run_is_scraped(scraped):
+    up = scraped.query('up{job="alarmflow", flow="alert"}')
+    assert len(up) == ALERT_PROCESSES
+    assert all(r["value"][1] == "1" for r in up), up
+    ports = sorted(int(r["metric"]["instance"].rsplit(":", 1)[1]) for r in up)
+    assert ports == list(range(ports[0], ports[0] + ALERT_PROCESSES))
+    consumed = scraped.query('sum by (instance) (alarmflow_consumed_total{flow="alert"})')
+    assert len(consumed) == ALERT_PROCESSES
+
+
+def test_no_series_has_an_exported_label(scraped):
+    labels = scraped.api("/api/v1/labels")
+    assert "flow" in labels
+    assert not [label for label in labels if label.startswith("exported_")], labels
+
+
+def test_every_alarmflow_series_keeps_its_own_flow_label(scraped):
+    flows = {
+        r["metric"]["flow"] for r in scraped.query("group by (flow) ({__name__=~'alarmflow_.+'})")
+    }
+    assert flows == {"alert", "converge"}
 
 
 @pytest.mark.parametrize(
@@ -129,32 +210,18 @@ def loaded_rules(prometheus: PrometheusServer) -> dict[str, dict]:
 
 
 def test_rules_are_loaded_healthy_and_flow_down_goes_pending(scraped):
-    deadline = time.monotonic() + 30
+    wait_until(
+        lambda: loaded_rules(scraped)["AlarmflowFlowDown"]["state"] != "inactive",
+        "AlarmflowFlowDown to leave the inactive state",
+        WAIT_S,
+    )
     rules = loaded_rules(scraped)
-    while rules["AlarmflowFlowDown"]["state"] == "inactive" and time.monotonic() < deadline:
-        time.sleep(1)
-        rules = loaded_rules(scraped)
     assert set(rules) == {n for n, _ in rule_expressions()}
     assert all(r["health"] == "ok" for r in rules.values()), rules
     assert rules["AlarmflowFlowDown"]["state"] in ("pending", "firing")
 
 
-def test_the_panel_queries_cover_every_alarmflow_metric():
-    names = set(re.findall(r"alarmflow_[a-z_]+", " ".join(q for _, q in panel_queries())))
-    families = {re.sub(r"_(total|bucket|sum|count)$", "", n) for n in names}
-    exported = {
-        "alarmflow_consumed",
-        "alarmflow_cleaned",
-        "alarmflow_rejected",
-        "alarmflow_dropped",
-        "alarmflow_written",
-        "alarmflow_signals",
-        "alarmflow_dlq_produced",
-        "alarmflow_redis_batch_seconds",
-        "alarmflow_redis_errors",
-        "alarmflow_end_to_end_seconds",
-        "alarmflow_stage_seconds",
-        "alarmflow_stage_items",
-        "alarmflow_converge_decisions",
-    }
-    assert exported - families == {"alarmflow_cleaned"}
+def test_the_dashboards_show_every_alarmflow_metric():
+    queried = " ".join(q for _, q in dashboard_queries())
+    families = {family.name for metric in DEFINED for family in metric.describe()}
+    assert {f for f in families if not re.search(rf"\b{f}(_total|_bucket)?\b", queried)} == set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from operators.event import EventAnomaly, EventStrategies, access
+from operators.event import Decided, EventAnomaly, EventStrategies, access
 from operators.event_records import flat_event, format_time
 from operators.hosts import parse_hosts
 from operators.md5 import count_md5
@@ -47,7 +47,7 @@ def anomaly(prefix: str, at: int = T) -> EventAnomaly:
 
 def test_one_push_per_anomaly_in_bkmonitors_keys_and_order():
     a = anomaly("p")
-    push = event_push("p", a, 600)
+    push = event_push("p", Decided(a), 600)
     md5 = a.dimension_md5
     assert (push.marker.op, push.marker.key, push.marker.ttl, push.marker.backend) == (
         Op.MARK,
@@ -90,7 +90,7 @@ def test_qos_gate_drops_the_fourth_record_of_a_series_while_the_control_hash_exi
     pusher = OncePusher(redis_client, {Backend.QUEUE: 9, Backend.SERVICE: 10})
     qos = f"{key_prefix}.access.event.qos.control"
     service_client.hset(qos, "other", 0)
-    pushes = [event_push(key_prefix, anomaly(key_prefix, T + i), 600) for i in range(5)]
+    pushes = [event_push(key_prefix, Decided(anomaly(key_prefix, T + i)), 600) for i in range(5)]
     assert pusher.push(pushes) == [1, 0, 0, GATED, GATED]
     field = count_md5([2, 31, 53, "10.0.0.7", 2])
     assert service_client.hget(qos, field) == b"5"
@@ -101,7 +101,7 @@ def test_qos_gate_drops_the_fourth_record_of_a_series_while_the_control_hash_exi
 
 def test_without_the_control_hash_there_is_no_qos(redis_client, service_client, key_prefix):
     pusher = OncePusher(redis_client, {Backend.QUEUE: 9, Backend.SERVICE: 10})
-    pushes = [event_push(key_prefix, anomaly(key_prefix, T + i), 600) for i in range(5)]
+    pushes = [event_push(key_prefix, Decided(anomaly(key_prefix, T + i)), 600) for i in range(5)]
     assert pusher.push(pushes) == [1, 0, 0, 0, 0]
     assert pusher.push(pushes) == [-1] * 5
     assert not service_client.exists(f"{key_prefix}.access.event.qos.control")
@@ -123,7 +123,30 @@ def test_two_events_sharing_an_anomaly_id_are_both_kept_and_a_replay_writes_noth
         message = {"_server_": "10.0.0.7", "_utctime_": format_time(T), "_value_": [text]}
         found += access(flat_event(message)[1][0], HOSTS, STRATEGIES, key_prefix, T)[0]
     assert found[0].anomaly_id == found[1].anomaly_id
-    pushes = [event_push(key_prefix, a, 600) for a in found]
+    pushes = [event_push(key_prefix, Decided(a), 600) for a in found]
     assert pusher.push(pushes) == [1, 0]
     assert pusher.push(pushes) == [-1, -1]
     assert redis_client.llen(f"{key_prefix}.detect.anomaly.list.31.53") == 2
+
+
+def test_an_inhibited_anomaly_writes_its_check_result_but_is_not_queued():
+    """bkmonitor's ``push()``: ``push_to_check_result`` runs before ``PriorityChecker``, the
+    anomaly lists and signals after it, for the records it did not inhibit."""
+    a = anomaly("p")
+    push = event_push("p", Decided(a, inhibited=True), 600)
+    assert [w.op for w in push.writes] == [Op.GATE, Op.ZADD, Op.HMAX, Op.SET]
+
+
+def test_priority_claims_go_to_the_group_hash_before_the_queue():
+    a = anomaly("p")
+    push = event_push("p", Decided(a, claims=(("m1", "5:1714550400"),)), 600)
+    claim = push.writes[4]
+    assert (claim.op, claim.key, claim.param, claim.value, claim.backend, claim.ttl) == (
+        Op.HSET,
+        "p.access.data.priority.",
+        "m1",
+        "5:1714550400",
+        Backend.SERVICE,
+        600,
+    )
+    assert [w.op for w in push.writes[5:]] == [Op.LPUSH, Op.SIGNAL]

@@ -32,15 +32,17 @@ def test_alert_push_lists_each_target_then_signals_each_strategy_once():
 
 
 def test_incident_push_writes_document_history_and_links_then_the_signal():
-    change = Change("9", {"id": "1009", "status": "abnormal"}, {"status": "abnormal"}, ("a1", "a2"))
+    history = ({"operation_type": "incident_update"}, {"operation_type": "incident_recover"})
+    change = Change("9", {"id": "1009", "status": "abnormal"}, history, ("a1", "a2"))
     push = incident_push("p", "uid1", change, 600)
     assert (push.marker.key, push.marker.ttl) == ("p.incident.sync.duplicate.uid1", 600)
     assert [(w.op, w.key, w.value, w.ttl) for w in push.writes] == [
-        (Op.LPUSH, "p.incident.history.9", orjson.dumps(change.history), 604800),
+        (Op.LPUSH, "p.incident.history.9", orjson.dumps(history[0]), 604800),
+        (Op.LPUSH, "p.incident.history.9", orjson.dumps(history[1]), 604800),
         (Op.SET, "p.incident.doc.9", orjson.dumps(change.document), 604800),
         (Op.SADD, "p.incident.alerts.9", "a1", 604800),
         (Op.SADD, "p.incident.alerts.9", "a2", 604800),
         (Op.SIGNAL, "p.incident.signal", "9", 1800),
     ]
-    quiet = incident_push("p", "uid2", Change("9", change.document, None, ()), 600)
+    quiet = incident_push("p", "uid2", Change("9", change.document, (), ()), 600)
     assert [w.op for w in quiet.writes] == [Op.SET, Op.SIGNAL]

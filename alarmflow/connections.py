@@ -1,0 +1,231 @@
+"""Every Kafka and Redis client alarmflow makes is configured here, from the settings.
+
+- :func:`kafka_config` is the librdkafka configuration of every Kafka client (the flows'
+  source, the DLQ/decision/audit producers, the pre-flight and offset look-ups, the tools):
+  the bootstrap servers, the named security settings (``ALARMFLOW_KAFKA_SECURITY_PROTOCOL``,
+  ``..._SASL_*``, ``..._SSL_*``) and the pass-through properties of ``ALARMFLOW_KAFKA_CONFIG``.
+- :func:`redis_client` makes every Redis client: the URL's credentials, database and
+  ``rediss://`` TLS, with the CA, certificate and key of ``ALARMFLOW_REDIS_SSL_*``.
+- :func:`preflight` checks at start, within seconds, that Kafka and Redis accept these
+  settings; :class:`ConnectFailed` says what failed and on which host, never a secret.
+- :func:`scrub` and :class:`SecretFilter` mask secrets in any text or log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import redis
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from alarmflow.config import MASK, Settings, db_of, mask_url
+
+KafkaTarget = Settings | str
+"""Where a Kafka client connects: the settings, or a bare bootstrap string (plaintext, for the
+test services and the tools run against them)."""
+
+PREFLIGHT_TIMEOUT_S = 10.0
+REDIS_CHECK_TIMEOUT_S = 5.0
+PLAINTEXT_CLOSES = 3
+SCRUBBED_LENGTH = 4
+# librdkafka errors that retrying cannot mend: report them at once instead of at the timeout.
+_FATAL_KAFKA_ERRORS = {
+    KafkaError._AUTHENTICATION,
+    KafkaError._SSL,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.UNSUPPORTED_SASL_MECHANISM,
+    KafkaError.ILLEGAL_SASL_STATE,
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+}
+
+
+class ConnectFailed(RuntimeError):
+    """Kafka or Redis refused or did not answer at start; the message is one line naming the
+    service, its host and what failed, without secrets."""
+
+
+def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None) -> dict:
+    """The librdkafka configuration of a client of ``target`` with the client's own
+    properties ``extra`` (``group.id``, ``acks``, ...), which win over the pass-through
+    ones of ``ALARMFLOW_KAFKA_CONFIG``."""
+    if isinstance(target, str):
+        return {"bootstrap.servers": target, **(extra or {})}
+    named = {
+        "bootstrap.servers": target.kafka_bootstrap,
+        "security.protocol": target.kafka_security_protocol,
+        "sasl.mechanism": target.kafka_sasl_mechanism,
+        "sasl.username": target.kafka_sasl_username,
+        "sasl.password": target.kafka_sasl_password.reveal(),
+        "ssl.ca.location": target.kafka_tls.ca,
+        "ssl.certificate.location": target.kafka_tls.certificate,
+        "ssl.key.location": target.kafka_tls.key,
+        "ssl.key.password": target.kafka_ssl_key_password.reveal(),
+    }
+    config: dict = {key: value for key, value in named.items() if value}
+    config.update(target.kafka_config)
+    config.update(extra or {})
+    return config
+
+
+def bootstrap_of(target: KafkaTarget) -> str:
+    """The bootstrap servers of ``target``, for messages."""
+    return target if isinstance(target, str) else target.kafka_bootstrap
+
+
+def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -> redis.Redis:
+    """A client of the Redis ``url`` (credentials, database, ``rediss://`` for TLS), with the
+    TLS files of ``settings`` for a ``rediss://`` URL; ``kwargs`` go to ``redis.Redis``."""
+    options: dict[str, object] = {}
+    if settings is not None and urlsplit(url).scheme == "rediss":
+        tls = settings.redis_tls
+        files = {"ssl_ca_certs": tls.ca, "ssl_certfile": tls.certificate, "ssl_keyfile": tls.key}
+        options.update({key: path for key, path in files.items() if path})
+    options.update(kwargs)
+    return redis.Redis.from_url(url, **options)
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` with URL passwords and each of ``secrets`` replaced by ``***`` (a secret shorter
+    than :data:`SCRUBBED_LENGTH` would mask random letters of the text, and is left alone)."""
+    text = mask_url(text)
+    for secret in secrets:
+        if len(secret) >= SCRUBBED_LENGTH:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """Masks URL passwords and the settings' secrets in every record a handler emits."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message, self._secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def mask_secrets_in_logs(settings: Settings) -> None:
+    """Put a :class:`SecretFilter` on every handler of the root logger."""
+    secret_filter = SecretFilter(settings.secrets())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secret_filter)
+
+
+class _Seen:
+    """What librdkafka reports while a client connects (its ``error_cb`` and ``logger``):
+    kept to explain a failure, and printed nowhere else."""
+
+    def __init__(self) -> None:
+        self.errors: list[KafkaError] = []
+        self.logs: list[str] = []
+
+    def error(self, error: KafkaError) -> None:
+        self.errors.append(error)
+
+    def log(self, _level: int, message: str, *args: object) -> None:
+        self.logs.append(message % args if args else message)
+
+    def fatal(self) -> str | None:
+        """The first report that retrying cannot mend (bad credentials, TLS, a plaintext
+        client on a TLS listener), or ``None``."""
+        for error in self.errors:
+            text = error.str()
+            if error.code() in _FATAL_KAFKA_ERRORS or "SSL" in text or "SASL" in text:
+                return text
+        # A TLS/SASL listener closes a plaintext client's first request (ApiVersion) at once.
+        closed = [line for line in self.logs if "closed" in line and "APIVERSION_QUERY" in line]
+        if len(closed) >= PLAINTEXT_CLOSES:
+            detail = closed[-1].split("]: ", 1)[-1]
+            return f"{detail}: is it a TLS or SASL listener (ALARMFLOW_KAFKA_SECURITY_PROTOCOL)?"
+        return None
+
+    def last(self) -> str:
+        return self.errors[-1].str() if self.errors else "no answer"
+
+
+def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
+    """Raise :class:`ConnectFailed` unless the brokers answer a metadata request with these
+    settings; an authentication or TLS failure is reported as soon as librdkafka sees it."""
+    seen = _Seen()
+    secrets = settings.secrets()
+    where = f"Kafka at {settings.kafka_bootstrap} ({settings.kafka_security_protocol})"
+    try:
+        admin = AdminClient(kafka_config(settings, {"error_cb": seen.error, "logger": seen}))
+    except KafkaException as exc:
+        detail = scrub(exc.args[0].str(), secrets)
+        raise ConnectFailed(f"{where}: librdkafka refuses the configuration: {detail}") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return
+        except KafkaException:
+            admin.poll(0)
+        fatal = seen.fatal()
+        if fatal is not None:
+            raise ConnectFailed(f"{where}: {scrub(fatal, secrets)}")
+        if time.monotonic() >= deadline:
+            detail = scrub(seen.last(), secrets)
+            raise ConnectFailed(f"{where} did not answer within {timeout:.0f}s: {detail}")
+
+
+def check_redis(
+    url: str, settings: Settings, name: str, timeout: float = REDIS_CHECK_TIMEOUT_S
+) -> None:
+    """Raise :class:`ConnectFailed` unless the Redis of ``url`` (setting ``name``) answers a
+    PING in its database with these credentials and TLS files within ``timeout`` seconds."""
+    parts = urlsplit(url)
+    host = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+    client = redis_client(
+        url,
+        settings,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry_on_timeout=False,
+    )
+    try:
+        client.ping()
+    except redis.AuthenticationError as exc:
+        user = parts.username or "default"
+        raise ConnectFailed(
+            f"Redis at {host} ({name}) refused the credentials of user {user!r}: {exc}"
+        ) from None
+    except redis.ResponseError as exc:
+        what = f"no database {db_of(url)} there: " if "DB index" in str(exc) else ""
+        raise ConnectFailed(f"Redis at {host} ({name}={mask_url(url)}): {what}{exc}") from None
+    except redis.ConnectionError as exc:
+        hint = (
+            " (is it a TLS port? use rediss://)"
+            if parts.scheme == "redis"
+            and ("reset by peer" in str(exc) or "closed by server" in str(exc))
+            else ""
+        )
+        detail = scrub(str(exc), settings.secrets())
+        raise ConnectFailed(f"Redis at {host} ({name}): {detail}{hint}") from None
+    except redis.RedisError as exc:
+        detail = scrub(str(exc), settings.secrets())
+        raise ConnectFailed(f"Redis at {host} ({name}): {detail}") from None
+    finally:
+        client.close()
+
+
+def preflight(settings: Settings) -> None:
+    """Check Kafka and every Redis database the flow uses; raise :class:`ConnectFailed`."""
+    check_kafka(settings)
+    urls = {
+        "ALARMFLOW_REDIS_URL": settings.redis_url,
+        "ALARMFLOW_REDIS_SERVICE_URL": settings.redis_service_url,
+    }
+    if settings.strategies == "redis":
+        urls["ALARMFLOW_REDIS_CACHE_URL"] = settings.redis_cache_url
+    for name, url in urls.items():
+        check_redis(url, settings, name)

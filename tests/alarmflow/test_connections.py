@@ -1,0 +1,155 @@
+"""One place makes every Kafka and Redis client: their configuration, start checks and the
+masking of secrets in what they print."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from alarmflow.config import Settings, load_settings
+from alarmflow.connections import (
+    ConnectFailed,
+    SecretFilter,
+    check_kafka,
+    check_redis,
+    kafka_config,
+    redis_client,
+    scrub,
+)
+from tests.conftest import SecureServices
+
+SASL = {
+    "ALARMFLOW_KAFKA_BOOTSTRAP": "kafka1:9094,kafka2:9094",
+    "ALARMFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "ALARMFLOW_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "ALARMFLOW_KAFKA_SASL_USERNAME": "alarmflow",
+    "ALARMFLOW_KAFKA_SASL_PASSWORD": "K4fka-S3cret",
+    "ALARMFLOW_KAFKA_CONFIG": '{"client.id": "alarmflow-eu", "acks": "1"}',
+}
+
+
+def test_every_kafka_client_gets_the_named_security_settings_and_the_pass_through_ones():
+    settings = load_settings(SASL)
+    assert kafka_config(settings, {"acks": "all", "group.id": "g"}) == {
+        "bootstrap.servers": "kafka1:9094,kafka2:9094",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "alarmflow",
+        "sasl.password": "K4fka-S3cret",
+        "client.id": "alarmflow-eu",
+        "acks": "all",  # the client's own property wins over the pass-through one
+        "group.id": "g",
+    }
+
+
+def test_the_default_settings_make_a_plaintext_client_as_before():
+    assert kafka_config(load_settings({})) == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "security.protocol": "PLAINTEXT",
+    }
+    assert kafka_config("127.0.0.1:9092", {"acks": "all"}) == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "acks": "all",
+    }
+
+
+def test_a_rediss_client_gets_the_tls_files_and_a_redis_one_does_not(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    url = "rediss://alarmflow:pw@h:6380/9"
+    settings = load_settings(
+        {"ALARMFLOW_REDIS_URL": url, "ALARMFLOW_REDIS_SSL_CA_LOCATION": str(ca)}
+    )
+    tls = redis_client(url, settings, socket_timeout=3).connection_pool.connection_kwargs
+    assert (tls["ssl_ca_certs"], tls["username"], tls["password"], tls["db"]) == (
+        str(ca),
+        "alarmflow",
+        "pw",
+        9,
+    )
+    assert tls["socket_timeout"] == 3
+    plain = redis_client("redis://h:6379/10", settings).connection_pool.connection_kwargs
+    assert "ssl_ca_certs" not in plain
+
+
+def test_scrub_masks_url_passwords_and_the_given_secrets():
+    text = "redis://user:p@ss@h:6379/9 and rediss://:x@h2/8 said K4fka-S3cret"
+    assert (
+        scrub(text, ("K4fka-S3cret",))
+        == "redis://user:***@h:6379/9 and rediss://:***@h2/8 said ***"
+    )
+
+
+def test_a_log_line_that_would_show_a_secret_is_masked():
+    record = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "url %s pw %s", ("redis://:a@h/9", "K4fka"), None
+    )
+    assert SecretFilter(("K4fka",)).filter(record)
+    assert record.getMessage() == "url redis://:***@h/9 pw ***"
+
+
+def test_a_database_the_server_does_not_have_stops_the_start(redis_server):
+    settings = load_settings({"ALARMFLOW_REDIS_URL": redis_server.url(9)})
+    check_redis(redis_server.url(15), settings, "ALARMFLOW_REDIS_URL")
+    with pytest.raises(ConnectFailed) as error:
+        check_redis(redis_server.url(16), settings, "ALARMFLOW_REDIS_SERVICE_URL")
+    assert str(error.value) == (
+        f"Redis at 127.0.0.1:{redis_server.port} (ALARMFLOW_REDIS_SERVICE_URL="
+        f"{redis_server.url(16)}): no database 16 there: DB index is out of range"
+    )
+
+
+def test_a_broker_that_never_answers_is_reported_after_the_timeout(free_port):
+    settings = load_settings({"ALARMFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"})
+    with pytest.raises(
+        ConnectFailed, match=r"Kafka at 127\.0\.0\.1:\d+ \(PLAINTEXT\) did not answer"
+    ):
+        check_kafka(settings, timeout=1)
+
+
+def test_a_property_librdkafka_does_not_know_stops_the_start_masked():
+    value = '{"no.such.property": "x", "sasl.oauthbearer.client.secret": "0auth-S3cret"}'
+    settings = load_settings({"ALARMFLOW_KAFKA_CONFIG": value})
+    with pytest.raises(ConnectFailed) as error:
+        check_kafka(settings, timeout=1)
+    assert str(error.value).startswith(
+        "Kafka at 127.0.0.1:9092 (PLAINTEXT): librdkafka refuses the configuration: "
+        'No such configuration property: "no.such.property"'
+    )
+    assert "0auth-S3cret" not in str(error.value)
+
+
+def test_a_secret_too_short_to_mask_safely_leaves_the_text_readable():
+    assert scrub("sasl_ssl://h:1/bootstrap: Connect failed", ("p",)) == (
+        "sasl_ssl://h:1/bootstrap: Connect failed"
+    )
+
+
+def client_certificate_settings(services: SecureServices, with_certificate: bool) -> Settings:
+    """Settings for the SSL listener and the Redis that require a client certificate."""
+    files = {"CA": services.certificates.ca}
+    if with_certificate:
+        files["CERTIFICATE"] = services.certificates.client_certificate
+        files["KEY"] = services.certificates.client_key
+    env = {
+        "ALARMFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{services.listener.mtls_port}",
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "ALARMFLOW_REDIS_URL": services.mtls_redis.url(9),
+    }
+    for service in ("KAFKA", "REDIS"):
+        env |= {f"ALARMFLOW_{service}_SSL_{part}_LOCATION": str(f) for part, f in files.items()}
+    return load_settings(env)
+
+
+@pytest.mark.integration
+def test_a_client_certificate_is_shown_to_kafka_and_redis_that_require_one(secure_services):
+    settings = client_certificate_settings(secure_services, with_certificate=True)
+    check_kafka(settings)
+    check_redis(settings.redis_url, settings, "ALARMFLOW_REDIS_URL")
+
+    without = client_certificate_settings(secure_services, with_certificate=False)
+    with pytest.raises(ConnectFailed, match=r"Kafka at .* \(SSL\): .*SSL"):
+        check_kafka(without)
+    with pytest.raises(ConnectFailed, match=r"Redis at 127\.0\.0\.1:\d+ \(ALARMFLOW_REDIS_URL\)"):
+        check_redis(without.redis_url, without, "ALARMFLOW_REDIS_URL")

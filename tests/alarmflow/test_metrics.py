@@ -1,0 +1,41 @@
+"""Metric declarations and the file-discovery targets a process registers."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from prometheus_client import Counter, Histogram
+
+from alarmflow.config import load_settings
+from alarmflow.metrics import DEFINED, register_target, scrape_target
+
+
+def test_every_metric_is_an_alarmflow_counter_or_histogram_with_a_help_text():
+    for metric in DEFINED:
+        [family] = metric.describe()
+        assert family.name.startswith("alarmflow_")
+        assert isinstance(metric, Counter | Histogram)
+        assert family.documentation.endswith(".")
+    assert len({m.describe()[0].name for m in DEFINED}) == len(DEFINED)
+
+
+def test_a_target_is_the_listening_address_or_this_host_when_listening_everywhere():
+    assert scrape_target("127.0.0.1", 9109) == "127.0.0.1:9109"
+    assert scrape_target("0.0.0.0", 9108) == f"{socket.gethostname()}:9108"
+    assert scrape_target("::", 9108) == f"{socket.gethostname()}:9108"
+
+
+def test_a_registered_target_is_one_file_sd_entry_labelled_with_its_flow(tmp_path):
+    directory = tmp_path / "targets"
+    path = register_target(directory, "alert", "alert:9109")
+    assert path == directory / "alert-alert-9109.json"
+    entry = {"targets": ["alert:9109"], "labels": {"flow": "alert"}}
+    assert json.loads(path.read_text()) == [entry]
+    assert [p.name for p in directory.iterdir()] == [path.name]
+
+
+def test_the_targets_directory_is_optional():
+    assert load_settings({}).metrics_targets_dir is None
+    settings = load_settings({"ALARMFLOW_METRICS_TARGETS_DIR": "/srv/prometheus/targets"})
+    assert str(settings.metrics_targets_dir) == "/srv/prometheus/targets"

@@ -76,12 +76,31 @@ def write(
     and, unless ``ttl`` is given, with its registered TTL."""
     return Write(
         op,
-        key.key(prefix, **(at or {})),
-        value if isinstance(value, bytes | str) else str(value),
+        _full_key(key, prefix, at),
+        value if type(value) is bytes or type(value) is str else str(value),
         key.ttl if ttl is None else ttl,
-        str(param),
+        param if type(param) is str else str(param),
         key.backend,
     )
+
+
+_KEYS_KEPT = 8192
+_keys: dict[tuple, str] = {}
+
+
+def _full_key(key: KeyDef, prefix: str, at: Mapping[str, Any] | None) -> str:
+    """``key.key(prefix, **at)``, remembered for the keys that recur (a strategy's alert list,
+    the signal list) in a small bounded table."""
+    try:
+        memo = (key.name, prefix, *at.items()) if at else (key.name, prefix)
+        full = _keys.get(memo)
+    except TypeError:  # a value that cannot be hashed
+        return key.key(prefix, **(at or {}))
+    if full is None:
+        if len(_keys) >= _KEYS_KEPT:
+            _keys.clear()
+        full = _keys[memo] = key.key(prefix, **(at or {}))
+    return full
 
 
 class Push(NamedTuple):

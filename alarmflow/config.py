@@ -155,6 +155,7 @@ class Settings:
     max_future_s: int
     event_language: str
     dynamic_groups: str
+    data_lateness_s: int
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
@@ -494,6 +495,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
         event_language=get("ALARMFLOW_EVENT_LANGUAGE", "zh", _language),
         dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _file_or_empty("JSON")),
+        data_lateness_s=get("ALARMFLOW_DATA_LATENESS_S", "10", _int_range(0, 86400)),
         kafka_security_protocol=get(
             "ALARMFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _choice(KAFKA_PROTOCOLS)
         ),

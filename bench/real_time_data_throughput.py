@@ -5,7 +5,8 @@ messages on the real broker and Redis, alternating, ``--repeat`` times each; the
 the median wall time, messages/s and each flow's ratio to the alert flow. Metric points are
 CPU samples of hosts 1-38 of business 2 on ``system.cpu_summary`` within the last 20 minutes,
 every one a new series point: the real-time flow pushes them to strategy 401's data list, the
-data flow runs strategy 402's Threshold check on them.
+data flow aggregates them into one-minute buckets and runs strategy 402's Threshold check on
+the buckets.
 
     python -m bench.real_time_data_throughput [--messages 40000] [--repeat 3]
 """

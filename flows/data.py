@@ -1,206 +1,176 @@
-"""Periodic data access: Kafka metric points → per strategy group → Redis.
+"""Periodic data access: Kafka metric points → TSDB rows per bucket → access → Redis.
 
-``python -m bytewax.run flows.data``. bkmonitor pulls each strategy group's points from its
-TSDB every interval (bkmonitor.md §2.1); alarmflow takes the same points from Kafka, messages
-``{result_table_id, time, dimensions, metrics}``, and keys them by strategy group (query_md5),
-the group whose first query config reads that result table and metric for that business.
-Per group, Bytewax state holds the newest data time seen and the checkpoint. Points are handled
-one at a time, not in interval windows: a point older than ``max(10 x interval, 1800)`` s
-behind the group's newest *event time* is expired (event time, so replays and tests give the
-same result as live runs); the record id is SADDed to the group's dedup set of its data time
-(TTL 10 x interval), which drops duplicates and makes replays write nothing twice. Groups whose
-algorithms are all ``Threshold`` get detection in access, as bkmonitor's access-detect merge:
-check results, last checkpoints, anomalies and ``"{sid}.{iid}"`` anomaly signals. Other groups
-get ``access.data.{sid}.{iid}`` and the strategy ids on ``access.data.signal``. Every push
-also SETs the group checkpoint (max data time) and its last run time.
+``python -m bytewax.run flows.data``; ``docs/time-series.md`` describes it::
+
+    kafka → parse (bounds, time window) → shard → by_group → window (keyed by strategy
+    group: event-time tumbling buckets, closed as bkmonitor's query reads them) → access
+    (clean, expire, host, range) → priority (keyed by priority group) → writes → redis
+
+bkmonitor queries each strategy group's aggregated rows from its TSDB; here the rows are built
+from the raw points by :mod:`operators.windows`. Every closed row is marked in the group's
+dedup set, as bkmonitor marks every row it pulled before its filters run; the kept ones are
+written to the data lists, or checked in access for groups whose algorithms are all
+``Threshold``. Every step is guarded: a record a step fails on goes to the dead-letter topic.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import time
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
-from alarmflow.metrics import DROPPED, Stage
-from flows.common import (
-    dead_letters,
-    flow_from_env,
-    load_hosts,
-    load_strategies,
-    parse_records,
-    shard_by_business,
-    write_once,
-)
+from alarmflow.metrics import Stage
+from flows.common import dead_letters, flow_from_env, parse_records, shard_by_business, write_once
+from flows.guard import guarded_flat_map, guarded_map, rejection
 from flows.kafka_io import kafka_input
-from flows.points import item_matchers, point_parser, retaining
+from flows.points import DropCounter, Parsed, Plans, point_parser, priority_steps, source_of
 from flows.redis_sink import Routed
-from operators.data_filters import (
-    HostStatus,
-    PriorityCandidate,
-    anomaly_levels,
-    anomaly_record,
-    check_priority,
-    expire_window,
-    host_status,
+from operators.drops import Drop
+from operators.rejects import Rejection
+from operators.strategy_group import strategy_groups
+from operators.timeseries import AccessRecord, access_record, plans_by_table, plans_for
+from operators.windows import (
+    AggMethod,
+    Closed,
+    GroupWindows,
+    WindowSpec,
+    WindowState,
+    point_value,
+    window_spec,
 )
-from operators.records import RESULT_FIELD, Point, clean_record, record_spec
-from operators.rejects import SourceRecord
-from operators.strategy import Item
-from operators.strategy_group import by_result_table, interval_of, strategy_groups
-from state.data_writes import (
-    Checked,
-    anomaly_push,
-    checkpoint_writes,
-    data_push,
-    priority_write,
-    snapshot_key,
-)
-from state.idempotent import Write
+from state.data_writes import checkpoint_writes, record_push
 
 NAME = "data"
-GroupPoint = tuple[str, SourceRecord, dict[str, Any]]
-"""A point for one strategy group: the group key, its Kafka record, the raw row."""
+log = logging.getLogger(__name__)
+GroupPoint = tuple[str, Parsed]
+"""A point for one strategy group: the group key and the parsed point."""
+
+
+class WindowLogic(op.StatefulLogic[GroupPoint, Closed | Rejection, WindowState]):
+    """Bytewax's side of :class:`~operators.windows.GroupWindows`: points in, closed rows
+    out; the idle check on a wall-clock timer; every open bucket closed at end of input. A
+    point the windows reject is a rejection; they reject before changing anything."""
+
+    def __init__(
+        self,
+        specs: Mapping[str, WindowSpec],
+        state: WindowState | None,
+        clock: Callable[[], float],
+        dropped: Callable[[Drop], None],
+    ) -> None:
+        self._specs, self._clock, self._dropped = specs, clock, dropped
+        known = state is not None and state.key in specs
+        self._windows = GroupWindows(specs[state.key], state) if known else None
+        self._orphan = None if known else state
+        """State of a strategy group the strategies no longer have: discarded at once."""
+
+    def on_item(self, value: GroupPoint) -> tuple[Iterable[Closed | Rejection], bool]:
+        key, (source, point) = value
+        if self._windows is None:
+            self._windows = GroupWindows(self._specs[key], WindowState(key))
+        try:
+            time_ = float(point.raw["time"])
+            closed, late = self._windows.add(
+                source, point.raw, point.dimensions, time_, self._clock()
+            )
+        except Exception as exc:
+            return [rejection("window", exc, source)], self.RETAIN
+        for reason in late:
+            self._dropped(reason)
+        return closed, self.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[Closed | Rejection], bool]:
+        if self._windows is None:
+            return [], self.RETAIN if self._orphan is None else self.DISCARD
+        return self._windows.idle(self._clock()), self.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Closed | Rejection], bool]:
+        return ([] if self._windows is None else self._windows.flush()), self.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        if self._orphan is not None:
+            return datetime.now(UTC)
+        due = None if self._windows is None else self._windows.idle_due()
+        return None if due is None else datetime.fromtimestamp(due, UTC)
+
+    def snapshot(self) -> WindowState:
+        if self._windows is None:
+            assert self._orphan is not None  # Bytewax snapshots only logic that saw a call
+            return self._orphan
+        return copy.deepcopy(self._windows.state)
+
+
+def pipeline(
+    points: Stream[Parsed],
+    plans: Plans,
+    prefix: str,
+    lateness: int,
+    clock: Callable[[], float] = time.time,
+) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
+    """Parsed points in, the Redis pushes and the rejections out (no Kafka, no Redis)."""
+    specs = {k: s for k, p in plans.plans.items() if (s := window_spec(p.group, lateness))}
+    for key in plans.plans.keys() - specs.keys():
+        sids = [sid for sid, _ in plans.plans[key].group.items]
+        log.warning("strategies %s not served: agg_method is not one of %s", sids, list(AggMethod))
+    table = plans_by_table(p for k, p in plans.plans.items() if k in specs)
+    dropped = DropCounter(NAME, (Drop.LATE, Drop.NO_VALUE, Drop.OUT_OF_QUERY))
+
+    def by_group(item: Parsed) -> list[tuple[str, GroupPoint]]:
+        """The point for each group it feeds; a metric that is no number is rejected here,
+        once, rather than by each group's window."""
+        group_plans, drop = plans_for(item[1], table, by_metric=True)
+        dropped(drop)
+        for plan in group_plans:
+            point_value(item[1].raw, specs[plan.group.key].metric)
+        return [(p.group.key, (p.group.key, item)) for p in group_plans]
+
+    def access(closed: Closed) -> AccessRecord:
+        plan = plans.plans[closed.key]
+        record = access_record(
+            plan, closed.source, closed.row, plans.hosts, clock(), closed.watermark
+        )
+        return replace(record, checkpoint=closed.checkpoint)
+
+    def writes(record: AccessRecord) -> Routed:
+        dropped(record.drop)
+        plan = plans.plans[record.group_key]
+        marks = checkpoint_writes(prefix, record.group_key, record.checkpoint, int(clock()))
+        push = record_push(prefix, record, plan, plan.group.is_static_threshold, marks)
+        return Routed(push, record.source.timestamp_ms)
+
+    grouped = guarded_flat_map("by_group", points, by_group, source_of)
+    windowed = op.stateful(
+        "window",
+        grouped.oks,
+        lambda state: WindowLogic(specs, state, clock, dropped),
+    )
+    rows = op.map("window_rows", windowed, lambda kv: kv[1])
+    split = op.branch("window_split", rows, lambda row: isinstance(row, Closed))
+    accessed = guarded_map(
+        "access", split.trues, Stage(NAME, "access").per_item(access), lambda c: c.source
+    )
+    checked, priority_errs = priority_steps("priority", accessed.oks, plans.priority_depth)
+    routed = guarded_map("writes", checked, writes, lambda r: r.source)
+    return routed.oks, [grouped.errs, split.falses, accessed.errs, *priority_errs, routed.errs]
 
 
 def build_flow(settings: Settings) -> Dataflow:
-    prefix = settings.key_prefix
-    hosts = load_hosts(settings)
-    strategies = {s.id: s for s in load_strategies(settings)}
-    groups = strategy_groups(strategies.values())
-    by_table = by_result_table(groups.values())
-    specs = {key: record_spec(group.first) for key, group in groups.items()}
-    matchers = item_matchers(groups.values(), strategies)
-    priorities = {
-        sid: (int(s.raw["priority"]), str(s.raw["priority_group_key"]))
-        for sid, s in strategies.items()
-        if s.raw.get("priority") is not None and s.raw.get("priority_group_key")
-    }
-    dropped = {
-        reason: DROPPED.labels(NAME, reason)
-        for reason in (
-            "no_business",
-            "no_strategy",
-            "no_value",
-            "expired",
-            "out_of_range",
-            "inhibited",
-            HostStatus.UNKNOWN,
-            HostStatus.DISABLED,
-        )
-    }
-
-    def to_groups(item: tuple[SourceRecord, Point]) -> list[tuple[str, GroupPoint]]:
-        record, point = item
-        if not point.bk_biz_id:
-            dropped["no_business"].inc()
-            return []
-        out = []
-        for group in by_table.get((point.result_table_id, point.bk_biz_id), ()):
-            field = str(group.query.get("metric_field") or "")
-            if field in point.raw:
-                raw = {**point.raw, RESULT_FIELD: point.raw[field]}
-                out.append((group.key, (group.key, record, raw)))
-        if not out:
-            dropped["no_strategy"].inc()
-        return out
-
-    def checks(data: dict[str, Any], retained: list[tuple[int, Item]]) -> list[Checked]:
-        out = []
-        for sid, item in retained:
-            strategy = strategies[sid]
-            update_time = strategy.number("update_time")
-            hit = anomaly_levels(item.algorithms, data["value"])
-            anomaly = (
-                anomaly_record(data, hit, sid, item.id, snapshot_key(prefix, sid, update_time))
-                if hit
-                else None
-            )
-            levels = tuple(sorted({int(a.get("level", 1)) for a in item.algorithms}))
-            out.append(
-                Checked(
-                    sid,
-                    item.id,
-                    update_time,
-                    strategy.snapshot,
-                    levels,
-                    tuple(hit),
-                    anomaly,
-                )
-            )
-        return out
-
-    def inhibit(
-        table: dict[str, dict[str, str]], data: dict[str, Any], retained: list[tuple[int, Item]]
-    ) -> tuple[list[tuple[int, Item]], list[Write]]:
-        """bkmonitor's PriorityChecker over the priority hashes held in ``table`` (data time
-        as the clock); the hash updates are mirrored to Redis."""
-        md5 = data["record_id"].split(".")[0]
-        candidates: dict[str, list[PriorityCandidate]] = {}
-        for sid, it in retained:
-            if sid in priorities:
-                prio, pg = priorities[sid]
-                interval = interval_of(it)
-                candidates.setdefault(pg, []).append(
-                    PriorityCandidate(f"{sid}.{it.id}", prio, interval)
-                )
-        inhibited: set[str] = set()
-        writes = []
-        for pg, cands in candidates.items():
-            stored = table.setdefault(pg, {})
-            out, updates = check_priority(stored, md5, cands, data["time"])
-            stored.update(updates)
-            inhibited |= out
-            writes.extend(priority_write(prefix, pg, f, v) for f, v in updates.items())
-        kept = [(sid, it) for sid, it in retained if f"{sid}.{it.id}" not in inhibited]
-        return kept, writes
-
-    def step(state: dict[str, Any] | None, item: GroupPoint) -> tuple[dict[str, Any], list[Routed]]:
-        key, record, raw = item
-        group = groups[key]
-        state = dict(state or {"newest": 0, "checkpoint": 0, "priority": {}})
-        now = time.time()
-        data = clean_record(raw, specs[key], hosts, now)
-        state["newest"] = max(state["newest"], data["time"])
-        if state["newest"] - data["time"] > expire_window(group.interval):
-            dropped["expired"].inc()
-            return state, []
-        state["checkpoint"] = max(state["checkpoint"], data["time"])
-        if data["value"] is None:
-            dropped["no_value"].inc()
-            return state, []
-        status = host_status(data["dimensions"], hosts)
-        if status is not HostStatus.KEEP:
-            dropped[status].inc()
-            return state, []
-        retained = retaining(group, matchers, data["dimensions"])
-        if not retained:
-            dropped["out_of_range"].inc()
-            return state, []
-        retained, priority_writes = inhibit(state["priority"], data, retained)
-        if not retained:
-            dropped["inhibited"].inc()
-            return state, []
-        extra = (*priority_writes, *checkpoint_writes(prefix, key, state["checkpoint"], int(now)))
-        if group.is_static_threshold:
-            push = anomaly_push(prefix, key, group.interval, data, checks(data, retained), extra)
-        else:
-            targets = [(sid, it.id) for sid, it in retained]
-            push = data_push(prefix, key, group.interval, data, targets, extra)
-        return state, [Routed(push, record.timestamp_ms)]
-
+    plans = Plans.load(settings, lambda s: strategy_groups(s).values())
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    parsed, rejected = parse_records(
-        "parse", records, Stage(NAME, "parse").per_item(point_parser(settings, NAME))
-    )
+    parse = Stage(NAME, "parse").per_item(point_parser(settings, NAME))
+    parsed, rejected = parse_records("parse", records, parse)
     mine = shard_by_business("shard", parsed, settings, lambda item: item[1].bk_biz_id, NAME)
-    keyed = op.flat_map("by_group", mine, to_groups)
-    routed = op.map("routed", op.stateful_flat_map("group", keyed, step), lambda kv: kv[1])
+    routed, errs = pipeline(mine, plans, settings.key_prefix, settings.data_lateness_s)
     write_once("redis", routed, settings, NAME, "data")
-    dead_letters("dlq", settings, NAME, rejected, consumer_errors)
+    dead_letters("dlq", settings, NAME, rejected, *errs, consumer_errors)
     return flow
 
 

@@ -1,99 +1,74 @@
-"""Real-time data access: Kafka metric messages → standard data records → Redis.
+"""Real-time data access: Kafka metric messages → access records → priority → Redis.
 
-``python -m bytewax.run flows.real_time_data``. bkmonitor.md §2.2: a message
-``{result_table_id, time, dimensions, metrics}`` goes to the REAL_TIME strategies of its result
-table and business, grouped by query_md5. Per group the first item makes a ``DataRecord``
-grouped by its ``agg_dimension``; the CMDB fuller, expire, host-status and range filters run;
-the record is LPUSHed onto ``access.data.{sid}.{iid}`` of every item that retains it and the
-strategy ids are signalled on ``access.data.signal``. bkmonitor has no dedup here; alarmflow
-SADDs the record id to the group's dedup set as its idempotency marker, so a replay writes
-nothing twice.
+``python -m bytewax.run flows.real_time_data``; ``docs/time-series.md`` describes it::
+
+    kafka → parse (bounds, time window) → shard → records (per REAL_TIME strategy group:
+    clean, expire, host, range) → priority (keyed by priority group) → writes → redis
+
+Every step is guarded: a record a step fails on goes to the dead-letter topic with its reason.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
-from alarmflow.metrics import DROPPED, Stage
-from flows.common import (
-    dead_letters,
-    flow_from_env,
-    load_hosts,
-    load_strategies,
-    parse_records,
-    shard_by_business,
-    write_once,
-)
+from alarmflow.metrics import Stage
+from flows.common import dead_letters, flow_from_env, parse_records, shard_by_business, write_once
+from flows.guard import guarded_flat_map
 from flows.kafka_io import kafka_input
-from flows.points import item_matchers, point_parser, retaining
+from flows.points import DropCounter, Parsed, Plans, point_parser, priority_steps, source_of
 from flows.redis_sink import Routed
-from operators.data_filters import HostStatus, host_status, is_expired
-from operators.records import Point, clean_record, record_spec
-from operators.rejects import SourceRecord
+from operators.rejects import Rejection
 from operators.strategy_group import real_time_groups
-from state.data_writes import data_push
+from operators.timeseries import AccessRecord, access_record, plans_by_table, plans_for
+from state.data_writes import record_push
 
 NAME = "real_time_data"
 
 
+def pipeline(
+    points: Stream[Parsed], plans: Plans, prefix: str, clock: Callable[[], float] = time.time
+) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
+    """Parsed points in, the Redis pushes and the rejections out (no Kafka, no Redis)."""
+    table = plans_by_table(plans.plans.values())
+    dropped = DropCounter(NAME)
+
+    def records(item: Parsed) -> list[AccessRecord]:
+        source, point = item
+        group_plans, drop = plans_for(point, table, by_metric=False)
+        dropped(drop)
+        now = clock()
+        return [access_record(p, source, point.raw, plans.hosts, now, now) for p in group_plans]
+
+    def writes(record: AccessRecord) -> list[Routed]:
+        dropped(record.drop)
+        if not record.kept and not record.passed_filters:
+            return []
+        push = record_push(prefix, record, plans.plans[record.group_key], detect=False)
+        if not push.writes:
+            return []
+        return [Routed(push, record.source.timestamp_ms)]
+
+    made = guarded_flat_map("records", points, Stage(NAME, "records").per_item(records), source_of)
+    checked, priority_errs = priority_steps("priority", made.oks, plans.priority_depth)
+    routed = guarded_flat_map("writes", checked, writes, lambda r: r.source)
+    return routed.oks, [made.errs, *priority_errs, routed.errs]
+
+
 def build_flow(settings: Settings) -> Dataflow:
-    prefix = settings.key_prefix
-    hosts = load_hosts(settings)
-    strategies = {s.id: s for s in load_strategies(settings)}
-    table = real_time_groups(strategies.values())
-    specs = {g.key: record_spec(g.first) for groups in table.values() for g in groups}
-    matchers = item_matchers((g for groups in table.values() for g in groups), strategies)
-    dropped = {
-        reason: DROPPED.labels(NAME, reason)
-        for reason in (
-            "no_business",
-            "no_strategy",
-            "expired",
-            HostStatus.UNKNOWN,
-            HostStatus.DISABLED,
-            "out_of_range",
-        )
-    }
-
-    def fan_out(item: tuple[SourceRecord, Point]) -> list[Routed]:
-        record, point = item
-        if not point.bk_biz_id:
-            dropped["no_business"].inc()
-            return []
-        groups = table.get((point.result_table_id, point.bk_biz_id), ())
-        if not groups:
-            dropped["no_strategy"].inc()
-            return []
-        now = time.time()
-        out = []
-        for group in groups:
-            data = clean_record(point.raw, specs[group.key], hosts, now)
-            status = host_status(data["dimensions"], hosts)
-            targets = [(sid, it.id) for sid, it in retaining(group, matchers, data["dimensions"])]
-            if is_expired(data["time"], now, group.interval):
-                dropped["expired"].inc()
-            elif status is not HostStatus.KEEP:
-                dropped[status].inc()
-            elif not targets:
-                dropped["out_of_range"].inc()
-            else:
-                push = data_push(prefix, group.key, group.interval, data, targets)
-                out.append(Routed(push, record.timestamp_ms))
-        return out
-
+    plans = Plans.load(settings, lambda s: real_time_groups(s).values())
     flow = Dataflow(NAME)
     records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    parsed, rejected = parse_records(
-        "parse", records, Stage(NAME, "parse").per_item(point_parser(settings, NAME))
-    )
+    parse = Stage(NAME, "parse").per_item(point_parser(settings, NAME))
+    parsed, rejected = parse_records("parse", records, parse)
     mine = shard_by_business("shard", parsed, settings, lambda item: item[1].bk_biz_id, NAME)
-    routed = op.flat_map("records", mine, fan_out)
+    routed, errs = pipeline(mine, plans, settings.key_prefix)
     write_once("redis", routed, settings, NAME, "data")
-    dead_letters("dlq", settings, NAME, rejected, consumer_errors)
+    dead_letters("dlq", settings, NAME, rejected, *errs, consumer_errors)
     return flow
 
 

@@ -51,13 +51,49 @@ def host_status(dimensions: Mapping[str, Any], hosts: HostIndex) -> HostStatus:
     return HostStatus.DISABLED if host.ignore_monitoring else HostStatus.KEEP
 
 
+FILE_SYSTEM_TYPE_IGNORE = ("iso9660", "tmpfs", "udf")
+"""bkmonitor's ``settings.FILE_SYSTEM_TYPE_IGNORE`` (``config/default.py``)."""
+ETH_IGNORE = ("lo",)
+"""The ``sql_statement`` of bkmonitor's ``settings.ETH_FILTER_CONDITION_LIST``."""
+BUILTIN_FIELDS = {
+    "system.disk": ("device_type", FILE_SYSTEM_TYPE_IGNORE),
+    "system.net": ("device_name", ETH_IGNORE),
+}
+"""``FILE_SYSTEM_TYPE_RT_ID`` / ``SYSTEM_NET_GROUP_RT_ID``: the field and the values left out."""
+
+
+def builtin_conditions(config: Mapping[str, Any]) -> ConditionSet:
+    """``Item.extra_agg_condition_obj``: for bkmonitor collector time series of ``system.disk``
+    (``_is_system_disk``) and ``system.net`` (``_is_system_net``), one AND group of ``neq``
+    conditions; nothing for any other query."""
+    if (config.get("data_source_label"), config.get("data_type_label")) != (
+        "bk_monitor",
+        "time_series",
+    ):
+        return ConditionSet(())
+    field, ignored = BUILTIN_FIELDS.get(str(config.get("result_table_id") or ""), ("", ()))
+    return compile_conditions([{"key": field, "method": "neq", "value": [v]} for v in ignored])
+
+
+def plain_conditions(config: Mapping[str, Any]) -> ConditionSet:
+    """What the TSDB itself applies for a data-access query: the ``agg_condition`` without
+    the advanced methods (``query_data`` clears ``_advance_where``), and the built-in ones."""
+    raw = config.get("agg_condition") or ()
+    groups = compile_conditions([c for c in raw if c.get("method") not in ADVANCED_METHODS])
+    builtin = builtin_conditions(config).groups
+    extra = builtin[0] if builtin else ()
+    combined = tuple(g + extra for g in groups.groups or ((),))
+    return ConditionSet(tuple(g for g in combined if g))
+
+
 @dataclass(frozen=True)
 class RangeMatcher:
-    """``Item.is_range_match``: target and, for REAL_TIME or advanced conditions, the first
-    query config's ``agg_condition``."""
+    """``Item.is_range_match``: target, for REAL_TIME or advanced conditions the first query
+    config's ``agg_condition``, and the built-in disk/net conditions."""
 
     target: tuple[tuple[Mapping[str, Any], ...], ...]
     conditions: ConditionSet
+    builtin: ConditionSet
 
     @classmethod
     def for_item(cls, raw_item: Mapping[str, Any]) -> RangeMatcher:
@@ -68,11 +104,15 @@ class RangeMatcher:
             c.get("method") in ADVANCED_METHODS for c in raw_conditions
         )
         target = tuple(tuple(group) for group in raw_item.get("target") or ())
-        return cls(target, compile_conditions(raw_conditions if applies else []))
+        builtin = next((b for b in map(builtin_conditions, configs) if b.groups), ConditionSet(()))
+        return cls(target, compile_conditions(raw_conditions if applies else []), builtin)
 
     def matches(self, dimensions: Mapping[str, Any]) -> bool:
-        return target_match(self.target, dimensions) and self.conditions.matches(
-            mapping_lookup(dimensions)
+        lookup = mapping_lookup(dimensions)
+        return (
+            target_match(self.target, dimensions)
+            and self.conditions.matches(lookup)
+            and self.builtin.matches(lookup)
         )
 
 
@@ -126,35 +166,3 @@ def anomaly_record(
         },
         "strategy_snapshot_key": snapshot_key,
     }
-
-
-@dataclass(frozen=True)
-class PriorityCandidate:
-    key: str
-    """What is inhibited: e.g. ``"{sid}.{iid}"``."""
-    priority: int
-    interval: int
-
-
-def check_priority(
-    stored: Mapping[str, str], md5: str, candidates: Sequence[PriorityCandidate], now: float
-) -> tuple[set[str], dict[str, str]]:
-    """``PriorityChecker`` for one record of one priority group: the inhibited candidate keys
-    and the hash updates (``field -> "priority:now"``), from the group hash ``stored``."""
-    inhibited: set[str] = set()
-    updates: dict[str, str] = {}
-    entry = stored.get(md5)
-    for cand in sorted(candidates, key=lambda c: -c.priority):
-        current = updates.get(md5, entry)
-        if current is not None:
-            prio_s, _, ts_s = current.partition(":")
-            try:
-                prio, ts = int(float(prio_s)), float(ts_s)
-            except ValueError:
-                prio, ts = 0, 0.0
-            if now - ts <= 5 * cand.interval and prio > cand.priority:
-                inhibited.add(cand.key)
-                continue
-        if cand.priority:
-            updates[md5] = f"{cand.priority}:{now}"
-    return inhibited, updates

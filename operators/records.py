@@ -8,6 +8,7 @@ of an item a record needs; :func:`clean_record` gives the standard data record t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -113,24 +114,33 @@ def number_format(value: Any) -> Any:
     return value
 
 
-def convert(value: Any) -> Any:
-    """``number_format`` then round to :data:`POINT_PRECISION` decimals."""
+def convert(value: Any, field: str = "value") -> Any:
+    """``DataRecord._convert``: ``number_format`` then round to :data:`POINT_PRECISION`
+    decimals. A value bkmonitor's ``round`` would raise on (a list, an object), or that JSON
+    cannot carry (NaN, an infinity), is :class:`Rejected`."""
     value = number_format(value)
-    if value and not isinstance(value, str):
-        return round(value, POINT_PRECISION)
-    return value
+    if isinstance(value, str) or not value:
+        return value
+    if not isinstance(value, int | float):
+        raise Rejected(Reason.WRONG_TYPE, f"'{field}' must be a number or a string")
+    if not math.isfinite(value):
+        raise Rejected(Reason.OUT_OF_RANGE, f"'{field}' is not a finite number")
+    return round(value, POINT_PRECISION)
 
 
 def record_value(raw: Mapping[str, Any], spec: RecordSpec) -> Any:
-    """The raw metric field for ``REAL_TIME`` items, else ``_result_``; None stays None."""
-    return raw.get(spec.real_time_field or RESULT_FIELD)
+    """``DataRecord.value``: the raw metric field for ``REAL_TIME`` items, else ``_result_``,
+    converted; None stays None."""
+    field = spec.real_time_field or RESULT_FIELD
+    value = raw.get(field)
+    return None if value is None else convert(value, field)
 
 
 def record_values(raw: Mapping[str, Any], spec: RecordSpec) -> dict[str, Any]:
     values = {}
     for field, alias in spec.metrics:
         name = alias if raw.get(alias) is not None else field
-        values[name] = convert(raw.get(name))
+        values[name] = convert(raw.get(name), name)
     values[spec.time_field] = record_time(raw)
     return values
 
@@ -179,11 +189,17 @@ def clean_record(
 
 @dataclass(frozen=True)
 class Point:
-    """One metric message: its result table, its business and the flattened raw row."""
+    """One metric message: its result table, its business, the flattened raw row and the
+    names of its dimensions."""
 
     result_table_id: str
     bk_biz_id: int
     raw: dict[str, Any]
+    dimension_names: tuple[str, ...] = ()
+
+    @property
+    def dimensions(self) -> dict[str, Any]:
+        return {name: self.raw[name] for name in self.dimension_names}
 
 
 def parse_point(obj: Mapping[str, Any]) -> Point:
@@ -203,4 +219,4 @@ def parse_point(obj: Mapping[str, Any]) -> Point:
         bk_biz_id = 0 if isinstance(biz, bool) else int(biz or 0)
     except (TypeError, ValueError):
         bk_biz_id = 0
-    return Point(rt, bk_biz_id, raw)
+    return Point(rt, bk_biz_id, raw, tuple(dims))

@@ -135,16 +135,7 @@ def strategy_groups(strategies: Iterable[Strategy]) -> dict[str, Group]:
     return _grouped(s for s in strategies if not is_real_time(s))
 
 
-def by_result_table(groups: Iterable[Group]) -> dict[tuple[str, int], list[Group]]:
-    """Groups indexed by the ``(result_table_id, bk_biz_id)`` their query reads."""
-    table: dict[tuple[str, int], list[Group]] = {}
-    for group in groups:
-        rt = str(group.query.get("result_table_id") or "")
-        table.setdefault((rt, group.bk_biz_id), []).append(group)
-    return table
-
-
-def real_time_groups(strategies: Iterable[Strategy]) -> dict[tuple[str, int], list[Group]]:
+def real_time_groups(strategies: Iterable[Strategy]) -> dict[str, Group]:
     """The real-time strategies (bkmonitor's ``real_time_strategy_ids`` cache) grouped by
-    query_md5, indexed by ``(result_table_id, bk_biz_id)``."""
-    return by_result_table(_grouped(s for s in strategies if is_real_time(s)).values())
+    query_md5."""
+    return _grouped(s for s in strategies if is_real_time(s))

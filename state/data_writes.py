@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from operators.data_filters import anomaly_levels, anomaly_record
+from operators.timeseries import AccessRecord, GroupPlan, Member, noise_key_hash, noise_member
 from state.idempotent import Op, Push, Write, write
 from state.keys import (
     ACCESS_DUPLICATE_KEY,
@@ -21,11 +23,14 @@ from state.keys import (
     DATA_LIST_KEY,
     DATA_SIGNAL_KEY,
     LAST_CHECKPOINTS_CACHE_KEY,
+    NO_DATA_LIST_KEY,
+    NOISE_REDUCE_TOTAL_KEY,
     STRATEGY_CHECKPOINT_KEY,
     STRATEGY_SNAPSHOT_KEY,
 )
 
 MIN_LIST_TTL = 1800
+MIN_NO_DATA_TTL = 600
 
 
 def dedup_marker(prefix: str, group_key: str, interval: int, record: Mapping[str, Any]) -> Write:
@@ -130,3 +135,84 @@ def anomaly_push(
                 write(Op.SIGNAL, ANOMALY_SIGNAL_KEY, prefix, f"{check.strategy_id}.{check.item_id}")
             )
     return Push(dedup_marker(prefix, group_key, interval, record), (*writes, *extra, *signals))
+
+
+def no_data_writes(prefix: str, record: AccessRecord, plan: GroupPlan) -> tuple[Write, ...]:
+    """``push``: every record that passed the filters onto ``access.nodata.{sid}.{iid}`` of
+    each item whose no-data detection is on (EXPIRE max(600, 5 x interval))."""
+    if not record.passed_filters:
+        return ()
+    payload = orjson.dumps(record.data)
+    return tuple(
+        write(
+            Op.LPUSH,
+            NO_DATA_LIST_KEY,
+            prefix,
+            payload,
+            at={"strategy_id": m.strategy.id, "item_id": m.item.id},
+            ttl=max(MIN_NO_DATA_TTL, 5 * m.interval),
+        )
+        for m in plan.members
+        if m.no_data
+    )
+
+
+def noise_writes(prefix: str, record: AccessRecord, kept: Sequence[Member]) -> tuple[Write, ...]:
+    """``_push_noise_data``: per kept item whose strategy reduces noise, ZADD the md5 of the
+    record's noise-dimension values, scored by its data time."""
+    out = []
+    for m in kept:
+        if m.noise_dimensions is None:
+            continue
+        at = {
+            "strategy_id": m.strategy.id,
+            "noise_dimension_hash": noise_key_hash(m.noise_dimensions),
+        }
+        member = noise_member(record.data["dimensions"], m.noise_dimensions)
+        out.append(
+            write(Op.ZADD, NOISE_REDUCE_TOTAL_KEY, prefix, member, at=at, param=record.data["time"])
+        )
+    return tuple(out)
+
+
+def threshold_checks(prefix: str, data: Mapping[str, Any], kept: Sequence[Member]) -> list[Checked]:
+    """The access-detect merge's ``Threshold`` check of ``data`` for each kept item."""
+    out = []
+    for m in kept:
+        sid, item = m.strategy.id, m.item
+        update_time = m.strategy.number("update_time")
+        hit = anomaly_levels(item.algorithms, data["value"])
+        snapshot = snapshot_key(prefix, sid, update_time)
+        anomaly = anomaly_record(data, hit, sid, item.id, snapshot) if hit else None
+        levels = tuple(sorted({int(a.get("level", 1)) for a in item.algorithms}))
+        out.append(
+            Checked(sid, item.id, update_time, m.strategy.snapshot, levels, tuple(hit), anomaly)
+        )
+    return out
+
+
+def record_push(
+    prefix: str,
+    record: AccessRecord,
+    plan: GroupPlan,
+    detect: bool,
+    checkpoint: Sequence[Write] = (),
+) -> Push:
+    """Everything one access record writes, behind its dedup-set marker: its kept items'
+    data lists (or, with ``detect``, the Threshold check's results and anomalies), the no-data
+    lists, the noise-reduce zsets, the priority hash updates and ``checkpoint``; then the
+    signals. A record access dropped writes its marker and no-data lists only."""
+    members = {m.key: m for m in plan.members}
+    kept = [members[key] for key in record.kept] if record.drop is None else []
+    extra = (
+        *no_data_writes(prefix, record, plan),
+        *noise_writes(prefix, record, kept),
+        *(priority_write(prefix, g, md5, entry) for g, md5, entry in record.priority_updates),
+        *checkpoint,
+    )
+    group, interval = plan.group.key, plan.group.interval
+    if detect:
+        checks = threshold_checks(prefix, record.data, kept)
+        return anomaly_push(prefix, group, interval, record.data, checks, extra)
+    targets = [(m.strategy.id, m.item.id) for m in kept]
+    return data_push(prefix, group, interval, record.data, targets, extra)

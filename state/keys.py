@@ -189,6 +189,24 @@ ACCESS_PRIORITY_KEY = KeyDef(
     field_template="{dimensions_md5}",
     note='"priority:data_time" of the strongest strategy that saw the series (mirror of state).',
 )
+NO_DATA_LIST_KEY = KeyDef(
+    "NO_DATA_LIST_KEY",
+    RedisType.LIST,
+    "access.nodata.{strategy_id}.{item_id}",
+    600,
+    Backend.QUEUE,
+    note="LPUSH every record that passed the filters, per item with no-data detection on; "
+    "EXPIRE max(600, 5 x interval).",
+)
+NOISE_REDUCE_TOTAL_KEY = KeyDef(
+    "NOISE_REDUCE_TOTAL_KEY",
+    RedisType.ZSET,
+    "access.noise_reduce.total.{strategy_id}.{noise_dimension_hash}",
+    86400,
+    Backend.SERVICE,
+    note="ZADD md5(noise dimension values) scored by data time, per strategy with noise "
+    "reduction on.",
+)
 STRATEGY_SNAPSHOT_KEY = KeyDef(
     "STRATEGY_SNAPSHOT_KEY",
     RedisType.STRING,
@@ -323,6 +341,8 @@ REGISTRY: tuple[KeyDef, ...] = (
     STRATEGY_CHECKPOINT_KEY,
     ACCESS_RUN_TIMESTAMP_KEY,
     ACCESS_PRIORITY_KEY,
+    NO_DATA_LIST_KEY,
+    NOISE_REDUCE_TOTAL_KEY,
     STRATEGY_SNAPSHOT_KEY,
     ANOMALY_LIST_KEY,
     ANOMALY_SIGNAL_KEY,

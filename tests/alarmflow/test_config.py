@@ -338,7 +338,11 @@ def test_security_settings_that_would_be_ignored_are_refused_masked(tmp_path):
     [
         ("ALARMFLOW_KAFKA_SECURITY_PROTOCOL", "SASL-SSL", "expected one of PLAINTEXT, SSL, "),
         ("ALARMFLOW_KAFKA_SASL_MECHANISM", "SCRAM", "expected one of PLAIN, SCRAM-SHA-256, "),
-        ("ALARMFLOW_KAFKA_SSL_CA_LOCATION", "/no/ca.pem", "expected the path of a readable PEM file"),
+        (
+            "ALARMFLOW_KAFKA_SSL_CA_LOCATION",
+            "/no/ca.pem",
+            "expected the path of a readable PEM file",
+        ),
         ("ALARMFLOW_KAFKA_CONFIG", "[1]", "expected a JSON object of librdkafka properties"),
         ("ALARMFLOW_KAFKA_CONFIG", '{"sasl.password": "x"}', "(use ALARMFLOW_KAFKA_SASL_PASSWORD)"),
     ],

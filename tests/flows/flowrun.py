@@ -31,6 +31,8 @@ class FlowEnv:
     prefix: str
     topics: dict[str, str]
     dlq_topic: str
+    settings: tuple[tuple[str, str], ...] = ()
+    """Further ``ALARMFLOW_*`` settings of every run (e.g. a strategies file)."""
 
     def environ(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ALARMFLOW_", "BYTEWAX_"))}
@@ -46,6 +48,7 @@ class FlowEnv:
             ALARMFLOW_METRICS_PORT="0",
         )
         env.update({f"ALARMFLOW_{kind}_TOPICS": topic for kind, topic in self.topics.items()})
+        env.update(self.settings)
         env.update(extra)
         return env
 

@@ -1,9 +1,14 @@
-"""The real-time data flow on the real Kafka broker and Redis."""
+"""The real-time data flow on the real Kafka broker and Redis: records, filters, a priority
+group with no-data and noise-reduce items, the DLQ, and a crash soak equal to an uninterrupted
+run. Expected values derived by hand from bkmonitor's ``access/data/processor.py``
+(``AccessRealTimeDataProcess``, ``BaseAccessDataProcess.push``), ``access/data/records.py`` and
+``access/priority.py``."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -11,7 +16,9 @@ import redis
 
 from alarmflow.kafka_tools import produce, read_all
 from operators.md5 import count_md5
-from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
+from tests.flows.flowrun import FlowEnv, bytewax_command, crash_soak, run, snapshot_dbs
+from tests.flows.inprocess import host_7_record
+from tests.flows.test_real_time_data_pipeline import BUNDLED, HIGH, IO, LOW
 
 pytestmark = pytest.mark.integration
 
@@ -19,10 +26,11 @@ NOW = int(time.time()) // 60 * 60
 CPU = "system.cpu_summary"
 
 
-def point(ip: str, usage: float, biz: int = 2, at: int = NOW, rt: str = CPU, **dims) -> bytes:
+def point(ip: str, usage: object, biz: int = 2, at: int = NOW, rt: str = CPU, **dims) -> bytes:
     dimensions = {"bk_biz_id": biz, "bk_target_ip": ip, "bk_target_cloud_id": "0", **dims}
+    metrics = {"util" if rt == IO else "usage": usage}
     return orjson.dumps(
-        {"result_table_id": rt, "time": at, "dimensions": dimensions, "metrics": {"usage": usage}}
+        {"result_table_id": rt, "time": at, "dimensions": dimensions, "metrics": metrics}
     )
 
 
@@ -36,6 +44,7 @@ MESSAGES = [
     point("10.9.9.9", 99.0),  # not in the CMDB
     point("10.0.0.8", 99.0, at=NOW - 3600),  # expired
     point("10.0.0.8", 99.0, rt="system.disk"),  # no real-time strategy
+    point("10.0.0.7", 0, rt=IO),  # 501 (priority 5) inhibits 502 (priority 1)
 ]
 BAD = {
     b"not json at all": "not_json",
@@ -43,12 +52,20 @@ BAD = {
     orjson.dumps({"result_table_id": CPU, "time": NOW, "dimensions": [], "metrics": {}}): (
         "wrong_type"
     ),
+    point("10.0.0.7", [1.5]): "wrong_type",  # round() of a list: rejected, not a stop
+    point("10.0.0.7", 1.5, at=NOW * 1000): "millisecond_time",
 }
 
 
 @pytest.fixture
-def rt_env(make_flow_env) -> FlowEnv:
-    return make_flow_env(2, "REAL_TIME_DATA")
+def rt_env(make_flow_env, tmp_path) -> FlowEnv:
+    """The bundled strategies plus 501 and 502 (``PGK:io``) from the in-process tests."""
+    strategies = tmp_path / "strategies.json"
+    strategies.write_bytes(orjson.dumps([*(dict(s.raw) for s in BUNDLED), HIGH, LOW]))
+    return replace(
+        make_flow_env(2, "REAL_TIME_DATA"),
+        settings=(("ALARMFLOW_STRATEGIES", str(strategies)),),
+    )
 
 
 def records(client: redis.Redis, key: str) -> list[dict]:
@@ -68,32 +85,38 @@ def test_real_time_points_become_data_records_and_signals(rt_env, redis_server):
 
     for reason in ("duplicate", "no_business", "host_disabled", "unknown_host", "expired"):
         assert f"dropped[{reason}]=1" in done.stderr
-    assert "dropped[out_of_range]=1" in done.stderr and "dropped[no_strategy]=1" in done.stderr
+    # 502 is inhibited but the record is kept for 501: no record dropped as inhibited.
+    for reason in ("out_of_range", "no_strategy"):
+        assert f"dropped[{reason}]=1" in done.stderr
+    assert "dropped[inhibited]=0" in done.stderr
     queue = redis.Redis.from_url(env.redis_url)
     service = redis.Redis.from_url(redis_server.url(10))
     p = env.prefix
     md5 = count_md5({"bk_target_ip": "10.0.0.7", "bk_target_cloud_id": "0"})
     assert records(queue, f"{p}.access.data.401.4010") == [
-        {
-            "time": NOW,
-            "value": 17.1,
-            "values": {"usage": 17.1, "_result_": 0, "time": NOW},
-            "dimensions": {
-                "bk_target_ip": "10.0.0.7",
-                "bk_target_cloud_id": "0",
-                "bk_topo_node": ["biz|2", "module|100", "set|1"],
-                "bk_host_id": 7,
-            },
-            "record_id": f"{md5}.{NOW}",
-            "dimension_fields": ["bk_target_ip", "bk_target_cloud_id"],
-        }
+        host_7_record(NOW, 17.1, {"usage": 17.1, "_result_": 0})
     ]
     assert queue.ttl(f"{p}.access.data.401.4010") > 1700
     second = records(queue, f"{p}.access.data.405.4050")
     assert [(r["value"], r["dimensions"]["device_name"]) for r in second] == [(55.5, "cpu-total")]
-    assert sorted(queue.lrange(f"{p}.access.data.signal", 0, -1)) == [b"401", b"405"]
+    assert sorted(queue.lrange(f"{p}.access.data.signal", 0, -1)) == [b"401", b"405", b"501"]
+    # The priority group: 501 pushed, 502 inhibited but its no-data list fed; the hash holds
+    # 501's claim; 501's noise-reduce zset the md5 of the noise dimension's value.
+    assert [r["value"] for r in records(queue, f"{p}.access.data.501.5010")] == [0]
+    assert not queue.exists(f"{p}.access.data.502.5020")
+    assert [r["record_id"] for r in records(queue, f"{p}.access.nodata.502.5020")] == [
+        f"{md5}.{NOW}"
+    ]
+    assert 0 < queue.ttl(f"{p}.access.nodata.502.5020") <= 600
+    assert service.hgetall(f"{p}.access.data.priority.PGK:io") == {
+        md5.encode(): f"5:{NOW}".encode()
+    }
+    noise = f"{p}.access.noise_reduce.total.501.{count_md5(['bk_target_ip'])}"
+    assert service.zrange(noise, 0, -1, withscores=True) == [
+        (count_md5({"bk_target_ip": "10.0.0.7"}).encode(), float(NOW))
+    ]
     dedup = service.keys(f"{p}.access.data.duplicate.strategy_group_*.{NOW}")
-    assert len(dedup) == 2
+    assert len(dedup) == 3
     assert {m for k in dedup for m in service.smembers(k)} >= {f"{md5}.{NOW}".encode()}
     assert all(0 < service.ttl(k) <= 600 for k in dedup)
     dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
@@ -102,31 +125,30 @@ def test_real_time_points_become_data_records_and_signals(rt_env, redis_server):
 
 
 def storm(steps: int) -> list[bytes]:
-    """Every minute-ish of the last 20 minutes, hosts 1-38: new points for strategy 401."""
+    """Every minute-ish of the last 20 minutes, hosts 1-38: new points for strategy 401 and
+    for the priority group of 501 and 502."""
     return [
-        point(f"10.0.0.{host}", float(host + step), at=NOW - 1200 + step)
+        point(f"10.0.0.{host}", float(host + step), at=NOW - 1200 + step, rt=rt)
         for step in range(steps)
         for host in range(1, 39)
+        for rt in (CPU, IO)
     ]
 
 
-def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
-    rt_env, redis_server, tmp_path
-):
+def test_crash_soak_equals_an_uninterrupted_run(rt_env, redis_server, tmp_path):
     env = rt_env
     produce(env.bootstrap, env.topics["REAL_TIME_DATA"], storm(600))
     queue = redis.Redis.from_url(env.redis_url)
     service = redis.Redis.from_url(redis_server.url(10))
-    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
+    reference = replace(env, prefix=env.prefix + "ref")
     run(bytewax_command("flows.real_time_data"), reference.environ())
     clients = {"queue": queue, "service": service}
     expected = snapshot_dbs(clients, reference.prefix)
     assert expected[("queue", ".access.data.401.4010")].size == 600 * 38
+    assert expected[("queue", ".access.nodata.502.5020")].size == 600 * 38
 
-    crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
-    progress = f"{crashed.prefix}.access.data.401.4010"
-    kill_midway_and_resume(
-        "flows.real_time_data", crashed, tmp_path, lambda: queue.llen(progress), 600 * 38
-    )
+    crashed = replace(env, prefix=env.prefix + "crash")
+    kills = crash_soak("flows.real_time_data", crashed, tmp_path, kills=4)
 
+    assert kills >= 1
     assert snapshot_dbs(clients, crashed.prefix) == expected

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from alarmflow.config import BUNDLED_HOSTS
+from operators.conditions import MISSING
 from operators.data_filters import (
     HostStatus,
-    PriorityCandidate,
     RangeMatcher,
     anomaly_levels,
     anomaly_record,
-    check_priority,
     host_status,
     is_expired,
+    plain_conditions,
 )
 from operators.hosts import load_host_file
 
@@ -103,11 +103,21 @@ def test_threshold_levels_and_anomaly_shape():
     assert anomaly["anomaly"]["1"]["anomaly_time"] == "2027-01-15 08:00:00"
 
 
-def test_priority_inhibits_lower_priorities_for_five_intervals():
-    stored = {"m1": f"3:{NOW - 10}", "m2": f"3:{NOW - 301}", "m3": f"1:{NOW - 10}"}
-    low = [PriorityCandidate("s2", 2, 60)]
-    assert check_priority(stored, "m1", low, NOW) == ({"s2"}, {})
-    assert check_priority(stored, "m2", low, NOW) == (set(), {"m2": f"2:{NOW}"})
-    assert check_priority(stored, "m3", low, NOW) == (set(), {"m3": f"2:{NOW}"})
-    both = [PriorityCandidate("s1", 1, 60), PriorityCandidate("s2", 2, 60)]
-    assert check_priority({}, "m4", both, NOW) == ({"s1"}, {"m4": f"2:{NOW}"})
+def test_the_tsdb_applies_the_plain_conditions_and_the_builtin_ones():
+    """``AccessDataProcess.query_data`` clears ``_advance_where`` (reg/nreg/include/exclude)
+    for grouped sources; ``UnifyQuery.process_data_sources`` adds the disk filter."""
+    query = {
+        "data_source_label": "bk_monitor",
+        "data_type_label": "time_series",
+        "result_table_id": "system.disk",
+        "agg_condition": [
+            {"key": "mount", "method": "eq", "value": ["/data"]},
+            {"key": "mount", "method": "reg", "value": ["^/x"], "condition": "and"},
+        ],
+    }
+    where = plain_conditions(query)
+    lookup = {"mount": "/data", "device_type": "ext4"}
+    assert where.matches(lambda k: lookup.get(k, MISSING))
+    assert not where.matches(lambda k: {**lookup, "device_type": "tmpfs"}.get(k, MISSING))
+    assert not where.matches(lambda k: {**lookup, "mount": "/"}.get(k, MISSING))
+    assert plain_conditions({"agg_condition": []}).groups == ()

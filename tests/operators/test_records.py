@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -95,6 +97,49 @@ def test_real_time_value_is_the_metric_field():
     assert record["value"] == 3.5
 
 
+REAL_TIME_ITEM = Item(2, ({**ITEM.query_configs[0], "agg_method": "REAL_TIME"},))
+
+
+@pytest.mark.parametrize(
+    ("raw_value", "value"),
+    [
+        # records.py DataRecord.value -> _convert: number_format (common_utils.py: a string
+        # with a "." becomes float(v), else int(v); a falsy value 0), then round(v, 6).
+        ("7", 7),
+        ("1.23456789", 1.234568),
+        (2.0000004, 2.0),
+        (1e-7, 0.0),
+        (True, 1),
+        ("", 0),
+        (0.0, 0),
+        ("n/a", "n/a"),  # int("n/a") fails: number_format keeps the string
+        (None, None),  # DataRecord.value: "if value is None: return"
+    ],
+)
+def test_the_value_is_converted_as_bkmonitor_does_before_it_is_stored(raw_value, value):
+    raw = {**RAW, "load5": raw_value, "_result_": None}
+    record = clean_record(raw, record_spec(REAL_TIME_ITEM), None, 0)
+    assert record["value"] == value and type(record["value"]) is type(value)
+    periodic = clean_record({**RAW, "_result_": raw_value}, record_spec(ITEM), None, 0)
+    assert periodic["value"] == value
+
+
+@pytest.mark.parametrize(
+    ("raw_value", "reason"),
+    [
+        ([1], "wrong_type"),
+        ({"a": 1}, "wrong_type"),
+        (math.inf, "out_of_range"),
+        (math.nan, "out_of_range"),
+    ],
+)
+def test_a_value_bkmonitors_round_would_raise_on_is_rejected(raw_value, reason):
+    """``round([1], 6)`` raises TypeError in ``_convert``; NaN and infinities have no JSON."""
+    with pytest.raises(Rejected) as caught:
+        clean_record({**RAW, "load5": raw_value}, record_spec(REAL_TIME_ITEM), None, 0)
+    assert caught.value.reason == reason
+
+
 def test_time_is_required():
     with pytest.raises(Rejected):
         record_id({"bk_target_ip": "x"}, record_spec(ITEM))
@@ -124,7 +169,12 @@ def test_enrichment_by_host_id_sets_ip_and_string_cloud():
 scalars = st.one_of(st.integers(), st.text(max_size=5), st.none(), st.floats(allow_nan=False))
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=6), scalars, max_size=6), st.randoms())
+dimension_names = st.text(min_size=1, max_size=6).filter(
+    lambda k: k not in ("_time_", "_result_") and not k.startswith("bk_task_index_")
+)
+
+
+@given(st.dictionaries(dimension_names, scalars, max_size=6), st.randoms())
 def test_record_id_does_not_depend_on_key_order(dims, rnd):
     keys = list(dims)
     rnd.shuffle(keys)
@@ -149,7 +199,9 @@ def test_parse_point_flattens_the_message():
         "system.cpu_summary",
         2,
         {"time": T, "usage": 1.5, "bk_biz_id": "2", "bk_target_ip": "10.0.0.7"},
+        ("bk_biz_id", "bk_target_ip"),
     )
+    assert point.dimensions == {"bk_biz_id": "2", "bk_target_ip": "10.0.0.7"}
     no_biz = {"result_table_id": "x", "time": T, "dimensions": {}, "metrics": {}}
     assert parse_point(no_biz).bk_biz_id == 0
     assert parse_point({**no_biz, "dimensions": {"bk_biz_id": "n/a"}}).bk_biz_id == 0

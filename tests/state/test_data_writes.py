@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import orjson
 
-from state.data_writes import Checked, anomaly_push, checkpoint_writes, data_push, priority_write
+from operators.md5 import count_md5
+from operators.records import record_spec
+from operators.rejects import SourceRecord
+from operators.strategy import parse_strategies
+from operators.strategy_group import strategy_groups
+from operators.timeseries import GroupPlan, access_record, check_priority
+from state.data_writes import (
+    Checked,
+    anomaly_push,
+    checkpoint_writes,
+    data_push,
+    priority_write,
+    record_push,
+)
 from state.idempotent import Op
 from state.keys import Backend
 
@@ -70,3 +83,58 @@ def test_priority_write_is_an_hset_of_the_series():
         "2:120",
         600,
     )
+
+
+def test_record_push_order_and_ttls():
+    """``BaseAccessDataProcess.push``: the kept item's data list (EXPIRE max(1800, 5 x 300)),
+    every no-data item's list (``_push`` with NO_DATA_LIST_KEY: max(600, 5 x 300) = 1500),
+    the noise zset (``_push_noise_data``, 1 day), then the priority HSET and the signal."""
+    raw = {
+        "id": 7,
+        "bk_biz_id": 2,
+        "name": "s",
+        "priority": 2,
+        "priority_group_key": "PGK:x",
+        "notice": {"options": {"noise_reduce_config": {"is_enabled": True, "dimensions": ["ip"]}}},
+        "items": [
+            {
+                "id": 70,
+                "no_data_config": {"is_enabled": True},
+                "query_configs": [
+                    {
+                        "data_source_label": "bk_monitor",
+                        "data_type_label": "time_series",
+                        "result_table_id": "system.mem",
+                        "metric_field": "pct_used",
+                        "agg_method": "AVG",
+                        "agg_interval": 300,
+                        "agg_dimension": ["ip"],
+                    }
+                ],
+                "algorithms": [],
+            }
+        ],
+    }
+    strategies = parse_strategies([raw])
+    [group] = strategy_groups(strategies).values()
+    plan = GroupPlan.of(group, {7: strategies[0]}, record_spec(group.first))
+    row = {"ip": "a", "pct_used": 1.0, "_result_": 1.0, "_time_": 600}
+    record = access_record(plan, SourceRecord("t", 0, 0, b""), row, None, 900.0, 900)
+    _, record = check_priority(None, record)
+
+    push = record_push("p", record, plan, detect=False)
+
+    md5 = count_md5({"ip": "a"})
+    assert (push.marker.key, push.marker.value, push.marker.ttl) == (
+        f"p.access.data.duplicate.strategy_group_{group.key}.600",
+        f"{md5}.600",
+        3000,
+    )
+    assert [(w.op, w.key, w.ttl, w.param) for w in push.writes] == [
+        (Op.LPUSH, "p.access.data.7.70", 1800, ""),
+        (Op.LPUSH, "p.access.nodata.7.70", 1500, ""),
+        (Op.ZADD, f"p.access.noise_reduce.total.7.{count_md5(['ip'])}", 86400, "600"),
+        (Op.HSET, "p.access.data.priority.PGK:x", 600, md5),
+        (Op.SIGNAL, "p.access.data.signal", 1800, ""),
+    ]
+    assert push.writes[2].value == md5 and push.writes[3].value == "2:600"

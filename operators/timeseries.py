@@ -1,0 +1,239 @@
+"""The access steps both time-series flows share once a point is a record of a strategy group:
+clean, filter, range and priority, as pure functions over a :class:`GroupPlan`.
+
+bkmonitor's ``BaseAccessDataProcess`` (``access/data/processor.py``) runs, per record: the
+``TopoNodeFuller``, then ``RangeFilter`` (per item ``is_retains``), ``ExpireFilter`` and
+``HostStatusFilter`` (``access/data/filters.py``); an expired record or one of an unknown host
+is gone, one of a host whose monitoring is off is kept but retained by no item; then
+``PriorityChecker.check_records`` (``access/priority.py``) inhibits items; then ``push`` writes
+each item's retained, uninhibited records, the no-data lists of every item whose no-data
+detection is on (every record that passed the filters, retained or not) and the noise-reduce
+zsets of items whose notice has noise reduction on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from operators.data_filters import HostStatus, RangeMatcher, host_status, is_expired
+from operators.drops import Drop
+from operators.hosts import HostIndex
+from operators.md5 import count_md5
+from operators.priority import Contender, check_records, parse_entry
+from operators.records import Point, RecordSpec, clean_record
+from operators.rejects import SourceRecord
+from operators.strategy import Item, Strategy
+from operators.strategy_group import Group, interval_of
+
+
+@dataclass(frozen=True)
+class Member:
+    """One item of a strategy group, with what access needs of its strategy."""
+
+    strategy: Strategy
+    item: Item
+    matcher: RangeMatcher
+    interval: int
+    """``Strategy.get_interval``: the item's smallest ``agg_interval`` (60 when unset)."""
+    priority: int | None
+    priority_group: str
+    no_data: bool
+    """``item.no_data_config.is_enabled``."""
+    noise_dimensions: tuple[str, ...] | None
+    """``notice.options.noise_reduce_config.dimensions`` when it is enabled."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.strategy.id}.{self.item.id}"
+
+    @classmethod
+    def of(cls, strategy: Strategy, item: Item) -> Member:
+        raw = strategy.raw
+        raw_item = (raw.get("items") or [{}])[0]
+        no_data = raw_item.get("no_data_config") or {}
+        notice = raw.get("notice") or {}
+        noise = (notice.get("options") or {}).get("noise_reduce_config") or {}
+        priority = raw.get("priority")
+        return cls(
+            strategy,
+            item,
+            RangeMatcher.for_item(raw_item),
+            interval_of(item),
+            None if priority is None else int(priority),
+            str(raw.get("priority_group_key") or ""),
+            bool(no_data.get("is_enabled")),
+            tuple(noise.get("dimensions") or ()) if noise.get("is_enabled") else None,
+        )
+
+    def contender(self) -> Contender | None:
+        """This item in priority inhibition; None when its strategy takes no part."""
+        if self.priority is None or not self.priority_group:
+            return None
+        return Contender(self.key, self.priority, self.priority_group, self.interval)
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """What access needs of one strategy group, made once at start-up."""
+
+    group: Group
+    spec: RecordSpec
+    members: tuple[Member, ...]
+
+    @classmethod
+    def of(cls, group: Group, strategies: Mapping[int, Strategy], spec: RecordSpec) -> GroupPlan:
+        return cls(group, spec, tuple(Member.of(strategies[sid], it) for sid, it in group.items))
+
+    @property
+    def expire_interval(self) -> int:
+        """``ExpireFilter`` reads ``record.items[0].query_configs[0]["agg_interval"]``."""
+        first = self.group.first.query_configs
+        return int((first[0].get("agg_interval") if first else 0) or 60)
+
+    @property
+    def priority_groups(self) -> tuple[str, ...]:
+        """The priority groups this group's items take part in."""
+        groups = (m.contender() for m in self.members)
+        return tuple(dict.fromkeys(c.group for c in groups if c is not None))
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """A standard data record of one strategy group and what access decided for it. Small
+    and plain: it crosses workers between the flows' keyed steps."""
+
+    source: SourceRecord
+    group_key: str
+    data: dict[str, Any]
+    sync_interval: int
+    """The interval ``sync_priority`` deletes with (the group's first item's)."""
+    retained: tuple[str, ...] = ()
+    """``"{strategy_id}.{item_id}"`` of the items whose range keeps the record."""
+    contenders: tuple[Contender, ...] = ()
+    drop: Drop | None = None
+    pending: tuple[str, ...] = ()
+    """Priority groups still to check, in order."""
+    inhibited: frozenset[str] = frozenset()
+    priority_updates: tuple[tuple[str, str, str], ...] = ()
+    """``(priority group, dimensions md5, "priority:time")`` to HSET."""
+    checkpoint: int = 0
+    """Periodic access: the group's checkpoint once this record is written."""
+
+    @property
+    def md5(self) -> str:
+        return str(self.data["record_id"]).split(".")[0]
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """The items the record is written for: retained and not inhibited."""
+        return tuple(key for key in self.retained if key not in self.inhibited)
+
+    @property
+    def passed_filters(self) -> bool:
+        """Not removed by ``ExpireFilter`` or ``HostStatusFilter`` (an unknown host): the
+        no-data lists get it."""
+        return self.drop not in (Drop.EXPIRED, Drop.UNKNOWN_HOST)
+
+
+def access_record(
+    plan: GroupPlan,
+    source: SourceRecord,
+    raw: Mapping[str, Any],
+    hosts: HostIndex | None,
+    now: float,
+    clock: float,
+) -> AccessRecord:
+    """Clean ``raw`` into the standard record (``now`` is its ``access_time``) and run the
+    filters; ``clock`` is the time ``ExpireFilter`` compares with."""
+    data = clean_record(raw, plan.spec, hosts, now)
+    record = AccessRecord(
+        source, plan.group.key, data, plan.members[0].interval, pending=plan.priority_groups
+    )
+    if is_expired(data["time"], clock, plan.expire_interval):
+        return replace(record, drop=Drop.EXPIRED)
+    status = host_status(data["dimensions"], hosts) if hosts is not None else HostStatus.KEEP
+    if status is HostStatus.UNKNOWN:
+        return replace(record, drop=Drop.UNKNOWN_HOST)
+    if status is HostStatus.DISABLED:
+        return replace(record, drop=Drop.HOST_DISABLED)
+    retained = tuple(m for m in plan.members if m.matcher.matches(data["dimensions"]))
+    if not retained:
+        return replace(record, drop=Drop.OUT_OF_RANGE)
+    contenders = tuple(c for c in (m.contender() for m in retained) if c is not None)
+    checked = replace(record, retained=tuple(m.key for m in retained), contenders=contenders)
+    return checked if checked.pending else inhibited_if_none_kept(checked)
+
+
+def inhibited_if_none_kept(record: AccessRecord) -> AccessRecord:
+    """A record whose retained items are all inhibited is dropped as ``inhibited``."""
+    if record.drop is None and not record.kept:
+        return replace(record, drop=Drop.INHIBITED)
+    return record
+
+
+def check_priority(
+    stored: Mapping[str, str] | None, record: AccessRecord
+) -> tuple[dict[str, str], AccessRecord]:
+    """``PriorityChecker`` for the record's next pending priority group, whose hash is
+    ``stored``: the hash after it and the record with its inhibitions and hash updates.
+    The clock is the record's data time, never later than its ``access_time`` (the wall
+    clock when access made it), so a point from the future cannot hold a claim, and never
+    earlier than the series' claim: bkmonitor's clock (``time.time()``) never goes back, so a
+    record that arrives after a newer one of its series is checked at the claim's time, and
+    the claims a run leaves do not depend on how partitions interleave. Every record
+    of a strategy group walks all the group's priority groups (a record without contenders in
+    one passes it unchanged), so a group's records stay in order from worker to worker."""
+    group, rest = record.pending[0], record.pending[1:]
+    before = {group: dict(stored or {})}
+    contenders = [c for c in record.contenders if c.group == group]
+    clock = min(record.data["time"], record.data["access_time"])
+    held = parse_entry(before[group].get(record.md5))
+    if held is not None and held[1] > clock:
+        clock = int(held[1]) if held[1].is_integer() else held[1]
+    outcome = check_records(before, [(record.md5, contenders)], clock, record.sync_interval)
+    after = outcome.hashes_after(before).get(group, before[group])
+    updates = tuple((group, md5, entry) for md5, entry in outcome.updates.get(group, {}).items())
+    checked = replace(
+        record,
+        pending=rest,
+        inhibited=record.inhibited | outcome.inhibited[0],
+        priority_updates=record.priority_updates + updates,
+    )
+    return after, checked if rest else inhibited_if_none_kept(checked)
+
+
+def noise_member(dimensions: Mapping[str, Any], names: Sequence[str]) -> str:
+    """``_push_noise_data``: the zset member of a record, the md5 of its values of the noise
+    dimensions (None where it has none)."""
+    return count_md5({name: dimensions.get(name) for name in names})
+
+
+def noise_key_hash(names: Iterable[str]) -> str:
+    """``_push_noise_data``: ``noise_dimension_hash``, the md5 of the dimension list."""
+    return count_md5(list(names))
+
+
+def plans_by_table(plans: Iterable[GroupPlan]) -> dict[tuple[str, int], list[GroupPlan]]:
+    """Plans indexed by the ``(result_table_id, bk_biz_id)`` their query reads."""
+    table: dict[tuple[str, int], list[GroupPlan]] = {}
+    for plan in plans:
+        rt = str(plan.group.query.get("result_table_id") or "")
+        table.setdefault((rt, plan.group.bk_biz_id), []).append(plan)
+    return table
+
+
+def plans_for(
+    point: Point, table: Mapping[tuple[str, int], Sequence[GroupPlan]], by_metric: bool
+) -> tuple[list[GroupPlan], Drop | None]:
+    """The strategy groups a point feeds: those reading its result table for its business
+    (and, with ``by_metric``, whose metric it carries); else why it feeds none."""
+    if not point.bk_biz_id:
+        return [], Drop.NO_BUSINESS
+    plans = [
+        plan
+        for plan in table.get((point.result_table_id, point.bk_biz_id), ())
+        if not by_metric or str(plan.group.query.get("metric_field") or "") in point.raw
+    ]
+    return plans, None if plans else Drop.NO_STRATEGY

@@ -73,8 +73,11 @@ def _plainly_valid(data: Mapping[str, Any]) -> bool:
     ):
         return False
     time, ingest = get("time"), get("bk_ingest_time")
-    if (time is None and ingest is None) or any(
-        type(t) not in (int, float) for t in (time, ingest) if t is not None
+    if time is None:
+        if type(ingest) not in (int, float):
+            return False
+    elif type(time) not in (int, float) or (
+        ingest is not None and type(ingest) not in (int, float)
     ):
         return False
     dedupe_keys = get("dedupe_keys")
@@ -152,7 +155,11 @@ def _clean_tag_value(value: Any) -> Any:
 def _clean_tags(tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cleaned = []
     for tag in tags:
-        item = {"key": str(tag["key"]), "value": _clean_tag_value(tag["value"])}
+        key, value = tag["key"], tag["value"]
+        item = {
+            "key": key if type(key) is str else str(key),
+            "value": value if type(value) is str else _clean_tag_value(value),
+        }
         if "display_key" in tag:
             item["display_key"] = tag["display_key"]
         if "display_value" in tag:

@@ -61,9 +61,17 @@ NAMED_KAFKA_PROPERTIES = {
     "ssl.key.password": "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
 }
 # Settings whose values are never shown.
-SECRET_NAMES = frozenset({"ALARMFLOW_KAFKA_SASL_PASSWORD", "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD"})
+SECRET_NAMES = frozenset(
+    {
+        "ALARMFLOW_KAFKA_SASL_PASSWORD",
+        "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
+        "ALARMFLOW_REDIS_SENTINEL_PASSWORD",
+    }
+)
 # ALARMFLOW_* names read by something other than load_settings (scripts/services' ports).
 OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT")
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_PORT = 26379
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
 
 
@@ -150,12 +158,15 @@ class Settings:
     decision_topic: str
     audit_topic: str
     converge_lock: bool
+    shields: str
     log_level: str
     max_past_s: int
     max_future_s: int
     event_language: str
     dynamic_groups: str
     data_lateness_s: int
+    redis_outage_s: int
+    redis_replicas: int
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
@@ -164,6 +175,7 @@ class Settings:
     kafka_ssl_key_password: Secret = Secret("")
     kafka_config: Mapping[str, str] = field(default_factory=dict)
     redis_tls: TlsFiles = TlsFiles()
+    redis_sentinel_password: Secret = Secret("")
 
     def __repr__(self) -> str:
         """The fields with URL passwords and secrets masked."""
@@ -178,6 +190,7 @@ class Settings:
         """Every secret value this configuration holds (for scrubbing text that might echo
         one): the SASL and key passwords, secret pass-through properties, URL passwords."""
         values = [self.kafka_sasl_password.reveal(), self.kafka_ssl_key_password.reveal()]
+        values.append(self.redis_sentinel_password.reveal())
         values += [v for k, v in self.kafka_config.items() if secret_property(k)]
         urls = (self.redis_url, self.redis_service_url, self.redis_cache_url)
         values += [urlsplit(url).password or "" for url in urls]
@@ -279,14 +292,43 @@ def _optional_path(value: str) -> Path | None:
 
 def _redis_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
-        raise ValueError("expected a redis:// , rediss:// or unix:// URL")
+    if parts.scheme not in ("redis", "rediss", "unix", SENTINEL_SCHEME) or not (
+        parts.netloc or parts.path
+    ):
+        raise ValueError("expected a redis:// , rediss:// , unix:// or redis+sentinel:// URL")
     try:
-        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        if parts.scheme == SENTINEL_SCHEME:
+            sentinel_addresses(value)
+        else:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
     except ValueError:
         raise ValueError("expected a port number from 0 to 65535 after the host") from None
+    if parts.scheme == SENTINEL_SCHEME and not sentinel_master(value):
+        raise ValueError(
+            "expected redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/DB?master=NAME"
+        )
     db_of(value)
     return value
+
+
+def sentinel_addresses(url: str) -> list[tuple[str, int]]:
+    """The (host, port) of each sentinel a ``redis+sentinel://`` URL names (port 26379 unless
+    given); ValueError for a port that is no port number."""
+    addresses = []
+    for address in urlsplit(url).netloc.rpartition("@")[2].split(","):
+        host, sep, port = address.rpartition(":")
+        if not sep:
+            host, port = address, str(SENTINEL_PORT)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not a port number: {port!r}")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def sentinel_master(url: str) -> str:
+    """The master name of a ``redis+sentinel://`` URL (its ``master`` parameter)."""
+    query = dict(pair.partition("=")[::2] for pair in urlsplit(url).query.split("&") if pair)
+    return query.get("master", "")
 
 
 def db_of(url: str) -> int:
@@ -310,6 +352,8 @@ def _server_of(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return ("unix", parts.path)
+    if parts.scheme == SENTINEL_SCHEME:
+        return (parts.scheme, f"{parts.netloc.rpartition('@')[2]}?master={sentinel_master(url)}")
     return (parts.scheme, f"{parts.hostname}:{parts.port or 6379}")
 
 
@@ -367,6 +411,12 @@ def _start(value: str) -> StartPosition:
     raise ValueError(
         "expected earliest, latest, offset:N, time:EPOCH_SECONDS or time:ISO-8601 with a zone"
     )
+
+
+def _shields(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError("expected a readable JSON file of shields, or empty for none")
+    return value
 
 
 def _strategies(value: str) -> str:
@@ -490,12 +540,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         decision_topic=get("ALARMFLOW_DECISION_TOPIC", "alarmflow.converge.decisions", _nonempty),
         audit_topic=get("ALARMFLOW_AUDIT_TOPIC", "alarmflow.converge.audit", _nonempty),
         converge_lock=get("ALARMFLOW_CONVERGE_LOCK", "0", _flag),
+        shields=get("ALARMFLOW_SHIELDS", "", _shields),
         log_level=get("ALARMFLOW_LOG_LEVEL", "INFO", _log_level),
         max_past_s=get("ALARMFLOW_MAX_PAST_S", str(30 * 86400), _int_range(60, 3650 * 86400)),
         max_future_s=get("ALARMFLOW_MAX_FUTURE_S", "3600", _int_range(0, 366 * 86400)),
         event_language=get("ALARMFLOW_EVENT_LANGUAGE", "zh", _language),
         dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _file_or_empty("JSON")),
         data_lateness_s=get("ALARMFLOW_DATA_LATENESS_S", "10", _int_range(0, 86400)),
+        redis_outage_s=get("ALARMFLOW_REDIS_OUTAGE_S", "300", _int_range(0, 7 * 86400)),
+        # Behind Sentinel a batch waits for one replica: a failover then loses no write.
+        redis_replicas=get(
+            "ALARMFLOW_REDIS_MIN_REPLICAS",
+            "1" if urlsplit(queue_server).scheme == SENTINEL_SCHEME else "0",
+            _int_range(0, 16),
+        ),
         kafka_security_protocol=get(
             "ALARMFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _choice(KAFKA_PROTOCOLS)
         ),
@@ -508,6 +566,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kafka_ssl_key_password=get("ALARMFLOW_KAFKA_SSL_KEY_PASSWORD", "", Secret),
         kafka_config=get("ALARMFLOW_KAFKA_CONFIG", "", _kafka_properties),
         redis_tls=tls_files("REDIS"),
+        redis_sentinel_password=get("ALARMFLOW_REDIS_SENTINEL_PASSWORD", "", Secret),
     )
     _warn_unknown(set(source), known)
     errors += _security_errors(settings)
@@ -575,6 +634,9 @@ def _security_errors(settings: Settings) -> list[str]:
         errors += _unused(
             settings.redis_tls.by_name("REDIS"), "a rediss:// ALARMFLOW_REDIS_URL (TLS)"
         )
+    if urlsplit(settings.redis_url).scheme != SENTINEL_SCHEME:
+        sentinel = {"ALARMFLOW_REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password}
+        errors += _unused(sentinel, "a redis+sentinel:// ALARMFLOW_REDIS_URL")
     return errors
 
 

@@ -3,9 +3,13 @@
 - :func:`kafka_config` is the librdkafka configuration of every Kafka client (the flows'
   source, the DLQ/decision/audit producers, the pre-flight and offset look-ups, the tools):
   the bootstrap servers, the named security settings (``ALARMFLOW_KAFKA_SECURITY_PROTOCOL``,
-  ``..._SASL_*``, ``..._SSL_*``) and the pass-through properties of ``ALARMFLOW_KAFKA_CONFIG``.
+  ``..._SASL_*``, ``..._SSL_*``) and the pass-through properties of ``ALARMFLOW_KAFKA_CONFIG``;
+  librdkafka's logs and errors go to Python logging, one line per change
+  (:mod:`alarmflow.kafka_logs`).
 - :func:`redis_client` makes every Redis client: the URL's credentials, database and
-  ``rediss://`` TLS, with the CA, certificate and key of ``ALARMFLOW_REDIS_SSL_*``.
+  ``rediss://`` TLS, with the CA, certificate and key of ``ALARMFLOW_REDIS_SSL_*``; for a
+  ``redis+sentinel://`` URL, a client of the master the sentinels name, found again on each
+  new connection, so that it follows a failover.
 - :func:`preflight` checks at start, within seconds, that Kafka and Redis accept these
   settings; :class:`ConnectFailed` says what failed and on which host, never a secret.
 - :func:`scrub` and :class:`SecretFilter` mask secrets in any text or log line.
@@ -21,8 +25,18 @@ from urllib.parse import urlsplit
 import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from redis.sentinel import Sentinel
 
-from alarmflow.config import MASK, Settings, db_of, mask_url
+from alarmflow import kafka_logs
+from alarmflow.config import (
+    MASK,
+    SENTINEL_SCHEME,
+    Settings,
+    db_of,
+    mask_url,
+    sentinel_addresses,
+    sentinel_master,
+)
 
 KafkaTarget = Settings | str
 """Where a Kafka client connects: the settings, or a bare bootstrap string (plaintext, for the
@@ -53,7 +67,7 @@ def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None)
     properties ``extra`` (``group.id``, ``acks``, ...), which win over the pass-through
     ones of ``ALARMFLOW_KAFKA_CONFIG``."""
     if isinstance(target, str):
-        return {"bootstrap.servers": target, **(extra or {})}
+        return {"bootstrap.servers": target, **kafka_logs.client_config(), **(extra or {})}
     named = {
         "bootstrap.servers": target.kafka_bootstrap,
         "security.protocol": target.kafka_security_protocol,
@@ -66,6 +80,7 @@ def kafka_config(target: KafkaTarget, extra: Mapping[str, object] | None = None)
         "ssl.key.password": target.kafka_ssl_key_password.reveal(),
     }
     config: dict = {key: value for key, value in named.items() if value}
+    config.update(kafka_logs.client_config())
     config.update(target.kafka_config)
     config.update(extra or {})
     return config
@@ -85,7 +100,31 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -
         files = {"ssl_ca_certs": tls.ca, "ssl_certfile": tls.certificate, "ssl_keyfile": tls.key}
         options.update({key: path for key, path in files.items() if path})
     options.update(kwargs)
+    if urlsplit(url).scheme == SENTINEL_SCHEME:
+        return _sentinel_master(url, settings, options)
     return redis.Redis.from_url(url, **options)
+
+
+def _sentinel_master(url: str, settings: Settings | None, options: dict) -> redis.Redis:
+    """A client of the master that the sentinels of a ``redis+sentinel://`` URL name; the
+    sentinels are asked with the connect timeout of ``options`` and the password of
+    ``ALARMFLOW_REDIS_SENTINEL_PASSWORD``."""
+    parts = urlsplit(url)
+    timeout = options.get("socket_connect_timeout") or REDIS_CHECK_TIMEOUT_S
+    sentinel_options: dict[str, object] = {
+        "socket_connect_timeout": timeout,
+        "socket_timeout": timeout,
+    }
+    if settings is not None and settings.redis_sentinel_password:
+        sentinel_options["password"] = settings.redis_sentinel_password.reveal()
+    sentinel = Sentinel(sentinel_addresses(url), sentinel_kwargs=sentinel_options)
+    return sentinel.master_for(
+        sentinel_master(url),
+        db=db_of(url),
+        username=parts.username or None,
+        password=parts.password or None,
+        **options,
+    )
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -184,7 +223,13 @@ def check_redis(
     """Raise :class:`ConnectFailed` unless the Redis of ``url`` (setting ``name``) answers a
     PING in its database with these credentials and TLS files within ``timeout`` seconds."""
     parts = urlsplit(url)
-    host = parts.path if parts.scheme == "unix" else f"{parts.hostname}:{parts.port or 6379}"
+    if parts.scheme == "unix":
+        host = parts.path
+    elif parts.scheme == SENTINEL_SCHEME:
+        sentinels = ",".join(f"{h}:{p}" for h, p in sentinel_addresses(url))
+        host = f"master {sentinel_master(url)} of sentinels {sentinels}"
+    else:
+        host = f"{parts.hostname}:{parts.port or 6379}"
     client = redis_client(
         url,
         settings,

@@ -10,19 +10,26 @@ On several hosts, each host runs ``python -m alarmflow.launch flows.alert -i N -
 (``-a`` the same ``host:port;host:port;...`` list everywhere, ``-i`` this host's place in it):
 one process per host, joined into one cluster. With ``-r`` each host's directory then holds
 only its own workers' share of the cluster's recovery partitions.
+
+The processes die with the launcher: each asks the kernel (``PR_SET_PDEATHSIG``) for SIGKILL
+when its parent goes, so a launcher killed with SIGKILL never leaves them consuming beside
+the next one it starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 POLL_S = 0.2
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -118,6 +125,21 @@ def commands(args: argparse.Namespace) -> list[tuple[list[str], dict[str, str]]]
     return out
 
 
+def die_with(parent: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child receive SIGKILL when ``parent`` dies (Linux), and
+    exit at once if ``parent`` died before it could ask."""
+
+    def preexec() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"prctl(PR_SET_PDEATHSIG): {os.strerror(errno)}")
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
 def supervise(procs: list[subprocess.Popen], deadline: float | None = None) -> int:
     """Wait for all processes; if one fails, stop the rest and return its code. At
     ``deadline`` (``time.monotonic()``), stop them all (SIGTERM) and return 0."""
@@ -142,7 +164,8 @@ def run(args: argparse.Namespace, max_uptime: float | None = None) -> int:
     deadline = None if max_uptime is None else time.monotonic() + max_uptime
     if args.recovery_directory is not None:
         init_recovery(args.recovery_directory, *recovery_share(args))
-    procs = [subprocess.Popen(cmd, env=env) for cmd, env in commands(args)]
+    preexec = die_with(os.getpid())
+    procs = [subprocess.Popen(cmd, env=env, preexec_fn=preexec) for cmd, env in commands(args)]
 
     def forward(signum: int, _frame) -> None:
         for proc in procs:

@@ -26,7 +26,7 @@ from pathlib import Path
 from time import perf_counter
 from typing import ParamSpec, TypeVar
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,20 @@ REDIS_BATCH_SECONDS = _histogram(
     "alarmflow_redis_batch_seconds",
     "Seconds per attempt to write one sink batch with the push-once script.",
 )
-# Counter. Each failed attempt is retried after a backoff; when the last retry fails too, the
-# flow stops and resumes from recovery.
+# Counter. Each failed attempt (Redis unreachable, busy or read-only, or fewer replicas than
+# ALARMFLOW_REDIS_MIN_REPLICAS acknowledging) is retried with backoff for up to
+# ALARMFLOW_REDIS_OUTAGE_S; after that the flow stops and resumes from recovery.
 REDIS_ERRORS = _counter(
     "alarmflow_redis_errors",
-    "Failed attempts to write a sink batch to Redis (each is retried; after the last the flow "
-    "stops).",
+    "Failed attempts to write a sink batch to Redis because Redis was unavailable (retried).",
+)
+# Gauge, not a counter: whether the flow is stalled on Redis right now. Each sink worker adds 1
+# when Redis stops taking its writes and takes it back when Redis does again, or when it gives
+# up after ALARMFLOW_REDIS_OUTAGE_S and the flow stops.
+REDIS_WAITING: Gauge = Gauge(
+    "alarmflow_redis_waiting",
+    "Sink workers waiting for Redis to take their writes again (0 when it does).",
+    ["flow"],
 )
 # Histogram, of records written for the first time.
 END_TO_END_SECONDS = _histogram(
@@ -120,6 +128,7 @@ DEFINED: tuple[MetricWrapperBase, ...] = (
     DLQ_PRODUCED,
     REDIS_BATCH_SECONDS,
     REDIS_ERRORS,
+    REDIS_WAITING,
     END_TO_END_SECONDS,
     CONVERGE_DECISIONS,
 )

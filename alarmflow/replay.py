@@ -6,18 +6,25 @@ key prefix, with a progress bar and a summary.
 
 The flow runs as ``python -m bytewax.run`` with ``ALARMFLOW_START`` set to the position,
 ``ALARMFLOW_TAIL=0`` (stop at the end of every partition) and no recovery, so it never moves
-the live flow's offsets; the prefix must differ from the live one.
+the live flow's offsets; the prefix must differ from the live one, and a converge replay
+sends its decisions and audit records to topics of its own (``--decision-topic``,
+``--audit-topic``), never to those the live flow feeds. The bar follows the flow's metrics;
+its last state, and the summary, are the counts the flow itself logs at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
+from typing import TextIO
 
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,6 +36,9 @@ from flows.kafka_io import offset_at
 
 REPO = Path(__file__).resolve().parents[1]
 BAR_WIDTH = 30
+TAIL_LINES = 60
+# Flows that read the topics of another access type than their name says.
+FLOW_ACCESS_TYPES = {"converge": "action"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,7 +51,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--from-time", help="start at this time: epoch seconds or ISO-8601 with zone"
     )
     where.add_argument("--from-beginning", action="store_true", help="start at the beginning")
+    parser.add_argument(
+        "--decision-topic", help="converge: topic for the replayed decisions (not the live one)"
+    )
+    parser.add_argument(
+        "--audit-topic", help="converge: topic for the replayed audit records (not the live one)"
+    )
     return parser.parse_args(argv)
+
+
+def refusal(args: argparse.Namespace, live: Settings) -> str | None:
+    """Why the replay would write over the live flow's output, or ``None``."""
+    if args.prefix == live.key_prefix:
+        return f"--prefix must differ from the live prefix {live.key_prefix}"
+    if access_type(args.flow) == "action":
+        for option, chosen, topic in (
+            ("--decision-topic", args.decision_topic, live.decision_topic),
+            ("--audit-topic", args.audit_topic, live.audit_topic),
+        ):
+            if chosen in (None, topic):
+                return f"{option} must name a topic other than the live {topic}"
+    return None
 
 
 def start_value(args: argparse.Namespace) -> str:
@@ -106,14 +136,44 @@ def draw(done: float, total: int, started: float) -> None:
     sys.stderr.flush()
 
 
+def access_type(flow: str) -> str:
+    """The access type whose topics the flow module ``flow`` reads."""
+    name = flow.rsplit(".", 1)[-1]
+    return FLOW_ACCESS_TYPES.get(name, name)
+
+
+class FlowLog:
+    """Reads the flow's log as it is written (a pipe the flow would otherwise block on once
+    full), keeping its last :data:`TAIL_LINES` lines and its end-of-input summaries."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.summary: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: TextIO) -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            self.tail.append(line)
+            if "end of input: " in line:
+                self.summary.append(line.split("end of input: ", 1)[1])
+
+    def join(self) -> None:
+        self._thread.join()
+
+
+def consumed_in(summary: list[str]) -> int:
+    """The messages the flow says it consumed, from its end-of-input summaries."""
+    return sum(int(n) for line in summary for n in re.findall(r"\bconsumed\[[^\]]*\]=(\d+)", line))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     live = settings_or_exit()
-    if args.prefix == live.key_prefix:
-        print(
-            f"alarmflow.replay: --prefix must differ from the live prefix {live.key_prefix}",
-            file=sys.stderr,
-        )
+    refused = refusal(args, live)
+    if refused is not None:
+        print(f"alarmflow.replay: {refused}", file=sys.stderr)
         return 2
     port = free_port()
     env = dict(
@@ -123,9 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         ALARMFLOW_KEY_PREFIX=args.prefix,
         ALARMFLOW_METRICS_PORT=str(port),
     )
+    if args.decision_topic is not None:
+        env["ALARMFLOW_DECISION_TOPIC"] = args.decision_topic
+    if args.audit_topic is not None:
+        env["ALARMFLOW_AUDIT_TOPIC"] = args.audit_topic
     env.pop("BYTEWAX_PROCESS_ID", None)
     settings = settings_or_exit(env)
-    topics = settings.topics_for(args.flow.rsplit(".", 1)[-1])
+    topics = settings.topics_for(access_type(args.flow))
     total = messages_to_read(settings, topics)
     print(
         f"replaying {total:,} messages of {', '.join(topics)} into prefix {args.prefix}",
@@ -138,22 +202,19 @@ def main(argv: list[str] | None = None) -> int:
         cwd=REPO,
         stderr=subprocess.PIPE,
         text=True,
+        errors="replace",
     ) as proc:
+        log = FlowLog(proc.stderr)
         while proc.poll() is None:
             draw(consumed(port), total, started)
             time.sleep(0.5)
-        output = proc.stderr.read() if proc.stderr else ""
-    draw(total if proc.returncode == 0 else 0, total, started)
+        log.join()
+    draw(consumed_in(log.summary), total, started)
     sys.stderr.write("\n")
     if proc.returncode != 0:
-        print(output[-3000:], file=sys.stderr)
+        print("\n".join(log.tail), file=sys.stderr)
         return proc.returncode
-    summary = [
-        line.split("end of input: ", 1)[1]
-        for line in output.splitlines()
-        if "end of input: " in line
-    ]
-    print(f"done in {time.monotonic() - started:.1f}s: " + "; ".join(summary))
+    print(f"done in {time.monotonic() - started:.1f}s: " + "; ".join(log.summary))
     return 0
 
 

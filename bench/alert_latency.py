@@ -31,7 +31,7 @@ import redis
 from confluent_kafka import Producer
 
 from alarmflow.kafka_tools import ensure_topics
-from bench.alert_throughput import PARTITIONS, REPO, flow_env, services
+from bench.alert_throughput import PARTITIONS, REPO, alert_environ, services
 
 WATCH_EVERY_S = 0.002
 STRATEGY = 201  # routes to one list: access.alert.201.2001
@@ -133,8 +133,12 @@ def measure(label, checkout, args, bootstrap, redis_url) -> tuple[list[Step], fl
     run = uuid.uuid4().hex[:8]
     topic, dlq, prefix = f"lat{run}.alert", f"lat{run}.dlq", f"lat{run}.ee"
     ensure_topics(bootstrap, [topic, dlq], partitions=PARTITIONS)
-    env = dict(
-        flow_env(bootstrap, redis_url, topic, dlq, prefix),
+    env = alert_environ(
+        bootstrap,
+        redis_url,
+        topic,
+        dlq,
+        ALARMFLOW_KEY_PREFIX=prefix,
         ALARMFLOW_TAIL="1",
         ALARMFLOW_START="latest",
         PYTHONPATH=str(checkout),

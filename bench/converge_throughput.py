@@ -2,9 +2,9 @@
 
 The storm (:func:`storm`) is also the integration test's input: per converge dimension five
 actions, cycling through notice ``collect`` with business summaries, ``skip_when_exceed``,
-``skip_when_success`` (with a success status message), ``trigger`` and unconverged webhooks.
-Event times are from 2023: a replay, decided by event time and end of input (a key's
-timers never fire by wall time between two of its actions).
+``skip_when_success`` (with a success status message), ``trigger`` and unconverged webhooks,
+over two businesses. Event times start a day ago: a replay, decided by event time and end of
+input (a key's timers never fire by wall time between two of its actions).
 
     python -m bench.converge_throughput [--actions 1000] [--repeat 3]
 """
@@ -24,21 +24,22 @@ from alarmflow.kafka_tools import ensure_topics, produce
 from bench.alert_throughput import services, timed_run
 from operators.converge.context import parse_action
 from operators.converge.driver import run
-from operators.converge.engine import plan
+from operators.converge.plan import plan
 
 PER_DIMENSION = 5
 SUB = {"converge_func": "collect_alarm", "timedelta": 60, "count": 2}
+ON = {"is_enabled": True}
 CONFIGS = (
-    {"converge_func": "collect", "timedelta": 60, "count": 1, "need_biz_converge": True},
-    {"converge_func": "skip_when_exceed", "timedelta": 300, "count": 3},
-    {"converge_func": "skip_when_success", "timedelta": 300, "count": 1},
-    {"converge_func": "trigger", "timedelta": 300, "count": 1},
+    {**ON, "converge_func": "collect", "timedelta": 60, "count": 1, "need_biz_converge": True},
+    {**ON, "converge_func": "skip_when_exceed", "timedelta": 300, "count": 3},
+    {**ON, "converge_func": "skip_when_success", "timedelta": 300, "count": 1},
+    {**ON, "converge_func": "trigger", "timedelta": 300, "count": 1},
     None,
 )
 
 
-START = 1_700_000_040
-"""A business-window boundary (a multiple of 120 s) in November 2023."""
+START = (int(time.time()) - 86400) // 120 * 120
+"""A business-window boundary (a multiple of 120 s) a day ago."""
 
 
 def storm(actions: int, start: int = START) -> list[dict]:
@@ -53,7 +54,7 @@ def storm(actions: int, start: int = START) -> list[dict]:
         base = start + (dim // len(CONFIGS)) * 11
         fields = {
             "strategy_id": 1000 + dim,
-            "bk_biz_id": 2,
+            "bk_biz_id": 2 + dim % 2,
             "alert_level": 1,
             "signal": "abnormal",
             "action_config_id": 7,
@@ -76,7 +77,7 @@ def storm(actions: int, start: int = START) -> list[dict]:
 
 def by_dimension(message: bytes) -> bytes:
     """The Kafka key keeping each converge dimension in one partition, in order."""
-    return plan(parse_action(orjson.loads(message))).dimension.encode()
+    return plan(parse_action(orjson.loads(message))).key.encode()
 
 
 def engine_seconds(messages: list[dict]) -> tuple[float, int]:

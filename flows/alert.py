@@ -37,7 +37,7 @@ def build_flow(settings: Settings) -> Dataflow:
     def work(inputs: list[Input]) -> tuple[list[Routed], list[Rejection]]:
         with stage.batch(len(inputs)):
             out = access(inputs, time.time())
-            routed = [Routed(push, timestamp) for push, timestamp in out.pushes]
+            routed = [Routed(push, record.timestamp_ms, record) for push, record in out.pushes]
         cleaned.inc(out.cleaned)
         expired.inc(out.expired)
         unmatched.inc(out.unmatched)

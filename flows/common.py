@@ -103,17 +103,22 @@ def dead_letters(
     """Send every rejection stream to the dead-letter topic."""
     merged = op.merge(f"{step_id}_merge", *rejections)
     messages = op.map(f"{step_id}_message", merged, dead_letter(flow))
+    op.output(step_id, messages, dead_letter_sink(settings, flow))
+
+
+def dead_letter_sink(settings: Settings, flow: str) -> DeliveredSink:
+    """The dead-letter topic's sink, counting what it delivered."""
     delivered = DLQ_PRODUCED.labels(flow).inc
-    sink = DeliveredSink(settings, settings.dlq_topic, flow, "dlq", delivered)
-    op.output(step_id, messages, sink)
+    return DeliveredSink(settings, settings.dlq_topic, flow, "dlq", delivered)
 
 
 def write_once(
     step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
 ) -> None:
-    """Write every routed record to Redis once (``kind`` labels the written metric)."""
+    """Write every routed record to Redis once (``kind`` labels the written metric); records
+    Redis refuses go to the dead-letter topic."""
     endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
-    sink = PushSink(settings, flow, kind, endpoint)
+    sink = PushSink(settings, flow, kind, endpoint, dead_letter_sink(settings, flow))
     op.output(step_id, routed, sink)
 
 

@@ -27,10 +27,9 @@ from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
 from alarmflow.metrics import Stage
-from flows.common import dead_letters, flow_from_env, parse_records, shard_by_business, write_once
+from flows.common import flow_from_env
 from flows.guard import guarded_flat_map, guarded_map, rejection
-from flows.kafka_io import kafka_input
-from flows.points import DropCounter, Parsed, Plans, point_parser, priority_steps, source_of
+from flows.points import DropCounter, Parsed, Plans, priority_steps, source_of, time_series_flow
 from flows.redis_sink import Routed
 from operators.drops import Drop
 from operators.rejects import Rejection
@@ -143,7 +142,7 @@ def pipeline(
         plan = plans.plans[record.group_key]
         marks = checkpoint_writes(prefix, record.group_key, record.checkpoint, int(clock()))
         push = record_push(prefix, record, plan, plan.group.is_static_threshold, marks)
-        return Routed(push, record.source.timestamp_ms)
+        return Routed(push, record.source.timestamp_ms, record.source)
 
     grouped = guarded_flat_map("by_group", points, by_group, source_of)
     windowed = op.stateful(
@@ -162,16 +161,13 @@ def pipeline(
 
 
 def build_flow(settings: Settings) -> Dataflow:
-    plans = Plans.load(settings, lambda s: strategy_groups(s).values())
-    flow = Dataflow(NAME)
-    records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    parse = Stage(NAME, "parse").per_item(point_parser(settings, NAME))
-    parsed, rejected = parse_records("parse", records, parse)
-    mine = shard_by_business("shard", parsed, settings, lambda item: item[1].bk_biz_id, NAME)
-    routed, errs = pipeline(mine, plans, settings.key_prefix, settings.data_lateness_s)
-    write_once("redis", routed, settings, NAME, "data")
-    dead_letters("dlq", settings, NAME, rejected, *errs, consumer_errors)
-    return flow
+    lateness = settings.data_lateness_s
+    return time_series_flow(
+        NAME,
+        settings,
+        lambda s: strategy_groups(s).values(),
+        lambda points, plans: pipeline(points, plans, settings.key_prefix, lateness),
+    )
 
 
 flow = flow_from_env(build_flow)

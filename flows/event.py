@@ -104,7 +104,7 @@ def pipeline(
         return after, [(item[0], d) for d in decided]
 
     def routed(item: tuple[SourceRecord, Decided]) -> Routed:
-        return Routed(event_push(prefix, item[1], dedup_ttl), item[0].timestamp_ms)
+        return Routed(event_push(prefix, item[1], dedup_ttl), item[0].timestamp_ms, item[0])
 
     parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
     flat = guarded_flat_map("flat", parsed, each_record, source)

@@ -57,7 +57,7 @@ def pipeline(
         for reason in drops:
             drop_counts[reason].inc()
         pushes = [incident_push(prefix, sync.uid, change, dedup_ttl) for change in changes]
-        return state, [Routed(push, record.timestamp_ms) for push in pushes]
+        return state, [Routed(push, record.timestamp_ms, record) for push in pushes]
 
     parsed, rejected = parse_records("parse", records, Stage(NAME, "parse").per_item(parse))
     mine = shard_by_business(

@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -26,6 +28,7 @@ from alarmflow.config import Settings, StartPosition
 from alarmflow.connections import KafkaTarget, bootstrap_of, kafka_config
 from alarmflow.logs import RateLimited
 from alarmflow.metrics import CONSUMED, REJECTED, Stage
+from flows import input_end
 from operators.rejects import Reason, Rejection, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,30 @@ def offset_at(target: KafkaTarget, topic: str, partition: int, time_ms: int) -> 
     return OFFSET_END if found.offset < 0 else found.offset
 
 
+class _EndReporting(StatefulSourcePartition):
+    """A source partition that tells :mod:`flows.input_end` when it opens and when it ends."""
+
+    def __init__(self, inner: StatefulSourcePartition) -> None:
+        self._inner = inner
+        input_end.partition_opened()
+
+    def next_batch(self) -> Iterable:
+        try:
+            return self._inner.next_batch()
+        except StopIteration:
+            input_end.partition_ended()
+            raise
+
+    def next_awake(self) -> datetime | None:
+        return self._inner.next_awake()
+
+    def snapshot(self) -> int | None:
+        return self._inner.snapshot()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class CheckedKafkaSource(KafkaSource):
     """Bytewax's Kafka source with the settings' client configuration (security included), a
     bounded pre-flight check before listing partitions, and start positions by offset or by
@@ -95,7 +122,7 @@ class CheckedKafkaSource(KafkaSource):
         if resume_state is None and self._start.kind == "time":
             index, topic = for_part.split("-", 1)
             resume_state = offset_at(self._settings, topic, int(index), self._start.value)
-        return super().build_part(step_id, for_part, resume_state)
+        return _EndReporting(super().build_part(step_id, for_part, resume_state))
 
 
 def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
@@ -227,6 +254,7 @@ class _DeliveredPartition(StatelessSinkPartition[Message]):
             # Logged as well as raised: across processes Bytewax loses the exception's text.
             message = f"topic {self._topic}: {pending} undelivered, errors: {failures[:3]}"
             log.error("%s: %s; stopping so that recovery replays them", self._flow, message)
+            input_end.failed()
             raise RuntimeError(message)
         if self._on_delivered is not None:
             self._on_delivered(len(items))

@@ -7,12 +7,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import bytewax.operators as op
-from bytewax.dataflow import Stream
+from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
-from alarmflow.metrics import CLEANED, DROPPED
-from flows.common import load_hosts, load_strategies
+from alarmflow.metrics import CLEANED, DROPPED, Stage
+from flows.common import (
+    dead_letters,
+    load_hosts,
+    load_strategies,
+    parse_records,
+    shard_by_business,
+    write_once,
+)
 from flows.guard import guarded_stateful_map
+from flows.kafka_io import kafka_input
+from flows.redis_sink import Routed
 from operators.bounds import decode_object
 from operators.drops import Drop
 from operators.hosts import HostIndex
@@ -118,3 +127,25 @@ def priority_steps(
         records = op.merge(f"{step}_merge", values, branch.falses)
         errs.append(checked.errs)
     return records, errs
+
+
+Pipeline = Callable[[Stream[Parsed], "Plans"], tuple[Stream[Routed], list[Stream[Rejection]]]]
+"""A time-series flow's pipeline: parsed points of this deployment in, Redis writes and
+rejections out."""
+
+
+def time_series_flow(
+    name: str, settings: Settings, grouping: Grouping, pipeline: Pipeline
+) -> Dataflow:
+    """The wiring both time-series flows share: Kafka in, parse, shard by business,
+    ``pipeline``, Redis and the dead-letter topic out."""
+    plans = Plans.load(settings, grouping)
+    flow = Dataflow(name)
+    records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(name), name)
+    parse = Stage(name, "parse").per_item(point_parser(settings, name))
+    parsed, rejected = parse_records("parse", records, parse)
+    mine = shard_by_business("shard", parsed, settings, lambda item: item[1].bk_biz_id, name)
+    routed, errs = pipeline(mine, plans)
+    write_once("redis", routed, settings, name, "data")
+    dead_letters("dlq", settings, name, rejected, *errs, consumer_errors)
+    return flow

@@ -17,10 +17,9 @@ from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
 from alarmflow.metrics import Stage
-from flows.common import dead_letters, flow_from_env, parse_records, shard_by_business, write_once
+from flows.common import flow_from_env
 from flows.guard import guarded_flat_map
-from flows.kafka_io import kafka_input
-from flows.points import DropCounter, Parsed, Plans, point_parser, priority_steps, source_of
+from flows.points import DropCounter, Parsed, Plans, priority_steps, source_of, time_series_flow
 from flows.redis_sink import Routed
 from operators.rejects import Rejection
 from operators.strategy_group import real_time_groups
@@ -51,7 +50,7 @@ def pipeline(
         push = record_push(prefix, record, plans.plans[record.group_key], detect=False)
         if not push.writes:
             return []
-        return [Routed(push, record.source.timestamp_ms)]
+        return [Routed(push, record.source.timestamp_ms, record.source)]
 
     made = guarded_flat_map("records", points, Stage(NAME, "records").per_item(records), source_of)
     checked, priority_errs = priority_steps("priority", made.oks, plans.priority_depth)
@@ -60,16 +59,12 @@ def pipeline(
 
 
 def build_flow(settings: Settings) -> Dataflow:
-    plans = Plans.load(settings, lambda s: real_time_groups(s).values())
-    flow = Dataflow(NAME)
-    records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    parse = Stage(NAME, "parse").per_item(point_parser(settings, NAME))
-    parsed, rejected = parse_records("parse", records, parse)
-    mine = shard_by_business("shard", parsed, settings, lambda item: item[1].bk_biz_id, NAME)
-    routed, errs = pipeline(mine, plans, settings.key_prefix)
-    write_once("redis", routed, settings, NAME, "data")
-    dead_letters("dlq", settings, NAME, rejected, *errs, consumer_errors)
-    return flow
+    return time_series_flow(
+        NAME,
+        settings,
+        lambda s: real_time_groups(s).values(),
+        lambda points, plans: pipeline(points, plans, settings.key_prefix),
+    )
 
 
 flow = flow_from_env(build_flow)

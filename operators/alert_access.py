@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 class Outcome:
     """What one batch gave: writes for Redis, rejections, and what was counted on the way."""
 
-    pushes: list[tuple[Push, int | None]] = field(default_factory=list)
-    """Each record's writes, with its Kafka timestamp (ms) for end-to-end latency."""
+    pushes: list[tuple[Push, SourceRecord]] = field(default_factory=list)
+    """Each record's writes, with the record (its Kafka timestamp for end-to-end latency, its
+    message for the dead-letter topic should Redis refuse the writes)."""
     rejected: list[Rejection] = field(default_factory=list)
     cleaned: int = 0
     other_shard: int = 0
@@ -98,5 +99,5 @@ class AlertAccess:
             except Exception as exc:
                 out.rejected.append(Rejection.from_exception(stage, exc, record))
                 continue
-            out.pushes.append((push, record.timestamp_ms))
+            out.pushes.append((push, record))
         return out

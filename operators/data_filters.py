@@ -1,5 +1,6 @@
-"""Data access filters, priority and the static-threshold check (bkmonitor.md §2.1.5, §2.1.6,
-§3.7, §3.8), as pure functions over records and hash snapshots."""
+"""Data access filters, priority and the static-threshold check (bkmonitor's
+``alarm_backends/service/access/data/filters.py`` and ``processor.py``), as pure functions
+over records and hash snapshots."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 A raw point is a flat mapping: dimension columns, metric columns, ``_result_`` and ``_time_``
 (a TSDB row) or ``time`` (a real-time Kafka message, flattened). :class:`RecordSpec` holds what
 of an item a record needs; :func:`clean_record` gives the standard data record that detect reads
-(bkmonitor.md §2.1.4), enriched from the CMDB host table like ``TopoNodeFuller`` (§3.4).
+(``access/data/processor.py``), enriched from the CMDB host table like ``TopoNodeFuller``
+(``access/data/fullers.py``).
 """
 
 from __future__ import annotations

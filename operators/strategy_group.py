@@ -1,4 +1,5 @@
-"""Strategy groups: strategies whose first item queries the same thing (bkmonitor.md §2.1.1).
+"""Strategy groups: strategies whose first item queries the same thing (bkmonitor's
+``access/data/processor.py``).
 
 bkmonitor keys a group by ``query_md5``, the ``count_md5`` of the first item's normalised query
 config; data access runs once per group and hands every record to all the group's items.

@@ -1,4 +1,4 @@
-"""bkmonitor's converge counter lock (bkmonitor.md §5.4) for several independent deployments.
+"""bkmonitor's converge counter lock (``processor.lock``) for several independent deployments.
 
 Inside one deployment a converge dimension is one worker's keyed state, so no lock is needed
 (:class:`operators.converge.engine.NoLock`). Deployments that share a Redis take this counter:

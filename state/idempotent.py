@@ -15,6 +15,12 @@ atomically, on one server. A batch is one command: one round trip, atomic, so a 
 sees a signal before its data. Inside it, list pushes and EXPIREs are gathered per key (one
 variadic LPUSH and one EXPIRE per key per batch), which leaves Redis exactly as running each
 write in turn would.
+
+A record whose write fails for its own values (a key holding another type, a score that is no
+number) does not fail the batch: its result is the error text and its marker is taken back
+(Redis keeps whatever of its writes had run; a replay tries it again). With ``replicas``, the
+batch counts as written only once that many replicas acknowledged it (``WAIT``), so a failover
+to one of them loses nothing that was acknowledged.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class Op(StrEnum):
     LPUSH = "lpush"  # LPUSH key value (+EXPIRE)
     SET = "set"  # SET key value (+EX)
     ZADD = "zadd"  # ZADD key score value (+EXPIRE)
+    ZTRIM = "ztrim"  # ZREMRANGEBYSCORE key param value: drop members scored in [param, value]
     HSET = "hset"  # HSET key field value (+EXPIRE)
     HMAX = "hmax"  # HSET key field value unless the field holds a larger number (+EXPIRE)
     SIGNAL = "signal"  # LPUSH key value unless value is already in the list; EXPIRE always
@@ -47,6 +54,19 @@ DUPLICATE = -1
 GATED = -2
 """A push result: the record's gate counter passed its limit, so only the marker and the
 counter were written."""
+
+Result = int | str
+"""A push result: signals pushed, :data:`DUPLICATE`, :data:`GATED`, or the error text of a
+record whose write failed."""
+
+
+class NotReplicated(redis.RedisError):
+    """Fewer replicas than asked acknowledged a batch; ``results`` are the batch's results on
+    the server that ran it."""
+
+    def __init__(self, acknowledged: int, wanted: int, results: list[Result]) -> None:
+        super().__init__(f"{acknowledged} of {wanted} replicas acknowledged the writes")
+        self.results = results
 
 
 class Write(NamedTuple):
@@ -115,14 +135,17 @@ class Push(NamedTuple):
 
 # KEYS: per record, the key of each of its writes (marker first).
 # ARGV: per record, its number of writes w; then per write: "op db ttl param", value.
-# Returns per record: -1 duplicate, -2 gated, else the number of signals pushed.
+# Returns per record: -1 duplicate, -2 gated, the number of signals pushed, or a string
+# starting "ERR " when one of the record's writes failed.
 #
 # Markers, gates and the other data writes run record by record, as they come. List pushes
 # (LPUSH and signals) and EXPIREs are gathered and run once per key at the end: one variadic
 # LPUSH per list, one EXPIRE per key (its last TTL). The script is atomic, so Redis ends
 # exactly as if each write had run in order: a list's values keep their order, and a signal
 # is pending if the list holds it or an earlier record of the batch pushed it. (SET clears a
-# key's TTL, so a SET's EXPIRE runs at once.)
+# key's TTL, so a SET's EXPIRE runs at once.) A list is checked to be one when a batch first
+# pushes to it, so that an LPUSH that would fail fails in its record, not at the end. Each key
+# is written by one kind of write (the key registry gives each key one type).
 _PUSH_ONCE = """
 local selected = nil
 local function use(db)
@@ -140,7 +163,7 @@ local function touch(db, key)
   end
   local entry = in_db[key]
   if entry == nil then
-    entry = {db = db, key = key, values = {}, has = {}, ttl = 0}
+    entry = {db = db, key = key, values = {}, has = {}, ttl = 0, list = false}
     in_db[key] = entry
     order[#order + 1] = entry
   end
@@ -150,6 +173,20 @@ local function defer_expire(entry, ttl)
   if ttl > 0 then
     entry.ttl = ttl
   end
+end
+-- The entry of a list this batch pushes to; a key holding another type fails here, in the
+-- record, with the error the LPUSH itself gives.
+local function list(db, key, value)
+  local entry = touch(db, key)
+  if not entry.list then
+    use(db)
+    local kind = redis.call('TYPE', key)['ok']
+    if kind ~= 'list' and kind ~= 'none' then
+      redis.call('LPUSH', key, value)
+    end
+    entry.list = true
+  end
+  return entry
 end
 local function push(entry, value)
   entry.values[#entry.values + 1] = value
@@ -165,11 +202,9 @@ local function spec(text)
   end
   return parsed
 end
-local results = {}
-local a, k = 1, 1
-while a <= #ARGV do
-  local w = tonumber(ARGV[a])
-  a = a + 1
+local marked = false
+-- One record: its w writes from ARGV[a] and KEYS[k]; -1 duplicate, -2 gated, else signals.
+local function record(a, k, w)
   local result = nil
   for i = 0, w - 1 do
     local parsed = spec(ARGV[a])
@@ -187,6 +222,7 @@ while a <= #ARGV do
         defer_expire(touch(db, key), ttl)
       end
       result = new and 0 or -1
+      marked = result == 0
     elseif result >= 0 then
       if op == 'gate' then
         use(db)
@@ -195,7 +231,7 @@ while a <= #ARGV do
           result = -2
         end
       elseif op == 'signal' then
-        local entry = touch(db, key)
+        local entry = list(db, key, value)
         if not entry.has[value] then
           use(db)
           if not redis.call('LPOS', key, value) then
@@ -205,7 +241,7 @@ while a <= #ARGV do
         end
         defer_expire(entry, ttl)
       elseif op == 'lpush' then
-        local entry = touch(db, key)
+        local entry = list(db, key, value)
         push(entry, value)
         defer_expire(entry, ttl)
       elseif op == 'set' then
@@ -220,6 +256,8 @@ while a <= #ARGV do
           redis.call('SADD', key, value)
         elseif op == 'zadd' then
           redis.call('ZADD', key, param, value)
+        elseif op == 'ztrim' then
+          redis.call('ZREMRANGEBYSCORE', key, param, value)
         elseif op == 'hset' then
           redis.call('HSET', key, param, value)
         elseif op == 'hmax' then
@@ -232,7 +270,36 @@ while a <= #ARGV do
       end
     end
   end
+  return result
+end
+-- A record whose write fails (its values, e.g. a key of another type) reports the error as its
+-- result; its marker is taken back, so that a replay tries it again, and the batch goes on.
+local function unmark(a, k)
+  local parsed = spec(ARGV[a])
+  use(parsed[2])
+  if parsed[1] == 'mark' then
+    redis.call('DEL', KEYS[k])
+  else
+    redis.call('SREM', KEYS[k], ARGV[a + 1])
+  end
+end
+local results = {}
+local a, k = 1, 1
+while a <= #ARGV do
+  local w = tonumber(ARGV[a])
+  marked = false
+  local ok, result = pcall(record, a + 1, k, w)
+  if not ok then
+    if type(result) == 'table' then
+      result = result.err
+    end
+    result = 'ERR ' .. tostring(result)
+    if marked then
+      pcall(unmark, a + 1, k)
+    end
+  end
   results[#results + 1] = result
+  a = a + 1 + 2 * w
   k = k + w
 end
 for _, entry in ipairs(order) do
@@ -264,8 +331,17 @@ class OncePusher:
     ``dbs`` maps each backend the writes name to its database on that server.
     """
 
-    def __init__(self, client: redis.Redis, dbs: Mapping[Backend, int]) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        dbs: Mapping[Backend, int],
+        replicas: int = 0,
+        replica_timeout_ms: int = 1000,
+    ) -> None:
+        self._client = client
         self._script = client.register_script(_PUSH_ONCE)
+        self._replicas = replicas
+        self._replica_timeout_ms = replica_timeout_ms
         self._dbs = dict(dbs)
         self._specs: dict[tuple[Op, Backend, int, str], str] = {}
 
@@ -280,9 +356,10 @@ class OncePusher:
             self._specs[shape] = spec
         return spec
 
-    def push(self, pushes: Sequence[Push]) -> list[int]:
-        """Write ``pushes``; per push, the signals it pushed, :data:`DUPLICATE` or
-        :data:`GATED`."""
+    def push(self, pushes: Sequence[Push]) -> list[Result]:
+        """Write ``pushes``; per push, the signals it pushed, :data:`DUPLICATE`, :data:`GATED`
+        or its error text. Raises :class:`NotReplicated` when fewer than ``replicas``
+        acknowledged the batch within ``replica_timeout_ms``."""
         if not pushes:
             return []
         keys: list[str] = []
@@ -294,4 +371,17 @@ class OncePusher:
                 keys.append(w.key)
                 args.append(spec(w))
                 args.append(w.value)
-        return list(self._script(keys=keys, args=args))
+        if not self._replicas:
+            return _results(self._script(keys=keys, args=args))
+        pipe = self._client.pipeline(transaction=False)
+        self._script(keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", self._replicas, self._replica_timeout_ms)
+        raw, acknowledged = pipe.execute()
+        results = _results(raw)
+        if acknowledged < self._replicas:
+            raise NotReplicated(acknowledged, self._replicas, results)
+        return results
+
+
+def _results(raw: list[int | bytes]) -> list[Result]:
+    return [r.decode(errors="replace") if isinstance(r, bytes) else r for r in raw]

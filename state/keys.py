@@ -317,6 +317,16 @@ CONVERGE_AUDIT_KEY = KeyDef(
     Backend.SERVICE,
     note="LPUSH of the audit record (JSON) of every converge decision about the alert.",
 )
+CONVERGE_NOTICE_COLLECT_KEY = KeyDef(
+    "FTA_NOTICE_COLLECT_KEY",
+    RedisType.HASH,
+    "fta_action.notice.{action_signal}.{notice_way}.{alert_id}",
+    86400,
+    Backend.SERVICE,
+    field_template="{receiver}",
+    note="bkmonitor's notice-collect pool: receiver -> newest action id (HMAX) of the notices "
+    "sent to be executed (or approved); alert_id is the action's alert ids joined by _.",
+)
 CONVERGE_DECISION_MARK = KeyDef(
     "CONVERGE_DECISION_MARK",
     RedisType.STRING,
@@ -355,5 +365,6 @@ REGISTRY: tuple[KeyDef, ...] = (
     CONVERGE_DIMENSION_KEY,
     CONVERGE_LOCK_KEY,
     CONVERGE_AUDIT_KEY,
+    CONVERGE_NOTICE_COLLECT_KEY,
     CONVERGE_DECISION_MARK,
 )

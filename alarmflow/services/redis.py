@@ -1,4 +1,6 @@
-"""Debian's ``redis-server`` on 127.0.0.1, without persistence, for the demo, benches and tests.
+"""Debian's ``redis-server`` on 127.0.0.1 for the demo, benches and tests, without persistence
+unless asked (``persistent``: an outage test restarts it), optionally a replica of another
+(``replica_of``), and Debian's ``redis-sentinel`` watching a master (:class:`RedisSentinel`).
 
 With ``tls`` it listens with TLS only (Debian's build links OpenSSL), with the server
 certificate made by :func:`alarmflow.services.tls.make_certificates`, and with
@@ -35,12 +37,16 @@ class RedisServer:
         tls: Certificates | None = None,
         client_certificates: bool = False,
         users: Mapping[str, str] | None = None,
+        persistent: bool = False,
+        replica_of: int | None = None,
     ) -> None:
         self.port = port
         self.run_dir = Path(run_dir)
         self.tls = tls
         self.client_certificates = client_certificates
         self.users = dict(users or {})
+        self.persistent = persistent
+        self.replica_of = replica_of
         self._process = ManagedProcess("redis", self.run_dir, "redis-server")
 
     @property
@@ -88,7 +94,8 @@ class RedisServer:
             ("bind", "127.0.0.1"),
             ("port", str(self.port)),
             ("save", ""),
-            ("appendonly", "no"),
+            ("appendonly", "yes" if self.persistent else "no"),
+            ("appendfsync", "always"),
             ("dir", str(self.run_dir)),
             ("daemonize", "no"),
         ]
@@ -103,8 +110,65 @@ class RedisServer:
             ]
         binary = require_binary("redis-server", "run scripts/setup, which installs it with apt")
         command = [binary, *(arg for name, value in options for arg in (f"--{name}", value))]
+        if self.replica_of is not None:
+            command += ["--replicaof", "127.0.0.1", str(self.replica_of)]
         if self.users:
             command += ["--user", "default", "off"]
             for name, password in self.users.items():
                 command += ["--user", name, "on", f">{password}", "~*", "&*", "+@all"]
         return command
+
+
+class RedisSentinel:
+    """Debian's ``redis-sentinel`` on ``port`` watching the master on ``master_port`` under the
+    name ``master``, alone (quorum 1), quick to fail over (``down_after_ms``); its config file
+    (rewritten by the sentinel), log and pid file live in ``run_dir``."""
+
+    def __init__(
+        self, port: int, run_dir: Path, master_port: int, master: str, down_after_ms: int = 1000
+    ) -> None:
+        self.port = port
+        self.run_dir = Path(run_dir)
+        self.master_port = master_port
+        self.master = master
+        self.down_after_ms = down_after_ms
+        self._process = ManagedProcess("sentinel", self.run_dir, "redis-sentinel")
+
+    def url(self, db: int = 9) -> str:
+        """The ``redis+sentinel://`` URL of database ``db`` of the master it watches."""
+        return f"redis+sentinel://127.0.0.1:{self.port}/{db}?master={self.master}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            port=self.port, socket_connect_timeout=1, socket_timeout=5, decode_responses=True
+        )
+
+    def master_address(self) -> tuple[str, int] | None:
+        """The master's (host, port) as this sentinel knows it."""
+        with self.client() as client:
+            found = client.sentinel_get_master_addr_by_name(self.master)
+        return (found[0], int(found[1])) if found else None
+
+    def start(self, timeout: float = READY_TIMEOUT_S) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = self.run_dir / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.run_dir}\n"
+            f"sentinel monitor {self.master} 127.0.0.1 {self.master_port} 1\n"
+            f"sentinel down-after-milliseconds {self.master} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.master} 10000\n"
+        )
+        ensure_port_free(self.port, "redis-sentinel")
+        binary = require_binary("redis-sentinel", "run scripts/setup, which installs it with apt")
+        self._process.spawn([binary, str(config)])
+        self._process.wait_ready(
+            lambda: self.master_address() is not None, timeout, f"master on port {self.port}"
+        )
+
+    def failover(self) -> None:
+        """Promote a replica now (``SENTINEL FAILOVER``), as when the master fails."""
+        with self.client() as client:
+            client.execute_command("SENTINEL FAILOVER", self.master)
+
+    def stop(self) -> None:
+        self._process.stop()

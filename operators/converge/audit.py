@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from operators.converge.engine import Decision
+from operators.converge.records import Decision
 
 
 def decision_message(decision: Decision) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Second-level business summaries (bkmonitor.md §5.5 step 6, §5.6 ``collect_alarm``).
+"""Second-level business summaries (``converge_manger.push_to_sub_converge_queue``,
+``converge_func.collect_alarm``).
 
 Converges with ``need_biz_converge`` and a ``sub_converge_config`` share a business dimension
 (``{biz}.{signal}.{way}.{receiver}.{level}``). When ``MULTI_STRATEGY_COLLECT_THRESHOLD`` (3) of
@@ -9,20 +10,22 @@ depend on the order in which converges of different dimensions reach this step.
 
 A window is decided (at event time ``end + COLLECT_DELAY_S``) once every collecting converge
 opened in it has sent its summary (each sends one, empty if it skipped nothing) and the
-step's clock has passed the window's end; at end of input, once the summaries are in. No
+step's clock has passed the window's end; after end of input, once the summaries are in. No
 timer is involved: summaries come from per-dimension timers, so a window decided by this
 step's own clock could miss those of quiet dimensions, and Bytewax may end this step before
-the summaries the converge step flushes at its own end arrive.
+the summaries the converge step flushes at its own end arrive: :meth:`Business.end` marks the
+input ended, and each later summary may still complete a window.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from operators.converge.config import MULTI_STRATEGY_COLLECT_THRESHOLD as THRESHOLD
 from operators.converge.config import MULTI_STRATEGY_COLLECT_WINDOW as WINDOW
-from operators.converge.engine import COLLECT_DELAY_S, Decision
+from operators.converge.engine import COLLECT_DELAY_S
 from operators.converge.functions import COLLECTING
+from operators.converge.records import Decision, Verdict
 
 
 @dataclass
@@ -37,56 +40,86 @@ class BizWindow:
     def complete(self) -> bool:
         return not self.owed
 
+    def copy(self) -> BizWindow:
+        return replace(self, opened=set(self.opened), owed=set(self.owed), held=list(self.held))
+
 
 @dataclass
-class BizState:
-    """Windows of one business dimension, by start time; ``clock``: the latest event time."""
+class Business:
+    """Windows of one business dimension, by start time; ``clock``: the latest event time;
+    ``ended``: the input ended (windows no longer wait for the clock)."""
 
     windows: dict[float, BizWindow] = field(default_factory=dict)
     converges: dict[str, float] = field(default_factory=dict)
     clock: float = 0.0
+    ended: bool = False
 
+    def copy(self) -> Business:
+        """An independent copy (the state to restore when a step fails on a record); decisions
+        are immutable, so the containers are copied, not them."""
+        windows = {start: window.copy() for start, window in self.windows.items()}
+        return replace(self, windows=windows, converges=dict(self.converges))
 
-def on_decision(state: BizState, decision: Decision) -> tuple[BizState, list[Decision]]:
-    """Note converges opening; hold per-dimension summaries until their window is decided."""
-    state.clock = max(state.clock, decision.time)
-    if decision.opened:
-        start = decision.time // WINDOW * WINDOW
-        window = state.windows.setdefault(start, BizWindow(start))
-        window.opened.add(decision.converge_id)
-        if decision.function in COLLECTING:
-            window.owed.add(decision.converge_id)
-        state.converges[decision.converge_id] = start
-        return state, [decision]
-    if decision.decision != "collect":
-        return state, [decision]
-    start = state.converges.get(decision.converge_id)
-    if start not in state.windows:
-        return state, [decision] if decision.skipped else []
-    window = state.windows[start]
-    window.owed.discard(decision.converge_id)
-    if decision.skipped:
-        window.held.append(decision)
-    return state, []
+    def savepoint(self, decision: Decision) -> Business:
+        """A copy to restore if taking ``decision`` fails: taking changes at most the one window
+        the decision belongs to (deciding windows only removes them), so only that window is
+        copied, and the containers."""
+        start = self._window_of(decision)
+        windows = dict(self.windows)
+        if start is not None and start in windows:
+            windows[start] = windows[start].copy()
+        return replace(self, windows=windows, converges=dict(self.converges))
 
+    def _window_of(self, decision: Decision) -> float | None:
+        if decision.opened:
+            return decision.time // WINDOW * WINDOW
+        return self.converges.get(decision.converge_id)
 
-def ready(state: BizState, final: bool) -> tuple[BizState, list[Decision]]:
-    """Decide, oldest first, every window that has every summary it is owed and has ended by
-    the step's clock (the latest event time it saw), or, at end of input (``final``), every
-    window with all its summaries."""
-    out: list[Decision] = []
-    for start in sorted(state.windows):
-        window = state.windows[start]
-        if window.complete() and (final or start + WINDOW <= state.clock):
-            out += _pop(state, start)
-    return state, out
+    def take(self, decision: Decision) -> list[Decision]:
+        """Note a converge opening, or hold a per-dimension summary; then decide what is
+        ready."""
+        return self._take(decision) + self._ready()
 
+    def end(self) -> list[Decision]:
+        """End of input: decide every window that has all its summaries."""
+        self.ended = True
+        return self._ready()
 
-def _pop(state: BizState, start: float) -> list[Decision]:
-    window = state.windows.pop(start)
-    for converge_id in window.opened:
-        state.converges.pop(converge_id, None)
-    return _decide(window, start + WINDOW + COLLECT_DELAY_S)
+    def _take(self, decision: Decision) -> list[Decision]:
+        self.clock = max(self.clock, decision.time)
+        start = self._window_of(decision)
+        if decision.opened and start is not None:
+            window = self.windows.setdefault(start, BizWindow(start))
+            window.opened.add(decision.converge_id)
+            if decision.function in COLLECTING:
+                window.owed.add(decision.converge_id)
+            self.converges[decision.converge_id] = start
+            return [decision]
+        if decision.decision != Verdict.COLLECT:
+            return [decision]
+        if start is None or start not in self.windows:
+            return [decision] if decision.skipped else []
+        window = self.windows[start]
+        window.owed.discard(decision.converge_id)
+        if decision.skipped:
+            window.held.append(decision)
+        return []
+
+    def _ready(self) -> list[Decision]:
+        """Oldest first, every window with every summary it is owed that has ended by the
+        clock (or by the end of input)."""
+        out: list[Decision] = []
+        for start in sorted(self.windows):
+            window = self.windows[start]
+            if window.complete() and (self.ended or start + WINDOW <= self.clock):
+                out += self._pop(start)
+        return out
+
+    def _pop(self, start: float) -> list[Decision]:
+        window = self.windows.pop(start)
+        for converge_id in window.opened:
+            self.converges.pop(converge_id, None)
+        return _decide(window, start + WINDOW + COLLECT_DELAY_S)
 
 
 def _decide(window: BizWindow, now: float) -> list[Decision]:
@@ -102,7 +135,7 @@ def _decide(window: BizWindow, now: float) -> list[Decision]:
         converge_id=summary_id,
         dimension=biz,
         function="collect_alarm",
-        decision="collect",
+        decision=Verdict.COLLECT,
         reason=f"business summary of {len(window.opened)} converges opened within {WINDOW} s",
         time=now,
         skipped=tuple(sorted(a for d in held for a in d.skipped)),
@@ -116,7 +149,7 @@ def _decide(window: BizWindow, now: float) -> list[Decision]:
             converge_id=d.converge_id,
             dimension=d.dimension,
             function=d.function,
-            decision="suppressed",
+            decision=Verdict.SUPPRESSED,
             reason=f"summary folded into the business summary {summary_id}",
             time=now,
             skipped=d.skipped,

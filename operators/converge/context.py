@@ -1,10 +1,15 @@
-"""The action a converge step sees, and its converge context (bkmonitor.md §5.1)."""
+"""The action a converge step sees, and its converge context (``core/context/converge.py``).
+
+:func:`parse_action` is total: any JSON object gives an :class:`Action` or :class:`Rejected`
+with the field that is wrong, never another exception.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from operators.bounds import EPOCH_2000, TimeWindow
 from operators.md5 import count_md5
 from operators.rejects import Reason, Rejected
 
@@ -13,11 +18,31 @@ END_STATUS = frozenset(
 )
 PROCEED_STATUS = frozenset({"received", "waiting", "converging", "sleep", "converged", "running"})
 DEFAULT_TIMEOUT_S = 600
+MAX_TIMEOUT_S = 7 * 86400
+"""Longest accepted ``timeout``: a sleeper retries every 30 s until it times out."""
+DEFAULT_TIME_RANGE = "00:00:00--23:59:59"
+ANY_TIME = TimeWindow(past_s=1e10, future_s=1e10)
+"""Without a window around now: epoch seconds from 2000 to about 2340, so that no timer
+derived from an action's time can overflow."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """What converge reads of one alert snapshot: its id, dimensions (for shield configs),
+    strategy id and level, the alert module's shield verdict, and its strategy snapshot."""
+
+    id: str
+    dimensions: tuple[tuple[str, Any], ...] = ()
+    strategy_id: int = 0
+    level: int = 0
+    is_shielded: bool = False
+    shield_id: str = ""
+    strategy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class Action:
-    """One action instance (bkmonitor's ``ActionInstance``) with its alerts' ids."""
+    """One action instance (bkmonitor's ``ActionInstance``) with its alerts."""
 
     id: int
     create_time: float
@@ -35,11 +60,14 @@ class Action:
     dimensions: str
     is_parent: bool
     timeout: int
-    alert_ids: tuple[str, ...]
+    alerts: tuple[Alert, ...]
     converge_config: dict[str, Any] | None
-    shield: str = ""
-    """Why the action is shielded (bkmonitor's alert shield: an alert with ``is_shielded``),
-    else empty."""
+    time_range: str = DEFAULT_TIME_RANGE
+    """bkmonitor's ``inputs.time_range``: when the action may run, ``HH:MM:SS--HH:MM:SS``."""
+
+    @property
+    def alert_ids(self) -> tuple[str, ...]:
+        return tuple(alert.id for alert in self.alerts)
 
 
 def _field(data: dict, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
@@ -51,44 +79,73 @@ def _field(data: dict, name: str, kind: type | tuple[type, ...], default: Any = 
     return value
 
 
-def _dimensions(data: dict, alerts: list) -> str:
+def _create_time(data: dict, window: TimeWindow, now: float) -> float:
+    return window.check(_field(data, "create_time", (int, float)), now, "create_time")
+
+
+def _timeout(data: dict) -> int:
+    value = _field(data, "timeout", int, DEFAULT_TIMEOUT_S)
+    if not 0 <= value <= MAX_TIMEOUT_S:
+        raise Rejected(
+            Reason.OUT_OF_RANGE, f"action field 'timeout' is not in [0, {MAX_TIMEOUT_S}]"
+        )
+    return value
+
+
+def _pairs(raw: Any, where: str) -> tuple[tuple[str, Any], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise Rejected(Reason.WRONG_TYPE, f"{where} 'dimensions' is {type(raw).__name__}")
+    return tuple(
+        (str(d.get("key")), d.get("value"))
+        for d in raw
+        if isinstance(d, dict) and d.get("value") not in (None, "")
+    )
+
+
+def _alert(raw: Any, index: int) -> Alert:
+    where = f"alerts[{index}]"
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise Rejected(Reason.WRONG_TYPE, f"{where} needs a string 'id'")
+    strategy = raw.get("strategy")
+    if strategy is not None and not isinstance(strategy, dict):
+        raise Rejected(Reason.WRONG_TYPE, f"{where} 'strategy' is {type(strategy).__name__}")
+    shield_id = raw.get("shield_id")
+    return Alert(
+        id=raw["id"],
+        dimensions=_pairs(raw.get("dimensions"), where),
+        strategy_id=_field(raw, "strategy_id", int, 0),
+        level=_field(raw, "severity", int, 0),
+        is_shielded=raw.get("is_shielded") is True,
+        shield_id="" if shield_id in (None, "", []) else str(shield_id),
+        strategy=strategy,
+    )
+
+
+def _dimensions(data: dict, alerts: tuple[Alert, ...]) -> str:
     """The action's ``dimension_hash``, else ``count_md5`` of the alerts' common dimensions."""
     given = data.get("dimension_hash")
     if isinstance(given, str) and given:
         return given
     common: set[str] | None = None
     for alert in alerts:
-        pairs = {
-            f"{d.get('key')}={d.get('value')}"
-            for d in alert.get("dimensions") or []
-            if isinstance(d, dict) and d.get("value") not in (None, "")
-        }
+        pairs = {f"{key}={value}" for key, value in alert.dimensions}
         common = pairs if common is None else common & pairs
     return count_md5(sorted(common or ()))
 
 
-def _shield(alerts: list[dict]) -> str:
-    """The reason the first shielded alert gives, as bkmonitor's alert-shield check does."""
-    for alert in alerts:
-        if alert.get("is_shielded") is True:
-            shield_id = alert.get("shield_id")
-            by = f" by shield {shield_id}" if shield_id not in (None, "", []) else ""
-            return f"alert {alert['id']} is shielded{by}"
-    return ""
-
-
-def parse_action(data: dict) -> Action:
-    """An :class:`Action` from its JSON object, or :class:`Rejected`."""
-    alerts = _field(data, "alerts", list, [])
-    if not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in alerts):
-        raise Rejected(Reason.WRONG_TYPE, "every alert needs a string 'id'")
+def parse_action(data: dict, window: TimeWindow = ANY_TIME, now: float = EPOCH_2000) -> Action:
+    """An :class:`Action` from its JSON object, its ``create_time`` within ``window`` around
+    ``now``, or :class:`Rejected`."""
+    alerts = tuple(_alert(a, i) for i, a in enumerate(_field(data, "alerts", list, [])))
     config = data.get("converge_config")
     if config is not None and not isinstance(config, dict):
         raise Rejected(Reason.WRONG_TYPE, "converge_config must be an object")
     receiver = _field(data, "notice_receiver", (list, str), [])
     return Action(
         id=_field(data, "id", int),
-        create_time=float(_field(data, "create_time", (int, float))),
+        create_time=_create_time(data, window, now),
         status=_field(data, "status", str, "received"),
         signal=_field(data, "signal", str, "abnormal"),
         strategy_id=_field(data, "strategy_id", int, 0),
@@ -102,10 +159,10 @@ def parse_action(data: dict) -> Action:
         user_type=_field(data, "user_type", str, ""),
         dimensions=_dimensions(data, alerts),
         is_parent=_field(data, "is_parent_action", bool, False),
-        timeout=_field(data, "timeout", int, DEFAULT_TIMEOUT_S),
-        alert_ids=tuple(a["id"] for a in alerts),
+        timeout=_timeout(data),
+        alerts=alerts,
         converge_config=config,
-        shield=_shield(alerts),
+        time_range=_field(data, "time_range", str, DEFAULT_TIME_RANGE),
     )
 
 

@@ -1,4 +1,5 @@
-"""The converge dimension (bkmonitor.md §5.3 step 5) and the business dimension (§5.5 step 6).
+"""The converge dimension (``processor.get_dimension``) and the business dimension
+(``dimension.get_sub_converge_label_info``).
 
 bkmonitor tries to shorten lists of four or more values with ``md5`` of the list, which raises
 ``TypeError``; alarmflow joins every list in full with ``,`` and relies on the sha1 to keep the

@@ -1,70 +1,66 @@
-"""One converge step per action and per timer (bkmonitor.md §5.5), on a virtual clock.
+"""One converge dimension as a state object (``converge/processor.py``) on a virtual clock.
 
-``decide(state, action, now)`` first fires the dimension's timers that are due by ``now`` (the
-event time), then decides the action; ``on_timer(state, timer, now)`` fires one timer. Both
-return the new state, the decisions made and the timers they set. Decisions:
+:class:`Dimension` holds what bkmonitor keeps in its converge index, ConvergeInstance and
+ConvergeRelation rows for one dimension, and its methods change it in place and return the
+decisions made: :meth:`Dimension.push` fires the timers due by the action's event time, then
+decides the action; :meth:`Dimension.advance` fires the timers due by a time; at end of input
+:meth:`Dimension.flush` fires them all. An action is decided as bkmonitor's ``run_converge``
+does, in its order:
 
-- ``execute``: run the action (not converged, or the function let it through);
-- ``skipped``: converged, not run; ``waiting``: run through an approval ticket;
-- ``sleep``: decided again ``SLEEP_RETRY_S`` later (the action is kept in the state);
-- ``collect``: the summary of a converge, ``COLLECT_DELAY_S`` after it opened, listing every
-  action the converge skipped (none when it skipped nothing; for business converges an empty
-  one goes to the business step, which owes it to its window and drops it).
+1. an action already seen only updates its status; a finished one is not converged;
+2. it is indexed at first sight (``fta_action/utils.py`` indexes before converging), so a
+   shielded action, or one waiting for the lock, counts for the others;
+3. a ``sleep`` retry past ``max(timeout, max_timedelta)`` is skipped (``is_sleep_timeout``);
+4. shields (:mod:`operators.converge.shields`): ``shield``, or ``skipped`` when the strategy
+   is gone; unconverged configs execute;
+5. the counter lock (``processor.lock``): busy re-queues the action ``LOCK_RETRY_S`` later,
+   status unchanged (no sleep timeout); at end of input the lock is not asked
+   (:meth:`Dimension.flush`: it is decided as when the other holder's lock frees, 60 s at
+   most);
+6. the window closes lazily, a converge opens when the matching actions reach ``count``,
+   the converge function decides, and the action is related (sleepers once decided).
 
-A busy counter lock (§5.4) re-queues the action ``LOCK_RETRY_S`` later without a decision.
-Shields (§5.5 step 1) are out of scope: a shielded action never reaches this layer here.
+``collect`` summaries come ``COLLECT_DELAY_S`` after a collecting converge opened and list
+every related action that was skipped, its opener included (``collect/processor.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import math
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple, Protocol
 
-from operators.converge.config import ConvergeConfig, normalise
-from operators.converge.context import END_STATUS, Action, converge_context
-from operators.converge.dimension import biz_dimension, dimension
+from operators.converge.config import ConvergeConfig
+from operators.converge.context import END_STATUS, Action
 from operators.converge.functions import COLLECTING, FUNCTIONS, View
-from operators.converge.state import EXECUTED, PRIMARY, SKIPPED, Converge, DimensionState, Timer
-from operators.converge.window import close_if_stale, index, matched
+from operators.converge.records import (
+    EXECUTED,
+    PRIMARY,
+    SKIPPED,
+    Converge,
+    Decision,
+    Plan,
+    Timer,
+    Verdict,
+)
+from operators.converge.shields import NO_SHIELDS, ShieldTable
 
-COMPARED = ("alert_info", "notice_info", "action_info")
-"""The context fields bkmonitor indexes in ``fta_action.converge.{sid}.{dim}.{value}``."""
 SLEEP_RETRY_S = 30
 LOCK_RETRY_S = 3
 COLLECT_DELAY_S = 60
-LOCK_TTL_S = 60
+INDEX_TTL_S = 1800
 NOT_YET_RUN = frozenset({"received", "sleep", "waiting"})
 RUN_STATUS = {
-    "execute": "running",
-    "skipped": "skipped",
-    "sleep": "sleep",
-    "waiting": "waiting",
-    "shield": "shield",
+    Verdict.EXECUTE: "running",
+    Verdict.SKIPPED: "skipped",
+    Verdict.SLEEP: "sleep",
+    Verdict.WAITING: "waiting",
+    Verdict.SHIELD: "shield",
 }
 
 
-@dataclass(frozen=True)
-class Decision:
-    """What happens to one action (or, for ``collect``, the summary of one converge)."""
-
-    id: str
-    action_id: int
-    alert_ids: tuple[str, ...]
-    converge_id: str
-    dimension: str
-    function: str
-    decision: str
-    reason: str
-    time: float
-    skipped: tuple[int, ...] = ()
-    biz: str = ""
-    opened: bool = False
-    index: tuple[tuple[int, str, str], ...] = ()
-    create_time: float = 0.0
-
-
 class Lock(Protocol):
-    """bkmonitor's counter lock on a converge dimension (§5.4)."""
+    """bkmonitor's counter lock on a converge dimension (``processor.lock``)."""
 
     def acquire(self, dimension: str, parallel: int) -> bool: ...
 
@@ -84,213 +80,277 @@ class NoLock:
 NO_LOCK = NoLock()
 
 
-@dataclass(frozen=True)
-class Plan:
-    """An action's effective config, converge dimension and business dimension; ``reason``
-    instead of a config when the action is not converged."""
+class Runtime(NamedTuple):
+    """What a dimension asks outside itself: the counter lock and the shield table."""
 
-    config: ConvergeConfig | None
-    dimension: str
-    biz: str
-    reason: str = ""
-    index: tuple[tuple[int, str, str], ...] = ()
+    lock: Lock = NO_LOCK
+    shields: ShieldTable = NO_SHIELDS
 
 
-def plan(action: Action) -> Plan:
-    """The action's converge dimension (the flow keys by it); unconverged actions get
-    ``"!none#{id}"`` so that each is its own key."""
-    context = converge_context(action)
-    config = normalise(action, context)
-    if isinstance(config, str):
-        return Plan(None, f"!none#{action.id}", "", config)
-    biz = biz_dimension(context) if config.need_biz_converge else ""
-    index = tuple((action.strategy_id, dim, str(context[dim])) for dim in COMPARED)
-    return Plan(config, dimension(config, context), biz, index=index)
+DEFAULT = Runtime()
 
 
-Step = tuple[DimensionState, list[Decision], list[Timer]]
+class Queued(NamedTuple):
+    """An action waiting for a retry timer (sleep or busy lock), with its plan."""
+
+    action: Action
+    plan: Plan
 
 
-def decide(
-    state: DimensionState,
-    action: Action,
-    now: float,
-    lock: Lock = NO_LOCK,
-    planned: Plan | None = None,
-) -> Step:
-    """Fire the timers due by ``now``, then decide ``action``; ``planned`` is its
-    :func:`plan` when the caller already made it (to key the action by its dimension)."""
-    state, decisions, timers = fire_due(state, now, lock)
-    state.clock = max(state.clock, now)
-    if action.id in state.statuses:
-        if action.id not in state.pending:
-            state.statuses[action.id] = action.status
-        return state, decisions, timers
-    if action.status in END_STATUS:
-        return state, decisions, timers
-    made, set_timers = _process(state, action, planned or plan(action), now, lock, retry=False)
-    return state, decisions + made, timers + set_timers
+@dataclass
+class Dimension:
+    """Everything one converge dimension remembers.
 
+    ``index``: action id -> create time of the actions seen (pruned after ``INDEX_TTL_S``);
+    ``statuses``: last known status of each indexed action; ``ended``: ids related to a converge
+    that ended (never matched again); ``collecting``: ended converges whose summary is still
+    due; ``queued``: actions waiting for a retry timer; ``attempts``: decisions made per action
+    (decision ids are ``{action}.{attempt}``); ``clock``: the latest event time seen.
+    """
 
-def fire_due(state: DimensionState, now: float, lock: Lock = NO_LOCK) -> Step:
-    """Fire, in due order, every timer due by ``now`` (and timers they set that are due)."""
-    decisions: list[Decision] = []
-    timers: list[Timer] = []
-    while state.timers and min(state.timers).due <= now:
-        timer = min(state.timers)
-        state, made, set_timers = on_timer(state, timer, timer.due, lock)
-        decisions += made
-        timers += set_timers
-    return state, decisions, [t for t in timers if t in state.timers]
+    index: dict[int, float] = field(default_factory=dict)
+    statuses: dict[int, str] = field(default_factory=dict)
+    ended: set[int] = field(default_factory=set)
+    converge: Converge | None = None
+    collecting: dict[str, Converge] = field(default_factory=dict)
+    queued: dict[int, Queued] = field(default_factory=dict)
+    attempts: dict[int, int] = field(default_factory=dict)
+    timers: list[Timer] = field(default_factory=list)
+    clock: float = 0.0
+    window_s: int = 0
 
+    def push(self, action: Action, plan: Plan, runtime: Runtime = DEFAULT) -> list[Decision]:
+        """Fire the timers due by the action's event time, then decide the action."""
+        out = self.advance(action.create_time, runtime)
+        self.clock = max(self.clock, action.create_time)
+        if action.id in self.statuses:
+            if action.id not in self.queued:
+                self.statuses[action.id] = action.status
+            return out
+        if action.status in END_STATUS:
+            return out
+        if plan.config is not None:
+            self._index(action)
+        return out + self._run(action, plan, action.create_time, runtime, retry=False)
 
-def on_timer(state: DimensionState, timer: Timer, now: float, lock: Lock = NO_LOCK) -> Step:
-    """Fire ``timer`` at ``now``: retry a pending action or emit a converge's summary."""
-    state.timers.remove(timer)
-    state.clock = max(state.clock, now)
-    if timer.kind == "retry":
-        action = state.pending.pop(int(timer.ref))
-        made, timers = _process(state, action, plan(action), now, lock, retry=True)
-        return state, made, timers
-    return state, _collect(state, timer.ref, now), []
+    def advance(self, now: float, runtime: Runtime = DEFAULT) -> list[Decision]:
+        """Fire, in due order, every timer due by ``now`` (and the timers they set)."""
+        out: list[Decision] = []
+        while self.timers and min(self.timers).due <= now:
+            timer = min(self.timers)
+            self.timers.remove(timer)
+            self.clock = max(self.clock, timer.due)
+            if timer.kind == "retry":
+                queued = self.queued.pop(int(timer.ref))
+                out += self._run(queued.action, queued.plan, timer.due, runtime, retry=True)
+            else:
+                out += self._collect(timer.ref, timer.due)
+        return out
 
+    def flush(self, shields: ShieldTable = NO_SHIELDS) -> list[Decision]:
+        """End of input: fire every timer, without the lock (step 5 of the module doc)."""
+        return self.advance(math.inf, Runtime(NO_LOCK, shields))
 
-def _collect(state: DimensionState, converge_id: str, now: float) -> list[Decision]:
-    converge = state.collecting.pop(converge_id, None)
-    if converge is None and state.converge is not None and state.converge.id == converge_id:
-        converge = state.converge
-        state.end()
-    if converge is None:
-        return []
-    skipped = tuple(sorted(a for a, role in converge.relations.items() if role == SKIPPED))
-    if not skipped and not converge.biz:
-        return []
-    alerts = tuple(sorted({alert for a in skipped for alert in converge.alerts.get(a, ())}))
-    return [
-        Decision(
-            id=f"collect.{converge_id}",
-            action_id=0,
-            alert_ids=alerts,
-            converge_id=converge_id,
-            dimension=converge.dimension,
-            function=converge.function,
-            decision="collect",
-            reason=f"summary of the {len(skipped)} action(s) this converge skipped",
-            time=now,
-            skipped=skipped,
-            biz=converge.biz,
+    def copy(self) -> Dimension:
+        """An independent copy (the state to restore when a step fails on a record)."""
+        return replace(
+            self,
+            index=dict(self.index),
+            statuses=dict(self.statuses),
+            ended=set(self.ended),
+            converge=self.converge and self.converge.copy(),
+            collecting={k: c.copy() for k, c in self.collecting.items()},
+            queued=dict(self.queued),
+            attempts=dict(self.attempts),
+            timers=list(self.timers),
         )
-    ]
 
+    def drop_due(self, now: float) -> bytes:
+        """Drop the timers due by ``now`` and the actions they would retry (after a timer
+        failed on them); what was dropped, for the dead-letter record."""
+        due = [t for t in self.timers if t.due <= now]
+        self.timers = [t for t in self.timers if t.due > now]
+        for timer in due:
+            if timer.kind == "retry":
+                self.queued.pop(int(timer.ref), None)
+        return ",".join(f"{t.kind}:{t.ref}" for t in due).encode()
 
-def _process(
-    state: DimensionState, action: Action, plan: Plan, now: float, lock: Lock, retry: bool
-) -> tuple[list[Decision], list[Timer]]:
-    if action.shield and not action.is_parent:
-        return [_decision(state, action, plan, "", "shield", action.shield, now)], []
-    config = plan.config
-    if config is None:
-        return [_decision(state, action, plan, "", "execute", plan.reason, now)], []
-    if retry and action.create_time + max(action.timeout, config.window_s) < now:
-        return [_decision(state, action, plan, "", "skipped", "sleep timed out", now)], []
-    state.window_s = config.window_s
-    close_if_stale(state, action.create_time, config.window_s)
-    needs_lock = state.converge is None or (
-        config.count > 1 and len(state.executed(action.id)) < config.count
-    )
-    if needs_lock and not lock.acquire(plan.dimension, max(config.count // 2, 1)):
-        return [], [_later(state, action, now + LOCK_RETRY_S)]
-    try:
-        return _converge(state, action, plan, config, now, retry)
-    finally:
-        if needs_lock:
-            lock.release(plan.dimension)
+    def next_due(self) -> float | None:
+        return min(self.timers).due if self.timers else None
 
+    def expires_at(self) -> float | None:
+        """When nothing is due, the time after which no later action could match anything
+        here: the last action plus the longer of the index TTL and the window."""
+        if self.timers or self.queued or not self.index:
+            return None
+        return max(self.index.values()) + max(INDEX_TTL_S, self.window_s)
 
-def _converge(
-    state: DimensionState,
-    action: Action,
-    plan: Plan,
-    config: ConvergeConfig,
-    now: float,
-    retry: bool,
-) -> tuple[list[Decision], list[Timer]]:
-    timers: list[Timer] = []
-    if not retry:
-        index(state, action.id, action.create_time)
-        state.statuses[action.id] = action.status
-    is_new = False
-    hits: list[int] = []
-    if state.converge is None:
-        hits = matched(state, action.create_time, config.window_s)
-        if hits and len(hits) >= config.count:
-            state.converge = Converge(
-                f"{plan.dimension}@{action.id}", now, plan.dimension, config.func, plan.biz
+    def is_idle(self) -> bool:
+        """Nothing open, queued, due or indexed: nothing can refer to this state."""
+        return not (self.converge or self.collecting or self.queued or self.timers or self.index)
+
+    def executed(self, exclude: int) -> tuple[str, ...]:
+        """Statuses of the open converge's executed (or primary) actions other than ``exclude``."""
+        if self.converge is None:
+            return ()
+        return tuple(
+            self.statuses.get(aid, "received")
+            for aid, role in sorted(self.converge.relations.items())
+            if role != SKIPPED and aid != exclude
+        )
+
+    def _index(self, action: Action) -> None:
+        """ZADD ``action_{id}`` with its create time; forget entries older than the TTL."""
+        self.index[action.id] = action.create_time
+        self.statuses[action.id] = action.status
+        horizon = action.create_time - INDEX_TTL_S
+        for old in [a for a, t in self.index.items() if t < horizon and a not in self.queued]:
+            del self.index[old]
+            self.statuses.pop(old, None)
+            self.attempts.pop(old, None)
+            self.ended.discard(old)
+
+    def _matched(self, create_time: float, window_s: int) -> list[int]:
+        """Indexed actions within ``create_time ± window`` not related to an ended converge."""
+        low, high = create_time - window_s, create_time + window_s
+        return sorted(a for a, t in self.index.items() if low <= t <= high and a not in self.ended)
+
+    def _end(self) -> None:
+        """End the open converge (``end_converge_by_id``); keep it while its summary is due."""
+        converge = self.converge
+        if converge is None:
+            return
+        self.ended.update(converge.relations)
+        self.converge = None
+        if any(t.kind == "collect" and t.ref == converge.id for t in self.timers):
+            self.collecting[converge.id] = converge
+
+    def _run(
+        self, action: Action, plan: Plan, now: float, runtime: Runtime, retry: bool
+    ) -> list[Decision]:
+        config = plan.config
+        if retry and config is not None and self.statuses.get(action.id) == "sleep":
+            limit = max(action.timeout, config.max_window_s)
+            if int(action.create_time) + limit < int(now):
+                reason = f"sleep timed out (max(timeout, max_timedelta) = {limit} s)"
+                return [self._decide(action, plan, "", Verdict.SKIPPED, reason, now)]
+        if not action.is_parent:
+            shielded = runtime.shields.check(action, now)
+            if shielded is not None:
+                return [self._decide(action, plan, "", shielded.verdict, shielded.reason, now)]
+        if config is None:
+            return [self._decide(action, plan, "", Verdict.EXECUTE, plan.reason, now)]
+        self.window_s = config.window_s
+        if self.converge is not None and self.converge.create_time < action.create_time - (
+            config.window_s
+        ):
+            self._end()
+        needs_lock = self.converge is None or (
+            config.count > 1 and len(self.executed(action.id)) < config.count
+        )
+        if needs_lock and not runtime.lock.acquire(plan.dimension, max(config.count // 2, 1)):
+            self._later(action, plan, now + LOCK_RETRY_S)
+            return []
+        try:
+            return self._converge(action, plan, config, now)
+        finally:
+            if needs_lock:
+                runtime.lock.release(plan.dimension)
+
+    def _converge(
+        self, action: Action, plan: Plan, config: ConvergeConfig, now: float
+    ) -> list[Decision]:
+        hits: list[int] = []
+        is_new = False
+        if self.converge is None:
+            hits = self._matched(action.create_time, config.window_s)
+            if hits and len(hits) >= config.count:
+                self.converge = Converge(
+                    f"{plan.dimension}@{action.id}", now, plan.dimension, config.func, plan.biz
+                )
+                is_new = True
+                if config.func in COLLECTING:
+                    self.timers.append(Timer(now + COLLECT_DELAY_S, "collect", self.converge.id))
+        converge = self.converge
+        if converge is None:
+            reason = f"{len(hits)} matching action(s) in the window, below count {config.count}"
+            return [self._decide(action, plan, "", Verdict.EXECUTE, reason, now)]
+        view = View(is_new, True, self.executed(action.id), config.count)
+        verdict = Verdict(FUNCTIONS[config.func](view) or Verdict.EXECUTE)
+        if is_new:
+            converge.relations[action.id] = PRIMARY
+            for other in hits:
+                if other != action.id and self.statuses.get(other) not in NOT_YET_RUN:
+                    converge.relations.setdefault(other, EXECUTED)
+        elif verdict != Verdict.SLEEP:
+            converge.relations[action.id] = EXECUTED if verdict == Verdict.EXECUTE else SKIPPED
+        converge.alerts[action.id] = action.alert_ids
+        opened = "opened the converge; " if is_new else ""
+        executed = f"{len(view.executed)} other executed action(s), count {config.count}"
+        reason = f"{opened}{config.func}: {verdict} ({executed})"
+        made = self._decide(action, plan, converge.id, verdict, reason, now, opened=is_new)
+        if verdict == Verdict.SLEEP:
+            self._later(action, plan, now + SLEEP_RETRY_S)
+        return [made]
+
+    def _collect(self, converge_id: str, now: float) -> list[Decision]:
+        converge = self.collecting.pop(converge_id, None)
+        if converge is None and self.converge is not None and self.converge.id == converge_id:
+            converge = self.converge
+            self._end()
+        if converge is None:
+            return []
+        covered = tuple(sorted(a for a in converge.relations if self.statuses.get(a) == "skipped"))
+        if not covered and not converge.biz:
+            return []
+        alerts = tuple(sorted({alert for a in covered for alert in converge.alerts.get(a, ())}))
+        return [
+            Decision(
+                id=f"collect.{converge_id}",
+                action_id=0,
+                alert_ids=alerts,
+                converge_id=converge_id,
+                dimension=converge.dimension,
+                function=converge.function,
+                decision=Verdict.COLLECT,
+                reason=f"summary of the {len(covered)} related action(s) skipped",
+                time=now,
+                skipped=covered,
+                biz=converge.biz,
             )
-            is_new = True
-            if config.func in COLLECTING:
-                timers.append(Timer(now + COLLECT_DELAY_S, "collect", state.converge.id))
-                state.timers.append(timers[-1])
-    converge = state.converge
-    if converge is None:
-        reason = f"{len(hits)} matching action(s) in the window, below count {config.count}"
-        return [_decision(state, action, plan, "", "execute", reason, now)], timers
-    view = View(is_new, True, state.executed(action.id), config.count)
-    status = FUNCTIONS[config.func](view)
-    verdict = "execute" if status is None else status
-    if is_new:
-        converge.relations[action.id] = PRIMARY
-        for other in hits:
-            if other != action.id and state.statuses.get(other) not in NOT_YET_RUN:
-                converge.relations.setdefault(other, EXECUTED)
-    elif verdict != "sleep":
-        converge.relations[action.id] = SKIPPED if verdict == "skipped" else EXECUTED
-    converge.alerts[action.id] = action.alert_ids
-    reason = _reason(config, view, verdict, is_new)
-    made = [_decision(state, action, plan, converge.id, verdict, reason, now, opened=is_new)]
-    if verdict == "sleep":
-        timers.append(_later(state, action, now + SLEEP_RETRY_S))
-    return made, timers
+        ]
 
+    def _later(self, action: Action, plan: Plan, due: float) -> None:
+        self.queued[action.id] = Queued(action, plan)
+        self.timers.append(Timer(due, "retry", str(action.id)))
 
-def _reason(config: ConvergeConfig, view: View, verdict: str, is_new: bool) -> str:
-    opened = "opened the converge; " if is_new else ""
-    executed = f"{len(view.executed)} other executed action(s), count {config.count}"
-    return f"{opened}{config.func}: {verdict} ({executed})"
-
-
-def _later(state: DimensionState, action: Action, due: float) -> Timer:
-    state.pending[action.id] = action
-    timer = Timer(due, "retry", str(action.id))
-    state.timers.append(timer)
-    return timer
-
-
-def _decision(
-    state: DimensionState,
-    action: Action,
-    plan: Plan,
-    converge_id: str,
-    verdict: str,
-    reason: str,
-    now: float,
-    opened: bool = False,
-) -> Decision:
-    attempt = state.attempts.get(action.id, 0) + 1
-    state.attempts[action.id] = attempt
-    state.statuses[action.id] = RUN_STATUS[verdict]
-    return Decision(
-        id=f"{action.id}.{attempt}",
-        action_id=action.id,
-        alert_ids=action.alert_ids,
-        converge_id=converge_id,
-        dimension=plan.dimension,
-        function=plan.config.func if plan.config else "",
-        decision=verdict,
-        reason=reason,
-        time=now,
-        biz=plan.biz,
-        opened=opened,
-        index=plan.index,
-        create_time=action.create_time,
-    )
+    def _decide(
+        self,
+        action: Action,
+        plan: Plan,
+        converge_id: str,
+        verdict: Verdict,
+        reason: str,
+        now: float,
+        opened: bool = False,
+    ) -> Decision:
+        attempt = self.attempts.get(action.id, 0) + 1
+        self.attempts[action.id] = attempt
+        self.statuses[action.id] = RUN_STATUS[verdict]
+        notice = plan.notice if verdict in (Verdict.EXECUTE, Verdict.WAITING) else None
+        return Decision(
+            id=f"{action.id}.{attempt}",
+            action_id=action.id,
+            alert_ids=action.alert_ids,
+            converge_id=converge_id,
+            dimension=plan.dimension,
+            function=plan.config.func if plan.config else "",
+            decision=verdict,
+            reason=reason,
+            time=now,
+            biz=plan.biz,
+            opened=opened,
+            index=plan.index,
+            create_time=action.create_time,
+            notice=notice,
+        )

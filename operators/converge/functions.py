@@ -1,4 +1,4 @@
-"""The ten converge functions (bkmonitor.md §5.6) over a small view of a converge.
+"""The ten converge functions (``converge/converge_func.py``) over a small view of a converge.
 
 Each returns the action's converge status: ``"skipped"``, ``"sleep"``, ``"waiting"``, or None
 meaning "execute it". Where bkmonitor has a bug the intended behaviour is implemented:
@@ -41,7 +41,10 @@ def skip_when_success(v: View) -> str | None:
 
 
 def approve_when_failed(v: View) -> str | None:
-    return skip_when_success(v) or ("waiting" if v.executed else None)
+    """Wherever ``skip_when_success`` lets the action through, an approval decides instead,
+    the converge's opener included: it has no executed relation yet (bkmonitor relates it
+    after the function ran, ``converge_manger.connect_converge``)."""
+    return skip_when_success(v) or "waiting"
 
 
 def skip_when_proceed(v: View) -> str | None:

@@ -11,6 +11,7 @@ from alarmflow.config import (
     load_settings,
     settings_or_exit,
 )
+from alarmflow.connections import ConnectFailed, check_redis
 from state.keys import Backend
 
 
@@ -384,3 +385,57 @@ def test_a_command_ends_on_a_missing_config_file_with_one_line_and_exit_2(tmp_pa
         f"alarmflow: config error: ALARMFLOW_CONFIG={str(missing)!r}: expected a readable file "
         "of KEY=VALUE lines (No such file or directory)"
     ]
+
+
+SENTINEL = "redis+sentinel://:pw@s1:26379,s2:26380/9?master=bkmonitor"
+
+
+def test_a_sentinel_url_names_the_sentinels_the_master_and_the_database():
+    settings = load_settings({"ALARMFLOW_REDIS_URL": SENTINEL})
+    assert (
+        settings.redis_service_url == "redis+sentinel://:pw@s1:26379,s2:26380/10?master=bkmonitor"
+    )
+    assert {b.value: db for b, db in settings.redis_dbs().items()} == {
+        "queue": 9,
+        "service": 10,
+        "cache": 8,
+    }
+    other_master = "redis+sentinel://:pw@s1:26379,s2:26380/10?master=other"
+    with pytest.raises(ConfigError, match="one atomic script"):
+        load_settings(
+            {"ALARMFLOW_REDIS_URL": SENTINEL, "ALARMFLOW_REDIS_SERVICE_URL": other_master}
+        )
+
+
+def test_a_sentinel_url_without_a_master_name_is_refused():
+    with pytest.raises(ConfigError, match=r"ALARMFLOW_REDIS_URL=.*\?master=NAME"):
+        load_settings({"ALARMFLOW_REDIS_URL": "redis+sentinel://s1:26379/9"})
+
+
+def test_the_sentinel_password_is_a_secret_used_only_with_sentinels():
+    env = {"ALARMFLOW_REDIS_URL": SENTINEL, "ALARMFLOW_REDIS_SENTINEL_PASSWORD": "s3cret"}
+    settings = load_settings(env)
+    assert settings.redis_sentinel_password.reveal() == "s3cret"
+    assert "s3cret" in settings.secrets() and "s3cret" not in repr(settings)
+    with pytest.raises(ConfigError, match="SENTINEL_PASSWORD='\\*\\*\\*': expected only with"):
+        load_settings({"ALARMFLOW_REDIS_SENTINEL_PASSWORD": "s3cret"})
+
+
+def test_redis_outage_and_replica_settings():
+    settings = load_settings({})
+    assert (settings.redis_outage_s, settings.redis_replicas) == (300, 0)
+    env = {"ALARMFLOW_REDIS_OUTAGE_S": "30", "ALARMFLOW_REDIS_MIN_REPLICAS": "1"}
+    assert (load_settings(env).redis_outage_s, load_settings(env).redis_replicas) == (30, 1)
+    assert load_settings({"ALARMFLOW_REDIS_URL": SENTINEL}).redis_replicas == 1
+    with pytest.raises(ConfigError, match="ALARMFLOW_REDIS_OUTAGE_S='-1'"):
+        load_settings({"ALARMFLOW_REDIS_OUTAGE_S": "-1"})
+
+
+def test_the_start_check_names_the_sentinels_when_none_answers(free_port):
+    port = free_port()
+    url = f"redis+sentinel://:secret@127.0.0.1:{port}/9?master=bkmonitor"
+    settings = load_settings({"ALARMFLOW_REDIS_URL": url})
+    with pytest.raises(ConnectFailed) as failed:
+        check_redis(url, settings, "ALARMFLOW_REDIS_URL", timeout=1)
+    assert f"master bkmonitor of sentinels 127.0.0.1:{port}" in str(failed.value)
+    assert "secret" not in str(failed.value)

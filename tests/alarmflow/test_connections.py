@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from alarmflow import kafka_logs
 from alarmflow.config import Settings, load_settings
 from alarmflow.connections import (
     ConnectFailed,
@@ -40,6 +41,7 @@ def test_every_kafka_client_gets_the_named_security_settings_and_the_pass_throug
         "client.id": "alarmflow-eu",
         "acks": "all",  # the client's own property wins over the pass-through one
         "group.id": "g",
+        **kafka_logs.client_config(),  # librdkafka's logs and errors through Python logging
     }
 
 
@@ -47,10 +49,12 @@ def test_the_default_settings_make_a_plaintext_client_as_before():
     assert kafka_config(load_settings({})) == {
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "PLAINTEXT",
+        **kafka_logs.client_config(),
     }
     assert kafka_config("127.0.0.1:9092", {"acks": "all"}) == {
         "bootstrap.servers": "127.0.0.1:9092",
         "acks": "all",
+        **kafka_logs.client_config(),
     }
 
 

@@ -1,16 +1,26 @@
-"""The launcher: an uptime deadline stops every process and counts as success; a host of a
-cluster of hosts runs its one process with its share of the recovery partitions."""
+"""The launcher: an uptime deadline stops every process and counts as success; its processes die
+with it, even when it is killed with SIGKILL; a host of a cluster of hosts runs its one process
+with its share of the recovery partitions."""
 
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import redis
 
+from alarmflow.kafka_tools import produce
 from alarmflow.launch import commands, init_recovery, parse_args, recovery_share, supervise
+from alarmflow.samples import sample_messages
+from alarmflow.services import port_open
+from tests.flows.flowrun import REPO, launcher_command, start
+
+NOW = int(time.time())
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -59,3 +69,107 @@ def test_host_options_that_cannot_run_are_refused(argv, message, capsys):
     with pytest.raises(SystemExit):
         parse_args(["flows.alert", *argv])
     assert message in capsys.readouterr().err
+
+
+def children(pid: int) -> list[int]:
+    """The pids of the live processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def mesh_ports(free_port) -> int:
+    """A base port for a two-process mesh: nothing listens on it or the next one."""
+    base = free_port()
+    while port_open(base + 1):
+        base = free_port()
+    return base
+
+
+@pytest.mark.integration
+def test_the_processes_die_with_a_launcher_killed_by_sigkill(flow_env, free_port, tmp_path):
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(100, NOW)))
+    env = flow_env.environ(ALARMFLOW_TAIL="1")
+    launcher = start(
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(mesh_ports(free_port))),
+        env,
+        tmp_path / "launch.log",
+    )
+    wait_until(lambda: len(children(launcher.pid)) == 2, 60, "two processes")
+    flows = children(launcher.pid)
+    wait_until(lambda: redis_keys(flow_env), 60, "the processes to write")
+
+    launcher.kill()
+    launcher.wait()
+
+    wait_until(lambda: not any(alive(pid) for pid in flows), 10, "the processes to die")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_flow_stopped_by_a_signal_does_not_log_the_end_of_input(
+    flow_env, free_port, tmp_path, signum
+):
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(100, NOW)))
+    env = flow_env.environ(ALARMFLOW_TAIL="1")
+    log = tmp_path / "launch.log"
+    launcher = start(
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(mesh_ports(free_port))),
+        env,
+        log,
+    )
+    wait_until(lambda: redis_keys(flow_env), 60, "the processes to write")
+
+    launcher.send_signal(signum)
+
+    assert launcher.wait(30) != 0
+    assert "end of input" not in log.read_text()
+
+
+def redis_keys(env) -> bool:
+    client = redis.Redis.from_url(env.redis_url)
+    return bool(client.keys(f"{env.prefix}.*"))
+
+
+@pytest.mark.integration
+def test_a_flow_that_cannot_start_its_mesh_does_not_log_the_end_of_input(flow_env, tmp_path):
+    """The second process finds its mesh port taken, and the first loses its peer (or is
+    stopped by the launcher), before any partition is opened: neither read its input to the
+    end, though Bytewax may close their sinks."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        base = taken.getsockname()[1] - 1
+        done = subprocess.run(
+            launcher_command("flows.alert", "-p", "2", "--base-port", str(base)),
+            env=flow_env.environ(),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert done.returncode != 0
+    assert "Address already in use" in done.stderr
+    assert "end of input" not in done.stderr

@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import socket
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from alarmflow.config import load_settings
 from alarmflow.metrics import DEFINED, register_target, scrape_target
 
 
-def test_every_metric_is_an_alarmflow_counter_or_histogram_with_a_help_text():
+def test_every_metric_is_an_alarmflow_counter_histogram_or_gauge_with_a_help_text():
     for metric in DEFINED:
         [family] = metric.describe()
         assert family.name.startswith("alarmflow_")
-        assert isinstance(metric, Counter | Histogram)
+        assert isinstance(metric, Counter | Histogram | Gauge)
         assert family.documentation.endswith(".")
     assert len({m.describe()[0].name for m in DEFINED}) == len(DEFINED)
 

@@ -10,8 +10,10 @@ import orjson
 import pytest
 import redis
 
-from alarmflow.kafka_tools import produce
+from alarmflow.kafka_tools import produce, read_all
+from alarmflow.replay import TAIL_LINES, FlowLog, consumed_in
 from alarmflow.report import snapshot
+from bench.converge_throughput import storm
 from tests.flows.flowrun import REPO, FlowEnv
 
 pytestmark = pytest.mark.integration
@@ -32,15 +34,21 @@ def alerts(first: int, count: int) -> list[bytes]:
     ]
 
 
-def replay(env: FlowEnv, *args: str) -> subprocess.CompletedProcess[str]:
+def replay(env: FlowEnv, *args: str, flow: str = "flows.alert") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "alarmflow.replay", "flows.alert", *args],
+        [sys.executable, "-m", "alarmflow.replay", flow, *args],
         env=env.environ(),
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def last_bar(stderr: str) -> str:
+    """The progress bar as it was last drawn (text mode reads each carriage return as a line
+    end)."""
+    return [line for line in stderr.splitlines() if line.startswith("[")][-1]
 
 
 def replayed_ids(client: redis.Redis, prefix: str) -> set[str]:
@@ -64,7 +72,9 @@ def test_replay_from_a_time_or_an_offset_writes_only_what_follows(
     by_offset = replay(env, "--prefix", f"{stem}o.ee", "--from-offset", "45")
 
     assert by_time.returncode == 0, by_time.stderr
-    assert "20/20 messages" in by_time.stderr and "consumed" in by_time.stdout
+    # The last bar shows what the flow says it consumed, not the count it was to read.
+    assert last_bar(by_time.stderr).startswith(f"[{'#' * 30}] 100% 20/20 messages")
+    assert "consumed[" in by_time.stdout
     assert replayed_ids(client, f"{stem}t.ee") == {f"e{i}" for i in range(30, 50)}
     assert by_offset.returncode == 0, by_offset.stderr
     assert replayed_ids(client, f"{stem}o.ee") == {f"e{i}" for i in range(45, 50)}
@@ -75,3 +85,84 @@ def test_replay_refuses_the_live_prefix(flow_env):
     done = replay(flow_env, "--prefix", flow_env.prefix, "--from-beginning")
     assert done.returncode == 2
     assert "must differ from the live prefix" in done.stderr
+
+
+def test_a_replay_logging_more_than_a_pipe_buffer_of_warnings_finishes(
+    kafka_broker, redis_server, make_flow_env
+):
+    """1,500 malformed messages among valid ones: every one is counted and the bar ends at what
+    the flow read. (Their warnings are rate-limited now; the next test writes the log that
+    would fill the pipe.)"""
+    env = make_flow_env(1)
+    stem = env.prefix.split(".")[0]
+    malformed = [b"{malformed %d" % i for i in range(1500)]
+    produce(kafka_broker.bootstrap, env.topics["ALERT"], malformed + alerts(0, 20))
+
+    done = replay(env, "--prefix", f"{stem}m.ee", "--from-beginning")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert last_bar(done.stderr).startswith(f"[{'#' * 30}] 100% 1,520/1,520 messages")
+    assert "rejected[not_json]=1500" in done.stdout
+    client = redis.Redis.from_url(redis_server.url(9))
+    assert replayed_ids(client, f"{stem}m.ee") == {f"e{i}" for i in range(20)}
+
+
+def test_a_failed_replay_shows_what_was_read_not_a_full_bar(flow_env):
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], alerts(0, 5))
+    stem = flow_env.prefix.split(".")[0]
+    env = FlowEnv(
+        flow_env.bootstrap, flow_env.redis_url, flow_env.prefix, flow_env.topics, "no-such-dlq"
+    )
+
+    done = replay(env, "--prefix", f"{stem}f.ee", "--from-beginning")
+
+    assert done.returncode != 0
+    assert " 0/5 messages" in last_bar(done.stderr)
+
+
+def test_a_converge_replay_reads_the_action_topics_into_topics_of_its_own(
+    make_flow_env, kafka_topics
+):
+    env = make_flow_env(1, "ACTION")
+    stem = env.prefix.split(".")[0]
+    actions = [orjson.dumps(action) for action in storm(40)]
+    produce(env.bootstrap, env.topics["ACTION"], actions)
+    decisions, audit = kafka_topics("replay-decisions", "replay-audit", partitions=1)
+
+    refused = replay(env, "--prefix", f"{stem}c.ee", "--from-beginning", flow="flows.converge")
+    done = replay(
+        env,
+        "--prefix",
+        f"{stem}c.ee",
+        "--from-beginning",
+        "--decision-topic",
+        decisions,
+        "--audit-topic",
+        audit,
+        flow="flows.converge",
+    )
+
+    assert refused.returncode == 2 and "--decision-topic must name a topic" in refused.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{len(actions)}/{len(actions)} messages" in last_bar(done.stderr)
+    assert read_all(env.bootstrap, decisions)
+
+
+def test_the_flow_log_is_read_while_the_flow_runs_however_much_it_writes():
+    """1 MiB of log, far more than the 64 KiB a pipe holds: a reader that waited for the exit
+    would never see it, the writer blocking on the full pipe."""
+    writer = (
+        "import sys\n"
+        "for i in range(10_000): print('x' * 100, i, file=sys.stderr)\n"
+        "print('... INFO flows.redis_sink: end of input: alert: consumed[t]=3', file=sys.stderr)\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", writer], stderr=subprocess.PIPE, text=True
+    ) as proc:
+        log = FlowLog(proc.stderr)
+        assert proc.wait(30) == 0
+        log.join()
+
+    assert log.summary == ["alert: consumed[t]=3"]
+    assert consumed_in(log.summary) == 3
+    assert len(log.tail) == TAIL_LINES and log.tail[-2].endswith(" 9999")

@@ -101,6 +101,13 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) 
         time.sleep(0.1)
 
 
+def recovery_commit(directory: Path) -> int:
+    """The last epoch the recovery store (one partition) committed: it grows with every
+    snapshot the flow completes."""
+    with sqlite3.connect(f"file:{directory / 'part-0.sqlite3'}?mode=ro", uri=True) as db:
+        return db.execute("SELECT coalesce(max(commit_epoch), 0) FROM commits").fetchone()[0]
+
+
 def kill_midway_and_resume(
     module: str, env: FlowEnv, workdir: Path, progress: Callable[[], int], total: int
 ) -> None:
@@ -123,12 +130,19 @@ def kill_midway_and_resume(
     run(command, env.environ())
 
 
+def _ended_or_committed(
+    proc: subprocess.Popen[bytes], recovery: Path, before: int
+) -> Callable[[], bool]:
+    return lambda: proc.poll() is not None or recovery_commit(recovery) > before
+
+
 def crash_soak(
     module: str, env: FlowEnv, workdir: Path, kills: int, seed: int = 3, *args: str
 ) -> int:
-    """Run ``module`` with recovery and SIGKILL it after a random 1.5-4 s, resuming from the
-    recovery store each time, up to ``kills`` times; then run it to its end. Return how many
-    runs were killed (a run that ends by itself first ends the soak)."""
+    """Run ``module`` with recovery and SIGKILL it at a random moment (up to 0.5 s) after it
+    took a snapshot of its own, resuming from the recovery store each time, up to ``kills``
+    times; then run it to its end. Each killed run has made durable progress, however fast the
+    flow is. Return how many runs were killed (a run that ends by itself ends the soak)."""
     recovery = workdir / "soak-recovery"
     init_recovery(recovery, 1)
     command = bytewax_command(module, "-r", str(recovery), "-s", "1", "-b", "0", *args)
@@ -136,8 +150,10 @@ def crash_soak(
     for attempt in range(kills):
         log = workdir / f"soak-{attempt}.log"
         proc = start(command, env.environ(), log)
+        progressed = _ended_or_committed(proc, recovery, recovery_commit(recovery))
+        wait_until(progressed, "a snapshot of this run, or its end", RUN_TIMEOUT_S)
         try:
-            proc.wait(timeout=chaos.uniform(1.5, 4.0))
+            proc.wait(timeout=chaos.uniform(0.0, 0.5))
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()

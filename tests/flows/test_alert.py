@@ -19,7 +19,6 @@ from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
     crash_soak,
-    kill_midway_and_resume,
     launcher_command,
     run,
     run_expecting_failure,
@@ -175,24 +174,6 @@ def test_parallel_runs_write_what_one_worker_writes(flow_env, sample_topic, comm
     expected = normalised(client, single.prefix)
     assert len(expected) > 1000
     assert normalised(client, parallel.prefix) == expected
-
-
-def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
-    flow_env, sample_topic, tmp_path
-):
-    client = redis.Redis.from_url(flow_env.redis_url)
-    reference = with_prefix(flow_env, flow_env.prefix + "ref")
-    run(bytewax_command("flows.alert"), reference.environ())
-    expected = normalised(client, reference.prefix)
-    total = sum(e.size for e in expected.values() if e.kind == "list")
-
-    crashed = with_prefix(flow_env, flow_env.prefix + "crash")
-    list_keys = [crashed.prefix + k for k, e in expected.items() if e.kind == "list"]
-    kill_midway_and_resume(
-        "flows.alert", crashed, tmp_path, lambda: sum(client.llen(k) for k in list_keys), total
-    )
-
-    assert normalised(client, crashed.prefix) == expected
 
 
 def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(

@@ -1,7 +1,14 @@
-"""The converge flow on the real Kafka broker and Redis, run as ``python -m bytewax.run``."""
+"""The converge flow on the real Kafka broker and Redis, run as ``python -m bytewax.run``.
+
+Expected decision counts come from :mod:`tests.flows.converge_model`, a direct model of
+bkmonitor's rules written for these tests; the flow must also give exactly the pure engine's
+decisions (ids, times, reasons)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -10,18 +17,34 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
+from alarmflow.launch import init_recovery
 from bench.converge_throughput import by_dimension, storm
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run as run_engine
-from tests.flows.flowrun import FlowEnv, bytewax_command, kill_midway_and_resume, run, snapshot_dbs
+from operators.converge.plan import plan
+from tests.flows.converge_model import expected_counts
+from tests.flows.flowrun import (
+    FlowEnv,
+    bytewax_command,
+    recovery_snapshots,
+    run,
+    snapshot_dbs,
+    start,
+)
 
 pytestmark = pytest.mark.integration
 
+NOW = time.time()
 BAD = {
     b"not json at all": "not_json",
     orjson.dumps({"create_time": 1, "alerts": []}): "missing_field",
-    orjson.dumps({"id": 1, "create_time": 1, "converge_config": [1]}): "wrong_type",
+    orjson.dumps({"id": 1, "create_time": NOW, "converge_config": [1]}): "wrong_type",
+    orjson.dumps({"id": 2, "create_time": 1e300, "alerts": []}): "future_time",
+    orjson.dumps({"id": 3, "create_time": NOW, "alerts": [{"id": "a", "dimensions": 1}]}): (
+        "wrong_type"
+    ),
+    orjson.dumps({"id": 4, "create_time": 1.7e9}): "too_old",
 }
 
 
@@ -43,13 +66,28 @@ class ConvergeEnv(FlowEnv):
         return super().environ(**topics, **extra)
 
 
-def outputs(env: FlowEnv, kafka_topics, name: str) -> ConvergeEnv:
-    """``env`` under its own key prefix, with its own decision and audit topics."""
+def outputs(env: FlowEnv, kafka_topics, name: str, prefix: str = "") -> ConvergeEnv:
+    """``env`` under its own key prefix (``prefix``, else ``name``), with its own decision and
+    audit topics."""
     decisions, audit = kafka_topics(f"{name}-decisions", f"{name}-audit", partitions=1)
-    prefix = env.prefix + name
+    prefix = env.prefix + (prefix or name)
     return ConvergeEnv(
-        env.bootstrap, env.redis_url, prefix, env.topics, env.dlq_topic, decisions, audit
+        env.bootstrap,
+        env.redis_url,
+        prefix,
+        env.topics,
+        env.dlq_topic,
+        env.settings,
+        decision_topic=decisions,
+        audit_topic=audit,
     )
+
+
+def produce_storm(env: FlowEnv, actions: int) -> list[dict]:
+    """The benchmark's storm of ``actions`` actions on the action topic, a dimension per key."""
+    messages = storm(actions)
+    produce(env.bootstrap, env.topics["ACTION"], [orjson.dumps(m) for m in messages], by_dimension)
+    return messages
 
 
 def read_decisions(env: ConvergeEnv) -> dict[str, dict]:
@@ -74,13 +112,7 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
     action_env, kafka_topics, redis_server, lock
 ):
     """With ``ALARMFLOW_CONVERGE_LOCK=1`` one deployment never finds its own lock busy."""
-    messages = storm(1000)
-    produce(
-        action_env.bootstrap,
-        action_env.topics["ACTION"],
-        [orjson.dumps(m) for m in messages],
-        by_dimension,
-    )
+    messages = produce_storm(action_env, 1000)
     produce(action_env.bootstrap, action_env.topics["ACTION"], list(BAD))
     env = outputs(action_env, kafka_topics, "storm")
 
@@ -89,13 +121,7 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
     reference = run_engine([parse_action(m) for m in messages])
     got = read_decisions(env)
     assert got == {d.id: orjson.loads(orjson.dumps(decision_message(d))) for d in reference}
-    assert Counter(m["decision"] for m in got.values()) == {
-        "execute": 440,
-        "skipped": 560,
-        "sleep": 80,
-        "collect": 22,
-        "suppressed": 27,
-    }
+    assert Counter(m["decision"] for m in got.values()) == expected_counts(messages)
     audit = [orjson.loads(m) for m in read_all(env.bootstrap, env.audit_topic)]
     assert sorted(a["decision_id"] for a in audit) == sorted(got)
 
@@ -115,30 +141,103 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
     locks = list(service.scan_iter(match=f"{env.prefix}.fta_action.converge.*.process.lock"))
     assert len(locks) == (4 * 40 if lock == "1" else 0), "one per converged dimension"
     assert {int(service.get(k)) for k in locks} <= {0}
+    notices = list(service.scan_iter(match=f"{env.prefix}.fta_action.notice.abnormal.mail.*"))
+    assert len(notices) == 40, "per notice dimension, its opener is executed (collect)"
 
     dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
     assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
 
 
-def test_sigkill_and_resume_gives_the_same_decisions_once(
+def test_repeated_sigkills_and_resumes_give_the_same_decisions_once(
     action_env, kafka_topics, redis_server, tmp_path
 ):
-    produce(
-        action_env.bootstrap,
-        action_env.topics["ACTION"],
-        [orjson.dumps(m) for m in storm(5000)],
-        by_dimension,
-    )
+    """A crash soak: killed with SIGKILL four times at growing progress, resumed from recovery
+    each time, then run to the end: the same decisions (deduplicated by id) and Redis."""
+    produce_storm(action_env, 5000)
     clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
     reference = outputs(action_env, kafka_topics, "ref")
     run(bytewax_command("flows.converge"), reference.environ())
     expected = snapshot_dbs(clients, reference.prefix)
-    before = clients[10].dbsize()
 
     crashed = outputs(action_env, kafka_topics, "crash")
-    kill_midway_and_resume(
-        "flows.converge", crashed, tmp_path, lambda: clients[10].dbsize() - before, len(expected)
-    )
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command("flows.converge", "-r", str(recovery), "-s", "1", "-b", "0")
+
+    def written() -> int:
+        return sum(1 for _ in clients[10].scan_iter(match=f"{crashed.prefix}.*"))
+
+    for kill in range(1, 5):
+        proc = start(command, crashed.environ(), tmp_path / f"run{kill}.log")
+        deadline = time.monotonic() + 120
+        while (written() < kill * len(expected) // 6 or not recovery_snapshots(recovery)) and (
+            time.monotonic() < deadline and proc.poll() is None
+        ):
+            time.sleep(0.005)
+        assert proc.poll() is None, "the flow ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    run(command, crashed.environ())
 
     assert read_decisions(crashed) == read_decisions(reference)
     assert snapshot_dbs(clients, crashed.prefix) == expected
+
+
+def test_two_deployments_on_the_ring_decide_exactly_what_one_does(
+    action_env, kafka_topics, redis_server
+):
+    """Sharded by the action's business: deployments ``a`` and ``b`` together write the same
+    decisions and Redis content as one deployment, each decision once."""
+    produce_storm(action_env, 1000)
+    clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
+    one = outputs(action_env, kafka_topics, "one")
+    run(bytewax_command("flows.converge"), one.environ())
+    halves = []
+    for node in ("a", "b"):
+        half = outputs(action_env, kafka_topics, f"ring{node}", prefix="ring")
+        ring = {"ALARMFLOW_HASH_RING_NODES": "a,b", "ALARMFLOW_HASH_RING_NODE": node}
+        run(bytewax_command("flows.converge"), half.environ(**ring))
+        halves.append(read_decisions(half))
+    assert all(halves), "both deployments own some businesses"
+    assert not set(halves[0]) & set(halves[1])
+    assert {**halves[0], **halves[1]} == read_decisions(one)
+    ring_prefix = action_env.prefix + "ring"
+    assert snapshot_dbs(clients, ring_prefix) == snapshot_dbs(clients, one.prefix)
+
+
+def test_live_a_lock_held_by_another_deployment_makes_actions_wait_then_converge(
+    action_env, kafka_topics, redis_server, tmp_path
+):
+    """Tailing with ``ALARMFLOW_CONVERGE_LOCK=1`` while another deployment holds the dimension's
+    lock for 5 s: the actions are re-queued every 3 s with no status change, so their 1 s
+    timeout does not skip them, and once the lock expires they converge as the engine decides
+    without contention (``processor.get_dimension_lock``, ``is_sleep_timeout``)."""
+    now = time.time()
+    config = {"is_enabled": True, "converge_func": "skip_when_exceed", "timedelta": 60, "count": 1}
+    messages = [
+        {"id": n, "create_time": now, "timeout": 1, "converge_config": config, "bk_biz_id": 2}
+        for n in (1, 2)
+    ]
+    actions = [parse_action(m) for m in messages]
+    env = outputs(action_env, kafka_topics, "busy")
+    service = redis.Redis.from_url(redis_server.url(10))
+    lock = f"{env.prefix}.fta_action.converge.{plan(actions[0]).dimension}.process.lock"
+    service.set(lock, 99, ex=5)
+    produce(env.bootstrap, env.topics["ACTION"], [orjson.dumps(m) for m in messages], by_dimension)
+    proc = start(
+        bytewax_command("flows.converge"),
+        env.environ(ALARMFLOW_TAIL="1", ALARMFLOW_CONVERGE_LOCK="1"),
+        tmp_path / "tail.log",
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(got := read_decisions(env)) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "tail.log").read_text()[-2000:]
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    expected = {d.id: (d.decision, d.converge_id != "") for d in run_engine(actions)}
+    assert {i: (m["decision"], m["converge_id"] != "") for i, m in got.items()} == expected
+    assert min(m["time"] for m in got.values()) >= now + 3, "decided after a lock retry"
+    assert max(m["time"] for m in got.values()) <= time.time()

@@ -1,52 +1,207 @@
-"""The converge flow's Bytewax logic without a broker: timer clocks and end of input."""
+"""The converge flow without a broker: its logic classes on a fake wall clock, and its pipeline
+in-process under ``bytewax.testing``."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
-from flows.converge import BusinessLogic, DimensionLogic
-from operators.converge.context import Action
-from operators.converge.engine import NO_LOCK, Plan, plan
-from tests.operators.converge.timeline import at, push
+import bytewax.operators as op
+import orjson
+import pytest
+from bytewax.dataflow import Dataflow
+from bytewax.testing import TestingSink, TestingSource, run_main
 
-OLD = 1_700_000_000.0
+from alarmflow.config import ConfigError, load_settings
+from bench.converge_throughput import storm
+from flows.converge import (
+    BusinessLogic,
+    DimensionLogic,
+    Watermark,
+    converge,
+    dimension_logic,
+    runtime,
+)
+from operators.converge.context import parse_action
+from operators.converge.driver import run
+from operators.converge.engine import DEFAULT, INDEX_TTL_S, Runtime
+from operators.converge.plan import plan
+from operators.converge.records import Planned
+from operators.rejects import Reason, Rejection, SourceRecord
+from tests.operators.converge.test_engine import BusyLock
+from tests.operators.converge.timeline import T0, WEBHOOK, action_json, at, push
+
+SOURCE = SourceRecord("actions", 0, 0, b"{}")
 
 
-def planned(action: Action) -> tuple[None, tuple[Action, Plan]]:
-    """The converge step's input: the (absent) source record, the action and its plan."""
-    return None, (action, plan(action))
+class Wall:
+    """A wall clock the test moves."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def planned(action) -> Planned:
+    return Planned(SOURCE, action, plan(action))
 
 
 def test_replayed_old_actions_wait_on_the_dimension_clock_not_the_wall_clock():
-    logic = DimensionLogic(None, NO_LOCK)
-    logic.on_item(planned(at(OLD, push(1))[1]))
-    decisions, _ = logic.on_item(planned(at(OLD + 10, push(2))[1]))
+    wall = Wall(T0 + 10**6)
+    logic = DimensionLogic(None, DEFAULT, wall)
+    logic.on_item(planned(at(0, push(1))[1]))
+    decisions, _ = logic.on_item(planned(at(10, push(2))[1]))
     assert [d.decision for d in decisions] == ["sleep"]
-    wake = logic.notify_at().timestamp()
-    assert 29 < wake - time.time() <= 30, "the retry is 30 s of quiet away, not overdue"
-    assert logic.on_notify() == ([], False)
-    decisions, discard = logic.on_eof()
-    assert [d.decision for d in decisions][-1] == "skipped" and not discard
+    assert logic.notify_at().timestamp() == wall.now + 30, "30 s of quiet away, not overdue"
+    wall.now += 29
+    assert logic.on_notify() == ([], logic.RETAIN)
+    decisions, keep = logic.on_eof()
+    assert [d.decision for d in decisions][-1] == "skipped" and keep == logic.RETAIN
+
+
+def test_tail_mode_busy_lock_waits_on_wall_time_then_converges():
+    """Live: each notify fires the lock retry due by the key's clock (no double counting of
+    the wall time), decision times never run ahead of the wall clock, and the action is not
+    timed out (it never slept)."""
+    wall = Wall(T0)
+    lock = BusyLock(busy=30)
+    logic = DimensionLogic(None, Runtime(lock), wall)
+    assert logic.on_item(planned(at(0, push(1, timeout=10))[1])) == ([], logic.RETAIN)
+    made = []
+    while not made:
+        wall.now = logic.notify_at().timestamp()
+        made, _ = logic.on_notify()
+    assert [(d.decision, d.time) for d in made] == [("execute", T0 + 90)]
+    assert wall.now == T0 + 90 and made[0].opened
+
+
+def test_a_record_the_step_fails_on_is_rejected_and_the_state_kept():
+    class Broken:
+        def acquire(self, dimension, parallel):
+            raise ValueError("boom")
+
+        def release(self, dimension):
+            raise AssertionError("never acquired")
+
+    logic = DimensionLogic(None, DEFAULT, Wall(T0))
+    logic.on_item(planned(at(0, push(1, converge_config=WEBHOOK | {"count": 2}))[1]))
+    before = logic.dimension.copy()
+    logic.runtime = Runtime(Broken())
+    out, keep = logic.on_item(planned(at(1, push(2, converge_config=WEBHOOK | {"count": 2}))[1]))
+    [rejected] = out
+    assert isinstance(rejected, Rejection) and rejected.reason == Reason.INTERNAL_ERROR
+    assert rejected.error.startswith("converge: ValueError") and rejected.record == SOURCE
+    assert logic.dimension == before and keep == logic.RETAIN
+
+
+def test_a_timer_the_step_fails_on_is_dead_lettered_and_dropped():
+    class BrokenLater:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def acquire(self, dimension, parallel):
+            self.calls += 1
+            if self.calls > 1:
+                raise ValueError("boom")
+            return False
+
+        def release(self, dimension):
+            raise AssertionError("never acquired")
+
+    wall = Wall(T0)
+    logic = DimensionLogic(None, Runtime(BrokenLater()), wall)
+    assert logic.on_item(planned(at(0, push(1))[1])) == ([], logic.RETAIN)
+    wall.now = T0 + 3
+    [rejected], keep = logic.on_notify()
+    assert rejected.reason == Reason.INTERNAL_ERROR and rejected.record.value == b"retry:1"
+    assert logic.dimension.timers == [] and logic.dimension.queued == {}
+    assert keep == logic.RETAIN, "the index still counts action 1 for the others"
+
+
+def test_a_quiet_dimension_is_discarded_once_nothing_can_refer_to_it():
+    """Live: its clock (event time plus wall time) passes its last action by the index TTL
+    (longer than its 60 s window)."""
+    wall = Wall(T0)
+    logic = DimensionLogic(None, DEFAULT, wall)
+    logic.on_item(planned(at(0, push(1, converge_config=WEBHOOK | {"timedelta": 60}))[1]))
+    assert logic.notify_at().timestamp() == T0 + 60, "checks the watermark every minute"
+    wall.now = T0 + INDEX_TTL_S - 1
+    assert logic.on_notify()[1] == logic.RETAIN
+    assert logic.notify_at().timestamp() == T0 + INDEX_TTL_S
+    wall.now = T0 + INDEX_TTL_S
+    assert logic.on_notify()[1] == logic.DISCARD
+
+
+def test_a_worker_s_keys_share_one_watermark():
+    build = dimension_logic(DEFAULT)
+    one, two = build(None), build(None)
+    one.on_item(planned(at(0, push(1))[1]))
+    assert two.watermark is one.watermark and two.watermark.time == T0
+
+
+def test_in_a_replay_a_dimension_expires_by_the_worker_s_watermark():
+    """Event time runs ahead of wall time: once another key's action is newer than this key's
+    last action by the TTL plus the TTL of allowed lag, nothing can refer to this key."""
+    wall, watermark = Wall(T0 + 10**6), Watermark()
+    quiet = DimensionLogic(None, DEFAULT, wall, watermark)
+    busy = DimensionLogic(None, DEFAULT, wall, watermark)
+    quiet.on_item(planned(at(0, push(1, converge_config=WEBHOOK | {"timedelta": 60}))[1]))
+    config = WEBHOOK | {"timedelta": 60}
+    busy.on_item(planned(at(2 * INDEX_TTL_S - 1, push(2, converge_config=config))[1]))
+    assert quiet.on_notify()[1] == quiet.RETAIN
+    busy.on_item(planned(at(2 * INDEX_TTL_S, push(3, converge_config=config))[1]))
+    assert quiet.on_notify()[1] == quiet.DISCARD
 
 
 def test_business_windows_wait_for_summaries_that_arrive_after_end_of_input():
     config = {
+        "is_enabled": True,
         "converge_func": "collect",
         "timedelta": 60,
         "need_biz_converge": True,
         "sub_converge_config": {"converge_func": "collect_alarm"},
     }
-    dims = [DimensionLogic(None, NO_LOCK) for _ in range(3)]
+    dims = [DimensionLogic(None, DEFAULT) for _ in range(3)]
     business = BusinessLogic(None)
     for n, logic in enumerate(dims):
         for k in range(2):
-            action = at(OLD + n + k, push(10 * n + k, strategy_id=n, converge_config=config))[1]
+            action = at(n + k, push(10 * n + k, strategy_id=n, converge_config=config))[1]
             for decision in logic.on_item(planned(replace(action, plugin_type="notice")))[0]:
                 business.on_item(decision)
-    assert business.on_eof() == ([], False)
+    assert business.on_eof() == ([], business.RETAIN)
     out = []
     for logic in dims:
         for decision in logic.on_eof()[0]:
             out += business.on_item(decision)[0]
     assert [d.decision for d in out] == ["suppressed"] * 3 + ["collect"]
+
+
+def test_the_pipeline_in_process_equals_the_engine():
+    messages = storm(200)
+    records = [SourceRecord("a", 0, i, orjson.dumps(m)) for i, m in enumerate(messages)]
+    records.append(SourceRecord("a", 0, len(records), b"{not json"))
+    bad = action_json(9999, alerts=[{"id": "x", "dimensions": 5}])
+    records.append(SourceRecord("a", 0, len(records), orjson.dumps(bad)))
+    flow = Dataflow("converge_test")
+    decisions, errors = converge(
+        op.input("in", flow, TestingSource(records)), load_settings({}), DEFAULT
+    )
+    got, errs = [], []
+    op.output("out", decisions, TestingSink(got))
+    op.output("errs", op.merge("all_errs", *errors), TestingSink(errs))
+    run_main(flow)
+    expected = run([parse_action(m) for m in messages])
+    assert sorted(got, key=lambda d: d.id) == sorted(expected, key=lambda d: d.id)
+    assert [e.reason for e in errs] == [Reason.NOT_JSON, Reason.WRONG_TYPE]
+
+
+def test_the_shield_table_is_read_at_start_and_a_bad_one_is_a_config_error(tmp_path):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_bytes(orjson.dumps({"global_shield_enabled": True, "timezones": {"2": "UTC"}}))
+    bad.write_bytes(orjson.dumps({"shields": [{"id": 1, "cycle_config": {"type": 3}}]}))
+    table = runtime(load_settings({"ALARMFLOW_SHIELDS": str(good)})).shields
+    assert table.global_shield and table.timezones == {2: "UTC"}
+    assert table.strategies, "the strategy table comes along for uptime and StrategyNotFound"
+    with pytest.raises(ConfigError, match="only single time ranges"):
+        runtime(load_settings({"ALARMFLOW_SHIELDS": str(bad)}))

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from tests.flows.test_alert import alert
+
 NOW = int(time.time()) // 120 * 120 - 1200
 """Twenty minutes ago, on a two-minute boundary: inside every flow's time window."""
 
@@ -38,18 +40,7 @@ class Profile:
 
 
 def _alert(event_id: str, at: int, **fields: Any) -> dict[str, Any]:
-    base = {
-        "event_id": event_id,
-        "plugin_id": "zabbix",
-        "alert_name": "CPU usage high",
-        "bk_biz_id": 2,
-        "target_type": "host",
-        "target": "10.0.0.1",
-        "severity": 2,
-        "tags": [{"key": "mount", "value": "/data"}],
-        "time": at,
-    }
-    return {**base, **fields}
+    return alert(event_id, time=at, severity=2, tags=[{"key": "mount", "value": "/data"}], **fields)
 
 
 ALERT = Profile(
@@ -175,7 +166,12 @@ def _action(action_id: int, dim: int, at: int) -> dict[str, Any]:
         "notice_way": "mail",
         "notice_receiver": ["user1"],
         "alerts": [{"id": f"alert{action_id}", "dimensions": [{"key": "ip", "value": str(dim)}]}],
-        "converge_config": {"converge_func": "skip_when_exceed", "timedelta": 300, "count": 2},
+        "converge_config": {
+            "is_enabled": True,
+            "converge_func": "skip_when_exceed",
+            "timedelta": 300,
+            "count": 2,
+        },
     }
 
 

@@ -1,4 +1,4 @@
-"""bkmonitor's converge counter lock on the real Redis (bkmonitor.md §5.4)."""
+"""bkmonitor's converge counter lock on the real Redis (``processor.lock``)."""
 
 from __future__ import annotations
 

@@ -299,3 +299,25 @@ def test_the_batched_script_leaves_redis_as_mains_script_does(client, service, b
                     db_client.rpop(f"{prefix}.signal0")
         assert results["new"] == results["old"]
     assert same_state(clients, prefixes["new"], prefixes["old"])
+
+
+def test_a_record_whose_write_fails_reports_its_error_and_the_batch_goes_on(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, DBS)
+    client.set(f"{p}.string", "not a list")
+    batch = [
+        Push(mark(f"{p}.m0"), (lpush(f"{p}.l", b"a"),)),
+        Push(mark(f"{p}.m1"), (lpush(f"{p}.l", b"b"), lpush(f"{p}.string", b"x"))),
+        Push(mark(f"{p}.m2"), (Write(Op.ZADD, f"{p}.z", b"v", 60, "not a score"),)),
+        Push(mark(f"{p}.m3"), (lpush(f"{p}.l", b"c"),)),
+    ]
+
+    first, wrong_type, not_a_float, last = pusher.push(batch)
+
+    assert (first, last) == (0, 0)
+    assert wrong_type.startswith("ERR ") and "WRONGTYPE" in wrong_type
+    assert not_a_float.startswith("ERR ") and "float" in not_a_float
+    # Redis keeps the writes that ran before the failing one; the markers are taken back.
+    assert client.lrange(f"{p}.l", 0, -1) == [b"c", b"b", b"a"]
+    assert not client.exists(f"{p}.m1") and not client.exists(f"{p}.m2")
+    assert client.exists(f"{p}.m0") and client.exists(f"{p}.m3")

@@ -1,13 +1,14 @@
-"""Second-level business summaries (bkmonitor.md §5.5 step 6)."""
+"""Second-level business summaries (``converge_manger.push_to_sub_converge_queue``)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from operators.converge import biz
-from tests.operators.converge.timeline import at, push, scenario
+from operators.converge.biz import Business
+from tests.operators.converge.timeline import T0, at, push, scenario
 
 NOTICE = {
+    "is_enabled": True,
     "converge_func": "collect",
     "timedelta": 60,
     "count": 1,
@@ -38,18 +39,18 @@ def test_three_converges_in_one_window_give_one_business_summary():
     timeline, decisions = storm(3)
     assert [kind for _, _, kind in timeline].count("execute") == 3
     assert [kind for _, _, kind in timeline].count("skipped") == 6
-    late = [d for d in decisions if d.time >= 180]
+    late = [d for d in decisions if d.time >= T0 + 180]
     assert [d.decision for d in late] == ["suppressed"] * 3 + ["collect"]
     summary = late[-1]
-    assert (summary.time, summary.function) == (180, "collect_alarm")
+    assert (summary.time - T0, summary.function) == (180, "collect_alarm")
     assert summary.skipped == (2, 3, 12, 13, 22, 23)
-    assert summary.id == "collect.biz:2.abnormal.mail.bob.1@0"
+    assert summary.id == f"collect.biz:2.abnormal.mail.bob.1@{T0}"
 
 
 def test_two_converges_keep_their_own_summaries_released_when_the_window_is_decided():
     _, decisions = storm(2)
     collects = [d for d in decisions if d.decision == "collect"]
-    assert [(d.time, d.skipped) for d in collects] == [(60, (2, 3)), (70, (12, 13))]
+    assert [(d.time - T0, d.skipped) for d in collects] == [(60, (2, 3)), (70, (12, 13))]
     assert decisions[-2:] == collects, "held until the window was decided at 180 s"
     assert not [d for d in decisions if d.decision == "suppressed"]
 
@@ -58,14 +59,24 @@ def test_a_window_waits_for_every_owed_summary_and_for_its_end():
     _, decisions = storm(3)
     opened = [d for d in decisions if d.opened]
     summaries = {d.converge_id: d for d in decisions if d.decision == "suppressed"}
-    state = biz.BizState()
+    business = Business()
     for d in opened:
-        biz.on_decision(state, d)
+        business.take(d)
     first, *others = sorted(summaries.values(), key=lambda d: d.converge_id)
-    collect = replace(first, id=f"collect.{first.converge_id}", decision="collect", time=400.0)
-    assert biz.on_decision(state, collect)[1] == []
-    assert biz.ready(state, final=False)[1] == [], "two summaries are still owed"
+    collect = replace(first, id=f"collect.{first.converge_id}", decision="collect", time=T0 + 400)
+    assert business.take(collect) == [], "two summaries are still owed"
+    out = []
     for d in others:
-        biz.on_decision(state, replace(d, decision="collect", skipped=()))
-    assert [d.decision for d in biz.ready(state, final=False)[1]] == ["suppressed", "collect"]
-    assert not state.windows
+        out += business.take(replace(d, decision="collect", skipped=()))
+    assert [d.decision for d in out] == ["suppressed", "collect"]
+    assert not business.windows
+
+
+def test_a_savepoint_is_what_the_business_was_before_taking_the_decision():
+    _, decisions = storm(3)
+    business = Business()
+    for d in decisions:
+        before = business.copy()
+        point = business.savepoint(d)
+        business.take(d)
+        assert point == before

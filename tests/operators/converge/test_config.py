@@ -1,4 +1,4 @@
-"""Context, config normalisation and the dimension (bkmonitor.md §5.1, §5.3)."""
+"""Context, config normalisation and the dimension (``converge/processor.py``)."""
 
 from __future__ import annotations
 
@@ -83,21 +83,25 @@ def test_notices_are_forced_to_120s_count_1_and_notice_info():
 
 def test_other_actions_without_condition_converge_on_action_info():
     raw = {"converge_func": "skip_when_exceed", "timedelta": 300, "count": 3, "max_timedelta": 900}
+    raw["is_enabled"] = True
     action = parse_action(action_json(1, converge_config=raw))
     config = normalise(action, converge_context(action))
     assert config.conditions == (("action_info", ("self",)),)
-    assert (config.count, config.window_s) == (3, 900)
+    assert (config.count, config.window_s, config.max_window_s) == (3, 900, 900)
 
 
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [
         ({"converge_config": None}, "no converge_config"),
-        ({"converge_config": {**NOTICE, "is_enabled": False}}, "disabled"),
+        ({"converge_config": {**NOTICE, "is_enabled": False}}, "not enabled"),
+        ({"converge_config": {"converge_func": "trigger", "timedelta": 60}}, "not enabled"),
         ({"is_parent_action": True}, "parent"),
-        ({"converge_config": {"converge_func": "nope", "timedelta": 60}}, "unknown"),
-        ({"converge_config": {"converge_func": "defense", "timedelta": 0}}, "not positive"),
-        ({"converge_config": {"converge_func": "defense", "timedelta": 9, "count": -1}}, "neg"),
+        ({"converge_config": {"is_enabled": 1, "converge_func": "nope"}}, "unknown"),
+        ({"converge_config": {"is_enabled": 1, "converge_func": ["trigger"]}}, "unknown"),
+        ({"converge_config": {"is_enabled": 1, "converge_func": {"a": 1}}}, "unknown"),
+        ({"converge_config": {"is_enabled": 1, "converge_func": "defense"}}, "not positive"),
+        ({"converge_config": {**NOTICE, "converge_func": "defense", "count": -1}}, "neg"),
         ({"plugin_type": "notice", "notice_way": "voice"}, "voice"),
     ],
 )
@@ -118,6 +122,7 @@ def test_dimension_string_sorted_self_substituted_lists_joined():
 
 def test_long_lists_are_joined_in_full_not_md5_shortened():
     raw = {
+        "is_enabled": True,
         "converge_func": "trigger",
         "timedelta": 60,
         "condition": [{"dimension": "bk_biz_id", "value": [[1, 2, 3, 4, 5]]}],

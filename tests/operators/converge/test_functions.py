@@ -1,4 +1,4 @@
-"""The ten converge functions (bkmonitor.md §5.6), one table each."""
+"""The ten converge functions (``converge/converge_func.py``), one table each."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ CASES = {
         (view(["failure", "sleep"]), None),
     ],
     "approve_when_failed": [
-        (view(), None),
+        # converge_func.approve_when_failed: skip_when_success False (nothing executed) -> WAITING
+        (view(is_new=True), "waiting"),
+        (view(), "waiting"),
         (view(["success"]), "skipped"),
         (view(["running"]), "sleep"),
         (view(["failure"]), "waiting"),

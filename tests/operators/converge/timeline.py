@@ -11,7 +11,8 @@ from typing import Any
 
 from operators.converge.context import Action, parse_action
 from operators.converge.driver import Converger
-from operators.converge.engine import NO_LOCK, Decision, Lock
+from operators.converge.engine import DEFAULT, Runtime
+from operators.converge.records import Decision
 
 WEBHOOK = {
     "is_enabled": True,
@@ -22,10 +23,14 @@ WEBHOOK = {
 }
 
 
+T0 = 1_700_000_040
+"""Scenario times are seconds after this instant (a multiple of 120 s, in November 2023)."""
+
+
 def action_json(action_id: int, t: float = 0, **fields: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": action_id,
-        "create_time": t,
+        "create_time": T0 + t,
         "status": "received",
         "signal": "abnormal",
         "strategy_id": 1,
@@ -52,15 +57,15 @@ def at(t: float, make) -> tuple[float, Action]:
     return t, parse_action(make(t))
 
 
-def scenario(*events: tuple[float, Action], until: float, lock: Lock = NO_LOCK):
-    converger = Converger(lock)
+def scenario(*events: tuple[float, Action], until: float, runtime: Runtime = DEFAULT):
+    converger = Converger(runtime)
     out: list[Decision] = []
     for t, action in sorted(events, key=lambda e: e[0]):
-        out += converger.advance(t)
+        out += converger.advance(T0 + t)
         out += converger.push(action)
-    out += converger.advance(until)
+    out += converger.advance(T0 + until)
     out += converger.flush()
-    return [(d.time, d.action_id or d.id, d.decision) for d in out], out
+    return [(d.time - T0, d.action_id or d.id, d.decision) for d in out], out
 
 
 def between(timeline, t1: float, t2: float) -> list[tuple[Any, str]]:

@@ -1,0 +1,137 @@
+"""Redis going away under a running flow, on the real broker and a Redis of the test's own:
+the flow waits, says so once per change, and ends as an uninterrupted run; past the limit it
+stops without claiming the end of its input."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from alarmflow.kafka_tools import produce
+from alarmflow.report import snapshot
+from alarmflow.samples import sample_messages
+from alarmflow.services import RedisServer, port_open
+from tests.flows.flowrun import (
+    FlowEnv,
+    bytewax_command,
+    run,
+    start,
+)
+from tests.flows.test_alert import scrape
+
+pytestmark = pytest.mark.integration
+
+NOW = int(time.time())
+OUTAGE_S = 35
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[RedisServer]:
+    """A Redis that keeps its data across a restart, for this test alone."""
+    server = RedisServer(free_port(), tmp_path / "redis", persistent=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+def on(env: FlowEnv, redis_url: str, prefix: str) -> FlowEnv:
+    return FlowEnv(env.bootstrap, redis_url, prefix, env.topics, env.dlq_topic)
+
+
+def normalised(client: redis.Redis, prefix: str) -> dict:
+    return {key[len(prefix) :]: value for key, value in snapshot(client, prefix).items()}
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def metric(port: int, name: str) -> float:
+    try:
+        return scrape(port).get(name, 0.0)
+    except OSError:
+        return -1.0
+
+
+def ends_as_an_uninterrupted_run(
+    flow_env: FlowEnv, url: str, client: redis.Redis, live: FlowEnv, proc: subprocess.Popen
+) -> None:
+    """Run the alert flow to the end of the same topic into a reference prefix on the Redis of
+    ``url``; the flow ``live`` (still running) must come to hold the same content."""
+    reference = on(flow_env, url, flow_env.prefix + "ref")
+    run(bytewax_command("flows.alert"), reference.environ())
+    expected = normalised(client, reference.prefix)
+    assert len(expected) > 100
+    wait_for(lambda: normalised(client, live.prefix) == expected, 60, "the same content")
+    assert proc.poll() is None
+
+
+def test_a_redis_restart_mid_run_is_ridden_out_and_ends_as_an_uninterrupted_run(
+    flow_env, own_redis, free_port, tmp_path
+):
+    before = list(sample_messages(3000, NOW, seed=5))
+    during = list(sample_messages(3000, NOW, seed=6))
+    client = redis.Redis.from_url(own_redis.url(9))
+    topic = flow_env.topics["ALERT"]
+    produce(flow_env.bootstrap, topic, before)
+    metrics_port = free_port()
+    while port_open(metrics_port):
+        metrics_port = free_port()
+    live = on(flow_env, own_redis.url(9), flow_env.prefix + "live")
+    env = live.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(metrics_port))
+    proc = start(bytewax_command("flows.alert"), env, tmp_path / "flow.log")
+    try:
+        consumed = "alarmflow_consumed_total"
+        wait_for(lambda: metric(metrics_port, consumed) == len(before), 60, "the first half")
+        own_redis.stop()
+        produce(flow_env.bootstrap, topic, during)
+        wait_for(lambda: metric(metrics_port, "alarmflow_redis_waiting") == 1, 30, "waiting")
+        time.sleep(OUTAGE_S)  # the outage itself: Redis stays down this long
+        assert proc.poll() is None, "the flow stopped during the outage"
+        own_redis.start()
+        total = len(before) + len(during)
+        wait_for(lambda: metric(metrics_port, consumed) == total, 60, "the second half")
+        wait_for(lambda: metric(metrics_port, "alarmflow_redis_waiting") == 0, 60, "Redis back")
+
+        ends_as_an_uninterrupted_run(flow_env, own_redis.url(9), client, live, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+    lines = [
+        line
+        for line in (tmp_path / "flow.log").read_text().splitlines()
+        if "flows.redis_sink" in line
+    ]
+    assert len([line for line in lines if "unavailable (" in line]) == 1
+    assert len([line for line in lines if "still unavailable" in line]) == OUTAGE_S // 30
+    assert len([line for line in lines if "is back after" in line]) == 1
+    assert len(lines) == 2 + OUTAGE_S // 30, lines
+
+
+def test_an_outage_longer_than_the_limit_stops_the_flow_without_claiming_the_end(
+    flow_env, own_redis, tmp_path
+):
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(200, NOW)))
+    live = on(flow_env, own_redis.url(9), flow_env.prefix)
+    env = live.environ(ALARMFLOW_TAIL="1", ALARMFLOW_REDIS_OUTAGE_S="2")
+    client = redis.Redis.from_url(own_redis.url(9))
+    proc = start(bytewax_command("flows.alert"), env, tmp_path / "flow.log")
+    wait_for(lambda: bool(snapshot(client, live.prefix)), 60, "the first writes")
+    own_redis.stop()
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(200, NOW, 8)))
+
+    assert proc.wait(60) != 0
+    log = (tmp_path / "flow.log").read_text()
+    assert "unavailable for 2s; stopping, recovery replays" in log
+    assert "stopped before its input ended" in log
+    assert "end of input: " not in log

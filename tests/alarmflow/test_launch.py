@@ -17,8 +17,7 @@ import redis
 from alarmflow.kafka_tools import produce
 from alarmflow.launch import commands, init_recovery, parse_args, recovery_share, supervise
 from alarmflow.samples import sample_messages
-from alarmflow.services import port_open
-from tests.flows.flowrun import REPO, launcher_command, start
+from tests.flows.flowrun import REPO, consecutive_free_ports, launcher_command, start, wait_until
 
 NOW = int(time.time())
 
@@ -92,38 +91,23 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def mesh_ports(free_port) -> int:
-    """A base port for a two-process mesh: nothing listens on it or the next one."""
-    base = free_port()
-    while port_open(base + 1):
-        base = free_port()
-    return base
-
-
 @pytest.mark.integration
 def test_the_processes_die_with_a_launcher_killed_by_sigkill(flow_env, free_port, tmp_path):
     produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(100, NOW)))
     env = flow_env.environ(ALARMFLOW_TAIL="1")
     launcher = start(
-        launcher_command("flows.alert", "-p", "2", "--base-port", str(mesh_ports(free_port))),
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(consecutive_free_ports())),
         env,
         tmp_path / "launch.log",
     )
-    wait_until(lambda: len(children(launcher.pid)) == 2, 60, "two processes")
+    wait_until(lambda: len(children(launcher.pid)) == 2, "two processes", 60)
     flows = children(launcher.pid)
-    wait_until(lambda: redis_keys(flow_env), 60, "the processes to write")
+    wait_until(lambda: redis_keys(flow_env), "the processes to write", 60)
 
     launcher.kill()
     launcher.wait()
 
-    wait_until(lambda: not any(alive(pid) for pid in flows), 10, "the processes to die")
+    wait_until(lambda: not any(alive(pid) for pid in flows), "the processes to die", 10)
 
 
 @pytest.mark.integration
@@ -135,11 +119,11 @@ def test_a_flow_stopped_by_a_signal_does_not_log_the_end_of_input(
     env = flow_env.environ(ALARMFLOW_TAIL="1")
     log = tmp_path / "launch.log"
     launcher = start(
-        launcher_command("flows.alert", "-p", "2", "--base-port", str(mesh_ports(free_port))),
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(consecutive_free_ports())),
         env,
         log,
     )
-    wait_until(lambda: redis_keys(flow_env), 60, "the processes to write")
+    wait_until(lambda: redis_keys(flow_env), "the processes to write", 60)
 
     launcher.send_signal(signum)
 

@@ -17,6 +17,7 @@ import redis
 
 from alarmflow.launch import init_recovery
 from alarmflow.report import Entry, snapshot
+from alarmflow.services import free_port, port_open
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 180
@@ -91,6 +92,14 @@ def recovery_snapshots(directory: Path) -> int:
     """How many state snapshots the recovery store (one partition) holds."""
     with sqlite3.connect(f"file:{directory / 'part-0.sqlite3'}?mode=ro", uri=True) as db:
         return db.execute("SELECT count(*) FROM snaps").fetchone()[0]
+
+
+def consecutive_free_ports() -> int:
+    """A port p with p and p + 1 free: the mesh (or metrics) ports of a two-process run."""
+    base = free_port()
+    while port_open(base + 1):
+        base = free_port()
+    return base
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

@@ -14,15 +14,16 @@ import redis
 from alarmflow.kafka_tools import produce, read_all
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
-from alarmflow.services import port_open
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
+    consecutive_free_ports,
     crash_soak,
     launcher_command,
     run,
     run_expecting_failure,
     start,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -160,13 +161,15 @@ def sample_topic(flow_env) -> int:
     ],
     ids=["w2", "p2"],
 )
-def test_parallel_runs_write_what_one_worker_writes(flow_env, sample_topic, command, free_port):
+def test_parallel_runs_write_what_one_worker_writes(flow_env, sample_topic, command):
     client = redis.Redis.from_url(flow_env.redis_url)
     single = with_prefix(flow_env, flow_env.prefix + "w1")
     run(bytewax_command("flows.alert"), single.environ())
     parallel = with_prefix(flow_env, flow_env.prefix + "par")
     command = (
-        [*command, "--base-port", str(free_port())] if "alarmflow.launch" in command else command
+        [*command, "--base-port", str(consecutive_free_ports())]
+        if "alarmflow.launch" in command
+        else command
     )
 
     run(command, parallel.environ())
@@ -225,29 +228,28 @@ def scrape(port: int) -> dict[str, float]:
     return totals
 
 
-def test_each_process_serves_its_own_metrics_and_they_add_up(flow_env, free_port, tmp_path):
+def test_each_process_serves_its_own_metrics_and_they_add_up(flow_env, tmp_path):
     messages = [orjson.dumps(a) for a in VALID] + list(BAD)
     produce(flow_env.bootstrap, flow_env.topics["ALERT"], messages)
-    base = free_port()
-    while port_open(base) or port_open(base + 1):
-        base = free_port()
+    base = consecutive_free_ports()
     env = flow_env.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(base))
+    mesh = consecutive_free_ports()
     proc = start(
-        launcher_command("flows.alert", "-p", "2", "--base-port", str(free_port())),
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(mesh)),
         env,
         tmp_path / "p2.log",
     )
     try:
-        deadline = time.monotonic() + 60
         totals: list[dict[str, float]] = []
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
+
+        def all_consumed() -> bool:
             try:
-                totals = [scrape(base), scrape(base + 1)]
+                totals[:] = [scrape(base), scrape(base + 1)]
             except OSError:
-                continue
-            if sum(t.get("alarmflow_consumed_total", 0) for t in totals) == len(messages):
-                break
+                return False
+            return sum(t.get("alarmflow_consumed_total", 0) for t in totals) == len(messages)
+
+        wait_until(all_consumed, "both processes to count every message", 120)
         assert sum(t.get("alarmflow_consumed_total", 0) for t in totals) == len(messages)
         assert sum(t.get("alarmflow_rejected_total", 0) for t in totals) == len(BAD)
         assert sum(t.get("alarmflow_written_total", 0) for t in totals) == sum(

@@ -20,12 +20,13 @@ import yaml
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.metrics import DEFINED, register_target
 from alarmflow.samples import sample_messages
-from alarmflow.services import PrometheusServer, free_port, port_open
+from alarmflow.services import PrometheusServer, free_port
 from bench.converge_throughput import by_dimension, storm
 from tests.flows.flowrun import (
     REPO,
     FlowEnv,
     bytewax_command,
+    consecutive_free_ports,
     launcher_command,
     start,
     wait_until,
@@ -91,14 +92,6 @@ def shipped_config_dir(run_dir: Path) -> Path:
     return etc
 
 
-def two_free_ports() -> int:
-    """A port p with p and p + 1 free (an endpoint per process of a ``-p 2`` run)."""
-    base = free_port()
-    while port_open(base + 1):
-        base = free_port()
-    return base
-
-
 @pytest.fixture(scope="module")
 def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[PrometheusServer]:
     run_dir = tmp_path_factory.mktemp("prometheus")
@@ -121,9 +114,9 @@ def scraped(kafka_broker, redis_server, tmp_path_factory) -> Iterator[Prometheus
     registered = {"ALARMFLOW_TAIL": "1", "ALARMFLOW_METRICS_TARGETS_DIR": str(etc / "targets")}
     alert = start(
         launcher_command(
-            "flows.alert", "-p", str(ALERT_PROCESSES), "--base-port", str(two_free_ports())
+            "flows.alert", "-p", str(ALERT_PROCESSES), "--base-port", str(consecutive_free_ports())
         ),
-        env.environ(**registered, ALARMFLOW_METRICS_PORT=str(two_free_ports())),
+        env.environ(**registered, ALARMFLOW_METRICS_PORT=str(consecutive_free_ports())),
         run_dir / "alert.log",
     )
     converge = start(

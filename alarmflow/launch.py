@@ -6,6 +6,11 @@
 SIGINT to them, and stops them all as soon as one fails. With ``-r``, an empty recovery
 directory is initialised with one partition per worker first.
 
+On several hosts, each host runs ``python -m alarmflow.launch flows.alert -i N -a ADDRESSES``
+(``-a`` the same ``host:port;host:port;...`` list everywhere, ``-i`` this host's place in it):
+one process per host, joined into one cluster. With ``-r`` each host's directory then holds
+only its own workers' share of the cluster's recovery partitions.
+
 The processes die with the launcher: each asks the kernel (``PR_SET_PDEATHSIG``) for SIGKILL
 when its parent goes, so a launcher killed with SIGKILL never leaves them consuming beside
 the next one it starts.
@@ -41,20 +46,49 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--base-port", type=int, default=2101, help="first port of the process mesh (2101)"
     )
+    parser.add_argument("-i", "--process-id", type=int, help="this host's place in -a")
+    parser.add_argument(
+        "-a", "--addresses", help='every host\'s "host:port", ";"-separated, the same on each'
+    )
     args = parser.parse_args(argv)
     if args.processes < 1 or args.workers_per_process < 1:
         parser.error("-p and -w must be at least 1")
+    if (args.process_id is None) != (args.addresses is None):
+        parser.error("-i and -a go together")
+    if args.addresses is not None and args.processes != 1:
+        parser.error("-p starts local processes; with -i/-a each host runs one")
+    if args.addresses is not None and not 0 <= args.process_id < len(hosts(args)):
+        parser.error(f"-i must be 0 to {len(hosts(args)) - 1}: -a names {len(hosts(args))}")
     return args
 
 
-def init_recovery(directory: Path, partitions: int) -> None:
-    """Create ``partitions`` recovery partitions in ``directory`` unless it has some."""
+def hosts(args: argparse.Namespace) -> list[str]:
+    """The cluster's addresses: ``-a``'s, else one per local process."""
+    if args.addresses is not None:
+        return args.addresses.split(";")
+    return [f"127.0.0.1:{args.base_port + i}" for i in range(args.processes)]
+
+
+def init_recovery(directory: Path, partitions: int, keep: range | None = None) -> None:
+    """Create ``partitions`` recovery partitions in ``directory`` unless it has some; with
+    ``keep``, only those (a host's share of a cluster's partitions)."""
     directory.mkdir(parents=True, exist_ok=True)
     if not any(directory.glob("part-*.sqlite3")):
         subprocess.run(
             [sys.executable, "-m", "bytewax.recovery", str(directory), str(partitions)],
             check=True,
         )
+        for index in set(range(partitions)) - set(keep or range(partitions)):
+            (directory / f"part-{index}.sqlite3").unlink()
+
+
+def recovery_share(args: argparse.Namespace) -> tuple[int, range | None]:
+    """The cluster's recovery partitions (one per worker) and this host's share (``-i``)."""
+    workers = args.workers_per_process
+    if args.addresses is None:
+        return args.processes * workers, None
+    first = args.process_id * workers
+    return len(hosts(args)) * workers, range(first, first + workers)
 
 
 def commands(args: argparse.Namespace) -> list[tuple[list[str], dict[str, str]]]:
@@ -76,7 +110,10 @@ def commands(args: argparse.Namespace) -> list[tuple[list[str], dict[str, str]]]
             "-b",
             str(args.backup_interval),
         ]
-    addresses = ";".join(f"127.0.0.1:{args.base_port + i}" for i in range(args.processes))
+    addresses = ";".join(hosts(args))
+    if args.addresses is not None:
+        env = dict(os.environ, BYTEWAX_PROCESS_ID=str(args.process_id))
+        return [(base, dict(env, BYTEWAX_ADDRESSES=addresses))]
     out = []
     for index in range(args.processes):
         env = dict(os.environ, BYTEWAX_PROCESS_ID=str(index))
@@ -126,7 +163,7 @@ def run(args: argparse.Namespace, max_uptime: float | None = None) -> int:
     """Start the processes of ``args`` and supervise them, for ``max_uptime`` seconds at most."""
     deadline = None if max_uptime is None else time.monotonic() + max_uptime
     if args.recovery_directory is not None:
-        init_recovery(args.recovery_directory, args.processes * args.workers_per_process)
+        init_recovery(args.recovery_directory, *recovery_share(args))
     preexec = die_with(os.getpid())
     procs = [subprocess.Popen(cmd, env=env, preexec_fn=preexec) for cmd, env in commands(args)]
 

@@ -65,9 +65,10 @@ bkmonitor option          alarmflow
                           is chosen by --access-type.
 
 alarmflow's own options (bkmonitor's -s is --service-type, so Bytewax's -s is spelled
---snapshot-interval here): --processes, -w, -r, --snapshot-interval, -b, --base-port, as in
-`python -m alarmflow.launch`. Settings come from ALARMFLOW_* variables (see docs/configuration.md).
-The bytewax command is printed on one line before it starts.
+--snapshot-interval here): --processes, -w, -r, --snapshot-interval, -b, --base-port, and -i/-a
+(one process per host of a cluster of hosts), as in `python -m alarmflow.launch`. Settings come
+from ALARMFLOW_* variables (see docs/configuration.md). The bytewax command is printed on one
+line before it starts.
 """
 
 
@@ -109,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
     own.add_argument("--snapshot-interval", type=int, help="whole seconds (5), needs -r")
     own.add_argument("-b", "--backup-interval", type=int, help="whole seconds (30), needs -r")
     own.add_argument("--base-port", type=int, help="first port of the process mesh (2101)")
+    own.add_argument("-i", "--process-id", type=int, help="this host's place in -a (hosts)")
+    own.add_argument("-a", "--addresses", help='every host\'s "host:port", ";"-separated')
     return parser
 
 
@@ -150,6 +153,10 @@ def plan(argv: list[str], environ: Mapping[str, str]) -> Plan:
             launch_argv += ["-b", str(args.backup_interval)]
     if args.base_port is not None:
         launch_argv += ["--base-port", str(args.base_port)]
+    if args.process_id is not None:
+        launch_argv += ["-i", str(args.process_id)]
+    if args.addresses is not None:
+        launch_argv += ["-a", args.addresses]
     return Plan(module, tuple(launch_argv), env, args.max_uptime, tuple(notes))
 
 
@@ -173,7 +180,9 @@ def command_line(args: argparse.Namespace, env: Mapping[str, str]) -> str:
     """The bytewax command the launcher runs, on one line."""
     command, process_env = launch.commands(args)[0]
     line = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(command)])
-    if args.processes > 1:
+    if args.addresses is not None:
+        line += f"  # host {args.process_id}, BYTEWAX_ADDRESSES={args.addresses}"
+    elif args.processes > 1:
         line += (
             f"  # x{args.processes} processes, BYTEWAX_PROCESS_ID=0..{args.processes - 1} "
             f"BYTEWAX_ADDRESSES={process_env['BYTEWAX_ADDRESSES']}"

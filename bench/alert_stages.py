@@ -21,7 +21,8 @@ from alarmflow.connections import redis_client
 from alarmflow.samples import sample_messages
 from alarmflow.services import RedisServer, free_port
 from operators.alert import clean_alert, is_expired
-from operators.rejects import Rejected, SourceRecord, decode_object
+from operators.bounds import decode_object
+from operators.rejects import Rejected, SourceRecord
 from operators.routing import AlertRouter
 from operators.strategy import load_strategy_file
 from state.idempotent import OncePusher

@@ -1,20 +1,27 @@
-"""Alert access throughput: the Bytewax flow against a plain confluent-kafka + redis-py loop.
+"""Alert access throughput, side by side in one run: the Bytewax flow (``-p 1`` and ``-p 2``),
+old main's flow, a plain confluent-kafka + redis-py loop, Quix Streams in two shapes, and the
+stack's limit (Kafka -> orjson -> one pipelined LPUSH per record).
 
-Both run as fresh processes against the same topic on the real broker and Redis, doing the
-same cleaning, dedup and writes, alternating, ``--repeat`` times each; the table shows the
-median wall time, records/s and the ratio. A run with an empty topic measures the fixed
-start-up cost of each (interpreter, imports, Kafka metadata), shown on its own row.
+Every runner is a fresh process reading the same topic (6 partitions) on the real broker and
+Redis, run alternately ``--repeat`` times; the table shows the median wall time, alerts/s and
+each runner's ratio to the flow. A run on an empty topic measures each runner's fixed start-up
+cost (interpreter, imports, Kafka metadata; for Quix Streams also its idle stop), and "net"
+alerts/s leaves it out. Before timing, each runner but the limit processes a small topic and
+its Redis output must equal the flow's.
 
-    python -m bench.alert_throughput [--alerts 100000] [--repeat 3]
+    python -m bench.alert_throughput [--alerts 100000] [--repeat 3] [--old DIR] [--only LABEL...]
 
-With ``ALARMFLOW_KAFKA_BOOTSTRAP`` and ``ALARMFLOW_REDIS_URL`` set it uses those services;
-otherwise it starts its own on free ports and stops them at the end.
+``--old`` is a checkout of old main (``git worktree add /work/wt-old 33cd407``); without it
+that runner is left out. Quix Streams runs in its own virtualenv, made under ``.run/`` on
+first use. With ``ALARMFLOW_KAFKA_BOOTSTRAP`` and ``ALARMFLOW_REDIS_URL`` set it uses those
+services; otherwise it starts its own on free ports and stops them at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,17 +30,65 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from alarmflow.kafka_tools import ensure_topics, produce
+from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
 from alarmflow.services import KafkaBroker, RedisServer, free_port
 
 REPO = Path(__file__).resolve().parents[1]
-RUNNERS = {
-    "bytewax flow (-w 1)": [sys.executable, "-m", "bytewax.run", "flows.alert"],
-    "plain loop": [sys.executable, "-m", "bench.plain_alert_loop"],
-}
+
+
+def new_prefix() -> str:
+    return f"bench{uuid.uuid4().hex[:8]}.ee"
+
+
+QUIX_VENV = REPO / ".run" / "quix-venv"
+QUIX_PACKAGES = ("quixstreams==3.28.1", "redis==8.1.0", "hiredis==3.5.0", "orjson==3.13.0")
+PARTITIONS = 6
+FLOW = "flow (-p 1)"
+PORT = "{free port}"
+
+
+@dataclass(frozen=True)
+class Runner:
+    label: str
+    command: list[str]
+    checkout: Path = REPO
+    checked: bool = True  # its Redis output must equal the flow's
+
+
+def quix_python() -> str:
+    """The Quix Streams virtualenv's python, made on first use."""
+    python = QUIX_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *QUIX_PACKAGES], check=True)
+    return str(python)
+
+
+def runners(old: Path | None) -> list[Runner]:
+    py, quix = sys.executable, quix_python()
+    found = [
+        Runner(FLOW, [py, "-m", "bytewax.run", "flows.alert"]),
+        Runner(
+            "flow (-p 2)",
+            [py, "-m", "alarmflow.launch", "flows.alert", "-p", "2", "--base-port", PORT],
+        ),
+        Runner("plain loop, same functions", [py, "-m", "bench.plain_alert_loop"]),
+        Runner("Quix Streams, DLQ branch", [quix, "-m", "bench.quix_alert", "--variant", "branch"]),
+        Runner("Quix Streams, one chain", [quix, "-m", "bench.quix_alert", "--variant", "chain"]),
+        Runner("limit: orjson + LPUSH", [py, "-m", "bench.limit_pipeline"], checked=False),
+    ]
+    if old is not None:
+        found.insert(
+            1, Runner("old main flow (-p 1)", [py, "-m", "bytewax.run", "flows.alert"], old)
+        )
+    return found
 
 
 @contextmanager
@@ -61,7 +116,7 @@ def alert_environ(bootstrap: str, redis_url: str, topic: str, dlq: str, **extra:
         PYTHONPATH=str(REPO),
         ALARMFLOW_KAFKA_BOOTSTRAP=bootstrap,
         ALARMFLOW_REDIS_URL=redis_url,
-        ALARMFLOW_KEY_PREFIX=f"bench{uuid.uuid4().hex[:8]}.ee",
+        ALARMFLOW_KEY_PREFIX=new_prefix(),
         ALARMFLOW_ALERT_TOPICS=topic,
         ALARMFLOW_DLQ_TOPIC=dlq,
         ALARMFLOW_TAIL="0",
@@ -73,42 +128,117 @@ def alert_environ(bootstrap: str, redis_url: str, topic: str, dlq: str, **extra:
 
 
 def timed_run(command: list[str], bootstrap: str, redis_url: str, topic: str, dlq: str) -> float:
+    """Wall seconds of ``command`` reading ``topic`` to its end (the other flows' benchmarks)."""
     env = alert_environ(bootstrap, redis_url, topic, dlq)
     started = time.perf_counter()
     subprocess.run(command, env=env, cwd=REPO, check=True, stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class Timing:
+    wall_s: float
+    cpu_s: float  # user + system of the runner's processes (not the broker's or Redis's)
+
+
+def measured_run(runner: Runner, env: dict[str, str]) -> Timing:
+    env = dict(env, PYTHONPATH=str(runner.checkout))
+    command = [str(free_port()) if arg == PORT else arg for arg in runner.command]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, env=env, cwd=runner.checkout, check=True, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return Timing(wall, cpu)
+
+
+def check_outputs(all_runners: list[Runner], bootstrap: str, redis_url: str, dlq: str) -> None:
+    """Each checked runner on a small topic: its Redis keys and contents equal the flow's
+    (lists compared as sorted entries, without the fields that say when a record was handled)."""
+    topic = f"bench{uuid.uuid4().hex[:8]}.check"
+    ensure_topics(bootstrap, [topic], partitions=PARTITIONS)
+    produce(bootstrap, topic, sample_messages(3000, int(time.time()), seed=5))
+    client = redis.Redis.from_url(redis_url)
+    outputs = {}
+    for runner in all_runners:
+        if runner.checked:
+            prefix = new_prefix()
+            env = alert_environ(bootstrap, redis_url, topic, dlq, ALARMFLOW_KEY_PREFIX=prefix)
+            measured_run(runner, env)
+            outputs[runner.label] = {
+                key[len(prefix) :]: entry for key, entry in snapshot(client, prefix).items()
+            }
+    expected = outputs[FLOW]
+    print(f"\noutput check on 3,000 alerts: the flow wrote {len(expected)} keys")
+    for label, output in outputs.items():
+        verdict = "equal" if output == expected else "DIFFERENT"
+        print(f"  {label}: {verdict}")
+        if output != expected:
+            raise SystemExit(f"{label} wrote different Redis content than the flow")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--alerts", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--old", type=Path, help="a checkout of old main (commit 33cd407)")
+    parser.add_argument("--only", nargs="*", help="labels of the runners to time (and the flow)")
     args = parser.parse_args()
+    chosen = [
+        r for r in runners(args.old) if not args.only or r.label == FLOW or r.label in args.only
+    ]
     with services() as (bootstrap, redis_url):
         name = f"bench{uuid.uuid4().hex[:8]}"
         topic, empty, dlq = f"{name}.alert", f"{name}.empty", f"{name}.dlq"
-        ensure_topics(bootstrap, [topic, empty, dlq], partitions=3)
+        ensure_topics(bootstrap, [topic, empty, dlq], partitions=PARTITIONS)
+        check_outputs(chosen, bootstrap, redis_url, dlq)
         produce(bootstrap, topic, sample_messages(args.alerts, int(time.time())))
-        walls: dict[str, list[float]] = {label: [] for label in RUNNERS}
-        startup: dict[str, list[float]] = {label: [] for label in RUNNERS}
+        runs: dict[str, list[Timing]] = {r.label: [] for r in chosen}
+        startup: dict[str, list[Timing]] = {r.label: [] for r in chosen}
         for _ in range(args.repeat):
-            for label, command in RUNNERS.items():
-                walls[label].append(timed_run(command, bootstrap, redis_url, topic, dlq))
-                startup[label].append(timed_run(command, bootstrap, redis_url, empty, dlq))
-    print(f"\n{args.alerts} alerts, 3 partitions, median of {args.repeat} runs each\n")
-    print("| runner | wall s (runs) | start-up s | alerts/s (wall) | alerts/s (net) |")
-    print("|---|---|---:|---:|---:|")
-    rates = {}
-    for label in RUNNERS:
-        wall, start = statistics.median(walls[label]), statistics.median(startup[label])
-        rates[label] = args.alerts / wall
-        runs = " / ".join(f"{w:.2f}" for w in walls[label])
+            for runner in chosen:
+                runs[runner.label].append(
+                    measured_run(runner, alert_environ(bootstrap, redis_url, topic, dlq))
+                )
+                startup[runner.label].append(
+                    measured_run(runner, alert_environ(bootstrap, redis_url, empty, dlq))
+                )
+    print_table(chosen, runs, startup, args.alerts, args.repeat)
+
+
+def print_table(
+    chosen: list[Runner],
+    runs: dict[str, list[Timing]],
+    startup: dict[str, list[Timing]],
+    alerts: int,
+    repeat: int,
+) -> None:
+    """Median wall and CPU per runner; "net" leaves out the start-up run's; ratios of the
+    flow's net alerts/s to each runner's."""
+    print(
+        f"\n{alerts:,} alerts, {PARTITIONS} partitions, median of {repeat} alternating runs each\n"
+    )
+    print(
+        "| runner | wall s (runs) | start-up s | alerts/s (wall) | alerts/s (net) | flow is "
+        "| CPU µs/alert (net) |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    rows = {}
+    for runner in chosen:
+        wall = statistics.median(t.wall_s for t in runs[runner.label])
+        start = statistics.median(t.wall_s for t in startup[runner.label])
+        cpu = statistics.median(t.cpu_s for t in runs[runner.label])
+        cpu_start = statistics.median(t.cpu_s for t in startup[runner.label])
+        rows[runner.label] = (wall, start, alerts / max(wall - start, 1e-9), cpu - cpu_start)
+    flow_net = rows[FLOW][2]
+    for runner in chosen:
+        wall, start, net, cpu = rows[runner.label]
+        walls = " / ".join(f"{t.wall_s:.2f}" for t in runs[runner.label])
         print(
-            f"| {label} | {runs} | {start:.2f} | {args.alerts / wall:,.0f} | "
-            f"{args.alerts / max(wall - start, 1e-9):,.0f} |"
+            f"| {runner.label} | {walls} | {start:.2f} | {alerts / wall:,.0f} | {net:,.0f} "
+            f"| {flow_net / net:.2f}x | {cpu / alerts * 1e6:.0f} |"
         )
-    flow, plain = rates["bytewax flow (-w 1)"], rates["plain loop"]
-    print(f"\nratio bytewax / plain (wall): {flow / plain:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""The baseline for ``bench/alert_throughput.py``: the alert flow's work without Bytewax.
+"""A peer of the alert flow without a stream framework: a plain confluent-kafka + redis-py loop.
 
-A plain confluent-kafka consumer reads every partition to its end; each batch goes through
-the same decode, clean, expiry and routing functions and the same idempotent Redis pushes
-(one pipeline per batch); rejects go to the dead-letter topic. Settings come from the same
+A consumer reads every partition to its end; each batch of up to 1,000 messages goes through
+the flow's own per-batch work (``operators.alert_access.AlertAccess``) and the same push-once
+script (one call per batch); rejects go to the dead-letter topic. Settings come from the same
 environment variables as the flow.
 """
 
@@ -14,19 +14,17 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from alarmflow.config import settings_or_exit
 from alarmflow.connections import kafka_config, redis_client
-from flows.common import load_strategies
-from operators.alert import clean_alert, is_expired
-from operators.rejects import Rejected, Rejection, SourceRecord, decode_object
-from operators.routing import AlertRouter
+from operators.alert_access import AlertAccess
+from operators.rejects import SourceRecord
+from operators.strategy import load_strategy_file
 from state.idempotent import OncePusher
-from state.writes import alert_push
 
 BATCH = 1000
 
 
 def main() -> None:
     settings = settings_or_exit()
-    router = AlertRouter(load_strategies(settings))
+    access = AlertAccess.from_settings(settings, load_strategy_file(settings.strategies))
     pusher = OncePusher(redis_client(settings.redis_url, settings), settings.redis_dbs())
     consumer = Consumer(
         kafka_config(
@@ -44,25 +42,20 @@ def main() -> None:
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     open_parts = set(partitions)
     while open_parts:
-        pushes = []
+        records = []
         for msg in consumer.consume(BATCH, 0.1):
             if msg.error() is not None:
                 if msg.error().code() == KafkaError._PARTITION_EOF:
                     open_parts.discard(msg.partition())
                 continue
-            record = SourceRecord(msg.topic(), msg.partition(), msg.offset(), msg.value())
-            try:
-                event = clean_alert(decode_object(record, settings.max_message_bytes), time.time())
-            except Rejected as exc:
-                rejection = Rejection(exc.reason, exc.error, record)
-                dead_letters.produce(settings.dlq_topic, rejection.to_dlq("alert"))
-                continue
-            if is_expired(event, time.time()):
-                continue
-            targets = router.route(event)
-            if targets:
-                pushes.append(alert_push(settings.key_prefix, event, targets, settings.dedup_ttl))
-        pusher.push(pushes)
+            ts = msg.timestamp()[1]
+            records.append(
+                SourceRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), ts)
+            )
+        out = access(records, time.time())
+        pusher.push([push for push, _ in out.pushes])
+        for rejection in out.rejected:
+            dead_letters.produce(settings.dlq_topic, rejection.to_dlq("alert"))
         dead_letters.flush(30)
     consumer.close()
 

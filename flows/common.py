@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +28,21 @@ from state.strategy_cache import load_cached_strategies
 X = TypeVar("X")
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The collector's thresholds while a flow runs (Python's are 700, 10, 10): a flow allocates
+and frees many short-lived objects per record and keeps few, so collecting the young
+generation every 50,000 allocations instead of every 700 saves ~5 % of the alert flow's CPU
+time (measured, bench/gc_settings.py)."""
+
+
+def settle_heap() -> None:
+    """After start-up: move what start-up built (modules, strategies, routers) out of the
+    collector's sight (``gc.freeze``) and collect less often (:data:`GC_THRESHOLDS`)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
     """The entry point of every flow module: settings from the environment, logging at
     ``ALARMFLOW_LOG_LEVEL`` with secrets masked, then (run by ``bytewax.run``) a check that Kafka
@@ -38,12 +54,14 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
         mask_secrets_in_logs(settings)
         if _run_by_bytewax():
             preflight(settings)
-        return build(settings)
+        flow = build(settings)
     except (ConfigError, StrategyError, HostError) as exc:
         exit_on_config_error(exc)
     except ConnectFailed as exc:
         print(f"alarmflow: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    settle_heap()
+    return flow
 
 
 def _run_by_bytewax() -> bool:

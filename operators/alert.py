@@ -53,8 +53,47 @@ def _check_optional(data: Mapping[str, Any], field: str, ok: bool, expected: str
         )
 
 
+def _plainly_valid(data: Mapping[str, Any]) -> bool:
+    """A quick test that accepts only what :func:`validate_alert` accepts (the usual alert:
+    plain JSON types); anything else goes through the full checks, which name the problem."""
+    get = data.get
+    plugin_id, alert_name, tags = get("plugin_id"), get("alert_name"), get("tags", [])
+    if (
+        type(get("event_id")) not in (str, int)
+        or type(plugin_id) is not str
+        or not plugin_id
+        or type(alert_name) is not str
+        or not alert_name
+        or type(get("bk_biz_id")) is not int
+        or type(get("strategy_id", 0)) is not int
+        or type(get("status", "")) is not str
+        or type(get("target_type", "")) is not str
+        or type(get("metric", "")) not in (str, list)
+        or type(tags) is not list
+    ):
+        return False
+    time, ingest = get("time"), get("bk_ingest_time")
+    if time is None:
+        if type(ingest) not in (int, float):
+            return False
+    elif type(time) not in (int, float) or (
+        ingest is not None and type(ingest) not in (int, float)
+    ):
+        return False
+    dedupe_keys = get("dedupe_keys")
+    if type(dedupe_keys) is list and not all(type(k) is str for k in dedupe_keys):
+        return False
+    return all(type(tag) is dict and "key" in tag and "value" in tag for tag in tags)
+
+
 def validate_alert(data: Mapping[str, Any]) -> None:
     """Raise :class:`Rejected` unless ``data`` (None fields removed) can be cleaned."""
+    if not _plainly_valid(data):
+        check_alert_fields(data)
+
+
+def check_alert_fields(data: Mapping[str, Any]) -> None:
+    """Every check of :func:`validate_alert`, in order; the first problem is raised."""
     _require(
         data,
         "event_id",
@@ -85,21 +124,46 @@ def validate_alert(data: Mapping[str, Any]) -> None:
         raise Rejected(Reason.WRONG_TYPE, "field 'dedupe_keys' must list strings")
 
 
+def _safe_json_text(value: Any) -> bool:
+    """A string ``json.dumps`` writes as itself in quotes (printable ASCII, no escapes)."""
+    return (
+        type(value) is str
+        and value.isascii()
+        and value.isprintable()
+        and '"' not in value
+        and "\\" not in value
+    )
+
+
+def _json_dumps(value: Any) -> str:
+    """``json.dumps(value)``; a flat object of plain strings is written directly."""
+    if type(value) is dict and all(
+        _safe_json_text(k) and _safe_json_text(v) for k, v in value.items()
+    ):
+        return "{" + ", ".join(f'"{k}": "{v}"' for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
 def _clean_tag_value(value: Any) -> Any:
     if isinstance(value, dict):
-        return json.dumps(value)
+        return _json_dumps(value)
     if isinstance(value, list | tuple):
-        return [json.dumps(v) if isinstance(v, dict | list) else v for v in value]
+        return [_json_dumps(v) if isinstance(v, dict | list) else v for v in value]
     return value
 
 
 def _clean_tags(tags: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cleaned = []
     for tag in tags:
-        item = {"key": str(tag["key"]), "value": _clean_tag_value(tag["value"])}
-        for extra in ("display_key", "display_value"):
-            if extra in tag:
-                item[extra] = tag[extra]
+        key, value = tag["key"], tag["value"]
+        item = {
+            "key": key if type(key) is str else str(key),
+            "value": value if type(value) is str else _clean_tag_value(value),
+        }
+        if "display_key" in tag:
+            item["display_key"] = tag["display_key"]
+        if "display_value" in tag:
+            item["display_value"] = tag["display_value"]
         cleaned.append(item)
     return cleaned
 
@@ -111,6 +175,8 @@ def _clean_target_type(value: str) -> str:
 
 
 def _clean_severity(value: Any) -> int:
+    if type(value) is int:
+        return max(1, min(3, value))
     try:
         return max(1, min(3, int(value)))
     except (TypeError, ValueError):
@@ -126,41 +192,44 @@ def _clean_dedupe_keys(data: Mapping[str, Any]) -> list[str]:
     return keys
 
 
-def _dedupe_value(event: Mapping[str, Any], key: str) -> Any:
-    targetless = event.get("target_type") in TARGETLESS_TYPES
-    if targetless and key == "target":
-        return None
-    if targetless and key == "target_type":
-        return ""
-    if key.startswith("tags."):
-        name = key[len("tags.") :]
-        for tag in event.get("tags", []):
-            if tag["key"] == name:
-                return tag["value"]
-        return None
-    return event.get(key)
+def _dedupe_values(event: Mapping[str, Any]) -> list[Any]:
+    targetless = event["target_type"] in TARGETLESS_TYPES
+    values = []
+    for key in event["dedupe_keys"]:
+        if targetless and key == "target":
+            values.append(None)
+        elif targetless and key == "target_type":
+            values.append("")
+        elif key.startswith("tags."):
+            name = key[len("tags.") :]
+            values.append(next((t["value"] for t in event["tags"] if t["key"] == name), None))
+        else:
+            values.append(event.get(key))
+    return values
 
 
 def clean_alert(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
     """The cleaned alert for a decoded message, or :class:`Rejected`."""
     data = {key: value for key, value in raw.items() if value is not None}
     validate_alert(data)
-    metric = data.get("metric")
-    data_type = str(data.get("data_type", "")).lower()
+    get = data.get
+    metric = get("metric")
+    data_type = str(get("data_type", "")).lower()
+    status = get("status", "").upper()
     data.update(
         create_time=int(now),
-        target_type=_clean_target_type(data.get("target_type", "")),
-        target=data.get("target"),
+        target_type=_clean_target_type(get("target_type", "")),
+        target=get("target"),
         metric=[metric] if isinstance(metric, str) else (metric or []),
         data_type=data_type if data_type in DATA_TYPES else "event",
         dedupe_keys=_clean_dedupe_keys(data),
-        status=s if (s := data.get("status", "").upper()) in FINAL_STATUSES else ABNORMAL,
-        severity=_clean_severity(data.get("severity")),
-        tags=_clean_tags(data.get("tags", [])),
+        status=status if status in FINAL_STATUSES else ABNORMAL,
+        severity=_clean_severity(get("severity")),
+        tags=_clean_tags(get("tags", [])),
         time=data["time"] if "time" in data else data["bk_ingest_time"],
     )
     data["id"] = count_md5([data["plugin_id"], data["event_id"], data["status"], data["time"]])
-    data["dedupe_md5"] = count_md5([_dedupe_value(data, key) for key in data["dedupe_keys"]])
+    data["dedupe_md5"] = count_md5(_dedupe_values(data))
     data["access_time"] = now
     return data
 

@@ -4,6 +4,11 @@ Dicts hash as the sorted list of ``(str(key), digest(value))`` pairs; lists and 
 the md5 of Python's ``str()`` of their members' sorted digests; callables by name; anything
 else as the md5 of ``str(value)``. Python ``str()`` semantics are part of the contract:
 ``0`` and ``"0"`` hash alike, ``None`` is ``"None"`` and ``1.0`` is ``"1.0"``.
+
+Digests are bkmonitor's exactly; the work is cheaper: plain scalars skip the type tests,
+``str()`` of a list of hex digests is joined directly (a hex digest needs no quoting), and
+the digests of short texts, which repeat from alert to alert (plugin, status, business,
+target type), are remembered in a small bounded table.
 """
 
 from __future__ import annotations
@@ -11,17 +16,48 @@ from __future__ import annotations
 from hashlib import md5
 from typing import Any
 
+_PLAIN = frozenset({int, float, bool, type(None)})
+_MEMO_TEXT_MAX = 96
+_MEMO_SIZE = 8192
+_memo: dict[str, str] = {}
+
 
 def _md5_text(text: str) -> str:
-    return md5(text.encode("utf8")).hexdigest()
+    if len(text) > _MEMO_TEXT_MAX:
+        return md5(text.encode("utf8")).hexdigest()
+    digest = _memo.get(text)
+    if digest is None:
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        digest = _memo[text] = md5(text.encode("utf8")).hexdigest()
+    return digest
+
+
+def _digests_md5(digests: list[str]) -> str:
+    """The md5 of ``str(sorted(digests))`` for a list of hex digests."""
+    if not digests:
+        return _md5_text("[]")
+    digests.sort()
+    return _md5_text("['" + "', '".join(digests) + "']")
 
 
 def count_md5(content: Any) -> str:
     """Digest ``content`` exactly as bkmonitor's ``bkmonitor.utils.common_utils.count_md5``."""
+    kind = type(content)
+    if kind is str:
+        return _md5_text(content)
+    if kind in _PLAIN:
+        return _md5_text(str(content))
     if isinstance(content, dict):
-        return count_md5([(str(key), count_md5(content[key])) for key in sorted(content)])
+        return _digests_md5(
+            [
+                _digests_md5([_md5_text(str(key)), _md5_text(count_md5(content[key]))])
+                for key in sorted(content)
+            ]
+        )
     if isinstance(content, list | tuple):
-        return _md5_text(str(sorted(count_md5(member) for member in content)))
+        memo = _memo
+        return _digests_md5([(type(m) is str and memo.get(m)) or count_md5(m) for m in content])
     if callable(content):
         return _md5_text(content.__name__)
     return _md5_text(str(content))

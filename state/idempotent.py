@@ -11,8 +11,10 @@ is incremented once per record, never again on replay.
 
 Writes name their backend (bkmonitor's ``queue`` db 9, ``service`` db 10, ...); the script
 ``SELECT``s the database of each write, so a record's queue and service keys commit together,
-atomically, on one server. Data lands before its signal because the builders put signals last
-and the script runs writes in order. A batch is one command: one round trip, atomic.
+atomically, on one server. A batch is one command: one round trip, atomic, so a consumer never
+sees a signal before its data. Inside it, list pushes and EXPIREs are gathered per key (one
+variadic LPUSH and one EXPIRE per key per batch), which leaves Redis exactly as running each
+write in turn would.
 
 A record whose write fails for its own values (a key holding another type, a score that is no
 number) does not fail the batch: its result is the error text and its marker is taken back
@@ -94,12 +96,31 @@ def write(
     and, unless ``ttl`` is given, with its registered TTL."""
     return Write(
         op,
-        key.key(prefix, **(at or {})),
-        value if isinstance(value, bytes | str) else str(value),
+        _full_key(key, prefix, at),
+        value if type(value) is bytes or type(value) is str else str(value),
         key.ttl if ttl is None else ttl,
-        str(param),
+        param if type(param) is str else str(param),
         key.backend,
     )
+
+
+_KEYS_KEPT = 8192
+_keys: dict[tuple, str] = {}
+
+
+def _full_key(key: KeyDef, prefix: str, at: Mapping[str, Any] | None) -> str:
+    """``key.key(prefix, **at)``, remembered for the keys that recur (a strategy's alert list,
+    the signal list) in a small bounded table."""
+    try:
+        memo = (key.name, prefix, *at.items()) if at else (key.name, prefix)
+        full = _keys.get(memo)
+    except TypeError:  # a value that cannot be hashed
+        return key.key(prefix, **(at or {}))
+    if full is None:
+        if len(_keys) >= _KEYS_KEPT:
+            _keys.clear()
+        full = _keys[memo] = key.key(prefix, **(at or {}))
+    return full
 
 
 class Push(NamedTuple):
@@ -113,9 +134,18 @@ class Push(NamedTuple):
 
 
 # KEYS: per record, the key of each of its writes (marker first).
-# ARGV: per record, its number of writes w; then per write: "op db ttl", param, value.
+# ARGV: per record, its number of writes w; then per write: "op db ttl param", value.
 # Returns per record: -1 duplicate, -2 gated, the number of signals pushed, or a string
 # starting "ERR " when one of the record's writes failed.
+#
+# Markers, gates and the other data writes run record by record, as they come. List pushes
+# (LPUSH and signals) and EXPIREs are gathered and run once per key at the end: one variadic
+# LPUSH per list, one EXPIRE per key (its last TTL). The script is atomic, so Redis ends
+# exactly as if each write had run in order: a list's values keep their order, and a signal
+# is pending if the list holds it or an earlier record of the batch pushed it. (SET clears a
+# key's TTL, so a SET's EXPIRE runs at once.) A list is checked to be one when a batch first
+# pushes to it, so that an LPUSH that would fail fails in its record, not at the end. Each key
+# is written by one kind of write (the key registry gives each key one type).
 _PUSH_ONCE = """
 local selected = nil
 local function use(db)
@@ -124,21 +154,64 @@ local function use(db)
     selected = db
   end
 end
-local function expire(key, ttl)
-  if ttl > 0 then
-    redis.call('EXPIRE', key, ttl)
+local order, lists = {}, {}
+local function touch(db, key)
+  local in_db = lists[db]
+  if in_db == nil then
+    in_db = {}
+    lists[db] = in_db
   end
+  local entry = in_db[key]
+  if entry == nil then
+    entry = {db = db, key = key, values = {}, has = {}, ttl = 0, list = false}
+    in_db[key] = entry
+    order[#order + 1] = entry
+  end
+  return entry
+end
+local function defer_expire(entry, ttl)
+  if ttl > 0 then
+    entry.ttl = ttl
+  end
+end
+-- The entry of a list this batch pushes to; a key holding another type fails here, in the
+-- record, with the error the LPUSH itself gives.
+local function list(db, key, value)
+  local entry = touch(db, key)
+  if not entry.list then
+    use(db)
+    local kind = redis.call('TYPE', key)['ok']
+    if kind ~= 'list' and kind ~= 'none' then
+      redis.call('LPUSH', key, value)
+    end
+    entry.list = true
+  end
+  return entry
+end
+local function push(entry, value)
+  entry.values[#entry.values + 1] = value
+  entry.has[value] = true
+end
+local specs = {}
+local function spec(text)
+  local parsed = specs[text]
+  if parsed == nil then
+    local op, db, ttl, param = string.match(text, '^(%a+) (%d+) (%d+) (.*)$')
+    parsed = {op, db, tonumber(ttl), param}
+    specs[text] = parsed
+  end
+  return parsed
 end
 local marked = false
 -- One record: its w writes from ARGV[a] and KEYS[k]; -1 duplicate, -2 gated, else signals.
 local function record(a, k, w)
   local result = nil
   for i = 0, w - 1 do
-    local op, db, ttl = string.match(ARGV[a], '(%a+) (%d+) (%d+)')
-    local param, value = ARGV[a + 1], ARGV[a + 2]
+    local parsed = spec(ARGV[a])
+    local op, db, ttl, param = parsed[1], parsed[2], parsed[3], parsed[4]
+    local value = ARGV[a + 1]
     local key = KEYS[k + i]
-    ttl = tonumber(ttl)
-    a = a + 3
+    a = a + 2
     if result == nil then
       use(db)
       local new
@@ -146,29 +219,40 @@ local function record(a, k, w)
         new = redis.call('SET', key, '1', 'NX', 'EX', ttl)
       else
         new = redis.call('SADD', key, value) == 1
-        expire(key, ttl)
+        defer_expire(touch(db, key), ttl)
       end
       result = new and 0 or -1
       marked = result == 0
     elseif result >= 0 then
-      use(db)
       if op == 'gate' then
+        use(db)
         if redis.call('EXISTS', key) == 1 and
             redis.call('HINCRBY', key, param, 1) > tonumber(value) then
           result = -2
         end
       elseif op == 'signal' then
-        if not redis.call('LPOS', key, value) then
-          redis.call('LPUSH', key, value)
-          result = result + 1
+        local entry = list(db, key, value)
+        if not entry.has[value] then
+          use(db)
+          if not redis.call('LPOS', key, value) then
+            push(entry, value)
+            result = result + 1
+          end
         end
-        expire(key, ttl)
+        defer_expire(entry, ttl)
+      elseif op == 'lpush' then
+        local entry = list(db, key, value)
+        push(entry, value)
+        defer_expire(entry, ttl)
+      elseif op == 'set' then
+        use(db)
+        redis.call('SET', key, value)
+        if ttl > 0 then
+          redis.call('EXPIRE', key, ttl)
+        end
       else
-        if op == 'lpush' then
-          redis.call('LPUSH', key, value)
-        elseif op == 'set' then
-          redis.call('SET', key, value)
-        elseif op == 'sadd' then
+        use(db)
+        if op == 'sadd' then
           redis.call('SADD', key, value)
         elseif op == 'zadd' then
           redis.call('ZADD', key, param, value)
@@ -182,7 +266,7 @@ local function record(a, k, w)
             redis.call('HSET', key, param, value)
           end
         end
-        expire(key, ttl)
+        defer_expire(touch(db, key), ttl)
       end
     end
   end
@@ -191,12 +275,12 @@ end
 -- A record whose write fails (its values, e.g. a key of another type) reports the error as its
 -- result; its marker is taken back, so that a replay tries it again, and the batch goes on.
 local function unmark(a, k)
-  local op, db = string.match(ARGV[a], '(%a+) (%d+)')
-  use(db)
-  if op == 'mark' then
+  local parsed = spec(ARGV[a])
+  use(parsed[2])
+  if parsed[1] == 'mark' then
     redis.call('DEL', KEYS[k])
   else
-    redis.call('SREM', KEYS[k], ARGV[a + 2])
+    redis.call('SREM', KEYS[k], ARGV[a + 1])
   end
 end
 local results = {}
@@ -215,11 +299,30 @@ while a <= #ARGV do
     end
   end
   results[#results + 1] = result
-  a = a + 1 + 3 * w
+  a = a + 1 + 2 * w
   k = k + w
+end
+for _, entry in ipairs(order) do
+  local values = entry.values
+  if #values > 0 then
+    use(entry.db)
+    for first = 1, #values, 1000 do
+      redis.call('LPUSH', entry.key, unpack(values, first, math.min(first + 999, #values)))
+    end
+  end
+end
+for _, entry in ipairs(order) do
+  if entry.ttl > 0 then
+    use(entry.db)
+    redis.call('EXPIRE', entry.key, entry.ttl)
+  end
 end
 return results
 """
+
+
+_SPECS_KEPT = 4096
+"""How many distinct write specs a pusher remembers (params such as ZADD scores vary)."""
 
 
 class OncePusher:
@@ -240,14 +343,17 @@ class OncePusher:
         self._replicas = replicas
         self._replica_timeout_ms = replica_timeout_ms
         self._dbs = dict(dbs)
-        self._specs: dict[tuple[Op, Backend, int], str] = {}
+        self._specs: dict[tuple[Op, Backend, int, str], str] = {}
 
     def _spec(self, w: Write) -> str:
-        """The write's ``"op db ttl"`` argument, made once per kind of write."""
-        shape = (w.op, w.backend, w.ttl)
+        """The write's ``"op db ttl param"`` argument, made once per kind of write."""
+        shape = (w.op, w.backend, w.ttl, w.param)
         spec = self._specs.get(shape)
         if spec is None:
-            spec = self._specs[shape] = f"{w.op.value} {self._dbs[w.backend]} {w.ttl}"
+            if len(self._specs) >= _SPECS_KEPT:
+                self._specs.clear()
+            spec = f"{w.op.value} {self._dbs[w.backend]} {w.ttl} {w.param}"
+            self._specs[shape] = spec
         return spec
 
     def push(self, pushes: Sequence[Push]) -> list[Result]:
@@ -263,7 +369,8 @@ class OncePusher:
             args.append(1 + len(push.writes))
             for w in (push.marker, *push.writes):
                 keys.append(w.key)
-                args.extend((spec(w), w.param, w.value))
+                args.append(spec(w))
+                args.append(w.value)
         if not self._replicas:
             return _results(self._script(keys=keys, args=args))
         pipe = self._client.pipeline(transaction=False)

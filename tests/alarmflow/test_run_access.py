@@ -212,3 +212,13 @@ def test_run_access_writes_what_bytewax_run_writes(
     expected = snapshot_dbs(clients, direct.prefix, skip="access.run.")
     assert len(expected) >= 10
     assert snapshot_dbs(clients, env.prefix, skip="access.run.") == expected
+
+
+def test_hosts_of_a_cluster_pass_through_as_process_id_and_addresses():
+    hosts = "10.0.0.1:2101;10.0.0.2:2101;10.0.0.3:2101"
+    the_plan = plan(["--access-type", "alert", "-r", "/rec", "-i", "2", "-a", hosts], {})
+    assert the_plan.launch_argv == (
+        "flows.alert", "-p", "1", "-w", "1", "-r", "/rec", "-i", "2", "-a", hosts,
+    )  # fmt: skip
+    args = launch.parse_args(list(the_plan.launch_argv))
+    assert command_line(args, the_plan.env).endswith(f"  # host 2, BYTEWAX_ADDRESSES={hosts}")

@@ -182,6 +182,9 @@ def test_parallel_runs_write_what_one_worker_writes(flow_env, sample_topic, comm
 def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
     flow_env, sample_topic, tmp_path
 ):
+    # Enough input that a run resumed after a kill still has work left at its next snapshot:
+    # the flow takes a batch at a time and drains 30,000 alerts within one snapshot interval.
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], sample_messages(90_000, NOW, seed=12))
     client = redis.Redis.from_url(flow_env.redis_url)
     reference = with_prefix(flow_env, flow_env.prefix + "ref")
     run(bytewax_command("flows.alert"), reference.environ())

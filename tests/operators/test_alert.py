@@ -6,9 +6,12 @@ import json
 from hashlib import md5
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operators.alert import clean_alert, is_expired
 from operators.rejects import Reason, Rejected
+from tests import main_33cd407
 
 NOW = 1_800_000_000.0
 
@@ -219,3 +222,79 @@ def test_expiry_uses_the_origin_alarm_access_time_when_present():
         "extra_info": {"origin_alarm": {"data": {"access_time": NOW}}},
     }
     assert not is_expired(event, NOW)
+
+
+ascii_texts = st.text(st.characters(max_codepoint=127), max_size=6)
+odd = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+texts = st.sampled_from(["host", "HOST", "K8S-POD", "topo", "", "zabbix", "recovered", "Closed"])
+json_like = st.recursive(
+    odd | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ascii_texts | texts, inner),
+    max_leaves=6,
+)
+tag = st.fixed_dictionaries(
+    {"key": st.text(max_size=5) | st.integers(), "value": json_like},
+    optional={"display_key": st.text(max_size=4), "display_value": odd},
+)
+names = st.sampled_from(["CPU usage high", "Disk full", "zabbix", "rest_api"]) | st.text(max_size=6)
+well_typed = st.fixed_dictionaries(
+    {
+        "event_id": st.text(max_size=6) | st.integers(),
+        "plugin_id": names,
+        "alert_name": names,
+        "bk_biz_id": st.integers(-3, 9) | st.sampled_from(["2", " 3", "-1"]),
+        "time": st.integers(0, 2_000_000_000) | st.floats(0, 2e9),
+    },
+    optional={
+        "strategy_id": st.integers(0, 300) | st.just("201"),
+        "status": texts,
+        "target_type": texts,
+        "target": texts | st.text(max_size=12),
+        "severity": st.integers(-2, 9) | st.sampled_from(["1", "2", " 3", "high"]),
+        "metric": texts | st.lists(texts, max_size=2),
+        "data_type": st.sampled_from(["log", "Time_Series", "event"]),
+        "tags": st.lists(tag, max_size=3),
+        "dedupe_keys": st.lists(st.sampled_from(["tags.a", "tags.", "target", "target_type"])),
+        "description": json_like,
+    },
+)
+oddly_typed = st.fixed_dictionaries(
+    {
+        "event_id": st.text(max_size=6) | st.integers() | odd,
+        "plugin_id": texts | odd,
+        "alert_name": texts | odd,
+        "bk_biz_id": st.integers(-3, 9) | st.sampled_from(["2", " 3", "-1", "two"]) | odd,
+        "time": st.integers(0, 2_000_000_000) | odd,
+    },
+    optional={
+        "strategy_id": st.integers(0, 300) | st.sampled_from(["201", "x"]) | odd,
+        "status": texts | odd,
+        "target_type": texts | odd,
+        "severity": odd | st.sampled_from(["1", "2", " 3"]),
+        "metric": texts | st.lists(texts, max_size=2) | odd,
+        "bk_ingest_time": st.floats(0, 2e9) | odd,
+        "tags": st.lists(tag, max_size=3) | st.lists(odd, max_size=2) | odd,
+        "dedupe_keys": st.lists(odd, max_size=2) | odd,
+    },
+)
+
+
+def outcome(clean, raw: dict) -> str:
+    """What cleaning gives, as exact text: the event (types and key order) or the error."""
+    try:
+        return repr(clean(raw, NOW))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+@settings(max_examples=500)
+@given(well_typed | oddly_typed)
+def test_same_event_or_error_as_main_before_the_speed_up(raw):
+    """Today's clean_alert against main's (commit 33cd407) frozen in tests/main_33cd407.py."""
+    assert outcome(clean_alert, raw) == outcome(main_33cd407.clean_alert, raw)
+
+
+@given(st.dictionaries(ascii_texts | st.text(max_size=4), ascii_texts | texts, max_size=4))
+def test_object_tag_values_are_json_text_as_main_writes_it(value):
+    event = clean_alert(alert(tags=[{"key": "k", "value": value}]), NOW)
+    assert event["tags"][0]["value"] == json.dumps(value)

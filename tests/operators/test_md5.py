@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from operators.md5 import count_md5
+from tests import main_33cd407
 
 EVENT_DIMS = {
     "bk_host_id": 2,
@@ -69,3 +70,35 @@ def test_list_digest_ignores_member_order(values, rng):
 @given(st.dictionaries(st.text(max_size=4), st.lists(json_scalars, max_size=4) | json_dicts))
 def test_digest_is_stable(data):
     assert count_md5(data) == count_md5(data)
+
+
+any_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["zabbix", "ABNORMAL", "2", "HOST", "0", "x" * 200])
+)
+nested = st.recursive(
+    any_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=6) | st.sampled_from(["a", "b"]), inner, max_size=5)
+    ),
+    max_leaves=24,
+)
+
+
+@given(nested)
+def test_same_digest_as_main_before_the_speed_up(value):
+    """Today's count_md5 against main's (commit 33cd407) frozen in tests/main_33cd407.py."""
+    assert count_md5(value) == main_33cd407.count_md5(value)
+
+
+@given(st.lists(any_scalars, max_size=6))
+def test_same_digest_as_main_when_every_member_was_seen_before(values):
+    for value in values:
+        count_md5(value)
+    assert count_md5(values) == main_33cd407.count_md5(values)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push, Write
 from state.keys import Backend
+from tests import main_33cd407
 
 DBS = {Backend.QUEUE: 1, Backend.SERVICE: 2}
 
@@ -173,6 +179,126 @@ def test_writes_land_in_their_backends_database_in_one_script(client, service, k
     assert client.lrange(f"{p}.anomaly", 0, -1) == [b"x"]
     assert client.exists(f"{p}.m")
     assert client.lrange(f"{p}.sig", 0, -1) == [b"1.2"]
+
+
+def test_a_long_batch_into_one_list_keeps_push_order(client, key_prefix):
+    p = key_prefix
+    pusher = OncePusher(client, DBS)
+    batch = [Push(mark(f"{p}.m{i}"), (lpush(f"{p}.l", str(i).encode()),)) for i in range(2500)]
+    assert pusher.push(batch) == [0] * 2500
+    assert client.lrange(f"{p}.l", 0, -1) == [str(i).encode() for i in reversed(range(2500))]
+
+
+def exact_content(client: redis.Redis, key: bytes, kind: str) -> object:
+    if kind == "list":
+        return client.lrange(key, 0, -1)
+    if kind == "set":
+        return sorted(client.smembers(key))
+    if kind == "zset":
+        return client.zrange(key, 0, -1, withscores=True)
+    if kind == "hash":
+        return sorted(client.hgetall(key).items())
+    return client.get(key)
+
+
+def exact_state(clients: dict[str, redis.Redis], prefix: str) -> dict:
+    """Every key under ``prefix`` in each database, byte for byte: lists in order, and its
+    TTL to the second."""
+    state = {}
+    for db, client in clients.items():
+        for key in client.scan_iter(match=f"{prefix}.*", count=1000):
+            kind = client.type(key).decode()
+            state[db, key[len(prefix) :]] = (
+                kind,
+                exact_content(client, key, kind),
+                client.ttl(key),
+            )
+    return state
+
+
+def same_state(clients: dict[str, redis.Redis], prefix: str, other: str) -> bool:
+    """The same keys, kinds and contents under both prefixes, and TTLs that differ by no more
+    than the time it took to read them."""
+    started = time.monotonic()
+    left, right = exact_state(clients, prefix), exact_state(clients, other)
+    slack = time.monotonic() - started + 1
+    if left.keys() != right.keys():
+        return False
+    for key, (kind, content, ttl) in left.items():
+        other_kind, other_content, other_ttl = right[key]
+        if (kind, content) != (other_kind, other_content) or abs(ttl - other_ttl) > slack:
+            return False
+    return True
+
+
+# Each kind of write has its own keys, as the key registry gives them: no key is written by
+# two kinds (that would be a Redis type error in either script).
+ttls = st.sampled_from([0, 60, 900])
+dbs = st.sampled_from([Backend.QUEUE, Backend.SERVICE])
+small = st.sampled_from(["1", "2", "3", "10"])
+
+
+def writes_of(op: Op, keys: int, values, params=None):
+    return st.builds(
+        lambda n, v, t, q, b: Write(op, f"{{p}}.{op.value}{n}", v, t, q, b),
+        st.integers(0, keys - 1),
+        values,
+        ttls,
+        st.just("") if params is None else params,
+        dbs,
+    )
+
+
+data_writes = (
+    writes_of(Op.LPUSH, 3, st.binary(max_size=3))
+    | writes_of(Op.SIGNAL, 2, small)
+    | writes_of(Op.SET, 2, small)
+    | writes_of(Op.SADD, 2, small)
+    | writes_of(Op.ZADD, 2, small, small)
+    | writes_of(Op.HSET, 2, small, small)
+    | writes_of(Op.HMAX, 2, small, small)
+)
+markers = writes_of(Op.MARK, 6, st.just(b"")).filter(lambda w: w.ttl > 0) | writes_of(
+    Op.SADD, 1, small
+).map(lambda w: w._replace(key=w.key.replace("sadd", "dedup")))
+gates = writes_of(Op.GATE, 1, st.sampled_from(["1", "2"]), small)
+pushes = st.builds(
+    lambda marker, gate, rest: Push(marker, (*gate, *rest)),
+    markers,
+    st.lists(gates, max_size=1),
+    st.lists(data_writes, max_size=5),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.lists(pushes, max_size=8), min_size=1, max_size=4), st.data())
+def test_the_batched_script_leaves_redis_as_mains_script_does(client, service, batches, data):
+    """Batches of random pushes through today's script and main's (commit 33cd407, frozen in
+    tests/main_33cd407.py), each under its own prefix: same results, same Redis bytes."""
+    clients = {"queue": client, "service": service}
+    prefixes = {"old": f"old{uuid.uuid4().hex[:8]}", "new": f"new{uuid.uuid4().hex[:8]}"}
+    pushers = {"old": main_33cd407.OncePusher(client, DBS), "new": OncePusher(client, DBS)}
+    for name in prefixes:
+        client.hset(f"{prefixes[name]}.gate0", "seed", 0)
+    for batch in batches:
+        consumed = data.draw(st.booleans())
+        results = {}
+        for name, prefix in prefixes.items():
+            at = [
+                Push(
+                    push.marker._replace(key=push.marker.key.format(p=prefix)),
+                    tuple(w._replace(key=w.key.format(p=prefix)) for w in push.writes),
+                )
+                for push in batch
+            ]
+            results[name] = pushers[name].push(at)
+            if consumed:
+                for db_client in clients.values():
+                    db_client.rpop(f"{prefix}.signal0")
+        assert results["new"] == results["old"]
+    assert same_state(clients, prefixes["new"], prefixes["old"])
 
 
 def test_a_record_whose_write_fails_reports_its_error_and_the_batch_goes_on(client, key_prefix):

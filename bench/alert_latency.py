@@ -1,0 +1,222 @@
+"""Alert flow latency in tail mode: produce-to-visible-in-Redis at fixed offered rates.
+
+The flow runs in tail mode (``ALARMFLOW_TAIL=1``, from the latest offsets). For each offered
+rate a producer sends valid alerts for ``--seconds`` at that rate, each stamped with its send
+time; a watcher takes the alert list every few milliseconds (LRANGE + DEL in one transaction)
+and records when each alert became visible. A rate is *sustained* when every alert sent was
+visible within ``--slack`` seconds after the last one was sent and the p99 stayed under a
+second; the run stops at the first rate that is not. Last, once the backlog drained, a burst
+of ``--burst`` alerts sent as fast as the producer can measures the rate the flow drains a
+backlog at, for the ratio "highest sustained / drain".
+
+    python -m bench.alert_latency [--rates 1000 2500 5000 10000 15000 20000] [--seconds 10]
+                                  [--old DIR]
+
+With ``--old`` (a checkout of old main, ``git worktree add /work/wt-old 33cd407``) old main's
+flow is measured the same way in the same run. Services as in ``bench.alert_throughput``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import redis
+from confluent_kafka import Producer
+
+from alarmflow.kafka_tools import ensure_topics
+from bench.alert_throughput import PARTITIONS, REPO, alert_environ, services
+
+WATCH_EVERY_S = 0.002
+STRATEGY = 201  # routes to one list: access.alert.201.2001
+SUSTAINED_P99_MS = 1000
+
+
+@dataclass(frozen=True)
+class Step:
+    rate: int
+    sent: int
+    seen: int
+    latencies_ms: list[float]
+
+    @property
+    def sustained(self) -> bool:
+        """Every alert seen within the slack, and the p99 under a second (a backlog that
+        grows through the step shows as latency growing past that)."""
+        return self.seen == self.sent and self.percentile(0.99) <= SUSTAINED_P99_MS
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def alert(seq: int, run: str) -> dict:
+    return {
+        "event_id": f"{run}-{seq}",
+        "plugin_id": "bench",
+        "alert_name": "CPU usage high",
+        "bk_biz_id": 2,
+        "strategy_id": STRATEGY,
+        "status": "abnormal",
+        "severity": 2,
+        "target_type": "host",
+        "target": f"10.0.{seq % 250}.{seq % 199 + 1}",
+        "description": "latency probe",
+        "metric": "system.cpu.usage",
+        "tags": [{"key": "cpu", "value": "cpu-total"}],
+        "time": int(time.time()),
+    }
+
+
+class Watcher(threading.Thread):
+    """Takes the alert list every few milliseconds; records each alert's visibility latency."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        super().__init__(daemon=True)
+        self._client = client
+        self._key = key
+        self.latencies_ms: list[float] = []
+        self.seen = 0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.lrange(self._key, 0, -1)
+            pipe.delete(self._key)
+            entries, _ = pipe.execute()
+            now = time.time()
+            for entry in entries:
+                sent = orjson.loads(entry).get("sent_at")
+                if sent is not None:
+                    self.latencies_ms.append((now - sent) * 1000)
+            self.seen += len(entries)
+            time.sleep(WATCH_EVERY_S)
+
+    def take(self) -> tuple[int, list[float]]:
+        seen, latencies = self.seen, self.latencies_ms
+        self.seen, self.latencies_ms = 0, []
+        return seen, latencies
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def offer(producer: Producer, topic: str, rate: int, seconds: float, run: str) -> int:
+    """Send ``rate`` alerts per second for ``seconds`` (0 rate: as fast as possible, ``seconds``
+    then counts alerts); return how many were sent."""
+    total = int(seconds) if rate == 0 else int(rate * seconds)
+    started = time.perf_counter()
+    for seq in range(total):
+        if rate:
+            due = started + seq / rate
+            while (wait := due - time.perf_counter()) > 0:
+                time.sleep(min(wait, 0.001))
+        producer.produce(topic, orjson.dumps({**alert(seq, run), "sent_at": time.time()}))
+        producer.poll(0)
+    producer.flush(30)
+    return total
+
+
+def wait_seen(watcher: Watcher, want: int, slack_s: float) -> tuple[int, list[float]]:
+    """Wait up to ``slack_s`` for ``want`` alerts to be seen; what was seen and latencies."""
+    deadline = time.monotonic() + slack_s
+    while watcher.seen < want and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return watcher.take()
+
+
+def measure(label, checkout, args, bootstrap, redis_url) -> tuple[list[Step], float]:
+    run = uuid.uuid4().hex[:8]
+    topic, dlq, prefix = f"lat{run}.alert", f"lat{run}.dlq", f"lat{run}.ee"
+    ensure_topics(bootstrap, [topic, dlq], partitions=PARTITIONS)
+    env = alert_environ(
+        bootstrap,
+        redis_url,
+        topic,
+        dlq,
+        ALARMFLOW_KEY_PREFIX=prefix,
+        ALARMFLOW_TAIL="1",
+        ALARMFLOW_START="latest",
+        PYTHONPATH=str(checkout),
+    )
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "flows.alert"],
+        env=env,
+        cwd=checkout,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis.from_url(redis_url)
+    watcher = Watcher(client, f"{prefix}.access.alert.{STRATEGY}.2001")
+    watcher.start()
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "acks": 1})
+    steps: list[Step] = []
+    drain = float("nan")
+    try:
+        ready = time.monotonic() + 120
+        while watcher.seen == 0 and time.monotonic() < ready:  # the flow is up and reading
+            offer(producer, topic, 0, 1, f"probe{time.monotonic()}")
+            time.sleep(0.5)
+        watcher.take()
+        for rate in args.rates:
+            sent = offer(producer, topic, rate, args.seconds, f"r{rate}")
+            seen, latencies = wait_seen(watcher, sent, args.slack)
+            steps.append(Step(rate, sent, seen, latencies))
+            print(f"  {label}: {rate}/s sent {sent} seen {seen}", file=sys.stderr)
+            if not steps[-1].sustained:
+                break
+        backlog = sum(s.sent - s.seen for s in steps)
+        if wait_seen(watcher, backlog, 120)[0] == backlog:  # drained: now a burst
+            started = time.perf_counter()
+            sent = offer(producer, topic, 0, args.burst, "burst")
+            seen, _ = wait_seen(watcher, sent, 120)
+            if seen == sent:
+                drain = sent / (time.perf_counter() - started)
+    finally:
+        watcher.stop()
+        flow.terminate()
+        flow.wait(30)
+    return steps, drain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rates", type=int, nargs="+", default=[1000, 2500, 5000, 10000, 15000, 20000]
+    )
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--slack", type=float, default=2.0)
+    parser.add_argument("--burst", type=int, default=50_000)
+    parser.add_argument("--old", type=Path, help="a checkout of old main (commit 33cd407)")
+    args = parser.parse_args()
+    flows = [("flow (-p 1)", REPO)] + ([("old main flow (-p 1)", args.old)] if args.old else [])
+    results = {}
+    with services() as (bootstrap, redis_url):
+        for label, checkout in flows:
+            results[label] = measure(label, checkout, args, bootstrap, redis_url)
+    print(f"\ntail mode, {PARTITIONS} partitions, {args.seconds:.0f} s per offered rate\n")
+    print("| runner | offered/s | seen | p50 ms | p95 ms | p99 ms | sustained |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for label, (steps, _) in results.items():
+        for s in steps:
+            print(
+                f"| {label} | {s.rate:,} | {s.seen:,}/{s.sent:,} | {s.percentile(0.5):.0f} "
+                f"| {s.percentile(0.95):.0f} | {s.percentile(0.99):.0f} "
+                f"| {'yes' if s.sustained else 'no'} |"
+            )
+    print("\n| runner | highest sustained/s | drain rate/s | sustained / drain |")
+    print("|---|---:|---:|---:|")
+    for label, (steps, drain) in results.items():
+        best = max((s.rate for s in steps if s.sustained), default=0)
+        print(f"| {label} | {best:,} | {drain:,.0f} | {best / drain:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

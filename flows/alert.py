@@ -11,9 +11,10 @@ naming the stage) and the batch goes on.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
@@ -26,17 +27,23 @@ from operators.rejects import Rejection
 
 NAME = "alert"
 
+Clock = Callable[[], float]
 
-def build_flow(settings: Settings) -> Dataflow:
-    access = AlertAccess.from_settings(settings, load_strategies(settings))
+
+def pipeline(
+    batches: Stream[list[Input]], access: AlertAccess, sharded: bool, clock: Clock = time.time
+) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
+    """Batches of Kafka records in; the Redis writes of the alerts they carry and the
+    rejections of the records they could not take out. ``sharded`` counts the alerts of other
+    deployments' businesses."""
     stage = Stage(NAME, "access")
     cleaned = CLEANED.labels(NAME)
     expired, unmatched = DROPPED.labels(NAME, Drop.EXPIRED), DROPPED.labels(NAME, Drop.UNMATCHED)
-    other_shard = None if settings.shard() is None else DROPPED.labels(NAME, Drop.OTHER_SHARD)
+    other_shard = DROPPED.labels(NAME, Drop.OTHER_SHARD) if sharded else None
 
     def work(inputs: list[Input]) -> tuple[list[Routed], list[Rejection]]:
         with stage.batch(len(inputs)):
-            out = access(inputs, time.time())
+            out = access(inputs, clock())
             routed = [Routed(push, record.timestamp_ms, record) for push, record in out.pushes]
         cleaned.inc(out.cleaned)
         expired.inc(out.expired)
@@ -45,11 +52,18 @@ def build_flow(settings: Settings) -> Dataflow:
             other_shard.inc(out.other_shard)
         return routed, out.rejected
 
+    outcomes = op.map("access", batches, work)
+    routed = op.flat_map("routed", outcomes, lambda o: o[0])
+    return routed, [op.flat_map("rejections", outcomes, lambda o: o[1])]
+
+
+def build_flow(settings: Settings) -> Dataflow:
+    access = AlertAccess.from_settings(settings, load_strategies(settings))
     flow = Dataflow(NAME)
     batches = kafka_batches("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    outcomes = op.map("access", batches, work)
-    write_once("redis", op.flat_map("routed", outcomes, lambda o: o[0]), settings, NAME, NAME)
-    dead_letters("dlq", settings, NAME, op.flat_map("rejected", outcomes, lambda o: o[1]))
+    routed, rejected = pipeline(batches, access, settings.shard() is not None)
+    write_once("redis", routed, settings, NAME, NAME)
+    dead_letters("dlq", settings, NAME, *rejected)
     return flow
 
 

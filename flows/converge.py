@@ -36,18 +36,18 @@ import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow, Stream
 
-from alarmflow.config import ConfigError, Settings
+from alarmflow.config import ConfigError, Settings, mask_url
 from alarmflow.connections import redis_client
 from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, Stage
 from flows.common import dead_letters, flow_from_env, load_strategies, shard_by_business, write_once
 from flows.guard import Split, guarded_map, rejection
 from flows.kafka_io import DeliveredSink, kafka_input
-from flows.redis_sink import Routed
+from flows.redis_sink import Outage, Routed
 from operators.bounds import decode_object
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.biz import Business
 from operators.converge.context import parse_action
-from operators.converge.engine import INDEX_TTL_S, NO_LOCK, Dimension, Runtime
+from operators.converge.engine import INDEX_TTL_S, NO_LOCK, Dimension, Lock, Runtime
 from operators.converge.plan import plan
 from operators.converge.records import Decision, Planned
 from operators.converge.shields import ShieldError, ShieldTable, shield_table
@@ -56,6 +56,24 @@ from state.converge_lock import RedisLock
 from state.converge_writes import decision_push
 
 NAME = "converge"
+
+
+class PatientLock:
+    """bkmonitor's counter lock whose Redis calls wait out an outage as the sink's writes do
+    (``ALARMFLOW_REDIS_OUTAGE_S``). An INCR whose reply an outage lost may count twice; the
+    counter's 60 s TTL ends that, as in bkmonitor."""
+
+    def __init__(self, lock: Lock, outage: Outage) -> None:
+        self._lock = lock
+        self._outage = outage
+
+    def acquire(self, dimension: str, parallel: int) -> bool:
+        return self._outage.run(lambda: self._lock.acquire(dimension, parallel))
+
+    def release(self, dimension: str) -> None:
+        self._outage.run(lambda: self._lock.release(dimension))
+
+
 MAX_WAIT = timedelta(days=3650)
 """Bound on a timer's wall-clock wait: event times are bounded, this keeps datetimes valid."""
 
@@ -199,7 +217,9 @@ def runtime(settings: Settings) -> Runtime:
     the shield table (``ALARMFLOW_SHIELDS``) with the strategies' configs."""
     lock = NO_LOCK
     if settings.converge_lock:
-        lock = RedisLock(redis_client(settings.redis_service_url, settings), settings.key_prefix)
+        client = redis_client(settings.redis_service_url, settings)
+        outage = Outage(NAME, mask_url(settings.redis_service_url), settings.redis_outage_s)
+        lock = PatientLock(RedisLock(client, settings.key_prefix), outage)
     strategies = {s.id: s.raw for s in load_strategies(settings)}
     if not settings.shields:
         return Runtime(lock, ShieldTable(strategies=strategies))

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -78,6 +79,9 @@ def _merge(earlier: list[Result] | None, later: list[Result]) -> list[Result]:
     return [e if r == DUPLICATE and e != DUPLICATE else r for e, r in pairs]
 
 
+R = TypeVar("R")
+
+
 class Outage:
     """Retries an attempt while Redis is unavailable, for ``give_up_s`` at most, with capped
     backoff; logs once per change of state and keeps the waiting gauge."""
@@ -98,9 +102,10 @@ class Outage:
         self._errors = REDIS_ERRORS.labels(flow)
         self._waiting = REDIS_WAITING.labels(flow)
 
-    def run(self, attempt: Callable[[], list[Result]]) -> list[Result]:
-        """``attempt()``'s results once Redis takes them; an error that is not an outage, or
-        an outage longer than ``give_up_s``, is raised."""
+    def run(self, attempt: Callable[[], R]) -> R:
+        """``attempt()``'s result once Redis takes it; an error that is not an outage, or an
+        outage longer than ``give_up_s``, is raised. (A batch of writes that Redis took but
+        could not replicate is merged with its retry, see :func:`_merge`.)"""
         started: float | None = None
         reminded = 0.0
         delay = FIRST_DELAY_S
@@ -123,7 +128,7 @@ class Outage:
                         self._server,
                         self._clock() - started,
                     )
-                return _merge(earlier, results)
+                return results if earlier is None else _merge(earlier, results)  # type: ignore[arg-type,return-value]
             self._errors.inc()
             now = self._clock()
             if started is None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 import bytewax.operators as op
 import orjson
 import pytest
+import redis
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
@@ -16,17 +17,20 @@ from bench.converge_throughput import storm
 from flows.converge import (
     BusinessLogic,
     DimensionLogic,
+    PatientLock,
     Watermark,
     converge,
     dimension_logic,
     runtime,
 )
+from flows.redis_sink import Outage
 from operators.converge.context import parse_action
 from operators.converge.driver import run
 from operators.converge.engine import DEFAULT, INDEX_TTL_S, Runtime
 from operators.converge.plan import plan
 from operators.converge.records import Planned
 from operators.rejects import Reason, Rejection, SourceRecord
+from tests.flows.test_redis_sink import Clock
 from tests.operators.converge.test_engine import BusyLock
 from tests.operators.converge.timeline import T0, WEBHOOK, action_json, at, push
 
@@ -205,3 +209,47 @@ def test_the_shield_table_is_read_at_start_and_a_bad_one_is_a_config_error(tmp_p
     assert table.strategies, "the strategy table comes along for uptime and StrategyNotFound"
     with pytest.raises(ConfigError, match="only single time ranges"):
         runtime(load_settings({"ALARMFLOW_SHIELDS": str(bad)}))
+
+
+class FlakyLock:
+    """A counter lock behind a Redis that refuses ``down`` calls, then answers."""
+
+    def __init__(self, down: int) -> None:
+        self.down = down
+        self.calls: list[str] = []
+
+    def _call(self, what: str) -> None:
+        self.calls.append(what)
+        if self.down:
+            self.down -= 1
+            raise redis.ConnectionError("Connection refused")
+
+    def acquire(self, dimension: str, parallel: int) -> bool:
+        self._call(f"acquire {dimension} {parallel}")
+        return True
+
+    def release(self, dimension: str) -> None:
+        self._call(f"release {dimension}")
+
+
+def test_the_counter_lock_waits_out_a_redis_outage():
+    clock = Clock()
+    flaky = FlakyLock(down=3)
+    lock = PatientLock(
+        flaky, Outage("t_lock", "redis://h:1/10", 60, clock.sleep, lambda: clock.now)
+    )
+    assert lock.acquire("!sha1#d", 2)
+    lock.release("!sha1#d")
+    assert flaky.calls == ["acquire !sha1#d 2"] * 4 + ["release !sha1#d"]
+    assert clock.sleeps == [0.1, 0.2, 0.4]
+
+
+def test_the_counter_lock_gives_up_after_the_outage_limit():
+    clock = Clock()
+    lock = PatientLock(
+        FlakyLock(down=1000),
+        Outage("t_lock_up", "redis://h:1/10", 30, clock.sleep, lambda: clock.now),
+    )
+    with pytest.raises(redis.ConnectionError):
+        lock.acquire("!sha1#d", 1)
+    assert clock.now - 1000.0 == pytest.approx(30)

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from alarmflow import launch
-from alarmflow.event_samples import sample_events
+from alarmflow.event_samples import by_host, sample_events
 from alarmflow.kafka_tools import produce
 from alarmflow.run_access import ACCESS_FLOWS, PlanError, command_line, plan
 from alarmflow.samples import sample_messages
@@ -186,7 +186,7 @@ def test_after_max_uptime_the_next_start_resumes_from_recovery(flow_env, tmp_pat
 def _samples(kind: str) -> tuple[list[bytes], Callable[[bytes], bytes] | None]:
     now = int(time.time())
     if kind == "EVENT":
-        return list(sample_events(300, now)), None
+        return list(sample_events(300, now)), by_host
     if kind == "ACTION":
         return [orjson.dumps(a) for a in storm(200, now - 3600)], by_dimension
     return list(points(300, now)), None

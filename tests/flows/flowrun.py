@@ -129,28 +129,6 @@ def recovery_commit(directory: Path) -> int:
         return db.execute("SELECT coalesce(max(commit_epoch), 0) FROM commits").fetchone()[0]
 
 
-def kill_midway_and_resume(
-    module: str, env: FlowEnv, workdir: Path, progress: Callable[[], int], total: int
-) -> None:
-    """Run ``module`` with recovery, SIGKILL it once ``progress()`` passes a fifth of ``total``
-    and a snapshot exists (and before it is done), then resume it to the end."""
-    recovery = workdir / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command(module, "-r", str(recovery), "-s", "1", "-b", "0")
-    proc = start(command, env.environ(), workdir / "run1.log")
-    deadline = time.monotonic() + 120
-    while (
-        progress() < total // 5 or not recovery_snapshots(recovery)
-    ) and time.monotonic() < deadline:
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert recovery_snapshots(recovery), "no snapshot was taken before the kill"
-    assert progress() < total, "the kill came after the last message"
-    run(command, env.environ())
-
-
 def _ended_or_committed(
     proc: subprocess.Popen[bytes], recovery: Path, before: int
 ) -> Callable[[], bool]:

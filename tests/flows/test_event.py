@@ -20,7 +20,6 @@ from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
     crash_soak,
-    kill_midway_and_resume,
     run,
     snapshot_dbs,
 )
@@ -149,27 +148,6 @@ def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env
     dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
     assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
     assert {m["flow"] for m in dlq} == {"event"}
-
-
-def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(
-    event_env, service_client, tmp_path
-):
-    env = event_env
-    messages = list(sample_events(20000, int(time.time())))
-    produce(env.bootstrap, env.topics["EVENT"], messages, by_host)
-    queue = redis.Redis.from_url(env.redis_url)
-    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
-    run(bytewax_command("flows.event"), reference.environ())
-    expected = snapshot_dbs({"queue": queue, "service": service_client}, reference.prefix)
-    watched = ".detect.anomaly.list.303.3031"
-    total = expected[("queue", watched)].size
-    assert total > 200
-
-    crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
-    watched_key = crashed.prefix + watched
-    kill_midway_and_resume("flows.event", crashed, tmp_path, lambda: queue.llen(watched_key), total)
-
-    assert snapshot_dbs({"queue": queue, "service": service_client}, crashed.prefix) == expected
 
 
 def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(

@@ -10,7 +10,7 @@ import redis
 
 from alarmflow.kafka_tools import produce, read_all
 from alarmflow.report import snapshot
-from tests.flows.flowrun import FlowEnv, bytewax_command, crash_soak, kill_midway_and_resume, run
+from tests.flows.flowrun import FlowEnv, bytewax_command, crash_soak, run
 
 pytestmark = pytest.mark.integration
 
@@ -175,21 +175,6 @@ def reference_run(env: FlowEnv, client: redis.Redis) -> dict:
 
 def unprefixed(client: redis.Redis, prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in snapshot(client, prefix).items()}
-
-
-def test_sigkill_and_resume_from_recovery_equals_an_uninterrupted_run(incident_env, tmp_path):
-    env = incident_env
-    client = redis.Redis.from_url(env.redis_url)
-    expected = reference_run(env, client)
-    assert len(expected) > 3 * 8000
-
-    crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
-    signal_key = f"{crashed.prefix}.incident.signal"
-    kill_midway_and_resume(
-        "flows.incident", crashed, tmp_path, lambda: client.llen(signal_key), 8000
-    )
-
-    assert unprefixed(client, crashed.prefix) == expected
 
 
 def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(incident_env, tmp_path):

@@ -6,8 +6,6 @@ decisions (ids, times, reasons)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -17,7 +15,6 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.launch import init_recovery
 from bench.converge_throughput import by_dimension, storm
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
@@ -27,7 +24,7 @@ from tests.flows.converge_model import expected_counts
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
-    recovery_snapshots,
+    crash_soak,
     run,
     snapshot_dbs,
     start,
@@ -151,33 +148,16 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
 def test_repeated_sigkills_and_resumes_give_the_same_decisions_once(
     action_env, kafka_topics, redis_server, tmp_path
 ):
-    """A crash soak: killed with SIGKILL four times at growing progress, resumed from recovery
-    each time, then run to the end: the same decisions (deduplicated by id) and Redis."""
-    produce_storm(action_env, 5000)
+    """A crash soak: killed with SIGKILL after each of several snapshots, resumed from
+    recovery each time, then run to the end: the same decisions (deduplicated by id) and Redis."""
+    produce_storm(action_env, 20000)
     clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
     reference = outputs(action_env, kafka_topics, "ref")
     run(bytewax_command("flows.converge"), reference.environ())
     expected = snapshot_dbs(clients, reference.prefix)
 
     crashed = outputs(action_env, kafka_topics, "crash")
-    recovery = tmp_path / "recovery"
-    init_recovery(recovery, 1)
-    command = bytewax_command("flows.converge", "-r", str(recovery), "-s", "1", "-b", "0")
-
-    def written() -> int:
-        return sum(1 for _ in clients[10].scan_iter(match=f"{crashed.prefix}.*"))
-
-    for kill in range(1, 5):
-        proc = start(command, crashed.environ(), tmp_path / f"run{kill}.log")
-        deadline = time.monotonic() + 120
-        while (written() < kill * len(expected) // 6 or not recovery_snapshots(recovery)) and (
-            time.monotonic() < deadline and proc.poll() is None
-        ):
-            time.sleep(0.005)
-        assert proc.poll() is None, "the flow ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    run(command, crashed.environ())
+    assert crash_soak("flows.converge", crashed, tmp_path, kills=4) >= 2
 
     assert read_decisions(crashed) == read_decisions(reference)
     assert snapshot_dbs(clients, crashed.prefix) == expected

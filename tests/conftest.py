@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -18,7 +19,7 @@ from alarmflow.services import KafkaBroker, RedisServer, free_ports
 from alarmflow.services import free_port as pick_free_port
 from alarmflow.services.kafka import SecureListener
 from alarmflow.services.tls import Certificates, make_certificates
-from tests.flows.flowrun import FlowEnv
+from tests.flows.flowrun import BASELINE, FlowEnv, export_commit
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def baseline_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The code of main before the performance work (:data:`~tests.flows.flowrun.BASELINE`),
+    to run a flow as it was: ``run(command, env, baseline_checkout)``."""
+    return export_commit(BASELINE, tmp_path_factory.mktemp("baseline"))
 
 
 @pytest.fixture

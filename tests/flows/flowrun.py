@@ -21,6 +21,8 @@ from alarmflow.report import Entry, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 180
+BASELINE = "b5717c3"
+"""Main before the performance work of issue 13: optimised flows must write what it writes."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,23 @@ def launcher_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "alarmflow.launch", module, *args]
 
 
-def run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """Run to completion; fail with the process's output if it does not exit 0."""
+def export_commit(commit: str, directory: Path) -> Path:
+    """The repository's tree at ``commit``, written into ``directory`` (``git archive``)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive.stdout, check=True)
+    return directory
+
+
+def run(
+    command: list[str], env: dict[str, str], checkout: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    """Run to completion from ``checkout`` (its code first on the path); fail with the
+    process's output if it does not exit 0."""
+    env = dict(env, PYTHONPATH=str(checkout))
     done = subprocess.run(
-        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        command, env=env, cwd=checkout, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )
     assert done.returncode == 0, f"{command} exited {done.returncode}:\n{done.stderr[-4000:]}"
     return done

@@ -179,6 +179,20 @@ def test_parallel_runs_write_what_one_worker_writes(flow_env, sample_topic, comm
     assert normalised(client, parallel.prefix) == expected
 
 
+def test_writes_what_main_before_the_performance_work_writes(
+    flow_env, sample_topic, baseline_checkout
+):
+    client = redis.Redis.from_url(flow_env.redis_url)
+    today = with_prefix(flow_env, flow_env.prefix + "now")
+    run(bytewax_command("flows.alert"), today.environ())
+    before = with_prefix(flow_env, flow_env.prefix + "was")
+    run(bytewax_command("flows.alert"), before.environ(), baseline_checkout)
+
+    expected = normalised(client, before.prefix)
+    assert len(expected) > 1000
+    assert normalised(client, today.prefix) == expected
+
+
 def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
     flow_env, sample_topic, tmp_path
 ):

@@ -18,8 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -164,10 +163,10 @@ class Outage:
             delay = min(delay * 2, MAX_DELAY_S)
 
 
-@dataclass(frozen=True)
-class Routed:
+class Routed(NamedTuple):
     """A record ready for Redis, with its Kafka timestamp for end-to-end latency and the
-    message it came from (for the dead-letter topic, should Redis refuse it)."""
+    message it came from (for the dead-letter topic, should Redis refuse it). (A named tuple:
+    one is made per record.)"""
 
     push: Push
     timestamp_ms: int | None

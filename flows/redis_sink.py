@@ -253,13 +253,21 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         input_end.log_counts_at_exit(self._flow)
 
 
+class _BatchesPartition(_PushPartition):
+    """Takes lists of :class:`Routed` (a flow's batch each) and writes them as one batch."""
+
+    def write_batch(self, items: list[list[Routed]]) -> None:  # type: ignore[override]
+        super().write_batch([routed for batch in items for routed in batch])
+
+
 class PushSink(DynamicSink[Routed]):
     """Writes :class:`Routed` records once each to the queue server of ``settings`` (each
     backend in its database there), and records Redis refuses to ``dlq``. ``kind`` labels the
     written-lists metric, ``gate_reason`` the drop counted when a record's gate closes, and
     ``metrics_endpoint`` is where this process serves its metrics. An unavailable Redis is
     waited for ``ALARMFLOW_REDIS_OUTAGE_S``, and each batch waits for
-    ``ALARMFLOW_REDIS_MIN_REPLICAS`` replicas to acknowledge it."""
+    ``ALARMFLOW_REDIS_MIN_REPLICAS`` replicas to acknowledge it. ``batched``: the items are
+    lists of records (a flow's batch each) rather than records."""
 
     def __init__(
         self,
@@ -269,6 +277,7 @@ class PushSink(DynamicSink[Routed]):
         metrics_endpoint: metrics.Endpoint,
         dlq: DeliveredSink,
         gate_reason: Drop = Drop.QOS,
+        batched: bool = False,
     ) -> None:
         self._settings = settings
         self._flow = flow
@@ -276,6 +285,7 @@ class PushSink(DynamicSink[Routed]):
         self._metrics_endpoint = metrics_endpoint
         self._dlq = dlq
         self._gate_reason = gate_reason
+        self._partition = _BatchesPartition if batched else _PushPartition
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
         metrics.serve(self._metrics_endpoint, self._flow)
@@ -292,4 +302,4 @@ class PushSink(DynamicSink[Routed]):
         pusher = OncePusher(client, settings.redis_dbs(), settings.redis_replicas)
         outage = Outage(self._flow, mask_url(settings.redis_url), settings.redis_outage_s)
         dlq = self._dlq.build(f"{step_id}_dlq", worker_index, worker_count)
-        return _PushPartition(pusher, outage, dlq, self._flow, self._kind, self._gate_reason)
+        return self._partition(pusher, outage, dlq, self._flow, self._kind, self._gate_reason)

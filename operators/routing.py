@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from operators.conditions import MISSING, ConditionSet, compile_conditions
 from operators.strategy import Strategy
 
 
-@dataclass(frozen=True, order=True)
-class Target:
+class Target(NamedTuple):
+    """A (strategy, item) pair. (A named tuple: hashed and compared per alert.)"""
+
     strategy_id: int
     item_id: int
+
+    def fields(self) -> dict[str, int]:
+        """The fields of the target's key templates."""
+        return {"strategy_id": self.strategy_id, "item_id": self.item_id}
 
 
 def alert_lookup(event: Mapping[str, Any]):

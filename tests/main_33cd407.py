@@ -5,10 +5,11 @@ these, byte for byte; nothing outside the tests uses them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from hashlib import md5
 from typing import Any
 
+import orjson
 import redis
 
 from operators.alert import (
@@ -21,7 +22,9 @@ from operators.alert import (
     _clean_target_type,
     check_alert_fields,
 )
-from state.idempotent import Push
+from operators.routing import Target
+from state.idempotent import Op, Push, write
+from state.keys import ALERT_DEDUP_KEY, ALERT_LIST_KEY, DATA_SIGNAL_KEY
 
 
 def _md5_text(text: str) -> str:
@@ -178,6 +181,29 @@ while a <= #ARGV do
 end
 return results
 """
+
+
+def alert_push(
+    prefix: str, event: Mapping[str, Any], targets: Iterable[Target], dedup_ttl: int
+) -> Push:
+    targets = tuple(targets)
+    payload = orjson.dumps(event)
+    lists = tuple(
+        write(
+            Op.LPUSH,
+            ALERT_LIST_KEY,
+            prefix,
+            payload,
+            at={"strategy_id": t.strategy_id, "item_id": t.item_id},
+        )
+        for t in targets
+    )
+    signals = tuple(
+        write(Op.SIGNAL, DATA_SIGNAL_KEY, prefix, sid)
+        for sid in dict.fromkeys(str(t.strategy_id) for t in targets)
+    )
+    marker = write(Op.MARK, ALERT_DEDUP_KEY, prefix, at={"event_uid": event["id"]}, ttl=dedup_ttl)
+    return Push(marker, lists + signals)
 
 
 class OncePusher:

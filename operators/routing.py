@@ -38,7 +38,7 @@ def alert_lookup(event: Mapping[str, Any]):
 
 @dataclass(frozen=True)
 class _NameRule:
-    bk_biz_id: int
+    bk_biz_id: str
     target: Target
     conditions: ConditionSet
 
@@ -62,7 +62,7 @@ class AlertRouter:
                     if name:
                         self._by_name[name].append(
                             _NameRule(
-                                strategy.bk_biz_id,
+                                str(strategy.bk_biz_id),
                                 Target(strategy.id, item.id),
                                 compile_conditions(config.get("agg_condition")),
                             )
@@ -75,14 +75,16 @@ class AlertRouter:
         rules = self._by_name.get(event["alert_name"], ())
         if not rules:
             return ()
-        lookup = alert_lookup(event)
         biz = str(event["bk_biz_id"])
-        return tuple(
-            sorted(
-                {
-                    r.target
-                    for r in rules
-                    if str(r.bk_biz_id) == biz and r.conditions.matches(lookup)
-                }
-            )
-        )
+        lookup = None
+        found = set()
+        for rule in rules:
+            if rule.bk_biz_id != biz:
+                continue
+            if rule.conditions.groups:
+                if lookup is None:
+                    lookup = alert_lookup(event)
+                if not rule.conditions.matches(lookup):
+                    continue
+            found.add(rule.target)
+        return tuple(sorted(found)) if len(found) > 1 else tuple(found)

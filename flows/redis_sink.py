@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from operator import attrgetter, countOf
 from typing import NamedTuple, TypeVar
 
 import redis
@@ -35,6 +36,7 @@ from alarmflow.metrics import (
     SIGNALS,
     WRITTEN,
     Stage,
+    observe_all,
 )
 from flows import input_end
 from flows.kafka_io import DeliveredSink, Message, dead_letter
@@ -179,6 +181,9 @@ class Routed(NamedTuple):
         return SourceRecord("", -1, -1, self.push.marker.key.encode())
 
 
+_op_of = attrgetter("op")
+
+
 class _PushPartition(StatelessSinkPartition[Routed]):
     def __init__(
         self,
@@ -224,27 +229,27 @@ class _PushPartition(StatelessSinkPartition[Routed]):
             results = self._push([item.push for item in items])
         now_ms = time.time() * 1000
         duplicates = gated = written = signals = 0
+        latencies: list[float] = []
         refused: list[Message] = []
         for item, result in zip(items, results, strict=True):
-            if isinstance(result, str):
+            if type(result) is str:
                 error = bounded_text(f"redis: {result}")
                 rejection = Rejection(Reason.INTERNAL_ERROR, error, item.source_record())
                 refused.append(self._dead_letter(rejection))
-                continue
-            if result == DUPLICATE:
+            elif result >= 0:
+                written += countOf(map(_op_of, item.push.writes), Op.LPUSH)
+                signals += result
+                if item.timestamp_ms is not None:
+                    latencies.append(max(0.0, (now_ms - item.timestamp_ms) / 1000))
+            elif result == DUPLICATE:
                 duplicates += 1
-                continue
-            if result == GATED:
+            elif result == GATED:
                 gated += 1
-                continue
-            written += item.push.count(Op.LPUSH)
-            signals += result
-            if item.timestamp_ms is not None:
-                self._latency.observe(max(0.0, (now_ms - item.timestamp_ms) / 1000))
         self._duplicates.inc(duplicates)
         self._gated.inc(gated)
         self._written.inc(written)
         self._signals.inc(signals)
+        observe_all(self._latency, latencies)
         if refused:
             self._dlq.write_batch(refused)
 

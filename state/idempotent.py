@@ -129,9 +129,6 @@ class Push(NamedTuple):
     marker: Write
     writes: tuple[Write, ...] = ()
 
-    def count(self, op: Op) -> int:
-        return sum(1 for w in self.writes if w.op is op)
-
 
 # KEYS: per record, the key of each of its writes (marker first).
 # ARGV: per record, its number of writes w; then per write: "op db ttl param", value.

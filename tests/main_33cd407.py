@@ -15,10 +15,10 @@ import redis
 from operators.alert import (
     ABNORMAL,
     DATA_TYPES,
+    DEFAULT_DEDUPE_FIELDS,
     DEFAULT_SEVERITY,
     FINAL_STATUSES,
     TARGETLESS_TYPES,
-    _clean_dedupe_keys,
     _clean_target_type,
     check_alert_fields,
 )
@@ -40,6 +40,15 @@ def count_md5(content: Any) -> str:
     if callable(content):
         return _md5_text(content.__name__)
     return _md5_text(str(content))
+
+
+def _clean_dedupe_keys(data: Mapping[str, Any]) -> list[str]:
+    dropped = "alert_name" if data.get("strategy_id") else "strategy_id"
+    keys = [key for key in DEFAULT_DEDUPE_FIELDS if key != dropped]
+    extra = data.get("dedupe_keys", [])
+    if isinstance(extra, list):
+        keys.extend(key for key in extra if key not in keys)
+    return keys
 
 
 def _clean_tag_value(value: Any) -> Any:

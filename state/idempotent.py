@@ -187,7 +187,6 @@ local function list(db, key, value)
 end
 local function push(entry, value)
   entry.values[#entry.values + 1] = value
-  entry.has[value] = true
 end
 local specs = {}
 local function spec(text)
@@ -230,6 +229,8 @@ local function record(a, k, w)
       elseif op == 'signal' then
         local entry = list(db, key, value)
         if not entry.has[value] then
+          -- pending from here on: found in the list, or pushed by this record
+          entry.has[value] = true
           use(db)
           if not redis.call('LPOS', key, value) then
             push(entry, value)

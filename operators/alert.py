@@ -144,7 +144,31 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value)
 
 
+_EXACT = frozenset({str, int, bool, type(None)})
+"""Types whose equal values are always written alike (not floats: ``0.0 == -0.0``)."""
+_OBJECTS_KEPT = 4096
+_objects: dict[tuple, str] = {}
+
+
+def _object_json(value: dict[str, Any]) -> str:
+    """``json.dumps`` of a tag's object value. Such objects recur from alert to alert (labels
+    of a host or a pod): a flat one of strings, integers, booleans and nulls is written once and
+    remembered, by its items and their types, in a small bounded table."""
+    types = tuple(map(type, value.values()))
+    if not _EXACT.issuperset(types):
+        return _json_dumps(value)
+    key = (*value.items(), *types)
+    text = _objects.get(key)
+    if text is None:
+        if len(_objects) >= _OBJECTS_KEPT:
+            _objects.clear()
+        text = _objects[key] = _json_dumps(value)
+    return text
+
+
 def _clean_tag_value(value: Any) -> Any:
+    if type(value) is dict:
+        return _object_json(value)
     if isinstance(value, dict):
         return _json_dumps(value)
     if isinstance(value, list | tuple):

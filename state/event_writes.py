@@ -35,6 +35,8 @@ class _Item(NamedTuple):
     checkpoint_key: str
     snapshot: Write
     gate_key: str
+    series: dict[tuple[str, int], tuple[str, str]]
+    """Per series (dimensions md5, level): its check-result key and its checkpoint field."""
 
 
 _items: dict[tuple[str, int, bytes], _Item] = {}
@@ -56,6 +58,21 @@ def _item(prefix: str, strategy: Strategy, item_id: int) -> _Item:
             LAST_CHECKPOINTS_CACHE_KEY.key(prefix, **at),
             write(Op.SET, STRATEGY_SNAPSHOT_KEY, prefix, strategy.snapshot, at=snapshot_at),
             QOS_CONTROL_KEY.key(prefix),
+            {},
+        )
+    return found
+
+
+def _series(prefix: str, item: _Item, sid: int, iid: int, md5: str, level: int) -> tuple[str, str]:
+    """A series' check-result key and checkpoint field, remembered per strategy item."""
+    found = item.series.get((md5, level))
+    if found is None:
+        if len(item.series) >= _KEPT:
+            item.series.clear()
+        at = {"strategy_id": sid, "item_id": iid, "dimensions_md5": md5, "level": level}
+        found = item.series[md5, level] = (
+            CHECK_RESULT_CACHE_KEY.key(prefix, **at),
+            LAST_CHECKPOINTS_CACHE_KEY.field(dimensions_md5=md5, level=level),
         )
     return found
 
@@ -99,9 +116,7 @@ def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
         )
     )
     qos_field = _qos_field(strategy.bk_biz_id, sid, iid, anomaly.target_ip, level)
-    check_result = CHECK_RESULT_CACHE_KEY.key(
-        prefix, strategy_id=sid, item_id=iid, dimensions_md5=md5, level=level
-    )
+    check_result, checkpoint_field = _series(prefix, item, sid, iid, md5, level)
     return Push(
         Write(
             Op.MARK,
@@ -133,7 +148,7 @@ def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
                 item.checkpoint_key,
                 t,
                 LAST_CHECKPOINTS_CACHE_KEY.ttl,
-                LAST_CHECKPOINTS_CACHE_KEY.field(dimensions_md5=md5, level=level),
+                checkpoint_field,
                 LAST_CHECKPOINTS_CACHE_KEY.backend,
             ),
             item.snapshot,

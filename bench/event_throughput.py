@@ -22,7 +22,6 @@ and stops them at the end.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import uuid
@@ -31,7 +30,14 @@ from pathlib import Path
 from alarmflow.event_samples import by_host, sample_events
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.samples import sample_messages
-from bench.alert_throughput import Runner, Timing, alert_environ, measured_run, services
+from bench.alert_throughput import (
+    Runner,
+    Timing,
+    alert_environ,
+    measured_run,
+    print_table,
+    services,
+)
 
 PARTITIONS = 3
 FLOW = "event flow"
@@ -76,42 +82,7 @@ def main() -> None:
                 topic = alerts if runner.label == ALERT else events
                 runs[runner.label].append(measured_run(runner, environ(runner, topic)))
                 startup[runner.label].append(measured_run(runner, environ(runner, empty)))
-    print_table(chosen, runs, startup, args.messages, args.repeat)
-
-
-def print_table(
-    chosen: list[Runner],
-    runs: dict[str, list[Timing]],
-    startup: dict[str, list[Timing]],
-    messages: int,
-    repeat: int,
-) -> None:
-    """Median wall and CPU per runner; "net" leaves out the start-up run's; ratios of today's
-    event flow's messages/s (wall and net) to each runner's."""
-    print(
-        f"\n{messages:,} messages each, {PARTITIONS} partitions, -w 1, "
-        f"median of {repeat} alternating runs each\n"
-    )
-    print(
-        "| runner | wall s (runs) | start-up s | messages/s (wall) | messages/s (net) "
-        "| event flow is (wall / net) | CPU µs/message (net) |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|")
-    rows = {}
-    for runner in chosen:
-        wall = statistics.median(t.wall_s for t in runs[runner.label])
-        start = statistics.median(t.wall_s for t in startup[runner.label])
-        cpu = statistics.median(t.cpu_s for t in runs[runner.label])
-        cpu_start = statistics.median(t.cpu_s for t in startup[runner.label])
-        rows[runner.label] = (wall, start, messages / max(wall - start, 1e-9), cpu - cpu_start)
-    flow_wall, _, flow_net, _ = rows[FLOW]
-    for runner in chosen:
-        wall, start, net, cpu = rows[runner.label]
-        walls = " / ".join(f"{t.wall_s:.2f}" for t in runs[runner.label])
-        print(
-            f"| {runner.label} | {walls} | {start:.2f} | {messages / wall:,.0f} | {net:,.0f} "
-            f"| {wall / flow_wall:.2f}x / {flow_net / net:.2f}x | {cpu / messages * 1e6:.0f} |"
-        )
+    print_table(chosen, runs, startup, args.messages, args.repeat, "message", FLOW, PARTITIONS)
 
 
 if __name__ == "__main__":

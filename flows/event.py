@@ -90,7 +90,7 @@ def pipeline(
 def build_flow(settings: Settings) -> Dataflow:
     groups = load_dynamic_groups(settings.dynamic_groups)
     strategies = EventStrategies(load_strategies(settings), groups)
-    access = EventAccess.from_settings(settings, load_hosts(settings), strategies)
+    access = EventAccess(settings, load_hosts(settings), strategies)
     flow = Dataflow(NAME)
     batches = kafka_batches("kafka", flow, settings, settings.topics_for(NAME), NAME)
     routed, rejected = pipeline(batches, access, settings.shard() is not None)

@@ -32,6 +32,7 @@ from operators.event_dimensions import (
 from operators.event_records import DISK_READONLY, flat_event, format_time, parse_time
 from operators.hosts import Host, HostIndex
 from operators.md5 import count_md5
+from operators.memo import remember
 from operators.priority import Contender, check_records
 from operators.strategy import Strategy
 from operators.strategy_group import interval_of
@@ -217,9 +218,7 @@ def dimensions_md5(dims: Mapping[str, Any]) -> str:
         return count_md5(dims)
     found = _md5s.get(memo)
     if found is None:
-        if len(_md5s) >= _MD5S_KEPT:
-            _md5s.clear()
-        found = _md5s[memo] = count_md5(dims)
+        found = remember(_md5s, memo, count_md5(dims), _MD5S_KEPT)
     return found
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from operators.bounds import TimeWindow, decode_object
+from operators.bounds import decode_object
 from operators.drops import Drop
 from operators.event import (
     Decided,
@@ -74,43 +74,20 @@ class Prioritised:
 
 
 class EventAccess:
-    """The event flow's per-record work, run over a batch (see the module)."""
+    """The event flow's per-record work, run over a batch (see the module), with the key
+    prefix, dedup TTL, time window, message size limit, event language and hash-ring shard of
+    ``settings``."""
 
-    def __init__(
-        self,
-        hosts: HostIndex,
-        strategies: EventStrategies,
-        prefix: str,
-        dedup_ttl: int,
-        window: TimeWindow,
-        max_bytes: int,
-        language: str = "zh",
-        owns: Callable[[object], bool] | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, hosts: HostIndex, strategies: EventStrategies) -> None:
         self._hosts = hosts
         self._strategies = strategies
-        self._prefix = prefix
-        self._dedup_ttl = dedup_ttl
-        self._window = window
-        self._max_bytes = max_bytes
-        self._language = language
-        self._owns = owns
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, hosts: HostIndex, strategies: EventStrategies
-    ) -> EventAccess:
+        self._prefix = settings.key_prefix
+        self._dedup_ttl = settings.dedup_ttl
+        self._window = settings.time_window()
+        self._max_bytes = settings.max_message_bytes
+        self._language = settings.event_language
         shard = settings.shard()
-        return cls(
-            hosts,
-            strategies,
-            settings.key_prefix,
-            settings.dedup_ttl,
-            settings.time_window(),
-            settings.max_message_bytes,
-            settings.event_language,
-            None if shard is None else shard.owns,
-        )
+        self._owns: Callable[[object], bool] | None = None if shard is None else shard.owns
 
     def __call__(self, inputs: Sequence[SourceRecord | Rejection], now: float) -> Outcome:
         """Each record of the batch up to priority inhibition; ``now`` is the access time."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from operators.bounds import EPOCH_2000
 from operators.event_texts import process_title
+from operators.memo import remember
 from operators.rejects import Reason, Rejected, preview
 
 GSE_CUSTOM_EVENT_DATAID = 1100000
@@ -78,9 +79,7 @@ def parse_time(value: Any) -> int:
     if type(value) is str:
         moment = _parsed.get(value)
         if moment is None:
-            if len(_parsed) >= _TIMES_KEPT:
-                _parsed.clear()
-            moment = _parsed[value] = _parse_text(value)
+            moment = remember(_parsed, value, _parse_text(value), _TIMES_KEPT)
         return moment
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise Rejected(Reason.WRONG_TYPE, f"event time {preview(value)} is not a time")
@@ -123,9 +122,8 @@ def format_time(epoch: int) -> str:
     """``epoch`` as bkmonitor writes times (UTC, :data:`TIME_FORMAT`), remembered."""
     text = _formatted.get(epoch)
     if text is None:
-        if len(_formatted) >= _TIMES_KEPT:
-            _formatted.clear()
-        text = _formatted[epoch] = datetime.fromtimestamp(epoch, UTC).strftime(TIME_FORMAT)
+        text = datetime.fromtimestamp(epoch, UTC).strftime(TIME_FORMAT)
+        remember(_formatted, epoch, text, _TIMES_KEPT)
     return text
 
 

@@ -8,6 +8,7 @@ import orjson
 
 from operators.event import Decided
 from operators.md5 import count_md5
+from operators.memo import remember
 from operators.strategy import Strategy
 from state.data_writes import priority_write
 from state.idempotent import Op, Push, Write, write
@@ -47,12 +48,10 @@ def _item(prefix: str, strategy: Strategy, item_id: int) -> _Item:
     memo = (prefix, item_id, strategy.snapshot)
     found = _items.get(memo)
     if found is None:
-        if len(_items) >= _KEPT:
-            _items.clear()
         sid = strategy.id
         at = {"strategy_id": sid, "item_id": item_id}
         snapshot_at = {"strategy_id": sid, "update_time": strategy.number("update_time")}
-        found = _items[memo] = _Item(
+        found = _Item(
             ANOMALY_LIST_KEY.key(prefix, **at),
             write(Op.SIGNAL, ANOMALY_SIGNAL_KEY, prefix, f"{sid}.{item_id}"),
             LAST_CHECKPOINTS_CACHE_KEY.key(prefix, **at),
@@ -60,6 +59,7 @@ def _item(prefix: str, strategy: Strategy, item_id: int) -> _Item:
             QOS_CONTROL_KEY.key(prefix),
             {},
         )
+        remember(_items, memo, found, _KEPT)
     return found
 
 
@@ -67,13 +67,12 @@ def _series(prefix: str, item: _Item, sid: int, iid: int, md5: str, level: int) 
     """A series' check-result key and checkpoint field, remembered per strategy item."""
     found = item.series.get((md5, level))
     if found is None:
-        if len(item.series) >= _KEPT:
-            item.series.clear()
         at = {"strategy_id": sid, "item_id": iid, "dimensions_md5": md5, "level": level}
-        found = item.series[md5, level] = (
+        found = (
             CHECK_RESULT_CACHE_KEY.key(prefix, **at),
             LAST_CHECKPOINTS_CACHE_KEY.field(dimensions_md5=md5, level=level),
         )
+        remember(item.series, (md5, level), found, _KEPT)
     return found
 
 
@@ -82,9 +81,7 @@ def _qos_field(bk_biz_id: int, sid: int, iid: int, ip: str, level: int) -> str:
     memo = (bk_biz_id, sid, iid, ip, level)
     found = _qos_fields.get(memo)
     if found is None:
-        if len(_qos_fields) >= _KEPT:
-            _qos_fields.clear()
-        found = _qos_fields[memo] = count_md5([bk_biz_id, sid, iid, ip, level])
+        found = remember(_qos_fields, memo, count_md5([bk_biz_id, sid, iid, ip, level]), _KEPT)
     return found
 
 

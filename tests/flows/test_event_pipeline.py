@@ -45,7 +45,7 @@ def run(messages: list, *later: list, **environ: str) -> tuple[list[Routed], lis
     each of the ``later`` batches (their records' offsets go on from the earlier ones)."""
     settings = load_settings(environ)
     hosts, strategies = load_hosts(settings), EventStrategies(load_strategies(settings))
-    access = EventAccess.from_settings(settings, hosts, strategies)
+    access = EventAccess(settings, hosts, strategies)
     every = records([m for batch in (messages, *later) for m in batch])
     batches, start = [], 0
     for batch in (messages, *later):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import orjson
 
-from operators.bounds import TimeWindow
+from alarmflow.config import load_settings
 from operators.event import PriorityBatch
 from operators.event_access import EventAccess
 from operators.event_records import format_time
@@ -23,7 +23,7 @@ NOW = T + 3
 
 
 def event_access() -> EventAccess:
-    return EventAccess(HOSTS, STRATEGIES, "p", 600, TimeWindow(86400, 300), 1 << 20)
+    return EventAccess(load_settings({"ALARMFLOW_KEY_PREFIX": "p"}), HOSTS, STRATEGIES)
 
 
 def record(offset: int, message: object) -> SourceRecord:

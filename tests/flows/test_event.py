@@ -154,7 +154,9 @@ def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
     event_env, service_client, tmp_path
 ):
     env = event_env
-    produce(env.bootstrap, env.topics["EVENT"], sample_events(20000, int(time.time())), by_host)
+    # Enough input that a run resumed after a kill still has work left at its next snapshot:
+    # the flow takes a batch at a time and drains 20,000 events within one snapshot interval.
+    produce(env.bootstrap, env.topics["EVENT"], sample_events(80000, int(time.time())), by_host)
     queue = redis.Redis.from_url(env.redis_url)
     dbs = {"queue": queue, "service": service_client}
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)

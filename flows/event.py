@@ -45,11 +45,11 @@ def _routed(pushes: list[tuple[Push, SourceRecord]]) -> list[Routed]:
 
 def pipeline(
     batches: Stream[list[Input]], access: EventAccess, sharded: bool, clock: Clock = time.time
-) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
-    """Batches of Kafka records in; the Redis writes of the anomalies they carry and the
-    rejections of the records they could not take out. ``clock`` is what the anomalies' access
-    time and the expiry read; ``sharded`` counts the records of other deployments'
-    businesses."""
+) -> tuple[Stream[list[Routed]], list[Stream[Rejection]]]:
+    """Batches of Kafka records in; per batch the Redis writes of the anomalies it carries
+    (those without a priority group as one list, each group's as another), and the rejections
+    of the records they could not take out. ``clock`` is what the anomalies' access time and
+    the expiry read; ``sharded`` counts the records of other deployments' businesses."""
     access_stage, priority_stage = Stage(NAME, "access"), Stage(NAME, "priority")
     cleaned, ignored = CLEANED.labels(NAME), DROPPED.labels(NAME, Drop.IGNORED_TYPE)
     inhibited = DROPPED.labels(NAME, Drop.INHIBITED)
@@ -76,10 +76,10 @@ def pipeline(
         return after, out
 
     outcomes = op.map("access", batches, work)
-    free = op.flat_map("free", outcomes, lambda o: _routed(o.pushes))
+    free = op.map("free", outcomes, lambda o: _routed(o.pushes))
     by_group = op.flat_map("by_group", outcomes, lambda o: list(o.grouped.items()))
     prioritised = op.stateful_map("priority", by_group, prioritise)
-    decided = op.flat_map("decided", prioritised, lambda kv: _routed(kv[1].pushes))
+    decided = op.map("decided", prioritised, lambda kv: _routed(kv[1].pushes))
     rejected = [
         op.flat_map("rejections", outcomes, lambda o: o.rejected),
         op.flat_map("priority_rejections", prioritised, lambda kv: kv[1].rejected),
@@ -94,7 +94,7 @@ def build_flow(settings: Settings) -> Dataflow:
     flow = Dataflow(NAME)
     batches = kafka_batches("kafka", flow, settings, settings.topics_for(NAME), NAME)
     routed, rejected = pipeline(batches, access, settings.shard() is not None)
-    write_once("redis", routed, settings, NAME, "anomaly")
+    write_once("redis", routed, settings, NAME, "anomaly", batched=True)
     dead_letters("dlq", settings, NAME, *rejected)
     return flow
 

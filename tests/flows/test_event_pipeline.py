@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import time
 
+import bytewax.operators as op
 import orjson
 import pytest
+from bytewax.dataflow import Stream
 
 from alarmflow.config import load_settings
 from flows.common import load_hosts, load_strategies
 from flows.event import pipeline
+from flows.kafka_io import Input
 from flows.redis_sink import Routed
 from operators.event import EventStrategies
 from operators.event_access import EventAccess
@@ -42,7 +45,8 @@ def clock() -> float:
 
 def run(messages: list, *later: list, **environ: str) -> tuple[list[Routed], list[Rejection]]:
     """``messages`` through the pipeline as one batch, as the Kafka source hands it on, then
-    each of the ``later`` batches (their records' offsets go on from the earlier ones)."""
+    each of the ``later`` batches (their records' offsets go on from the earlier ones); the
+    pipeline's batches of writes taken apart."""
     settings = load_settings(environ)
     hosts, strategies = load_hosts(settings), EventStrategies(load_strategies(settings))
     access = EventAccess(settings, hosts, strategies)
@@ -52,7 +56,12 @@ def run(messages: list, *later: list, **environ: str) -> tuple[list[Routed], lis
         batches.append(every[start : start + len(batch)])
         start += len(batch)
     sharded = settings.shard() is not None
-    return run_items(lambda up: pipeline(up, access, sharded, clock), batches)
+
+    def each_record(up: Stream[list[Input]]) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
+        routed, rejected = pipeline(up, access, sharded, clock)
+        return op.flat_map("each", routed, lambda batch: batch), rejected
+
+    return run_items(each_record, batches)
 
 
 def queued(pushes: list[Routed]) -> list[str]:

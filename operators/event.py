@@ -204,14 +204,22 @@ class CleanRecord(NamedTuple):
 
 _MD5S_KEPT = 8192
 _md5s: dict[bytes, str] = {}
+_PLAIN_JSON = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+"""Without a ``default``, these make orjson refuse what it would otherwise write as JSON."""
 
 
 def dimensions_md5(dims: Mapping[str, Any]) -> str:
     """``count_md5(dims)``, remembered by the dimensions' JSON: a series' dimensions recur from
-    record to record. Dimensions that are not plain JSON (or hold a null, which NaN would also
-    read as) are digested afresh."""
+    record to record. Dimensions that are not plain JSON (a datetime, a dataclass, a subclass
+    of a JSON type, a key that is no string) or hold a null (which NaN would also read as) are
+    digested afresh. (Event dimensions are JSON-decoded values and the host table's; an enum or
+    a UUID, which orjson writes as its value, never occurs in them.)"""
     try:
-        memo = orjson.dumps(dims)
+        memo = orjson.dumps(dims, option=_PLAIN_JSON)
     except TypeError:
         return count_md5(dims)
     if b"null" in memo:

@@ -349,7 +349,19 @@ def test_dynamic_group_targets_use_the_group_table(group, kept):
     assert (len(anomalies), drops) == ((1, []) if kept else (0, ["out_of_range"]))
 
 
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+class Text(str):
+    """A string that :func:`parse_time` reads afresh (it remembers plain strings only)."""
+
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.datetimes()
+    | st.builds(Text, st.text(max_size=8))
+)
 JSONISH = st.recursive(
     SCALARS,
     lambda inner: (
@@ -364,13 +376,10 @@ JSONISH = st.recursive(
 @given(st.lists(st.dictionaries(st.text(max_size=4), JSONISH, max_size=4), max_size=6))
 def test_remembered_dimension_digests_are_count_md5s(all_dims):
     """bkmonitor's ``count_md5`` (``bkmonitor/utils/common_utils.py``) for any dimensions, seen
-    once or again: 1 and 1.0 and True, a tuple and a list, NaN and None among them."""
+    once or again: 1 and 1.0 and True, a tuple and a list, NaN and None, a datetime and a str
+    subclass (which orjson would write as JSON strings) among them."""
     for dims in all_dims + all_dims:
         assert dimensions_md5(dims) == count_md5(dims)
-
-
-class Text(str):
-    """A string that :func:`parse_time` reads afresh (it remembers plain strings only)."""
 
 
 def _read(value: str) -> int | Reason:

@@ -215,15 +215,18 @@ def print_table(
     startup: dict[str, list[Timing]],
     alerts: int,
     repeat: int,
+    unit: str = "alert",
+    flow: str = FLOW,
+    partitions: int = PARTITIONS,
 ) -> None:
     """Median wall and CPU per runner; "net" leaves out the start-up run's; ratios of the
-    flow's net alerts/s to each runner's."""
+    net rate of the runner labelled ``flow`` to each runner's. ``unit`` names what is counted."""
     print(
-        f"\n{alerts:,} alerts, {PARTITIONS} partitions, median of {repeat} alternating runs each\n"
+        f"\n{alerts:,} {unit}s, {partitions} partitions, median of {repeat} alternating runs each\n"
     )
     print(
-        "| runner | wall s (runs) | start-up s | alerts/s (wall) | alerts/s (net) | flow is "
-        "| CPU µs/alert (net) |"
+        f"| runner | wall s (runs) | start-up s | {unit}s/s (wall) | {unit}s/s (net) | flow is "
+        f"| CPU µs/{unit} (net) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|")
     rows = {}
@@ -233,7 +236,7 @@ def print_table(
         cpu = statistics.median(t.cpu_s for t in runs[runner.label])
         cpu_start = statistics.median(t.cpu_s for t in startup[runner.label])
         rows[runner.label] = (wall, start, alerts / max(wall - start, 1e-9), cpu - cpu_start)
-    flow_net = rows[FLOW][2]
+    flow_net = rows[flow][2]
     for runner in chosen:
         wall, start, net, cpu = rows[runner.label]
         walls = " / ".join(f"{t.wall_s:.2f}" for t in runs[runner.label])

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -32,6 +32,7 @@ from operators.event_dimensions import (
 from operators.event_records import DISK_READONLY, flat_event, format_time, parse_time
 from operators.hosts import Host, HostIndex
 from operators.md5 import count_md5
+from operators.memo import remember
 from operators.priority import Contender, check_records
 from operators.strategy import Strategy
 from operators.strategy_group import interval_of
@@ -66,9 +67,9 @@ METRIC_IDS = {
 """Each record class's ``METRIC_ID``: a strategy takes the events its first item names."""
 
 
-@dataclass(frozen=True)
-class EventAnomaly:
-    """One cleaned event record for one strategy item, with what its writes need."""
+class EventAnomaly(NamedTuple):
+    """One cleaned event record for one strategy item, with what its writes need. (A named
+    tuple, as the other per-anomaly values here: one is made per anomaly.)"""
 
     strategy: Strategy
     item_id: int
@@ -87,39 +88,56 @@ class EventAnomaly:
     """The item's part in priority inhibition; None when its strategy has no priority group."""
 
 
+class EventStrategy(NamedTuple):
+    """An event strategy with what its anomalies need of its first item, worked out once."""
+
+    strategy: Strategy
+    item_id: int
+    level: int
+    priority: int
+    conditions: ConditionSet
+    """The first query config's ``agg_condition``."""
+    target: Any
+    """The first item's ``target``, compiled."""
+    contender: Contender | None
+
+    def in_target(self, dims: Mapping[str, Any]) -> bool:
+        """``RangeFilter``: the first item's ``target`` keeps ``dims``."""
+        return compiled_match(self.target, dims)
+
+
 class EventStrategies:
     """The event strategies (first query config ``(bk_monitor, event)``) by business and by
-    the metric id of their first item, with each first item's target and conditions compiled
-    once."""
+    the metric id of their first item, highest priority first, with each first item's target
+    and conditions compiled once."""
 
     def __init__(self, strategies: Iterable[Strategy], groups: DynamicGroups = NO_GROUPS) -> None:
-        self._by: dict[tuple[int, str], list[Strategy]] = {}
-        self._conditions: dict[int, ConditionSet] = {}
-        self._targets: dict[int, Any] = {}
+        self._by: dict[tuple[int, str], list[EventStrategy]] = {}
         for strategy in strategies:
             if strategy.source() != ("bk_monitor", "event"):
                 continue
             item = strategy.items[0]
-            self._conditions[strategy.id] = compile_conditions(
-                item.query_configs[0].get("agg_condition")
+            one = EventStrategy(
+                strategy,
+                item.id,
+                item.level(),
+                strategy.number("priority"),
+                compile_conditions(item.query_configs[0].get("agg_condition")),
+                compile_target(item.target, groups),
+                contender_of(strategy),
             )
-            self._targets[strategy.id] = compile_target(item.target, groups)
             for metric in item.metric_ids():
-                self._by.setdefault((strategy.bk_biz_id, metric), []).append(strategy)
+                self._by.setdefault((strategy.bk_biz_id, metric), []).append(one)
+        for found in self._by.values():
+            found.sort(key=lambda s: s.priority, reverse=True)
 
     def __len__(self) -> int:
-        return len({s.id for group in self._by.values() for s in group})
+        return len({s.strategy.id for group in self._by.values() for s in group})
 
-    def matching(self, bk_biz_id: int, kind: int) -> list[Strategy]:
+    def matching(self, bk_biz_id: int, kind: int) -> list[EventStrategy]:
+        """The strategies of the business for the record type, highest priority first (in
+        file order among equals: ``check_records`` sorts event records so, stably)."""
         return self._by.get((bk_biz_id, METRIC_IDS[kind]), [])
-
-    def conditions(self, strategy: Strategy) -> ConditionSet:
-        """The first query config's ``agg_condition``."""
-        return self._conditions[strategy.id]
-
-    def in_target(self, strategy: Strategy, dims: Mapping[str, Any]) -> bool:
-        """``RangeFilter``: the first item's ``target`` keeps ``dims``."""
-        return compiled_match(self._targets[strategy.id], dims)
 
 
 def contender_of(strategy: Strategy) -> Contender | None:
@@ -171,8 +189,7 @@ def host_dimensions(record: Mapping[str, Any], host: Host) -> dict[str, Any]:
     return dims
 
 
-@dataclass(frozen=True)
-class CleanRecord:
+class CleanRecord(NamedTuple):
     """What ``clean()`` writes alike for every strategy a record is fanned out to."""
 
     data: Mapping[str, Any]
@@ -185,6 +202,34 @@ class CleanRecord:
     digest: str
 
 
+_MD5S_KEPT = 8192
+_md5s: dict[bytes, str] = {}
+_PLAIN_JSON = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+"""Without a ``default``, these make orjson refuse what it would otherwise write as JSON."""
+
+
+def dimensions_md5(dims: Mapping[str, Any]) -> str:
+    """``count_md5(dims)``, remembered by the dimensions' JSON: a series' dimensions recur from
+    record to record. Dimensions that are not plain JSON (a datetime, a dataclass, a subclass
+    of a JSON type, a key that is no string) or hold a null (which NaN would also read as) are
+    digested afresh. (Event dimensions are JSON-decoded values and the host table's; an enum or
+    a UUID, which orjson writes as its value, never occurs in them.)"""
+    try:
+        memo = orjson.dumps(dims, option=_PLAIN_JSON)
+    except TypeError:
+        return count_md5(dims)
+    if b"null" in memo:
+        return count_md5(dims)
+    found = _md5s.get(memo)
+    if found is None:
+        found = remember(_md5s, memo, count_md5(dims), _MD5S_KEPT)
+    return found
+
+
 def clean_record(
     record: Mapping[str, Any],
     dims: Mapping[str, Any],
@@ -194,7 +239,7 @@ def clean_record(
 ) -> CleanRecord:
     """``clean_data`` and the anomaly text of one record: ``data.dimensions`` first, then the
     record id from the dimensions as ``clean_dimensions`` left them."""
-    md5 = count_md5(record_dimensions(record, dims, filtered))
+    md5 = dimensions_md5(record_dimensions(record, dims, filtered))
     value = record.get("_title_", "")
     data = {
         "time": event_time,
@@ -209,11 +254,15 @@ def clean_record(
     return CleanRecord(data, message, md5, event_time, str(dims["bk_target_ip"]), digest)
 
 
-def clean(cleaned: CleanRecord, strategy: Strategy, prefix: str, now: float) -> EventAnomaly:
-    """bkmonitor's ``clean()`` of a record fanned out to ``strategy`` (its first item)."""
-    item = strategy.items[0]
-    level = item.level()
-    anomaly_id = f"{cleaned.dimension_md5}.{cleaned.event_time}.{strategy.id}.{item.id}.{level}"
+@lru_cache(maxsize=4096)
+def _snapshot_key(prefix: str, strategy_id: int, update_time: int) -> str:
+    return STRATEGY_SNAPSHOT_KEY.key(prefix, strategy_id=strategy_id, update_time=update_time)
+
+
+def clean(cleaned: CleanRecord, event: EventStrategy, prefix: str, now: float) -> EventAnomaly:
+    """bkmonitor's ``clean()`` of a record fanned out to ``event`` (its first item)."""
+    strategy, item_id, level = event.strategy, event.item_id, event.level
+    anomaly_id = f"{cleaned.dimension_md5}.{cleaned.event_time}.{strategy.id}.{item_id}.{level}"
     element = {
         "data": cleaned.data,
         "anomaly": {
@@ -223,13 +272,11 @@ def clean(cleaned: CleanRecord, strategy: Strategy, prefix: str, now: float) -> 
                 "anomaly_message": cleaned.message,
             }
         },
-        "strategy_snapshot_key": STRATEGY_SNAPSHOT_KEY.key(
-            prefix, strategy_id=strategy.id, update_time=strategy.number("update_time")
-        ),
+        "strategy_snapshot_key": _snapshot_key(prefix, strategy.id, strategy.number("update_time")),
     }
     return EventAnomaly(
         strategy,
-        item.id,
+        item_id,
         level,
         cleaned.target_ip,
         cleaned.dimension_md5,
@@ -237,7 +284,7 @@ def clean(cleaned: CleanRecord, strategy: Strategy, prefix: str, now: float) -> 
         anomaly_id,
         cleaned.digest,
         element,
-        contender_of(strategy),
+        event.contender,
     )
 
 
@@ -270,21 +317,20 @@ def access(
     event_time = parse_time(record["_time_"])
     expired = event_time < now - EXPIRE_SECONDS
     cleaned = None
-    for strategy in matching:
+    for event in matching:
         if expired:
             drops.append(Drop.EXPIRED)
         elif host.ignore_monitoring:
             drops.append(Drop.HOST_DISABLED)
-        elif not strategies.in_target(strategy, dims):
+        elif not event.in_target(dims):
             drops.append(Drop.OUT_OF_RANGE)
-        elif not strategies.conditions(strategy).matches(mapping_lookup(filtered)):
+        elif not event.conditions.matches(mapping_lookup(filtered)):
             drops.append(Drop.CONDITION)
         elif (reason := record_filter(record, host, hosts)) is not None:
             drops.append(reason)
         else:
             cleaned = cleaned or clean_record(record, dims, filtered, event_time, language)
-            anomalies.append(clean(cleaned, strategy, prefix, now))
-    anomalies.sort(key=lambda a: a.strategy.number("priority"), reverse=True)
+            anomalies.append(clean(cleaned, event, prefix, now))
     return anomalies, drops
 
 
@@ -303,8 +349,7 @@ def checked_records(
     return kind, records
 
 
-@dataclass(frozen=True)
-class Decided:
+class Decided(NamedTuple):
     """An anomaly after priority inhibition, and the group-hash fields its writes set."""
 
     anomaly: EventAnomaly
@@ -313,8 +358,7 @@ class Decided:
     """``(dimensions md5, "priority:time")`` HSETs of ``access.data.priority.{group}``."""
 
 
-@dataclass(frozen=True)
-class PriorityBatch:
+class PriorityBatch(NamedTuple):
     """The anomalies of one flat record whose strategies share a priority group, highest
     priority first, and the interval bkmonitor's ``sync_priority`` uses for the batch (that of
     the record's first, highest-priority, anomaly)."""

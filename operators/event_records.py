@@ -23,6 +23,7 @@ from typing import Any
 
 from operators.bounds import EPOCH_2000
 from operators.event_texts import process_title
+from operators.memo import remember
 from operators.rejects import Reason, Rejected, preview
 
 GSE_CUSTOM_EVENT_DATAID = 1100000
@@ -62,16 +63,32 @@ def _from_epoch(seconds: float, value: Any) -> int:
     raise _out_of_range(value)
 
 
+_TIMES_KEPT = 4096
+"""How many event-time strings :func:`parse_time` and epochs :func:`format_time` remember: a
+stream's times recur (one per second, several records each) and each is read several times."""
+_parsed: dict[str, int] = {}
+_formatted: dict[int, str] = {}
+
+
 def parse_time(value: Any) -> int:
     """An event time as epoch seconds, as bkmonitor's ``arrow.get(value).timestamp`` (arrow
     0.6) reads it: a number, or a string that is one, is epoch seconds; any other string is
     ISO 8601 (``YYYY[-MM[-DD[( |T)HH:mm[:ss[.ffffff]]]]]``, with an optional ``±HH:MM``
     offset, UTC without one; fractions are cut to whole seconds). Anything else is
-    :class:`Rejected`."""
+    :class:`Rejected`. A string's time is remembered (a string that fails is not)."""
+    if type(value) is str:
+        moment = _parsed.get(value)
+        if moment is None:
+            moment = remember(_parsed, value, _parse_text(value), _TIMES_KEPT)
+        return moment
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise Rejected(Reason.WRONG_TYPE, f"event time {preview(value)} is not a time")
     if isinstance(value, int | float):
         return _from_epoch(float(value), value)
+    return _parse_text(value)
+
+
+def _parse_text(value: str) -> int:
     text = value.strip()
     try:
         return _from_epoch(float(text), value)
@@ -102,7 +119,12 @@ def parse_time(value: Any) -> int:
 
 
 def format_time(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime(TIME_FORMAT)
+    """``epoch`` as bkmonitor writes times (UTC, :data:`TIME_FORMAT`), remembered."""
+    text = _formatted.get(epoch)
+    if text is None:
+        text = datetime.fromtimestamp(epoch, UTC).strftime(TIME_FORMAT)
+        remember(_formatted, epoch, text, _TIMES_KEPT)
+    return text
 
 
 def event_type(message: Mapping[str, Any]) -> int:

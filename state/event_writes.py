@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import orjson
 
 from operators.event import Decided
 from operators.md5 import count_md5
+from operators.memo import remember
+from operators.strategy import Strategy
 from state.data_writes import priority_write
-from state.idempotent import Op, Push, write
+from state.idempotent import Op, Push, Write, write
 from state.keys import (
     ANOMALY_LIST_KEY,
     ANOMALY_SIGNAL_KEY,
@@ -20,6 +24,65 @@ from state.keys import (
 
 QOS_DROP_ALARM_THRESHOLD = 3
 """bkmonitor's ``QOS_DROP_ALARM_THREADHOLD``: a QoS counter above this drops the record."""
+_KEPT = 8192
+"""How many strategy items and QoS fields :func:`event_push` remembers."""
+
+
+class _Item(NamedTuple):
+    """What every anomaly of one strategy item writes alike (made once per item)."""
+
+    list_key: str
+    signal: Write
+    checkpoint_key: str
+    snapshot: Write
+    gate_key: str
+    series: dict[tuple[str, int], tuple[str, str]]
+    """Per series (dimensions md5, level): its check-result key and its checkpoint field."""
+
+
+_items: dict[tuple[str, int, bytes], _Item] = {}
+_qos_fields: dict[tuple[int, int, int, str, int], str] = {}
+
+
+def _item(prefix: str, strategy: Strategy, item_id: int) -> _Item:
+    memo = (prefix, item_id, strategy.snapshot)
+    found = _items.get(memo)
+    if found is None:
+        sid = strategy.id
+        at = {"strategy_id": sid, "item_id": item_id}
+        snapshot_at = {"strategy_id": sid, "update_time": strategy.number("update_time")}
+        found = _Item(
+            ANOMALY_LIST_KEY.key(prefix, **at),
+            write(Op.SIGNAL, ANOMALY_SIGNAL_KEY, prefix, f"{sid}.{item_id}"),
+            LAST_CHECKPOINTS_CACHE_KEY.key(prefix, **at),
+            write(Op.SET, STRATEGY_SNAPSHOT_KEY, prefix, strategy.snapshot, at=snapshot_at),
+            QOS_CONTROL_KEY.key(prefix),
+            {},
+        )
+        remember(_items, memo, found, _KEPT)
+    return found
+
+
+def _series(prefix: str, item: _Item, sid: int, iid: int, md5: str, level: int) -> tuple[str, str]:
+    """A series' check-result key and checkpoint field, remembered per strategy item."""
+    found = item.series.get((md5, level))
+    if found is None:
+        at = {"strategy_id": sid, "item_id": iid, "dimensions_md5": md5, "level": level}
+        found = (
+            CHECK_RESULT_CACHE_KEY.key(prefix, **at),
+            LAST_CHECKPOINTS_CACHE_KEY.field(dimensions_md5=md5, level=level),
+        )
+        remember(item.series, (md5, level), found, _KEPT)
+    return found
+
+
+def _qos_field(bk_biz_id: int, sid: int, iid: int, ip: str, level: int) -> str:
+    """``count_md5([biz, sid, iid, ip, level])``, remembered."""
+    memo = (bk_biz_id, sid, iid, ip, level)
+    found = _qos_fields.get(memo)
+    if found is None:
+        found = remember(_qos_fields, memo, count_md5([bk_biz_id, sid, iid, ip, level]), _KEPT)
+    return found
 
 
 def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
@@ -27,57 +90,65 @@ def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
     check-result zset and the last checkpoint, the strategy snapshot, the priority claims the
     record carries, then, unless priority inhibited it, the anomaly list entry and the item
     signal (bkmonitor's ``push()``: check results are written before ``PriorityChecker`` runs,
-    the anomaly lists after)."""
+    the anomaly lists after). What recurs for a strategy item is built once."""
     anomaly = decided.anomaly
     strategy = anomaly.strategy
-    sid, iid, level, t = strategy.id, anomaly.item_id, anomaly.level, anomaly.event_time
-    at = {"strategy_id": sid, "item_id": iid}
+    sid, iid, level, md5 = strategy.id, anomaly.item_id, anomaly.level, anomaly.dimension_md5
+    item = _item(prefix, strategy, iid)
+    t = str(anomaly.event_time)
     group = anomaly.contender.group if anomaly.contender else ""
-    claims = tuple(priority_write(prefix, group, md5, entry) for md5, entry in decided.claims)
+    claims = tuple(priority_write(prefix, group, field, entry) for field, entry in decided.claims)
     queued = (
         ()
         if decided.inhibited
         else (
-            write(Op.LPUSH, ANOMALY_LIST_KEY, prefix, orjson.dumps(anomaly.element), at=at),
-            write(Op.SIGNAL, ANOMALY_SIGNAL_KEY, prefix, f"{sid}.{iid}"),
+            Write(
+                Op.LPUSH,
+                item.list_key,
+                orjson.dumps(anomaly.element),
+                ANOMALY_LIST_KEY.ttl,
+                backend=ANOMALY_LIST_KEY.backend,
+            ),
+            item.signal,
         )
     )
-    series = {"dimensions_md5": anomaly.dimension_md5, "level": level}
-    qos_field = count_md5([strategy.bk_biz_id, sid, iid, anomaly.target_ip, level])
-    snapshot_at = {"strategy_id": sid, "update_time": strategy.number("update_time")}
+    qos_field = _qos_field(strategy.bk_biz_id, sid, iid, anomaly.target_ip, level)
+    check_result, checkpoint_field = _series(prefix, item, sid, iid, md5, level)
     return Push(
-        write(
+        Write(
             Op.MARK,
-            EVENT_DEDUP_KEY,
-            prefix,
-            at={"record_digest": anomaly.record_digest, **at},
+            EVENT_DEDUP_KEY.key(
+                prefix, record_digest=anomaly.record_digest, strategy_id=sid, item_id=iid
+            ),
             ttl=dedup_ttl,
+            backend=EVENT_DEDUP_KEY.backend,
         ),
         (
-            write(Op.GATE, QOS_CONTROL_KEY, prefix, QOS_DROP_ALARM_THRESHOLD, param=qos_field),
-            write(
+            Write(
+                Op.GATE,
+                item.gate_key,
+                str(QOS_DROP_ALARM_THRESHOLD),
+                QOS_CONTROL_KEY.ttl,
+                qos_field,
+                QOS_CONTROL_KEY.backend,
+            ),
+            Write(
                 Op.ZADD,
-                CHECK_RESULT_CACHE_KEY,
-                prefix,
+                check_result,
                 f"{t}|ANOMALY",
-                at={**at, **series},
-                param=t,
-            ),
-            write(
-                Op.HMAX,
-                LAST_CHECKPOINTS_CACHE_KEY,
-                prefix,
+                CHECK_RESULT_CACHE_KEY.ttl,
                 t,
-                at=at,
-                param=LAST_CHECKPOINTS_CACHE_KEY.field(**series),
+                CHECK_RESULT_CACHE_KEY.backend,
             ),
-            write(
-                Op.SET,
-                STRATEGY_SNAPSHOT_KEY,
-                prefix,
-                strategy.snapshot,
-                at=snapshot_at,
+            Write(
+                Op.HMAX,
+                item.checkpoint_key,
+                t,
+                LAST_CHECKPOINTS_CACHE_KEY.ttl,
+                checkpoint_field,
+                LAST_CHECKPOINTS_CACHE_KEY.backend,
             ),
+            item.snapshot,
             *claims,
             *queued,
         ),

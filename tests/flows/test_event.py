@@ -154,7 +154,9 @@ def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
     event_env, service_client, tmp_path
 ):
     env = event_env
-    produce(env.bootstrap, env.topics["EVENT"], sample_events(20000, int(time.time())), by_host)
+    # Enough input that a run resumed after a kill still has work left at its next snapshot:
+    # the flow takes a batch at a time and drains 20,000 events within one snapshot interval.
+    produce(env.bootstrap, env.topics["EVENT"], sample_events(80000, int(time.time())), by_host)
     queue = redis.Redis.from_url(env.redis_url)
     dbs = {"queue": queue, "service": service_client}
     reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
@@ -164,6 +166,24 @@ def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
     assert crash_soak("flows.event", soaked, tmp_path, kills=4) >= 2
 
     assert snapshot_dbs(dbs, soaked.prefix) == snapshot_dbs(dbs, reference.prefix)
+
+
+def test_writes_what_main_before_the_performance_work_writes(
+    event_env, service_client, baseline_checkout
+):
+    """On 20,000 sample events (every type, expired and malformed ones among them, keyed by
+    host), the batched flow writes exactly what main wrote before the performance work."""
+    env = event_env
+    produce(env.bootstrap, env.topics["EVENT"], sample_events(20000, int(time.time())), by_host)
+    dbs = {"queue": redis.Redis.from_url(env.redis_url), "service": service_client}
+    today = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "now", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.event"), today.environ())
+    before = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "was", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.event"), before.environ(), baseline_checkout)
+
+    expected = snapshot_dbs(dbs, before.prefix)
+    assert len(expected) > 1000
+    assert snapshot_dbs(dbs, today.prefix) == expected
 
 
 BUSINESS_OF = {s.id: s.bk_biz_id for s in load_strategy_file(BUNDLED_STRATEGIES)}

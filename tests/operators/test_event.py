@@ -5,12 +5,17 @@ record ids are derived from bkmonitor's fixtures in ``test_event_fixtures.py``."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from operators.bounds import TimeWindow
-from operators.event import EventStrategies, access, checked_records
-from operators.event_records import flat_event, parse_time
+from operators.event import EventStrategies, access, checked_records, dimensions_md5
+from operators.event_records import TIME_FORMAT, flat_event, format_time, parse_time
 from operators.hosts import parse_hosts
+from operators.md5 import count_md5
 from operators.rejects import Reason, Rejected
 from operators.strategy import parse_strategies
 from operators.targets import parse_dynamic_groups
@@ -342,3 +347,55 @@ def test_dynamic_group_targets_use_the_group_table(group, kept):
     [record] = flat_event(CUSTOM)[1]
     anomalies, drops = access(record, HOSTS, index, P, NOW)
     assert (len(anomalies), drops) == ((1, []) if kept else (0, ["out_of_range"]))
+
+
+class Text(str):
+    """A string that :func:`parse_time` reads afresh (it remembers plain strings only)."""
+
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=8)
+    | st.datetimes()
+    | st.builds(Text, st.text(max_size=8))
+)
+JSONISH = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=4), JSONISH, max_size=4), max_size=6))
+def test_remembered_dimension_digests_are_count_md5s(all_dims):
+    """bkmonitor's ``count_md5`` (``bkmonitor/utils/common_utils.py``) for any dimensions, seen
+    once or again: 1 and 1.0 and True, a tuple and a list, NaN and None, a datetime and a str
+    subclass (which orjson would write as JSON strings) among them."""
+    for dims in all_dims + all_dims:
+        assert dimensions_md5(dims) == count_md5(dims)
+
+
+def _read(value: str) -> int | Reason:
+    try:
+        return parse_time(value)
+    except Rejected as exc:
+        return exc.reason
+
+
+@given(st.lists(st.integers(0, 10**10) | st.text(max_size=24), max_size=6))
+def test_remembered_times_read_as_read_afresh(values):
+    """A time string read (or an epoch written) again gives what reading it afresh gives, and
+    one that failed fails again with the same reason."""
+    texts = [format_time(v) if isinstance(v, int) else v for v in values]
+    for value in texts + texts:
+        assert _read(value) == _read(Text(value))
+    for value in values:
+        if isinstance(value, int):
+            assert format_time(value) == datetime.fromtimestamp(value, UTC).strftime(TIME_FORMAT)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from operators.md5 import count_md5, digests_md5, fresh_md5, recurring_md5
+from operators.memo import exact_key, remember
 from operators.rejects import Reason, Rejected
 
 EXPIRE_SECONDS = 24 * 60 * 60
@@ -144,8 +145,6 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value)
 
 
-_EXACT = frozenset({str, int, bool, type(None)})
-"""Types whose equal values are always written alike (not floats: ``0.0 == -0.0``)."""
 _OBJECTS_KEPT = 4096
 _objects: dict[tuple, str] = {}
 
@@ -154,15 +153,13 @@ def _object_json(value: dict[str, Any]) -> str:
     """``json.dumps`` of a tag's object value. Such objects recur from alert to alert (labels
     of a host or a pod): a flat one of strings, integers, booleans and nulls is written once and
     remembered, by its items and their types, in a small bounded table."""
-    types = tuple(map(type, value.values()))
-    if not _EXACT.issuperset(types):
+    key = exact_key(value.values())
+    if key is None:
         return _json_dumps(value)
-    key = (*value.items(), *types)
+    key = (*value, *key)
     text = _objects.get(key)
     if text is None:
-        if len(_objects) >= _OBJECTS_KEPT:
-            _objects.clear()
-        text = _objects[key] = _json_dumps(value)
+        text = remember(_objects, key, _json_dumps(value), _OBJECTS_KEPT)
     return text
 
 
@@ -222,9 +219,7 @@ def _clean_dedupe_keys(data: Mapping[str, Any]) -> list[str]:
         dropped = "alert_name" if with_strategy else "strategy_id"
         keys = [key for key in DEFAULT_DEDUPE_FIELDS if key != dropped]
         keys.extend(key for key in extra if key not in keys)
-        if len(_dedupe_keys) >= _DEDUPE_KEYS_KEPT:
-            _dedupe_keys.clear()
-        _dedupe_keys[with_strategy, extra] = keys
+        remember(_dedupe_keys, (with_strategy, extra), keys, _DEDUPE_KEYS_KEPT)
     return list(keys)
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 from hashlib import md5
 from typing import Any
 
+from operators.memo import exact_key, remember
+
 _PLAIN = frozenset({int, float, bool, type(None)})
 _MEMO_TEXT_MAX = 96
 _MEMO_SIZE = 8192
@@ -30,9 +32,7 @@ def _md5_text(text: str) -> str:
         return md5(text.encode("utf8")).hexdigest()
     digest = _memo.get(text)
     if digest is None:
-        if len(_memo) >= _MEMO_SIZE:
-            _memo.clear()
-        digest = _memo[text] = md5(text.encode("utf8")).hexdigest()
+        digest = remember(_memo, text, md5(text.encode("utf8")).hexdigest(), _MEMO_SIZE)
     return digest
 
 
@@ -72,9 +72,7 @@ def count_md5(content: Any) -> str:
     return _md5_text(str(content))
 
 
-_EXACT = frozenset({str, int, bool, type(None)})
-"""Types whose equal values always print alike (not floats: ``0.0 == -0.0``)."""
-_LISTS_SIZE = 8192
+_LISTS_KEPT = 8192
 _lists: dict[tuple, str] = {}
 
 
@@ -82,13 +80,10 @@ def recurring_md5(values: list[Any]) -> str:
     """``count_md5(values)`` for a list that recurs (an alert's dedupe values), remembered in
     a small bounded table by its values and their types when all are strings, integers,
     booleans or None."""
-    types = tuple(map(type, values))
-    if not _EXACT.issuperset(types):
+    key = exact_key(values)
+    if key is None:
         return count_md5(values)
-    key = (*values, *types)
     digest = _lists.get(key)
     if digest is None:
-        if len(_lists) >= _LISTS_SIZE:
-            _lists.clear()
-        digest = _lists[key] = count_md5(values)
+        digest = remember(_lists, key, count_md5(values), _LISTS_KEPT)
     return digest

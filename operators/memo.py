@@ -4,7 +4,8 @@ rather than grown."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -17,3 +18,19 @@ def remember(table: dict[K, V], key: K, value: V, kept: int) -> V:
         table.clear()
     table[key] = value
     return value
+
+
+_EXACT = frozenset({str, int, bool, type(None)})
+"""Types whose equal values always print alike (not floats: ``0.0 == -0.0``; ``1 == True``
+across types is told apart by the types in the key)."""
+
+
+def exact_key(values: Iterable[Any]) -> tuple | None:
+    """A key for remembering what is worked out from ``values`` as they print (a digest of
+    their ``str()``, their JSON): the values and their types, or ``None`` when one of them is
+    not a string, integer, boolean or None."""
+    values = tuple(values)
+    types = tuple(map(type, values))
+    if not _EXACT.issuperset(types):
+        return None
+    return (*values, *types)

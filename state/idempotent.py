@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import redis
 
+from operators.memo import remember
 from state.keys import Backend, KeyDef
 
 
@@ -117,9 +118,7 @@ def _full_key(key: KeyDef, prefix: str, at: Mapping[str, Any] | None) -> str:
     except TypeError:  # a value that cannot be hashed
         return key.key(prefix, **(at or {}))
     if full is None:
-        if len(_keys) >= _KEYS_KEPT:
-            _keys.clear()
-        full = _keys[memo] = key.key(prefix, **(at or {}))
+        full = remember(_keys, memo, key.key(prefix, **(at or {})), _KEYS_KEPT)
     return full
 
 
@@ -348,10 +347,8 @@ class OncePusher:
         shape = (w.op, w.backend, w.ttl, w.param)
         spec = self._specs.get(shape)
         if spec is None:
-            if len(self._specs) >= _SPECS_KEPT:
-                self._specs.clear()
             spec = f"{w.op.value} {self._dbs[w.backend]} {w.ttl} {w.param}"
-            self._specs[shape] = spec
+            remember(self._specs, shape, spec, _SPECS_KEPT)
         return spec
 
     def push(self, pushes: Sequence[Push]) -> list[Result]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import pytest
@@ -22,6 +22,7 @@ from operators.converge.driver import run as run_engine
 from operators.converge.plan import plan
 from tests.flows.converge_model import expected_counts
 from tests.flows.flowrun import (
+    REPO,
     FlowEnv,
     bytewax_command,
     crash_soak,
@@ -143,6 +144,34 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
 
     dlq = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
     assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
+
+
+def test_decides_and_writes_what_main_before_the_performance_work_does(
+    action_env, kafka_topics, redis_server, baseline_checkout
+):
+    """The storm and the bad messages through today's flow and through main as it was before
+    the performance work (:data:`~tests.flows.flowrun.BASELINE`): the same decision, audit
+    and dead-letter messages, byte for byte, and the same Redis content."""
+    produce_storm(action_env, 5000)
+    produce(action_env.bootstrap, action_env.topics["ACTION"], list(BAD))
+    clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
+    runs = {}
+    for name, checkout in (("today", REPO), ("before", baseline_checkout)):
+        env = outputs(action_env, kafka_topics, name)
+        [dlq] = kafka_topics(f"{name}-dlq", partitions=1)
+        env = replace(env, dlq_topic=dlq)
+        run(bytewax_command("flows.converge"), env.environ(), checkout)
+        topics = (env.decision_topic, env.audit_topic, env.dlq_topic)
+        runs[name] = (
+            [sorted(read_all(env.bootstrap, topic)) for topic in topics],
+            snapshot_dbs(clients, env.prefix),
+        )
+    (messages, redis_content), (messages_before, redis_before) = runs["today"], runs["before"]
+    decisions, audit, dlq = messages_before
+    assert len(decisions) == len(audit) > 5000 and len(dlq) == len(BAD)
+    assert messages == messages_before
+    assert len(redis_before) > 10_000
+    assert redis_content == redis_before
 
 
 def test_repeated_sigkills_and_resumes_give_the_same_decisions_once(

@@ -280,17 +280,24 @@ class Outputs:
 
 def outputs(prefix: str) -> Callable[[Outcome], Outputs]:
     """A batch of decisions' messages and writes (the audit record encoded once for its topic
-    and Redis), counted per batch."""
+    and Redis), counted per batch. A decision they cannot be made of goes to the DLQ, named
+    by its id, and the batch goes on."""
 
     def make(outcome: Outcome) -> Outputs:
-        made = Outputs([], [], [], outcome.rejected)
+        made = Outputs([], [], [], list(outcome.rejected))
         counts: Counter[tuple[str, str]] = Counter()
         for decision in outcome.decisions:
             counts[decision.function, decision.decision] += 1
-            record = orjson.dumps(audit_record(decision))
-            made.decisions.append((decision.id, orjson.dumps(decision_message(decision))))
+            try:
+                record = orjson.dumps(audit_record(decision))
+                message = orjson.dumps(decision_message(decision))
+                push = decision_push(prefix, decision, record)
+            except Exception as exc:
+                made.rejected.append(rejection("outputs", exc, timer_source(decision)))
+                continue
+            made.decisions.append((decision.id, message))
             made.audit.append((decision.id, record))
-            made.routed.append(Routed(decision_push(prefix, decision, record), decision.time_ms))
+            made.routed.append(Routed(push, decision.time_ms))
         for (function, verdict), count in counts.items():
             CONVERGE_DECISIONS.labels(NAME, function, verdict).inc(count)
         return made

@@ -17,11 +17,13 @@ from bench.converge_throughput import storm
 from flows.converge import (
     BusinessLogic,
     DimensionLogic,
+    Outcome,
     Outputs,
     PatientLock,
     Watermark,
     converge,
     dimension_logic,
+    outputs,
     runtime,
 )
 from flows.redis_sink import Outage
@@ -235,6 +237,17 @@ def test_within_a_batch_a_key_left_idle_starts_afresh_as_a_discarded_key_would()
     out, keep = logic.on_batch([unconverged, unconverged])
     assert [(d.id, d.decision) for d in out] == [("5.1", "execute")] * 2
     assert keep == logic.DISCARD
+
+
+def test_a_decision_whose_outputs_cannot_be_made_is_dead_lettered_and_the_batch_goes_on():
+    good, bad = run([parse_action(action_json(n, converge_config=None)) for n in (1, 2)])
+    bad = replace(bad, alert_ids=(object(),))
+    made = outputs("p")(Outcome([good, bad]))
+    assert [m[0] for m in made.decisions] == [m[0] for m in made.audit] == [good.id]
+    assert [r.push.marker.key for r in made.routed] == [f"p.fta_action.converge.decision.{good.id}"]
+    [rejected] = made.rejected
+    assert rejected.error.startswith("outputs: TypeError")
+    assert rejected.record.value == bad.id.encode()
 
 
 def test_the_shield_table_is_read_at_start_and_a_bad_one_is_a_config_error(tmp_path):

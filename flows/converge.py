@@ -36,10 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow, Stream, operator
 
 from alarmflow.config import ConfigError, Settings, mask_url
 from alarmflow.connections import redis_client
@@ -83,6 +84,9 @@ MAX_WAIT = timedelta(days=3650)
 
 Out = Decision | Rejection
 Clock = Callable[[], float]
+V = TypeVar("V")
+W = TypeVar("W")
+S = TypeVar("S")
 EXPIRY_CHECK = timedelta(seconds=60)
 """How often (wall time) an idle key checks the worker's watermark for expiry."""
 
@@ -305,6 +309,18 @@ def outputs(prefix: str) -> Callable[[Outcome], Outputs]:
     return make
 
 
+@operator
+def keyed_state(
+    step_id: str,
+    up: op.KeyedStream[V],
+    builder: Callable[[S | None], op.StatefulBatchLogic[V, W, S]],
+) -> op.KeyedStream[W]:
+    """``stateful_batch`` under the step id ``op.stateful`` gives its state
+    (``{step_id}.stateful_batch``): a recovery store written by the flow before it took its
+    keys' items a batch at a time resumes their state."""
+    return op.stateful_batch("stateful_batch", up, builder)
+
+
 def converge(
     batches: Stream[list[Input]], settings: Settings, rt: Runtime, clock: Clock = time.time
 ) -> Stream[Outputs]:
@@ -330,14 +346,12 @@ def converge(
 
     planned = op.map("plan", batches, plan_batch)
     keyed: op.KeyedStream[Planned] = op.flat_map("by_dimension", planned, lambda i: i.keyed)
-    converged = op.stateful_batch("converge", keyed, dimension_logic(rt))
+    converged = keyed_state("converge", keyed, dimension_logic(rt))
     gathered = op.flat_map_batch("gather", converged, gather)
     by_biz: op.KeyedStream[Decision] = op.flat_map(
         "by_biz", gathered, lambda o: [(d.biz, d) for d in o.decisions if d.biz]
     )
-    summarised = op.flat_map_batch(
-        "biz_gather", op.stateful_batch("biz", by_biz, BusinessLogic), gather
-    )
+    summarised = op.flat_map_batch("biz_gather", keyed_state("biz", by_biz, BusinessLogic), gather)
     no_biz = op.map(
         "no_biz",
         gathered,

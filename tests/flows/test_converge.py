@@ -6,6 +6,8 @@ decisions (ids, times, reasons)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -15,6 +17,7 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
+from alarmflow.launch import init_recovery
 from bench.converge_throughput import by_dimension, storm
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
@@ -26,9 +29,11 @@ from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
     crash_soak,
+    recovery_commit,
     run,
     snapshot_dbs,
     start,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -190,6 +195,37 @@ def test_repeated_sigkills_and_resumes_give_the_same_decisions_once(
 
     assert read_decisions(crashed) == read_decisions(reference)
     assert snapshot_dbs(clients, crashed.prefix) == expected
+
+
+def test_a_recovery_store_of_main_before_the_performance_work_resumes_today(
+    action_env, kafka_topics, redis_server, tmp_path, baseline_checkout
+):
+    """An upgrade: main before the performance work (:data:`~tests.flows.flowrun.BASELINE`)
+    killed with SIGKILL after some snapshots, today's flow resumed from its recovery store:
+    the decisions and Redis of an uninterrupted run, so the converge and business state came
+    through (lost state would decide the resumed dimensions' actions afresh)."""
+    produce_storm(action_env, 20000)
+    clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
+    reference = outputs(action_env, kafka_topics, "ref")
+    run(bytewax_command("flows.converge"), reference.environ())
+
+    upgraded = outputs(action_env, kafka_topics, "upgraded")
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command("flows.converge", "-r", str(recovery), "-s", "1", "-b", "0")
+    log = tmp_path / "before.log"
+    before = start(command, upgraded.environ(), log, baseline_checkout)
+    wait_until(
+        lambda: before.poll() is not None or recovery_commit(recovery) >= 2,
+        "two snapshots of main before the performance work",
+    )
+    assert before.poll() is None, "it ended before its second snapshot: " + log.read_text()[-2000:]
+    os.kill(before.pid, signal.SIGKILL)
+    before.wait()
+    run(command, upgraded.environ())
+
+    assert read_decisions(upgraded) == read_decisions(reference)
+    assert snapshot_dbs(clients, upgraded.prefix) == snapshot_dbs(clients, reference.prefix)
 
 
 def test_two_deployments_on_the_ring_decide_exactly_what_one_does(

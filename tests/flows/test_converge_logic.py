@@ -23,6 +23,7 @@ from flows.converge import (
     Watermark,
     converge,
     dimension_logic,
+    keyed_state,
     outputs,
     runtime,
 )
@@ -248,6 +249,25 @@ def test_a_decision_whose_outputs_cannot_be_made_is_dead_lettered_and_the_batch_
     [rejected] = made.rejected
     assert rejected.error.startswith("outputs: TypeError")
     assert rejected.record.value == bad.id.encode()
+
+
+def test_keyed_state_keeps_the_step_ids_of_op_stateful():
+    """Recovery stores key state by step id: the flow's state from before per-batch keys
+    resumes."""
+
+    def step_ids(make) -> set[str]:
+        flow = Dataflow("ids")
+        make(op.key_on("key", op.input("in", flow, TestingSource([1])), str))
+        found, steps = set(), list(flow.substeps)
+        while steps:
+            step = steps.pop()
+            found.add(step.step_id)
+            steps += step.substeps
+        return found
+
+    assert step_ids(lambda up: keyed_state("converge", up, BusinessLogic)) == step_ids(
+        lambda up: op.stateful("converge", up, BusinessLogic)
+    )
 
 
 def test_the_shield_table_is_read_at_start_and_a_bad_one_is_a_config_error(tmp_path):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -157,7 +157,7 @@ class DimensionLogic(op.StatefulBatchLogic):
         except Exception as exc:
             self.dimension = before
             dropped = self.dimension.drop_due(now)
-            out = [rejection("converge_timer", exc, replace(TIMER_SOURCE, value=dropped))]
+            out = [rejection("converge_timer", exc, TIMER_SOURCE._replace(value=dropped))]
         expires = self.dimension.expires_at()
         horizon = max(now, self.watermark.time - INDEX_TTL_S)
         return self._keep(out, expires is not None and expires <= horizon)
@@ -198,7 +198,7 @@ def dimension_logic(rt: Runtime) -> Callable[[Dimension | None], DimensionLogic]
 
 
 def timer_source(decision: Decision) -> SourceRecord:
-    return replace(TIMER_SOURCE, value=decision.id.encode())
+    return TIMER_SOURCE._replace(value=decision.id.encode())
 
 
 class BusinessLogic(op.StatefulBatchLogic):
@@ -376,7 +376,8 @@ def build_flow(settings: Settings) -> Dataflow:
         op.flat_map("audit", made, lambda m: m.audit),
         DeliveredSink(settings, settings.audit_topic, NAME, "audit"),
     )
-    write_once("redis", op.flat_map("routed", made, lambda m: m.routed), settings, NAME, "converge")
+    routed = op.map("routed", made, lambda m: m.routed)
+    write_once("redis", routed, settings, NAME, "converge", batched=True)
     dead_letters("dlq", settings, NAME, op.flat_map("rejections", made, lambda m: m.rejected))
     return flow
 

@@ -48,18 +48,24 @@ class Planner:
         for record in inputs:
             if isinstance(record, Rejection):
                 out.rejected.append(record)
-                continue
-            stage = "parse"
-            try:
-                action = parse_action(decode_object(record, self._max_bytes), self._window, now)
-                out.parsed += 1
-                planned = Planned(record, action, plan(action))
-                stage = "shard"
-                if self._owns is not None and not self._owns(action.bk_biz_id):
-                    out.other_shard += 1
-                    continue
-            except Exception as exc:
-                out.rejected.append(Rejection.from_exception(stage, exc, record))
-                continue
-            out.keyed.append((planned.plan.key, planned))
+            else:
+                self._take(record, now, out)
         return out
+
+    def _take(self, record: SourceRecord, now: float, out: Intake) -> None:
+        """The record's action, planned and keyed into ``out`` if this shard owns it; its
+        rejection, naming the stage that failed, if not."""
+        stage = "parse"
+        try:
+            action = parse_action(decode_object(record, self._max_bytes), self._window, now)
+            out.parsed += 1
+            planned = Planned(record, action, plan(action))
+            stage = "shard"
+            mine = self._owns is None or self._owns(action.bk_biz_id)
+        except Exception as exc:
+            out.rejected.append(Rejection.from_exception(stage, exc, record))
+            return
+        if mine:
+            out.keyed.append((planned.plan.key, planned))
+        else:
+            out.other_shard += 1

@@ -6,25 +6,36 @@ actions, cycling through notice ``collect`` with business summaries, ``skip_when
 over two businesses. Event times start a day ago: a replay, decided by event time and end of
 input (a key's timers never fire by wall time between two of its actions).
 
-    python -m bench.converge_throughput [--actions 1000] [--repeat 3]
+The flow (``-w 1``, from its start to the end of the topic) and the pure engine in a loop
+(:func:`engine_run`, CPU seconds of this process) decide the same storm, alternately; after
+each round every flow run's decision messages must be the engine's, byte for byte. The table
+gives each flow's whole run, its start-up (the same command on an empty topic) and the
+difference, in wall and CPU seconds (the flow's processes, not the broker's or Redis's), and
+the flow's decisions/s as a ratio to the engine's. ``--before`` adds main as it was before
+issue 13 (``git worktree add /tmp/before b5717c3``), run the same way.
+
+    python -m bench.converge_throughput [--actions 1000] [--repeat 3] [--before DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 import uuid
+from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
-from alarmflow.kafka_tools import ensure_topics, produce
-from bench.alert_throughput import services, timed_run
+from alarmflow.kafka_tools import ensure_topics, produce, read_all
+from bench.alert_throughput import Runner, Timing, alert_environ, measured_run, services
+from operators.converge.audit import decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run
 from operators.converge.plan import plan
+from operators.converge.records import Decision
 
 PER_DIMENSION = 5
 SUB = {"converge_func": "collect_alarm", "timedelta": 60, "count": 2}
@@ -80,50 +91,118 @@ def by_dimension(message: bytes) -> bytes:
     return plan(parse_action(orjson.loads(message))).key.encode()
 
 
-def engine_seconds(messages: list[dict]) -> tuple[float, int]:
-    started = time.perf_counter()
-    decisions = run([parse_action(m) for m in messages])
-    return time.perf_counter() - started, len(decisions)
+def engine_run(values: list[bytes]) -> tuple[Timing, list[Decision]]:
+    """Wall and CPU seconds (this process) of the pure engine on the storm's messages: decode,
+    parse and plan each action, route it to its dimension and business state, flush at the
+    end (:func:`operators.converge.driver.run`); and its decisions."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    decisions = run([parse_action(orjson.loads(value)) for value in values])
+    return Timing(time.perf_counter() - wall, time.process_time() - cpu), decisions
+
+
+def flow_environ(bootstrap: str, redis_url: str, topics: Topics, action_topic: str) -> dict:
+    return alert_environ(
+        bootstrap,
+        redis_url,
+        topics.empty,
+        topics.dlq,
+        ALARMFLOW_ACTION_TOPICS=action_topic,
+        ALARMFLOW_DECISION_TOPIC=topics.decisions,
+        ALARMFLOW_AUDIT_TOPIC=topics.audit,
+    )
+
+
+class Topics(NamedTuple):
+    actions: str
+    empty: str
+    dlq: str
+    decisions: str
+    audit: str
+
+
+def same_decisions(bootstrap: str, topic: str, decisions: list[Decision]) -> int:
+    """How many decision messages the flow wrote to ``topic``; they must be the engine's
+    messages, byte for byte."""
+    wrote = sorted(read_all(bootstrap, topic))
+    expected = sorted(orjson.dumps(decision_message(d)) for d in decisions)
+    if wrote != expected:
+        raise SystemExit(f"the flow wrote {len(wrote)} decisions, not the engine's {len(expected)}")
+    return len(wrote)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--actions", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--before", type=Path, help="a checkout of main before issue 13 (b5717c3)")
     args = parser.parse_args()
-    messages = storm(args.actions)
+    values = [orjson.dumps(m) for m in storm(args.actions)]
+    flows = {"flow": Runner("flow", FLOW_COMMAND)}
+    if args.before:
+        flows["before"] = Runner("before", FLOW_COMMAND, args.before.resolve())
+    timings: dict[str, list[Timing]] = {f"{name} {kind}": [] for name in flows for kind in KINDS}
+    engine: list[Timing] = []
     with services() as (bootstrap, redis_url):
         stem = f"bench{uuid.uuid4().hex[:8]}"
-        names = ("in", "empty", "dlq", "dec", "audit")
-        topic, empty, dlq, decisions, audit = (f"{stem}.{n}" for n in names)
-        ensure_topics(bootstrap, [topic, empty, dlq, decisions, audit], 1)
-        produce(bootstrap, topic, [orjson.dumps(m) for m in messages], by_dimension)
-        os.environ.update(
-            ALARMFLOW_ACTION_TOPICS=topic,
-            ALARMFLOW_DECISION_TOPIC=decisions,
-            ALARMFLOW_AUDIT_TOPIC=audit,
-        )
-        flow_times, start_times, engine_times = [], [], []
-        count = 0
-        command = [sys.executable, "-m", "bytewax.run", "flows.converge"]
-        for _ in range(args.repeat):
-            flow_times.append(timed_run(command, bootstrap, redis_url, topic, dlq))
-            os.environ["ALARMFLOW_ACTION_TOPICS"] = empty
-            start_times.append(timed_run(command, bootstrap, redis_url, empty, dlq))
-            os.environ["ALARMFLOW_ACTION_TOPICS"] = topic
-            seconds, count = engine_seconds(messages)
-            engine_times.append(seconds)
-    flow_s, engine_s = statistics.median(flow_times), statistics.median(engine_times)
-    start_s = statistics.median(start_times)
-    work_s = max(flow_s - start_s, 1e-3)
-    print(f"{len(messages)} messages, {count} decisions, median of {args.repeat} runs\n")
-    print("| runner | seconds | decisions/s |")
-    print("|---|---|---|")
-    print(f"| bytewax flow (-w 1), whole run | {flow_s:.2f} | {count / flow_s:,.0f} |")
-    print(f"| bytewax flow, empty topic (start-up) | {start_s:.2f} | |")
-    print(f"| bytewax flow minus start-up | {work_s:.2f} | {count / work_s:,.0f} |")
-    print(f"| pure engine loop | {engine_s:.3f} | {count / engine_s:,.0f} |")
-    print(f"\nratio flow (minus start-up) / engine: {work_s / engine_s:.1f}x")
+        topics = Topics(*(f"{stem}.{n}" for n in ("in", "empty", "dlq", "dec", "audit")))
+        ensure_topics(bootstrap, list(topics), 1)
+        produce(bootstrap, topics.actions, values, by_dimension)
+        for repeat in range(args.repeat):
+            for name, runner in flows.items():
+                per_run = topics._replace(decisions=f"{topics.decisions}.{name}{repeat}")
+                ensure_topics(bootstrap, [per_run.decisions], 1)
+                for kind, topic in zip(KINDS, (topics.actions, topics.empty), strict=True):
+                    env = flow_environ(bootstrap, redis_url, per_run, topic)
+                    timings[f"{name} {kind}"].append(measured_run(runner, env))
+            timing, decisions = engine_run(values)
+            engine.append(timing)
+            for name in flows:
+                count = same_decisions(bootstrap, f"{topics.decisions}.{name}{repeat}", decisions)
+    print(table(len(values), count, timings, engine, args.repeat))
+
+
+KINDS = ("storm", "empty topic")
+FLOW_COMMAND = [sys.executable, "-m", "bytewax.run", "flows.converge"]
+
+
+def table(
+    messages: int,
+    decisions: int,
+    timings: dict[str, list[Timing]],
+    engine: list[Timing],
+    repeat: int,
+) -> str:
+    """Per flow: medians of wall and CPU seconds for the storm, for start-up (an empty topic)
+    and their difference, with decisions/s and its ratio to the engine's."""
+    engine_s, engine_cpu = (statistics.median(getattr(t, f) for t in engine) for f in FIELDS)
+    lines = [
+        f"{messages:,} messages, {decisions:,} decisions: every flow run wrote the engine's "
+        f"decision messages, byte for byte; medians of {repeat} alternating runs",
+        "",
+        "| runner | wall s | CPU s | decisions/s (wall) | ratio to the engine (wall) "
+        "| ratio to the engine (CPU) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in dict.fromkeys(key.rsplit(" ", 2)[0] for key in timings):
+        storm_t, empty_t = timings[f"{name} storm"], timings[f"{name} empty topic"]
+        wall, cpu = (statistics.median(getattr(t, f) for t in storm_t) for f in FIELDS)
+        wall0, cpu0 = (statistics.median(getattr(t, f) for t in empty_t) for f in FIELDS)
+        work, work_cpu = wall - wall0, cpu - cpu0
+        lines += [
+            f"| {name}, whole run | {wall:.2f} | {cpu:.2f} | {decisions / wall:,.0f} "
+            f"| {engine_s / wall:.2f} | {engine_cpu / cpu:.2f} |",
+            f"| {name}, start-up (empty topic) | {wall0:.2f} | {cpu0:.2f} | | | |",
+            f"| {name} minus start-up | {work:.2f} | {work_cpu:.2f} | {decisions / work:,.0f} "
+            f"| **{engine_s / work:.2f}** | {engine_cpu / work_cpu:.2f} |",
+        ]
+    lines.append(
+        f"| pure engine loop | {engine_s:.2f} | {engine_cpu:.2f} | {decisions / engine_s:,.0f} "
+        "| 1.00 | 1.00 |"
+    )
+    return "\n".join(lines)
+
+
+FIELDS = ("wall_s", "cpu_s")
 
 
 if __name__ == "__main__":

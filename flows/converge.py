@@ -2,14 +2,18 @@
 
 ``python -m bytewax.run flows.converge``::
 
-    kafka ─ parse ─ shard ─ by_dimension ─ converge ─┬─────────────── count ─ decisions, audit,
-               │                              │      └─ by_biz ─ biz ─┘        Redis
-               └──────────── DLQ ◄────────────┴───────────────────────┘
+    kafka ─ plan ─ by_dimension ─ converge ─ gather ─┬─ no_biz ──────────────┬─ outputs ─ decisions,
+             │                                       └─ by_biz ─ biz ─ gather ┤   audit, Redis,
+             └─ plan_rejected ───────────────────────────────────────────────┘   DLQ
 
-Each action (JSON with its alerts and ``converge_config``) is planned once, kept only if this
-deployment owns its business on the hash ring, and keyed by its converge dimension, so one
-worker owns a dimension. The state objects of :mod:`operators.converge` decide; the logic
-classes here only give them a clock and Bytewax's keep-or-discard answer:
+The work goes a batch at a time (Bytewax's per-item cost and the metrics are paid once per
+batch): each Kafka batch is decoded, parsed and planned in one step
+(:class:`operators.converge.intake.Planner`), each action kept only if this deployment owns
+its business on the hash ring and keyed by its converge dimension, so one worker owns a
+dimension; each key gets the actions of a batch in one call; each batch of decisions becomes
+its messages and Redis writes in one step (:func:`outputs`). The state objects of
+:mod:`operators.converge` decide; the logic classes here only give them a clock and Bytewax's
+keep-or-discard answer:
 
 - timers run on event time: an action's own time fires the timers due by it; a quiet key's
   timers fire when its clock (the event time of its last action plus the wall time since)
@@ -27,29 +31,31 @@ notice-collect pool and each alert's audit list, written once per decision id.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow, Stream, operator
 
 from alarmflow.config import ConfigError, Settings, mask_url
 from alarmflow.connections import redis_client
-from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, Stage
-from flows.common import dead_letters, flow_from_env, load_strategies, shard_by_business, write_once
-from flows.guard import Split, guarded_map, rejection
-from flows.kafka_io import DeliveredSink, kafka_input
+from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, DROPPED, Stage
+from flows.common import dead_letters, flow_from_env, load_strategies, write_once
+from flows.guard import rejection
+from flows.kafka_io import DeliveredSink, Input, Message, kafka_batches
 from flows.redis_sink import Outage, Routed
-from operators.bounds import decode_object
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.biz import Business
-from operators.converge.context import parse_action
 from operators.converge.engine import INDEX_TTL_S, NO_LOCK, Dimension, Lock, Runtime
-from operators.converge.plan import plan
+from operators.converge.intake import Intake, Planner
 from operators.converge.records import Decision, Planned
 from operators.converge.shields import ShieldError, ShieldTable, shield_table
+from operators.drops import Drop
 from operators.rejects import Rejection, SourceRecord
 from state.converge_lock import RedisLock
 from state.converge_writes import decision_push
@@ -77,6 +83,10 @@ MAX_WAIT = timedelta(days=3650)
 """Bound on a timer's wall-clock wait: event times are bounded, this keeps datetimes valid."""
 
 Out = Decision | Rejection
+Clock = Callable[[], float]
+V = TypeVar("V")
+W = TypeVar("W")
+S = TypeVar("S")
 EXPIRY_CHECK = timedelta(seconds=60)
 """How often (wall time) an idle key checks the worker's watermark for expiry."""
 
@@ -93,8 +103,9 @@ class Watermark:
         self.time = max(self.time, t)
 
 
-class DimensionLogic(op.StatefulLogic):
-    """One converge dimension: :meth:`Dimension.push` per action, timers on its clock.
+class DimensionLogic(op.StatefulBatchLogic):
+    """One converge dimension: :meth:`Dimension.push` per action (the actions of a batch in
+    one call), timers on its clock.
 
     The clock is the event time of the key's last action plus the wall time since: live, that
     is the wall clock; when old actions are replayed, a timer waits for the key's later
@@ -121,15 +132,21 @@ class DimensionLogic(op.StatefulLogic):
     def _keep(self, out: list[Out], expired: bool = False) -> tuple[list[Out], bool]:
         return out, self.DISCARD if expired or self.dimension.is_idle() else self.RETAIN
 
-    def on_item(self, value: Planned) -> tuple[list[Out], bool]:
-        before = self.dimension.copy()
-        try:
-            out: list[Out] = list(self.dimension.push(value.action, value.plan, self.runtime))
-        except Exception as exc:
-            self.dimension = before
-            out = [rejection("converge", exc, value.source)]
-        self.anchor = (self.dimension.clock, self.wall())
-        self.watermark.see(value.action.create_time)
+    def on_batch(self, values: list[Planned]) -> tuple[list[Out], bool]:
+        """Each action in turn; a dimension left idle by one starts afresh for the next, as a
+        discarded key would."""
+        out: list[Out] = []
+        for value in values:
+            before = self.dimension.copy()
+            try:
+                out += self.dimension.push(value.action, value.plan, self.runtime)
+            except Exception as exc:
+                self.dimension = before
+                out.append(rejection("converge", exc, value.source))
+            self.anchor = (self.dimension.clock, self.wall())
+            self.watermark.see(value.action.create_time)
+            if self.dimension.is_idle():
+                self.dimension = Dimension()
         return self._keep(out)
 
     def on_notify(self) -> tuple[list[Out], bool]:
@@ -184,9 +201,10 @@ def timer_source(decision: Decision) -> SourceRecord:
     return TIMER_SOURCE._replace(value=decision.id.encode())
 
 
-class BusinessLogic(op.StatefulLogic):
-    """One business dimension: :meth:`Business.take` per decision, :meth:`Business.end` at end
-    of input (summaries flushed after it still complete their windows)."""
+class BusinessLogic(op.StatefulBatchLogic):
+    """One business dimension: :meth:`Business.take` per decision (a batch's in one call),
+    :meth:`Business.end` at end of input (summaries flushed after it still complete their
+    windows)."""
 
     def __init__(self, resumed: Business | None) -> None:
         self.business = resumed or Business()
@@ -194,13 +212,19 @@ class BusinessLogic(op.StatefulLogic):
     def _keep(self, out: list[Out]) -> tuple[list[Out], bool]:
         return out, self.RETAIN if self.business.windows else self.DISCARD
 
-    def on_item(self, value: Decision) -> tuple[list[Out], bool]:
-        before = self.business.savepoint(value)
-        try:
-            out: list[Out] = list(self.business.take(value))
-        except Exception as exc:
-            self.business = before
-            out = [rejection("biz", exc, timer_source(value))]
+    def on_batch(self, values: list[Decision]) -> tuple[list[Out], bool]:
+        """Each decision in turn; a business left without windows by one starts afresh for
+        the next, as a discarded key would."""
+        out: list[Out] = []
+        for value in values:
+            before = self.business.savepoint(value)
+            try:
+                out += self.business.take(value)
+            except Exception as exc:
+                self.business = before
+                out.append(rejection("biz", exc, timer_source(value)))
+            if not self.business.windows:
+                self.business = Business()
         return self._keep(out)
 
     def on_eof(self) -> tuple[list[Out], bool]:
@@ -229,61 +253,133 @@ def runtime(settings: Settings) -> Runtime:
         raise ConfigError(f"ALARMFLOW_SHIELDS={settings.shields}: {exc}") from None
 
 
+@dataclass
+class Outcome:
+    """What a step of the pipeline made of a batch: decisions and rejections."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+def gather(items: list[tuple[str, Out]]) -> list[Outcome]:
+    """A stateful step's outputs of one batch (over all its keys), as one :class:`Outcome`."""
+    outcome = Outcome()
+    for _, item in items:
+        if isinstance(item, Decision):
+            outcome.decisions.append(item)
+        else:
+            outcome.rejected.append(item)
+    return [outcome]
+
+
+@dataclass
+class Outputs:
+    """The messages and Redis writes of a batch of decisions, and the batch's rejections."""
+
+    decisions: list[Message]
+    audit: list[Message]
+    routed: list[Routed]
+    rejected: list[Rejection]
+
+
+def outputs(prefix: str) -> Callable[[Outcome], Outputs]:
+    """A batch of decisions' messages and writes (the audit record encoded once for its topic
+    and Redis), counted per batch. A decision they cannot be made of goes to the DLQ, named
+    by its id, and the batch goes on."""
+
+    def make(outcome: Outcome) -> Outputs:
+        made = Outputs([], [], [], list(outcome.rejected))
+        counts: Counter[tuple[str, str]] = Counter()
+        for decision in outcome.decisions:
+            counts[decision.function, decision.decision] += 1
+            try:
+                record = orjson.dumps(audit_record(decision))
+                message = orjson.dumps(decision_message(decision))
+                push = decision_push(prefix, decision, record)
+            except Exception as exc:
+                made.rejected.append(rejection("outputs", exc, timer_source(decision)))
+                continue
+            made.decisions.append((decision.id, message))
+            made.audit.append((decision.id, record))
+            made.routed.append(Routed(push, decision.time_ms))
+        for (function, verdict), count in counts.items():
+            CONVERGE_DECISIONS.labels(NAME, function, verdict).inc(count)
+        return made
+
+    return make
+
+
+@operator
+def keyed_state(
+    step_id: str,
+    up: op.KeyedStream[V],
+    builder: Callable[[S | None], op.StatefulBatchLogic[V, W, S]],
+) -> op.KeyedStream[W]:
+    """``stateful_batch`` under the step id ``op.stateful`` gives its state
+    (``{step_id}.stateful_batch``): a recovery store written by the flow before it took its
+    keys' items a batch at a time resumes their state."""
+    return op.stateful_batch("stateful_batch", up, builder)
+
+
 def converge(
-    records: Stream[SourceRecord], settings: Settings, rt: Runtime
-) -> tuple[Stream[Decision], tuple[Stream[Rejection], ...]]:
-    """The pipeline from input records to counted decisions, and the records it rejected."""
-    window = settings.time_window()
+    batches: Stream[list[Input]], settings: Settings, rt: Runtime, clock: Clock = time.time
+) -> Stream[Outputs]:
+    """The pipeline from batches of input records to the outputs of their decisions (one
+    :class:`Outputs` per batch, its rejections included)."""
+    shard = settings.shard()
+    planner = Planner(
+        settings.time_window(),
+        settings.max_message_bytes,
+        None if shard is None else shard.owns,
+    )
+    stage = Stage(NAME, "parse")
     parsed_count = CLEANED.labels(NAME)
+    other_shard = DROPPED.labels(NAME, Drop.OTHER_SHARD) if shard is not None else None
 
-    def parse(record: SourceRecord) -> Planned:
-        data = decode_object(record, settings.max_message_bytes)
-        action = parse_action(data, window, time.time())
-        parsed_count.inc()
-        return Planned(record, action, plan(action))
+    def plan_batch(inputs: list[Input]) -> Intake:
+        with stage.batch(len(inputs)):
+            intake = planner(inputs, clock())
+        parsed_count.inc(intake.parsed)
+        if other_shard is not None:
+            other_shard.inc(intake.other_shard)
+        return intake
 
-    def count(decision: Decision) -> Decision:
-        CONVERGE_DECISIONS.labels(NAME, decision.function, decision.decision).inc()
-        return decision
-
-    parsed = guarded_map("parse", records, Stage(NAME, "parse").per_item(parse), lambda r: r)
-    mine = shard_by_business("shard", parsed.oks, settings, lambda p: p.action.bk_biz_id, NAME)
-    keyed = op.key_on("by_dimension", mine, lambda p: p.plan.key)
-    converged = outcomes("converge", op.stateful("converge", keyed, dimension_logic(rt)))
-    split = op.branch("has_biz", converged.oks, lambda d: bool(d.biz))
-    by_biz = op.key_on("by_biz", split.trues, lambda d: d.biz)
-    summarised = outcomes("biz", op.stateful("biz", by_biz, BusinessLogic))
-    decisions = op.map("count", op.merge("decisions", split.falses, summarised.oks), count)
-    return decisions, (parsed.errs, converged.errs, summarised.errs)
+    planned = op.map("plan", batches, plan_batch)
+    keyed: op.KeyedStream[Planned] = op.flat_map("by_dimension", planned, lambda i: i.keyed)
+    converged = keyed_state("converge", keyed, dimension_logic(rt))
+    gathered = op.flat_map_batch("gather", converged, gather)
+    by_biz: op.KeyedStream[Decision] = op.flat_map(
+        "by_biz", gathered, lambda o: [(d.biz, d) for d in o.decisions if d.biz]
+    )
+    summarised = op.flat_map_batch("biz_gather", keyed_state("biz", by_biz, BusinessLogic), gather)
+    no_biz = op.map(
+        "no_biz",
+        gathered,
+        lambda o: Outcome([d for d in o.decisions if not d.biz], o.rejected),
+    )
+    rejected = op.map("plan_rejected", planned, lambda i: Outcome(rejected=i.rejected))
+    decided = op.merge("decided", rejected, no_biz, summarised)
+    return op.map("outputs", decided, outputs(settings.key_prefix))
 
 
 def build_flow(settings: Settings) -> Dataflow:
     flow = Dataflow(NAME)
-    topics = settings.topics_for("action")
-    records, consumer_errors = kafka_input("kafka", flow, settings, topics, NAME)
-    decisions, errors = converge(records, settings, runtime(settings))
-    prefix = settings.key_prefix
+    batches = kafka_batches("kafka", flow, settings, settings.topics_for("action"), NAME)
+    made = converge(batches, settings, runtime(settings))
     op.output(
         "decisions_out",
-        op.map("message", decisions, lambda d: (d.id, orjson.dumps(decision_message(d)))),
+        op.flat_map("decisions", made, lambda m: m.decisions),
         DeliveredSink(settings, settings.decision_topic, NAME, "decisions"),
     )
     op.output(
         "audit_out",
-        op.map("audit", decisions, lambda d: (d.id, orjson.dumps(audit_record(d)))),
+        op.flat_map("audit", made, lambda m: m.audit),
         DeliveredSink(settings, settings.audit_topic, NAME, "audit"),
     )
-    routed = op.map("routed", decisions, lambda d: Routed(decision_push(prefix, d), d.time_ms))
-    write_once("redis", routed, settings, NAME, "converge")
-    dead_letters("dlq", settings, NAME, *errors, consumer_errors)
+    routed = op.map("routed", made, lambda m: m.routed)
+    write_once("redis", routed, settings, NAME, "converge", batched=True)
+    dead_letters("dlq", settings, NAME, op.flat_map("rejections", made, lambda m: m.rejected))
     return flow
-
-
-def outcomes(step_id: str, keyed: op.KeyedStream[Out]) -> Split[Decision]:
-    """A stateful step's outputs, split into decisions and rejections."""
-    values = op.map(f"{step_id}_values", keyed, lambda kv: kv[1])
-    branch = op.branch(f"{step_id}_ok", values, lambda item: isinstance(item, Decision))
-    return Split(branch.trues, branch.falses)  # type: ignore[arg-type]
 
 
 flow = flow_from_env(build_flow)

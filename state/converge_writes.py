@@ -3,17 +3,14 @@ entry and its audit records, once per decision id."""
 
 from __future__ import annotations
 
-import orjson
+from functools import lru_cache
 
-from operators.converge.audit import audit_record
-from operators.converge.records import Decision
-from state.idempotent import Op, Push, Write, write
-from state.keys import (
-    CONVERGE_AUDIT_KEY,
-    CONVERGE_DECISION_MARK,
-    CONVERGE_DIMENSION_KEY,
-    CONVERGE_NOTICE_COLLECT_KEY,
-)
+from operators.converge.records import Decision, IndexEntry
+from state.idempotent import Op, Push, Write
+from state.keys import CONVERGE_AUDIT_KEY as AUDIT
+from state.keys import CONVERGE_DECISION_MARK as MARK
+from state.keys import CONVERGE_DIMENSION_KEY as INDEX
+from state.keys import CONVERGE_NOTICE_COLLECT_KEY as NOTICE
 
 INDEX_KEEP_S = 3600 * 60
 """``DimensionCalculator.DimensionExpireMinutes`` (``CONST_MINUTES * 60`` minutes): index
@@ -22,53 +19,59 @@ INDEX_TRIM_FROM_S = 365 * 86400
 """The trim's lower bound: bkmonitor removes scores from one year back."""
 
 
-def _index(prefix: str, decision: Decision) -> tuple[Write, ...]:
+@lru_cache(maxsize=16384)
+def _index_keys(prefix: str, index: tuple[IndexEntry, ...]) -> tuple[str, ...]:
+    """The keys of an action's index entries: the actions of one dimension share them."""
+    return tuple(
+        INDEX.key(
+            prefix, strategy_id=entry.strategy_id, dimension=entry.dimension, value=entry.value
+        )
+        for entry in index
+    )
+
+
+def _index(prefix: str, decision: Decision) -> list[Write]:
     """Per index key: ZREMRANGEBYSCORE of the expired members, then ZADD ``action_{id}`` with
     the create time (and EXPIRE), as ``DimensionCalculator.calc_dimension`` does, at the
     decision's time."""
     member = f"action_{decision.action_id}"
-    low, high = int(decision.time) - INDEX_TRIM_FROM_S, int(decision.time) - INDEX_KEEP_S
+    low, high = str(int(decision.time) - INDEX_TRIM_FROM_S), str(int(decision.time) - INDEX_KEEP_S)
+    score, ttl, backend = str(decision.create_time), INDEX.ttl, INDEX.backend
     writes: list[Write] = []
-    for entry in decision.index:
-        at = {"strategy_id": entry.strategy_id, "dimension": entry.dimension, "value": entry.value}
-        writes.append(
-            write(Op.ZTRIM, CONVERGE_DIMENSION_KEY, prefix, high, at=at, param=low, ttl=0)
+    for key in _index_keys(prefix, decision.index):
+        writes += (
+            Write(Op.ZTRIM, key, high, 0, low, backend),
+            Write(Op.ZADD, key, member, ttl, score, backend),
         )
-        writes.append(
-            write(
-                Op.ZADD, CONVERGE_DIMENSION_KEY, prefix, member, at=at, param=decision.create_time
-            )
-        )
-    return tuple(writes)
+    return writes
 
 
-def _notice(prefix: str, decision: Decision) -> tuple[Write, ...]:
+def _notice(prefix: str, decision: Decision) -> list[Write]:
     """HSET the notice-collect pool (``processor.push_to_action_queue``). bkmonitor's last
     write wins, and action ids grow with time; HMAX keeps the newest action whatever order
     decisions of different dimensions reach Redis in (Bytewax does not fix that order)."""
     notice = decision.notice
     if notice is None:
-        return ()
-    at = {"action_signal": notice.signal, "notice_way": notice.notice_way}
-    at["alert_id"] = notice.alert_ids
-    entry = write(
-        Op.HMAX,
-        CONVERGE_NOTICE_COLLECT_KEY,
-        prefix,
-        decision.action_id,
-        at=at,
-        param=notice.receiver,
+        return []
+    key = NOTICE.key(
+        prefix, action_signal=notice.signal, notice_way=notice.notice_way, alert_id=notice.alert_ids
     )
-    return (entry,)
+    return [
+        Write(Op.HMAX, key, str(decision.action_id), NOTICE.ttl, notice.receiver, NOTICE.backend)
+    ]
 
 
-def decision_push(prefix: str, decision: Decision) -> Push:
+def decision_push(prefix: str, decision: Decision, record: bytes) -> Push:
     """The decision's index entries and notice-collect entry, then LPUSH its audit record
-    onto each alert's audit list; once per decision id."""
-    record = orjson.dumps(audit_record(decision))
-    audits = tuple(
-        write(Op.LPUSH, CONVERGE_AUDIT_KEY, prefix, record, at={"alert_id": alert})
+    (``record``, :func:`~operators.converge.audit.audit_record` as JSON) onto each alert's
+    audit list; once per decision id."""
+    writes = _index(prefix, decision) + _notice(prefix, decision)
+    ttl, backend = AUDIT.ttl, AUDIT.backend
+    writes += [
+        Write(Op.LPUSH, AUDIT.key(prefix, alert_id=alert), record, ttl, "", backend)
         for alert in decision.alert_ids
+    ]
+    marker = Write(
+        Op.MARK, MARK.key(prefix, decision_id=decision.id), b"", MARK.ttl, "", MARK.backend
     )
-    marker = write(Op.MARK, CONVERGE_DECISION_MARK, prefix, at={"decision_id": decision.id})
-    return Push(marker, _index(prefix, decision) + _notice(prefix, decision) + audits)
+    return Push(marker, tuple(writes))

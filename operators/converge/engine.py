@@ -27,7 +27,7 @@ every related action that was skipped, its opener included (``collect/processor.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from operators.converge.config import ConvergeConfig
@@ -153,8 +153,7 @@ class Dimension:
 
     def copy(self) -> Dimension:
         """An independent copy (the state to restore when a step fails on a record)."""
-        return replace(
-            self,
+        return Dimension(
             index=dict(self.index),
             statuses=dict(self.statuses),
             ended=set(self.ended),
@@ -163,6 +162,8 @@ class Dimension:
             queued=dict(self.queued),
             attempts=dict(self.attempts),
             timers=list(self.timers),
+            clock=self.clock,
+            window_s=self.window_s,
         )
 
     def drop_due(self, now: float) -> bytes:

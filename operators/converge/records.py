@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -126,4 +126,12 @@ class Converge:
     alerts: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def copy(self) -> Converge:
-        return replace(self, relations=dict(self.relations), alerts=dict(self.alerts))
+        return Converge(
+            self.id,
+            self.create_time,
+            self.dimension,
+            self.function,
+            self.biz,
+            dict(self.relations),
+            dict(self.alerts),
+        )

@@ -86,10 +86,16 @@ def run(
     return done
 
 
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start in the background, output to ``log``."""
+def start(
+    command: list[str], env: dict[str, str], log: Path, checkout: Path = REPO
+) -> subprocess.Popen[bytes]:
+    """Start in the background from ``checkout`` (its code first on the path), output to
+    ``log``."""
+    env = dict(env, PYTHONPATH=str(checkout))
     with log.open("wb") as out:
-        return subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command, env=env, cwd=checkout, stdout=out, stderr=subprocess.STDOUT
+        )
 
 
 def run_expecting_failure(

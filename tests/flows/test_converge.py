@@ -6,15 +6,18 @@ decisions (ids, times, reasons)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
+from alarmflow.launch import init_recovery
 from bench.converge_throughput import by_dimension, storm
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
@@ -22,12 +25,15 @@ from operators.converge.driver import run as run_engine
 from operators.converge.plan import plan
 from tests.flows.converge_model import expected_counts
 from tests.flows.flowrun import (
+    REPO,
     FlowEnv,
     bytewax_command,
     crash_soak,
+    recovery_commit,
     run,
     snapshot_dbs,
     start,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
@@ -145,6 +151,34 @@ def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
     assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
 
 
+def test_decides_and_writes_what_main_before_the_performance_work_does(
+    action_env, kafka_topics, redis_server, baseline_checkout
+):
+    """The storm and the bad messages through today's flow and through main as it was before
+    the performance work (:data:`~tests.flows.flowrun.BASELINE`): the same decision, audit
+    and dead-letter messages, byte for byte, and the same Redis content."""
+    produce_storm(action_env, 5000)
+    produce(action_env.bootstrap, action_env.topics["ACTION"], list(BAD))
+    clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
+    runs = {}
+    for name, checkout in (("today", REPO), ("before", baseline_checkout)):
+        env = outputs(action_env, kafka_topics, name)
+        [dlq] = kafka_topics(f"{name}-dlq", partitions=1)
+        env = replace(env, dlq_topic=dlq)
+        run(bytewax_command("flows.converge"), env.environ(), checkout)
+        topics = (env.decision_topic, env.audit_topic, env.dlq_topic)
+        runs[name] = (
+            [sorted(read_all(env.bootstrap, topic)) for topic in topics],
+            snapshot_dbs(clients, env.prefix),
+        )
+    (messages, redis_content), (messages_before, redis_before) = runs["today"], runs["before"]
+    decisions, audit, dlq = messages_before
+    assert len(decisions) == len(audit) > 5000 and len(dlq) == len(BAD)
+    assert messages == messages_before
+    assert len(redis_before) > 10_000
+    assert redis_content == redis_before
+
+
 def test_repeated_sigkills_and_resumes_give_the_same_decisions_once(
     action_env, kafka_topics, redis_server, tmp_path
 ):
@@ -161,6 +195,37 @@ def test_repeated_sigkills_and_resumes_give_the_same_decisions_once(
 
     assert read_decisions(crashed) == read_decisions(reference)
     assert snapshot_dbs(clients, crashed.prefix) == expected
+
+
+def test_a_recovery_store_of_main_before_the_performance_work_resumes_today(
+    action_env, kafka_topics, redis_server, tmp_path, baseline_checkout
+):
+    """An upgrade: main before the performance work (:data:`~tests.flows.flowrun.BASELINE`)
+    killed with SIGKILL after some snapshots, today's flow resumed from its recovery store:
+    the decisions and Redis of an uninterrupted run, so the converge and business state came
+    through (lost state would decide the resumed dimensions' actions afresh)."""
+    produce_storm(action_env, 20000)
+    clients = {db: redis.Redis.from_url(redis_server.url(db)) for db in (9, 10)}
+    reference = outputs(action_env, kafka_topics, "ref")
+    run(bytewax_command("flows.converge"), reference.environ())
+
+    upgraded = outputs(action_env, kafka_topics, "upgraded")
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command("flows.converge", "-r", str(recovery), "-s", "1", "-b", "0")
+    log = tmp_path / "before.log"
+    before = start(command, upgraded.environ(), log, baseline_checkout)
+    wait_until(
+        lambda: before.poll() is not None or recovery_commit(recovery) >= 2,
+        "two snapshots of main before the performance work",
+    )
+    assert before.poll() is None, "it ended before its second snapshot: " + log.read_text()[-2000:]
+    os.kill(before.pid, signal.SIGKILL)
+    before.wait()
+    run(command, upgraded.environ())
+
+    assert read_decisions(upgraded) == read_decisions(reference)
+    assert snapshot_dbs(clients, upgraded.prefix) == snapshot_dbs(clients, reference.prefix)
 
 
 def test_two_deployments_on_the_ring_decide_exactly_what_one_does(

@@ -17,19 +17,25 @@ from bench.converge_throughput import storm
 from flows.converge import (
     BusinessLogic,
     DimensionLogic,
+    Outcome,
+    Outputs,
     PatientLock,
     Watermark,
     converge,
     dimension_logic,
+    keyed_state,
+    outputs,
     runtime,
 )
 from flows.redis_sink import Outage
+from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run
 from operators.converge.engine import DEFAULT, INDEX_TTL_S, Runtime
 from operators.converge.plan import plan
 from operators.converge.records import Planned
 from operators.rejects import Reason, Rejection, SourceRecord
+from state.converge_writes import decision_push
 from tests.flows.test_redis_sink import Clock
 from tests.operators.converge.test_engine import BusyLock
 from tests.operators.converge.timeline import T0, WEBHOOK, action_json, at, push
@@ -54,8 +60,8 @@ def planned(action) -> Planned:
 def test_replayed_old_actions_wait_on_the_dimension_clock_not_the_wall_clock():
     wall = Wall(T0 + 10**6)
     logic = DimensionLogic(None, DEFAULT, wall)
-    logic.on_item(planned(at(0, push(1))[1]))
-    decisions, _ = logic.on_item(planned(at(10, push(2))[1]))
+    logic.on_batch([planned(at(0, push(1))[1])])
+    decisions, _ = logic.on_batch([planned(at(10, push(2))[1])])
     assert [d.decision for d in decisions] == ["sleep"]
     assert logic.notify_at().timestamp() == wall.now + 30, "30 s of quiet away, not overdue"
     wall.now += 29
@@ -71,7 +77,7 @@ def test_tail_mode_busy_lock_waits_on_wall_time_then_converges():
     wall = Wall(T0)
     lock = BusyLock(busy=30)
     logic = DimensionLogic(None, Runtime(lock), wall)
-    assert logic.on_item(planned(at(0, push(1, timeout=10))[1])) == ([], logic.RETAIN)
+    assert logic.on_batch([planned(at(0, push(1, timeout=10))[1])]) == ([], logic.RETAIN)
     made = []
     while not made:
         wall.now = logic.notify_at().timestamp()
@@ -89,10 +95,10 @@ def test_a_record_the_step_fails_on_is_rejected_and_the_state_kept():
             raise AssertionError("never acquired")
 
     logic = DimensionLogic(None, DEFAULT, Wall(T0))
-    logic.on_item(planned(at(0, push(1, converge_config=WEBHOOK | {"count": 2}))[1]))
+    logic.on_batch([planned(at(0, push(1, converge_config=WEBHOOK | {"count": 2}))[1])])
     before = logic.dimension.copy()
     logic.runtime = Runtime(Broken())
-    out, keep = logic.on_item(planned(at(1, push(2, converge_config=WEBHOOK | {"count": 2}))[1]))
+    out, keep = logic.on_batch([planned(at(1, push(2, converge_config=WEBHOOK | {"count": 2}))[1])])
     [rejected] = out
     assert isinstance(rejected, Rejection) and rejected.reason == Reason.INTERNAL_ERROR
     assert rejected.error.startswith("converge: ValueError") and rejected.record == SOURCE
@@ -115,7 +121,7 @@ def test_a_timer_the_step_fails_on_is_dead_lettered_and_dropped():
 
     wall = Wall(T0)
     logic = DimensionLogic(None, Runtime(BrokenLater()), wall)
-    assert logic.on_item(planned(at(0, push(1))[1])) == ([], logic.RETAIN)
+    assert logic.on_batch([planned(at(0, push(1))[1])]) == ([], logic.RETAIN)
     wall.now = T0 + 3
     [rejected], keep = logic.on_notify()
     assert rejected.reason == Reason.INTERNAL_ERROR and rejected.record.value == b"retry:1"
@@ -128,7 +134,7 @@ def test_a_quiet_dimension_is_discarded_once_nothing_can_refer_to_it():
     (longer than its 60 s window)."""
     wall = Wall(T0)
     logic = DimensionLogic(None, DEFAULT, wall)
-    logic.on_item(planned(at(0, push(1, converge_config=WEBHOOK | {"timedelta": 60}))[1]))
+    logic.on_batch([planned(at(0, push(1, converge_config=WEBHOOK | {"timedelta": 60}))[1])])
     assert logic.notify_at().timestamp() == T0 + 60, "checks the watermark every minute"
     wall.now = T0 + INDEX_TTL_S - 1
     assert logic.on_notify()[1] == logic.RETAIN
@@ -140,7 +146,7 @@ def test_a_quiet_dimension_is_discarded_once_nothing_can_refer_to_it():
 def test_a_worker_s_keys_share_one_watermark():
     build = dimension_logic(DEFAULT)
     one, two = build(None), build(None)
-    one.on_item(planned(at(0, push(1))[1]))
+    one.on_batch([planned(at(0, push(1))[1])])
     assert two.watermark is one.watermark and two.watermark.time == T0
 
 
@@ -150,11 +156,11 @@ def test_in_a_replay_a_dimension_expires_by_the_worker_s_watermark():
     wall, watermark = Wall(T0 + 10**6), Watermark()
     quiet = DimensionLogic(None, DEFAULT, wall, watermark)
     busy = DimensionLogic(None, DEFAULT, wall, watermark)
-    quiet.on_item(planned(at(0, push(1, converge_config=WEBHOOK | {"timedelta": 60}))[1]))
+    quiet.on_batch([planned(at(0, push(1, converge_config=WEBHOOK | {"timedelta": 60}))[1])])
     config = WEBHOOK | {"timedelta": 60}
-    busy.on_item(planned(at(2 * INDEX_TTL_S - 1, push(2, converge_config=config))[1]))
+    busy.on_batch([planned(at(2 * INDEX_TTL_S - 1, push(2, converge_config=config))[1])])
     assert quiet.on_notify()[1] == quiet.RETAIN
-    busy.on_item(planned(at(2 * INDEX_TTL_S, push(3, converge_config=config))[1]))
+    busy.on_batch([planned(at(2 * INDEX_TTL_S, push(3, converge_config=config))[1])])
     assert quiet.on_notify()[1] == quiet.DISCARD
 
 
@@ -171,33 +177,97 @@ def test_business_windows_wait_for_summaries_that_arrive_after_end_of_input():
     for n, logic in enumerate(dims):
         for k in range(2):
             action = at(n + k, push(10 * n + k, strategy_id=n, converge_config=config))[1]
-            for decision in logic.on_item(planned(replace(action, plugin_type="notice")))[0]:
-                business.on_item(decision)
+            for decision in logic.on_batch([planned(replace(action, plugin_type="notice"))])[0]:
+                business.on_batch([decision])
     assert business.on_eof() == ([], business.RETAIN)
     out = []
     for logic in dims:
         for decision in logic.on_eof()[0]:
-            out += business.on_item(decision)[0]
+            out += business.on_batch([decision])[0]
     assert [d.decision for d in out] == ["suppressed"] * 3 + ["collect"]
 
 
 def test_the_pipeline_in_process_equals_the_engine():
+    """Batches of 64 records (a dimension's actions span batches): the engine's decisions,
+    their audit records, their Redis writes; the bad records rejected."""
     messages = storm(200)
     records = [SourceRecord("a", 0, i, orjson.dumps(m)) for i, m in enumerate(messages)]
     records.append(SourceRecord("a", 0, len(records), b"{not json"))
     bad = action_json(9999, alerts=[{"id": "x", "dimensions": 5}])
     records.append(SourceRecord("a", 0, len(records), orjson.dumps(bad)))
+    batches = [records[i : i + 64] for i in range(0, len(records), 64)]
     flow = Dataflow("converge_test")
-    decisions, errors = converge(
-        op.input("in", flow, TestingSource(records)), load_settings({}), DEFAULT
-    )
-    got, errs = [], []
-    op.output("out", decisions, TestingSink(got))
-    op.output("errs", op.merge("all_errs", *errors), TestingSink(errs))
+    made = converge(op.input("in", flow, TestingSource(batches)), load_settings({}), DEFAULT)
+    got: list[Outputs] = []
+    op.output("out", made, TestingSink(got))
     run_main(flow)
+
     expected = run([parse_action(m) for m in messages])
-    assert sorted(got, key=lambda d: d.id) == sorted(expected, key=lambda d: d.id)
-    assert [e.reason for e in errs] == [Reason.NOT_JSON, Reason.WRONG_TYPE]
+    assert len(expected) > len(messages)
+    audits = {d.id: orjson.dumps(audit_record(d)) for d in expected}
+    messages_out = sorted(m for o in got for m in o.decisions)
+    assert messages_out == sorted((d.id, orjson.dumps(decision_message(d))) for d in expected)
+    assert sorted(m for o in got for m in o.audit) == sorted(audits.items())
+    prefix = load_settings({}).key_prefix
+    pushes = sorted((r.push for o in got for r in o.routed), key=lambda p: p.marker.key)
+    want = [decision_push(prefix, d, audits[d.id]) for d in expected]
+    assert pushes == sorted(want, key=lambda p: p.marker.key)
+    errs = [e.reason for o in got for e in o.rejected]
+    assert errs == [Reason.NOT_JSON, Reason.WRONG_TYPE]
+
+
+def test_a_key_s_batch_is_decided_action_by_action_and_a_failing_one_rejected():
+    """Actions 1 and 3 decided as if 2 had never come; 2 rejected."""
+    config = WEBHOOK | {"count": 2, "converge_func": "skip_when_exceed"}
+    batch = [planned(at(k, push(k, converge_config=config))[1]) for k in (1, 2, 3)]
+    broken = batch[1]._replace(plan=replace(batch[1].plan, config="not a config"))
+    logic = DimensionLogic(None, DEFAULT, Wall(T0))
+    out, keep = logic.on_batch([batch[0], broken, batch[2]])
+    alone = DimensionLogic(None, DEFAULT, Wall(T0))
+    expected = alone.on_batch([batch[0]])[0] + alone.on_batch([batch[2]])[0]
+    assert [o for o in out if not isinstance(o, Rejection)] == expected
+    [rejected] = [o for o in out if isinstance(o, Rejection)]
+    assert rejected.error.startswith("converge: AttributeError") and keep == logic.RETAIN
+
+
+def test_within_a_batch_a_key_left_idle_starts_afresh_as_a_discarded_key_would():
+    """An unconverged action leaves its key idle; the same message again is decided again
+    (same decision id, which Redis and the decision's readers take once)."""
+    unconverged = planned(at(0, push(5, converge_config=None))[1])
+    logic = DimensionLogic(None, DEFAULT, Wall(T0))
+    out, keep = logic.on_batch([unconverged, unconverged])
+    assert [(d.id, d.decision) for d in out] == [("5.1", "execute")] * 2
+    assert keep == logic.DISCARD
+
+
+def test_a_decision_whose_outputs_cannot_be_made_is_dead_lettered_and_the_batch_goes_on():
+    good, bad = run([parse_action(action_json(n, converge_config=None)) for n in (1, 2)])
+    bad = replace(bad, alert_ids=(object(),))
+    made = outputs("p")(Outcome([good, bad]))
+    assert [m[0] for m in made.decisions] == [m[0] for m in made.audit] == [good.id]
+    assert [r.push.marker.key for r in made.routed] == [f"p.fta_action.converge.decision.{good.id}"]
+    [rejected] = made.rejected
+    assert rejected.error.startswith("outputs: TypeError")
+    assert rejected.record.value == bad.id.encode()
+
+
+def test_keyed_state_keeps_the_step_ids_of_op_stateful():
+    """Recovery stores key state by step id: the flow's state from before per-batch keys
+    resumes."""
+
+    def step_ids(make) -> set[str]:
+        flow = Dataflow("ids")
+        make(op.key_on("key", op.input("in", flow, TestingSource([1])), str))
+        found, steps = set(), list(flow.substeps)
+        while steps:
+            step = steps.pop()
+            found.add(step.step_id)
+            steps += step.substeps
+        return found
+
+    assert step_ids(lambda up: keyed_state("converge", up, BusinessLogic)) == step_ids(
+        lambda up: op.stateful("converge", up, BusinessLogic)
+    )
 
 
 def test_the_shield_table_is_read_at_start_and_a_bad_one_is_a_config_error(tmp_path):

@@ -10,12 +10,14 @@ processor.py`` with ``models/fta/action.py`` (``converged_actions``: the summary
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from operators.converge.driver import Converger
 from operators.converge.engine import Dimension, Runtime
 from operators.converge.plan import plan
-from operators.converge.records import EXECUTED, PRIMARY, SKIPPED
+from operators.converge.records import EXECUTED, PRIMARY, SKIPPED, Converge
 from tests.operators.converge.timeline import WEBHOOK, at, between, push, scenario, status
 
 EXCEED3 = {**WEBHOOK, "converge_func": "skip_when_exceed", "count": 3}
@@ -351,3 +353,20 @@ def test_copy_is_independent():
     dimension.push(two, plan(two))
     assert 2 not in before.index and 2 not in before.converge.relations
     assert before.timers == []
+
+
+def test_copy_has_every_field_and_shares_no_container():
+    """``copy`` names the fields one by one (faster than ``dataclasses.replace``): a field it
+    left out would be lost on the first rollback."""
+    dimension = Dimension()
+    for action in (at(0, push(1))[1], at(10, push(2))[1]):
+        dimension.push(action, plan(action))
+    dimension.ended.add(7)
+    dimension.collecting["c"] = dimension.converge.copy()
+    copied = dimension.copy()
+    assert copied == dimension
+    for name in (f.name for f in fields(Dimension)):
+        value = getattr(dimension, name)
+        assert value, f"the test fills {name}"
+        if isinstance(value, dict | set | list | Converge):
+            assert getattr(copied, name) is not value, name

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from operators.alert import clean_alert, is_expired
 from operators.bounds import TimeWindow, decode_object
-from operators.rejects import Rejection, SourceRecord
+from operators.rejects import Rejection, SourceRecord, messages
 from operators.routing import AlertRouter
 from operators.strategy import Strategy
 from state.idempotent import Push
@@ -72,10 +72,7 @@ class AlertAccess:
 
     def __call__(self, inputs: Sequence[SourceRecord | Rejection], now: float) -> Outcome:
         out = Outcome()
-        for record in inputs:
-            if isinstance(record, Rejection):
-                out.rejected.append(record)
-                continue
+        for record in messages(inputs, out.rejected):
             stage = "clean"
             try:
                 event = clean_alert(decode_object(record, self._max_bytes), now)

@@ -31,7 +31,7 @@ from operators.event import (
     record_business,
 )
 from operators.hosts import HostIndex
-from operators.rejects import Rejection, SourceRecord
+from operators.rejects import Rejection, SourceRecord, messages
 from state.event_writes import event_push
 from state.idempotent import Push
 
@@ -92,10 +92,7 @@ class EventAccess:
     def __call__(self, inputs: Sequence[SourceRecord | Rejection], now: float) -> Outcome:
         """Each record of the batch up to priority inhibition; ``now`` is the access time."""
         out = Outcome()
-        for record in inputs:
-            if isinstance(record, Rejection):
-                out.rejected.append(record)
-                continue
+        for record in messages(inputs, out.rejected):
             try:
                 message = decode_object(record, self._max_bytes)
                 _, flat = checked_records(message, self._language, self._window, now)

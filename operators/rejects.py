@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reprlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -112,3 +113,15 @@ class Rejection:
                 "raw_bytes": len(raw),
             }
         )
+
+
+def messages(
+    inputs: Iterable[SourceRecord | Rejection], rejected: list[Rejection]
+) -> Iterator[SourceRecord]:
+    """The records of a batch as read from Kafka; the consumer's rejections among them go
+    straight to ``rejected``."""
+    for item in inputs:
+        if isinstance(item, Rejection):
+            rejected.append(item)
+        else:
+            yield item

@@ -23,7 +23,7 @@ from operators.hosts import HostIndex
 from operators.md5 import count_md5
 from operators.priority import Contender, check_records, parse_entry
 from operators.records import Point, RecordSpec, clean_record
-from operators.rejects import SourceRecord
+from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Item, Strategy
 from operators.strategy_group import Group, interval_of
 
@@ -202,6 +202,23 @@ def check_priority(
         priority_updates=record.priority_updates + updates,
     )
     return after, checked if rest else inhibited_if_none_kept(checked)
+
+
+def check_priorities(
+    stored: Mapping[str, str] | None, records: Iterable[AccessRecord], step: str
+) -> tuple[Mapping[str, str] | None, list[AccessRecord], list[Rejection]]:
+    """:func:`check_priority` over records of one priority group, in order: the hash after
+    them, the checked records, and a rejection (by ``step``) of each record the check fails
+    on, which leaves the hash as it was."""
+    after, checked, rejected = stored, [], []
+    for record in records:
+        try:
+            after, done = check_priority(after, record)
+        except Exception as exc:
+            rejected.append(Rejection.from_exception(step, exc, record.source))
+            continue
+        checked.append(done)
+    return after, checked, rejected
 
 
 def noise_member(dimensions: Mapping[str, Any], names: Sequence[str]) -> str:

@@ -25,7 +25,7 @@ from operators.drops import Drop
 from operators.hosts import HostIndex
 from operators.records import Point, parse_point
 from operators.rejects import Rejection, SourceRecord
-from operators.timeseries import AccessRecord, GroupPlan, access_record, plans_by_table, plans_for
+from operators.timeseries import AccessRecord, GroupPlan, RecordMaker, plans_by_table, plans_for
 from operators.windows import Closed, WindowSpec, point_value
 from state.data_writes import checkpoint_writes, record_push
 from state.idempotent import Push
@@ -137,7 +137,7 @@ class RealTimeAccess:
     ) -> None:
         self._reader = reader
         self._table = plans_by_table(plans.values())
-        self._hosts = hosts
+        self._make = RecordMaker(hosts)
         self.writer = writer
 
     def __call__(self, inputs: Sequence[SourceRecord | Rejection], now: float) -> Outcome:
@@ -147,8 +147,8 @@ class RealTimeAccess:
             try:
                 group_plans, drop = plans_for(point, self._table, by_metric=False)
                 out.drop(drop)
-                raw, hosts = point.raw, self._hosts
-                made.extend([access_record(p, source, raw, hosts, now, now) for p in group_plans])
+                make, raw = self._make, point.raw
+                made.extend([make(p, source, raw, now, now) for p in group_plans])
             except Exception as exc:
                 out.rejected.append(Rejection.from_exception("records", exc, source))
         self.writer.route(made, now, out)
@@ -201,7 +201,7 @@ class RowAccess:
         self, plans: Mapping[str, GroupPlan], hosts: HostIndex | None, writer: Writer
     ) -> None:
         self._plans = plans
-        self._hosts = hosts
+        self._make = RecordMaker(hosts)
         self.writer = writer
 
     def __call__(self, rows: Iterable[Closed], now: float) -> Outcome:
@@ -210,9 +210,7 @@ class RowAccess:
         for closed in rows:
             try:
                 plan = self._plans[closed.key]
-                record = access_record(
-                    plan, closed.source, closed.row, self._hosts, now, closed.watermark
-                )
+                record = self._make(plan, closed.source, closed.row, now, closed.watermark)
             except Exception as exc:
                 out.rejected.append(Rejection.from_exception("access", exc, closed.source))
                 continue

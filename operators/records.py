@@ -168,22 +168,61 @@ def fill_topo(dimensions: dict[str, Any], hosts: HostIndex) -> dict[str, Any]:
     return dimensions
 
 
-def clean_record(
-    raw: Mapping[str, Any], spec: RecordSpec, hosts: HostIndex | None, access_time: float
-) -> dict[str, Any]:
-    """The standard data record: time, value, values, dimensions (enriched), record_id,
-    dimension_fields (the raw dimension keys) and access_time."""
+@dataclass(frozen=True, slots=True)
+class Dimensions:
+    """What a standard data record takes from its dimensions alone: the same for every point
+    of one series (one group-by's values), so that access can make it once per series."""
+
+    md5: str
+    """``count_md5`` of the raw dimensions: the record id's first part."""
+    fields: list[str]
+    """``dimension_fields``: the raw dimension keys."""
+    enriched: dict[str, Any]
+    """The dimensions as ``TopoNodeFuller`` fills them (shared by the series' records: never
+    changed once made)."""
+
+
+def record_dimensions(
+    raw: Mapping[str, Any], spec: RecordSpec, hosts: HostIndex | None
+) -> Dimensions:
     dims = raw_dimensions(raw, spec)
     fields = [f for f in dims if not (spec.proc_port and f in PROC_PORT_DYNAMIC_DIMENSIONS)]
     enriched = fill_topo(dict(dims), hosts) if hosts is not None else dict(dims)
+    return Dimensions(count_md5(dims), fields, enriched)
+
+
+def series_key(raw: Mapping[str, Any], spec: RecordSpec) -> tuple | None:
+    """What :func:`record_dimensions` depends on besides the spec and the hosts: the values
+    of the group-by fields, each with its type (``1``, ``1.0``, ``True`` and ``"1"`` are
+    different dimensions); None when the spec has no group-by (every key is then a
+    dimension, the time and the metrics too)."""
+    if spec.group_by is None:
+        return None
+    get = raw.get
+    return tuple(
+        v if type(v) is str else (type(v), str(v)) for v in [get(f) for f in spec.group_by]
+    )
+
+
+def clean_record(
+    raw: Mapping[str, Any],
+    spec: RecordSpec,
+    hosts: HostIndex | None,
+    access_time: float,
+    dimensions: Dimensions | None = None,
+) -> dict[str, Any]:
+    """The standard data record: time, value, values, dimensions (enriched), record_id,
+    dimension_fields (the raw dimension keys) and access_time; ``dimensions`` when the
+    series' are known already."""
+    dims = dimensions or record_dimensions(raw, spec, hosts)
     time = record_time(raw)
     return {
         "time": time,
         "value": record_value(raw, spec),
         "values": record_values(raw, spec),
-        "dimensions": enriched,
-        "record_id": f"{count_md5(dims)}.{time}",
-        "dimension_fields": fields,
+        "dimensions": dims.enriched,
+        "record_id": f"{dims.md5}.{time}",
+        "dimension_fields": dims.fields,
         "access_time": access_time,
     }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from operators.data_filters import HostStatus, RangeMatcher, host_status, is_expired
@@ -22,7 +23,7 @@ from operators.drops import Drop
 from operators.hosts import HostIndex
 from operators.md5 import count_md5
 from operators.priority import Contender, check_records, parse_entry
-from operators.records import Point, RecordSpec, clean_record
+from operators.records import Point, RecordSpec, clean_record, record_dimensions, series_key
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Item, Strategy
 from operators.strategy_group import Group, interval_of
@@ -44,7 +45,7 @@ class Member:
     noise_dimensions: tuple[str, ...] | None
     """``notice.options.noise_reduce_config.dimensions`` when it is enabled."""
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.strategy.id}.{self.item.id}"
 
@@ -67,6 +68,7 @@ class Member:
             tuple(noise.get("dimensions") or ()) if noise.get("is_enabled") else None,
         )
 
+    @cached_property
     def contender(self) -> Contender | None:
         """This item in priority inhibition; None when its strategy takes no part."""
         if self.priority is None or not self.priority_group:
@@ -86,17 +88,27 @@ class GroupPlan:
     def of(cls, group: Group, strategies: Mapping[int, Strategy], spec: RecordSpec) -> GroupPlan:
         return cls(group, spec, tuple(Member.of(strategies[sid], it) for sid, it in group.items))
 
-    @property
+    @cached_property
     def expire_interval(self) -> int:
         """``ExpireFilter`` reads ``record.items[0].query_configs[0]["agg_interval"]``."""
         first = self.group.first.query_configs
         return int((first[0].get("agg_interval") if first else 0) or 60)
 
-    @property
+    @cached_property
     def priority_groups(self) -> tuple[str, ...]:
         """The priority groups this group's items take part in."""
-        groups = (m.contender() for m in self.members)
+        groups = (m.contender for m in self.members)
         return tuple(dict.fromkeys(c.group for c in groups if c is not None))
+
+    @cached_property
+    def sync_interval(self) -> int:
+        """The interval ``sync_priority`` deletes with: the first item's."""
+        return self.members[0].interval
+
+    @cached_property
+    def by_key(self) -> dict[str, Member]:
+        """The members by their key."""
+        return {m.key: m for m in self.members}
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,84 @@ class AccessRecord:
         return self.drop not in (Drop.EXPIRED, Drop.UNKNOWN_HOST)
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What ``HostStatusFilter`` and ``RangeFilter`` decide from a record's dimensions alone:
+    why it is dropped, else the items that retain it and their contenders."""
+
+    drop: Drop | None
+    retained: tuple[str, ...] = ()
+    contenders: tuple[Contender, ...] = ()
+
+
+def filter_verdict(
+    plan: GroupPlan, dimensions: Mapping[str, Any], hosts: HostIndex | None
+) -> Verdict:
+    status = host_status(dimensions, hosts) if hosts is not None else HostStatus.KEEP
+    if status is HostStatus.UNKNOWN:
+        return Verdict(Drop.UNKNOWN_HOST)
+    if status is HostStatus.DISABLED:
+        return Verdict(Drop.HOST_DISABLED)
+    retained = tuple(m for m in plan.members if m.matcher.matches(dimensions))
+    if not retained:
+        return Verdict(Drop.OUT_OF_RANGE)
+    contenders = tuple(m.contender for m in retained if m.contender is not None)
+    return Verdict(None, tuple(m.key for m in retained), contenders)
+
+
+EXPIRED = Verdict(Drop.EXPIRED)
+"""``ExpireFilter`` removed the record (before the other filters run)."""
+SERIES_KEPT = 65_536
+"""How many series :class:`RecordMaker` remembers (all are forgotten when it is full)."""
+
+
+class RecordMaker:
+    """:func:`access_record`, with what a series' dimensions decide (the record's dimensions
+    and the filters' verdict, see :func:`~operators.records.series_key`) made once per series
+    and remembered, up to :data:`SERIES_KEPT` series."""
+
+    def __init__(self, hosts: HostIndex | None) -> None:
+        self._hosts = hosts
+        self._series: dict[tuple, list] = {}
+
+    def __call__(
+        self,
+        plan: GroupPlan,
+        source: SourceRecord,
+        raw: Mapping[str, Any],
+        now: float,
+        clock: float,
+    ) -> AccessRecord:
+        hosts, spec = self._hosts, plan.spec
+        key = series_key(raw, spec)
+        if key is None:
+            series = [record_dimensions(raw, spec, hosts), None]
+        else:
+            key = (plan.group.key, key)
+            series = self._series.get(key)
+            if series is None:
+                if len(self._series) >= SERIES_KEPT:
+                    self._series.clear()
+                series = self._series[key] = [record_dimensions(raw, spec, hosts), None]
+        data = clean_record(raw, spec, hosts, now, series[0])
+        if is_expired(data["time"], clock, plan.expire_interval):
+            verdict = EXPIRED
+        else:
+            verdict = series[1]
+            if verdict is None:
+                verdict = series[1] = filter_verdict(plan, data["dimensions"], hosts)
+        return AccessRecord(
+            source,
+            plan.group.key,
+            data,
+            plan.sync_interval,
+            verdict.retained,
+            verdict.contenders,
+            verdict.drop,
+            plan.priority_groups,
+        )
+
+
 def access_record(
     plan: GroupPlan,
     source: SourceRecord,
@@ -147,23 +237,7 @@ def access_record(
 ) -> AccessRecord:
     """Clean ``raw`` into the standard record (``now`` is its ``access_time``) and run the
     filters; ``clock`` is the time ``ExpireFilter`` compares with."""
-    data = clean_record(raw, plan.spec, hosts, now)
-    record = AccessRecord(
-        source, plan.group.key, data, plan.members[0].interval, pending=plan.priority_groups
-    )
-    if is_expired(data["time"], clock, plan.expire_interval):
-        return replace(record, drop=Drop.EXPIRED)
-    status = host_status(data["dimensions"], hosts) if hosts is not None else HostStatus.KEEP
-    if status is HostStatus.UNKNOWN:
-        return replace(record, drop=Drop.UNKNOWN_HOST)
-    if status is HostStatus.DISABLED:
-        return replace(record, drop=Drop.HOST_DISABLED)
-    retained = tuple(m for m in plan.members if m.matcher.matches(data["dimensions"]))
-    if not retained:
-        return replace(record, drop=Drop.OUT_OF_RANGE)
-    contenders = tuple(c for c in (m.contender() for m in retained) if c is not None)
-    checked = replace(record, retained=tuple(m.key for m in retained), contenders=contenders)
-    return checked if checked.pending else inhibited_if_none_kept(checked)
+    return RecordMaker(hosts)(plan, source, raw, now, clock)
 
 
 def inhibited_if_none_kept(record: AccessRecord) -> AccessRecord:

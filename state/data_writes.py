@@ -202,8 +202,7 @@ def record_push(
     data lists (or, with ``detect``, the Threshold check's results and anomalies), the no-data
     lists, the noise-reduce zsets, the priority hash updates and ``checkpoint``; then the
     signals. A record access dropped writes its marker and no-data lists only."""
-    members = {m.key: m for m in plan.members}
-    kept = [members[key] for key in record.kept] if record.drop is None else []
+    kept = [plan.by_key[key] for key in record.kept] if record.drop is None else []
     extra = (
         *no_data_writes(prefix, record, plan),
         *noise_writes(prefix, record, kept),

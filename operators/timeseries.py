@@ -106,15 +106,22 @@ class GroupPlan:
         return self.members[0].interval
 
     @cached_property
+    def no_data(self) -> bool:
+        """Whether any item's no-data detection is on."""
+        return any(m.no_data for m in self.members)
+
+    @cached_property
     def by_key(self) -> dict[str, Member]:
         """The members by their key."""
         return {m.key: m for m in self.members}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AccessRecord:
     """A standard data record of one strategy group and what access decided for it. Small
-    and plain: it crosses workers between the flows' keyed steps."""
+    and plain: it crosses workers between the flows' keyed steps. Never changed once made
+    (:func:`dataclasses.replace` makes the next one); not frozen, as a frozen dataclass of
+    this many fields takes several times as long to build, once per record."""
 
     source: SourceRecord
     group_key: str

@@ -140,7 +140,7 @@ def anomaly_push(
 def no_data_writes(prefix: str, record: AccessRecord, plan: GroupPlan) -> tuple[Write, ...]:
     """``push``: every record that passed the filters onto ``access.nodata.{sid}.{iid}`` of
     each item whose no-data detection is on (EXPIRE max(600, 5 x interval))."""
-    if not record.passed_filters:
+    if not record.passed_filters or not plan.no_data:
         return ()
     payload = orjson.dumps(record.data)
     return tuple(

@@ -111,6 +111,11 @@ class GroupPlan:
         return any(m.no_data for m in self.members)
 
     @cached_property
+    def noise(self) -> bool:
+        """Whether any item's strategy reduces noise."""
+        return any(m.noise_dimensions is not None for m in self.members)
+
+    @cached_property
     def by_key(self) -> dict[str, Member]:
         """The members by their key."""
         return {m.key: m for m in self.members}

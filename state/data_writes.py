@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -68,18 +69,26 @@ def data_push(
     """The record onto ``access.data.{sid}.{iid}`` of each target (EXPIRE max(1800, 5 x
     interval)), then ``extra``, then each strategy id onto ``access.data.signal``."""
     payload = orjson.dumps(record)
-    ttl = max(MIN_LIST_TTL, 5 * interval)
+    lists, signals = _target_writes(prefix, tuple(targets), max(MIN_LIST_TTL, 5 * interval))
+    filled = (Write(w.op, w.key, payload, w.ttl, w.param, w.backend) for w in lists)
+    return Push(dedup_marker(prefix, group_key, interval, record), (*filled, *extra, *signals))
+
+
+@lru_cache(maxsize=4096)
+def _target_writes(
+    prefix: str, targets: tuple[tuple[int, int], ...], ttl: int
+) -> tuple[tuple[Write, ...], tuple[Write, ...]]:
+    """The data-list pushes of ``targets`` (their values still to fill in) and their signals:
+    the same for every record of the same targets."""
     lists = tuple(
-        write(
-            Op.LPUSH, DATA_LIST_KEY, prefix, payload, at={"strategy_id": s, "item_id": i}, ttl=ttl
-        )
+        write(Op.LPUSH, DATA_LIST_KEY, prefix, at={"strategy_id": s, "item_id": i}, ttl=ttl)
         for s, i in targets
     )
     signals = tuple(
         write(Op.SIGNAL, DATA_SIGNAL_KEY, prefix, sid)
         for sid in dict.fromkeys(str(s) for s, _ in targets)
     )
-    return Push(dedup_marker(prefix, group_key, interval, record), (*lists, *extra, *signals))
+    return lists, signals
 
 
 @dataclass(frozen=True)
@@ -204,8 +213,8 @@ def record_push(
     signals. A record access dropped writes its marker and no-data lists only."""
     kept = [plan.by_key[key] for key in record.kept] if record.drop is None else []
     extra = (
-        *no_data_writes(prefix, record, plan),
-        *noise_writes(prefix, record, kept),
+        *(no_data_writes(prefix, record, plan) if plan.no_data else ()),
+        *(noise_writes(prefix, record, kept) if plan.noise else ()),
         *(priority_write(prefix, g, md5, entry) for g, md5, entry in record.priority_updates),
         *checkpoint,
     )

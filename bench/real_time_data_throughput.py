@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -75,6 +76,27 @@ def environ(bootstrap: str, redis_url: str, topic: str, dlq: str) -> dict[str, s
     )
 
 
+@dataclass(frozen=True)
+class Row:
+    """One runner's medians: wall and start-up seconds, net messages/s, CPU µs per message net
+    of start-up."""
+
+    walls: list[float]
+    start_s: float
+    net_rate: float
+    cpu_us: float
+
+    @classmethod
+    def of(cls, pairs: list[tuple[Timing, Timing]], messages: int) -> Row:
+        """From (run, start-up run) pairs."""
+        wall = statistics.median(run.wall_s for run, _ in pairs)
+        start = statistics.median(empty.wall_s for _, empty in pairs)
+        cpu = statistics.median(run.cpu_s for run, _ in pairs)
+        cpu_start = statistics.median(empty.cpu_s for _, empty in pairs)
+        net = messages / max(wall - start, 1e-9)
+        return cls([run.wall_s for run, _ in pairs], start, net, (cpu - cpu_start) / messages * 1e6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=40_000)
@@ -84,8 +106,7 @@ def main() -> None:
     if args.messages > HOSTS * WINDOW_S:
         parser.error(f"--messages above {HOSTS * WINDOW_S} would repeat points")
     chosen = runners(args.old)
-    runs: dict[str, list[Timing]] = {r.label: [] for r in chosen}
-    startup: dict[str, list[Timing]] = {r.label: [] for r in chosen}
+    pairs: dict[str, list[tuple[Timing, Timing]]] = {r.label: [] for r in chosen}
     with services() as (bootstrap, redis_url):
         name = f"bench{uuid.uuid4().hex[:8]}"
         metrics, empty, dlq = f"{name}.points", f"{name}.empty", f"{name}.dlq"
@@ -93,44 +114,31 @@ def main() -> None:
         produce(bootstrap, metrics, points(args.messages, int(time.time())))
         for _ in range(args.repeat):
             for runner in chosen:
-                env = environ(bootstrap, redis_url, metrics, dlq)
-                runs[runner.label].append(measured_run(runner, env))
-                env = environ(bootstrap, redis_url, empty, dlq)
-                startup[runner.label].append(measured_run(runner, env))
-    print_table(chosen, runs, startup, args.messages, args.repeat)
-
-
-def print_table(
-    chosen: list[Runner],
-    runs: dict[str, list[Timing]],
-    startup: dict[str, list[Timing]],
-    messages: int,
-    repeat: int,
-) -> None:
-    """Median wall and CPU per runner; "net" leaves out the start-up run's; each flow's ratio
-    to old main's same flow by net messages/s and by CPU per message."""
-    print(f"\n{messages:,} messages, 3 partitions, -w 1, median of {repeat} alternating runs\n")
+                run = measured_run(runner, environ(bootstrap, redis_url, metrics, dlq))
+                start = measured_run(runner, environ(bootstrap, redis_url, empty, dlq))
+                pairs[runner.label].append((run, start))
+    rows = {label: Row.of(found, args.messages) for label, found in pairs.items()}
+    print(
+        f"\n{args.messages:,} messages, 3 partitions, -w 1, "
+        f"median of {args.repeat} alternating runs\n"
+    )
     print(
         "| runner | wall s (runs) | start-up s | msg/s (wall) | msg/s (net) "
         "| CPU µs/msg (net) | x old (net) | x old (CPU) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    rows = {}
-    for runner in chosen:
-        wall = statistics.median(t.wall_s for t in runs[runner.label])
-        start = statistics.median(t.wall_s for t in startup[runner.label])
-        cpu = statistics.median(t.cpu_s for t in runs[runner.label])
-        cpu_start = statistics.median(t.cpu_s for t in startup[runner.label])
-        net = messages / max(wall - start, 1e-9)
-        rows[runner.label] = (wall, start, net, (cpu - cpu_start) / messages * 1e6)
-    for runner in chosen:
-        wall, start, net, cpu = rows[runner.label]
-        old = rows.get(f"{runner.label}, {OLD}")
-        ratios = "| - | - |" if old is None else f"| {net / old[2]:.2f}x | {old[3] / cpu:.2f}x |"
-        walls = " / ".join(f"{t.wall_s:.2f}" for t in runs[runner.label])
+    for label, row in rows.items():
+        old = rows.get(f"{label}, {OLD}")
+        ratios = (
+            "- | -"
+            if old is None
+            else f"{row.net_rate / old.net_rate:.2f}x | {old.cpu_us / row.cpu_us:.2f}x"
+        )
+        walls = " / ".join(f"{w:.2f}" for w in row.walls)
+        rate = args.messages / statistics.median(row.walls)
         print(
-            f"| {runner.label} | {walls} | {start:.2f} | {messages / wall:,.0f} | {net:,.0f} "
-            f"| {cpu:.0f} {ratios}"
+            f"| {label} | {walls} | {row.start_s:.2f} | {rate:,.0f} | {row.net_rate:,.0f} "
+            f"| {row.cpu_us:.0f} | {ratios} |"
         )
 
 

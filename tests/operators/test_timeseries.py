@@ -19,6 +19,7 @@ from operators.strategy import load_strategy_file, parse_strategies
 from operators.strategy_group import Group, strategy_groups
 from operators.timeseries import (
     GroupPlan,
+    RecordMaker,
     access_record,
     check_priority,
     plans_by_table,
@@ -186,3 +187,19 @@ def test_a_point_feeds_the_groups_of_its_table_business_and_metric():
     )
     # Real-time access takes the table's strategies whatever metric the message carries.
     assert plans_for(point({}), table, by_metric=False)[1] is None
+
+
+def test_a_series_is_remembered_by_its_values_and_their_types():
+    """``count_md5`` digests ``str()`` of each value, so ``"0"`` and ``0`` are the same
+    series to bkmonitor while ``0.0``, ``-0.0`` and ``False`` are others; a host known by its
+    ip only with ``"0"``. One maker over all of them, in either order, makes each record as a
+    fresh one does (the test also covers a value that cannot be a dict key)."""
+    plan = plan_of(MEM_403)
+    clouds = ["0", 0, 0.0, -0.0, False, None, [0], {"a": 0}, "0"]
+    raws = [{**row("10.0.0.7", T + i), "bk_target_cloud_id": c} for i, c in enumerate(clouds)]
+    for order in (raws, raws[::-1]):
+        maker = RecordMaker(HOSTS)
+        made = [maker(plan, SRC, raw, T, T) for raw in order]
+        assert made == [access_record(plan, SRC, raw, HOSTS, T, T) for raw in order]
+    md5s = {str(c): r.md5 for c, r in zip(clouds, made[::-1], strict=True)}
+    assert md5s["0"] != md5s["0.0"] != md5s["-0.0"] != md5s["False"]

@@ -13,6 +13,8 @@ zsets of items whose notice has noise reduction on.
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -22,7 +24,7 @@ from operators.data_filters import HostStatus, RangeMatcher, host_status, is_exp
 from operators.drops import Drop
 from operators.hosts import HostIndex
 from operators.md5 import count_md5
-from operators.priority import Contender, check_records, parse_entry
+from operators.priority import DELETE_INTERVALS, Contender, PriorityChecker, parse_entry
 from operators.records import Point, RecordSpec, clean_record, record_dimensions, series_key
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Item, Strategy
@@ -259,52 +261,113 @@ def inhibited_if_none_kept(record: AccessRecord) -> AccessRecord:
     return record
 
 
+class PriorityHash:
+    """One priority group's hash (Bytewax state) checked record after record: bkmonitor's
+    ``PriorityChecker`` for each record, then ``sync_priority``. The claims are also kept in a
+    heap by time, so that a sync deletes what expired without reading the whole hash."""
+
+    def __init__(self, stored: Mapping[str, str] | None) -> None:
+        self._checker = PriorityChecker(stored or {})
+        self._by_time = [(_claim_time(raw), md5) for md5, raw in self.fields.items()]
+        heapq.heapify(self._by_time)
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The hash as it stands: dimensions md5 → ``"priority:time"``."""
+        return self._checker.cache
+
+    def check(self, record: AccessRecord) -> AccessRecord:
+        """The record's check against its next pending priority group, this hash. The clock
+        is the record's data time, never later than its ``access_time`` (the wall clock when
+        access made it), so a point from the future cannot hold a claim, and never earlier
+        than the series' claim: bkmonitor's clock (``time.time()``) never goes back, so a
+        record that arrives after a newer one of its series is checked at the claim's time,
+        and the claims a run leaves do not depend on how partitions interleave. Every record
+        of a strategy group walks all the group's priority groups (a record without
+        contenders in one passes it unchanged), so a group's records stay in order from
+        worker to worker. A record the check fails on leaves the hash as it was."""
+        group, rest = record.pending[0], record.pending[1:]
+        contenders = sorted(
+            (c for c in record.contenders if c.group == group),
+            key=lambda c: c.priority,
+            reverse=True,
+        )
+        updates: tuple[tuple[str, str, str], ...] = ()
+        inhibited = record.inhibited
+        if contenders:
+            md5, checker = record.md5, self._checker
+            clock = min(record.data["time"], record.data["access_time"])
+            held = parse_entry(checker.cache.get(md5))
+            if held is not None and held[1] > clock:
+                clock = int(held[1]) if held[1].is_integer() else held[1]
+            prior, checker.updates = checker.cache.get(md5), {}
+            try:
+                out = [
+                    c.key
+                    for c in contenders
+                    if checker.is_inhibited(md5, c.priority, c.interval, clock)
+                ]
+            except Exception:
+                if prior is None:
+                    checker.cache.pop(md5, None)
+                else:
+                    checker.cache[md5] = prior
+                raise
+            for claimed, entry in checker.updates.items():
+                heapq.heappush(self._by_time, (_claim_time(entry), claimed))
+                updates += ((group, claimed, entry),)
+            inhibited = inhibited | frozenset(out)
+            self._sync(record.sync_interval, clock)
+        checked = replace(
+            record,
+            pending=rest,
+            inhibited=inhibited,
+            priority_updates=record.priority_updates + updates,
+        )
+        return checked if rest else inhibited_if_none_kept(checked)
+
+    def _sync(self, interval: int, now: float) -> None:
+        """``sync_priority``: delete the claims older than ``10 x interval`` (and any that
+        cannot be read)."""
+        by_time, cache = self._by_time, self._checker.cache
+        while by_time and by_time[0][0] + interval * DELETE_INTERVALS < now:
+            at, md5 = heapq.heappop(by_time)
+            if md5 in cache:
+                entry = parse_entry(cache[md5])
+                if entry is None or entry[1] == at:
+                    del cache[md5]
+
+
+def _claim_time(raw: str) -> float:
+    """When a hash value was claimed; an unreadable one as long ago (the next sync deletes
+    it)."""
+    entry = parse_entry(raw)
+    return -math.inf if entry is None else entry[1]
+
+
 def check_priority(
     stored: Mapping[str, str] | None, record: AccessRecord
 ) -> tuple[dict[str, str], AccessRecord]:
-    """``PriorityChecker`` for the record's next pending priority group, whose hash is
-    ``stored``: the hash after it and the record with its inhibitions and hash updates.
-    The clock is the record's data time, never later than its ``access_time`` (the wall
-    clock when access made it), so a point from the future cannot hold a claim, and never
-    earlier than the series' claim: bkmonitor's clock (``time.time()``) never goes back, so a
-    record that arrives after a newer one of its series is checked at the claim's time, and
-    the claims a run leaves do not depend on how partitions interleave. Every record
-    of a strategy group walks all the group's priority groups (a record without contenders in
-    one passes it unchanged), so a group's records stay in order from worker to worker."""
-    group, rest = record.pending[0], record.pending[1:]
-    before = {group: dict(stored or {})}
-    contenders = [c for c in record.contenders if c.group == group]
-    clock = min(record.data["time"], record.data["access_time"])
-    held = parse_entry(before[group].get(record.md5))
-    if held is not None and held[1] > clock:
-        clock = int(held[1]) if held[1].is_integer() else held[1]
-    outcome = check_records(before, [(record.md5, contenders)], clock, record.sync_interval)
-    after = outcome.hashes_after(before).get(group, before[group])
-    updates = tuple((group, md5, entry) for md5, entry in outcome.updates.get(group, {}).items())
-    checked = replace(
-        record,
-        pending=rest,
-        inhibited=record.inhibited | outcome.inhibited[0],
-        priority_updates=record.priority_updates + updates,
-    )
-    return after, checked if rest else inhibited_if_none_kept(checked)
+    """:meth:`PriorityHash.check` of one record: the hash after it and the checked record."""
+    hash_ = PriorityHash(stored)
+    checked = hash_.check(record)
+    return hash_.fields, checked
 
 
 def check_priorities(
     stored: Mapping[str, str] | None, records: Iterable[AccessRecord], step: str
-) -> tuple[Mapping[str, str] | None, list[AccessRecord], list[Rejection]]:
-    """:func:`check_priority` over records of one priority group, in order: the hash after
+) -> tuple[dict[str, str], list[AccessRecord], list[Rejection]]:
+    """:meth:`PriorityHash.check` of records of one priority group, in order: the hash after
     them, the checked records, and a rejection (by ``step``) of each record the check fails
     on, which leaves the hash as it was."""
-    after, checked, rejected = stored, [], []
+    hash_ = PriorityHash(stored)
+    checked, rejected = [], []
     for record in records:
         try:
-            after, done = check_priority(after, record)
+            checked.append(hash_.check(record))
         except Exception as exc:
             rejected.append(Rejection.from_exception(step, exc, record.source))
-            continue
-        checked.append(done)
-    return after, checked, rejected
+    return hash_.fields, checked, rejected
 
 
 def noise_member(dimensions: Mapping[str, Any], names: Sequence[str]) -> str:

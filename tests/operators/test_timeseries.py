@@ -6,22 +6,29 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
 from operators.data_filters import RangeMatcher
 from operators.drops import Drop
 from operators.hosts import load_host_file
+from operators.priority import Contender, check_records, parse_entry
 from operators.records import parse_point, record_spec
 from operators.rejects import SourceRecord
 from operators.strategy import load_strategy_file, parse_strategies
 from operators.strategy_group import Group, strategy_groups
 from operators.timeseries import (
+    AccessRecord,
     GroupPlan,
     RecordMaker,
     access_record,
+    check_priorities,
     check_priority,
+    inhibited_if_none_kept,
     plans_by_table,
     plans_for,
 )
@@ -203,3 +210,78 @@ def test_a_series_is_remembered_by_its_values_and_their_types():
         assert made == [access_record(plan, SRC, raw, HOSTS, T, T) for raw in order]
     md5s = {str(c): r.md5 for c, r in zip(clouds, made[::-1], strict=True)}
     assert md5s["0"] != md5s["0.0"] != md5s["-0.0"] != md5s["False"]
+
+
+def check_priority_before(
+    stored: dict[str, str], record: AccessRecord
+) -> tuple[dict[str, str], AccessRecord]:
+    """Frozen reference: ``check_priority`` as main had it at commit b5717c3."""
+    group, rest = record.pending[0], record.pending[1:]
+    before = {group: dict(stored or {})}
+    contenders = [c for c in record.contenders if c.group == group]
+    clock = min(record.data["time"], record.data["access_time"])
+    held = parse_entry(before[group].get(record.md5))
+    if held is not None and held[1] > clock:
+        clock = int(held[1]) if held[1].is_integer() else held[1]
+    outcome = check_records(before, [(record.md5, contenders)], clock, record.sync_interval)
+    after = outcome.hashes_after(before).get(group, before[group])
+    updates = tuple((group, md5, entry) for md5, entry in outcome.updates.get(group, {}).items())
+    checked = replace(
+        record,
+        pending=rest,
+        inhibited=record.inhibited | outcome.inhibited[0],
+        priority_updates=record.priority_updates + updates,
+    )
+    return after, checked if rest else inhibited_if_none_kept(checked)
+
+
+CONTENDERS = st.lists(
+    st.builds(
+        Contender,
+        key=st.sampled_from(["1.10", "2.20", "3.30"]),
+        priority=st.integers(0, 3),
+        group=st.sampled_from(["g", "other"]),
+        interval=st.sampled_from([60, 300]),
+    ),
+    max_size=3,
+)
+RECORDS = st.lists(
+    st.builds(
+        lambda series, at, late, interval, contenders: AccessRecord(
+            SRC,
+            "sg",
+            {"time": at, "access_time": at + late, "record_id": f"{series}.{at}"},
+            interval,
+            retained=tuple(c.key for c in contenders),
+            contenders=tuple(contenders),
+            pending=("g",),
+        ),
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.integers(T, T + 7200),
+        st.sampled_from([-30, 0, 0.5, 30]),
+        st.sampled_from([60, 300]),
+        CONTENDERS,
+    ),
+    max_size=40,
+)
+
+
+@given(
+    stored=st.dictionaries(
+        st.sampled_from(["a", "b", "x"]),
+        st.sampled_from([f"1:{T}", f"3:{T + 3000}.5", "junk", ""]),
+    ),
+    records=RECORDS,
+)
+def test_a_batch_of_checks_equals_the_checks_one_record_at_a_time(stored, records):
+    """One hash over a batch (claims in a heap by time) ends as, and checks each record as,
+    main before the performance work did one record at a time (``check_records`` on a copy of
+    the hash, whose sync reads every claim)."""
+    after, one_by_one = dict(stored), []
+    for record in records:
+        after, checked = check_priority_before(after, record)
+        one_by_one.append(checked)
+    batch_after, batch_checked, rejected = check_priorities(stored, records, "priority_0")
+    assert rejected == []
+    assert batch_checked == one_by_one
+    assert batch_after == after

@@ -198,10 +198,11 @@ def series_key(raw: Mapping[str, Any], spec: RecordSpec) -> tuple | None:
     dimension, the time and the metrics too)."""
     if spec.group_by is None:
         return None
-    get = raw.get
-    return tuple(
-        v if type(v) is str else (type(v), str(v)) for v in [get(f) for f in spec.group_by]
-    )
+    values = tuple(map(raw.get, spec.group_by))
+    for value in values:
+        if type(value) is not str:
+            return tuple(v if type(v) is str else (type(v), str(v)) for v in values)
+    return values
 
 
 def clean_record(

@@ -117,10 +117,18 @@ class GroupPlan:
         """Whether any item's strategy reduces noise."""
         return any(m.noise_dimensions is not None for m in self.members)
 
+    def kept_members(self, keys: tuple[str, ...]) -> tuple[Member, ...]:
+        """The members of ``keys`` (a record's kept items), in their order."""
+        found = self._kept.get(keys)
+        if found is None:
+            by_key = {m.key: m for m in self.members}
+            found = self._kept[keys] = tuple(by_key[key] for key in keys)
+        return found
+
     @cached_property
-    def by_key(self) -> dict[str, Member]:
-        """The members by their key."""
-        return {m.key: m for m in self.members}
+    def _kept(self) -> dict[tuple[str, ...], tuple[Member, ...]]:
+        """:meth:`kept_members` remembered: a group has few combinations of kept items."""
+        return {}
 
 
 @dataclass(slots=True)
@@ -154,6 +162,8 @@ class AccessRecord:
     @property
     def kept(self) -> tuple[str, ...]:
         """The items the record is written for: retained and not inhibited."""
+        if not self.inhibited:
+            return self.retained
         return tuple(key for key in self.retained if key not in self.inhibited)
 
     @property

@@ -211,13 +211,15 @@ def record_push(
     data lists (or, with ``detect``, the Threshold check's results and anomalies), the no-data
     lists, the noise-reduce zsets, the priority hash updates and ``checkpoint``; then the
     signals. A record access dropped writes its marker and no-data lists only."""
-    kept = [plan.by_key[key] for key in record.kept] if record.drop is None else []
-    extra = (
-        *(no_data_writes(prefix, record, plan) if plan.no_data else ()),
-        *(noise_writes(prefix, record, kept) if plan.noise else ()),
-        *(priority_write(prefix, g, md5, entry) for g, md5, entry in record.priority_updates),
-        *checkpoint,
-    )
+    kept = plan.kept_members(record.kept) if record.drop is None else ()
+    extra = tuple(checkpoint)
+    if record.priority_updates:
+        updates = record.priority_updates
+        extra = (*(priority_write(prefix, g, md5, entry) for g, md5, entry in updates), *extra)
+    if plan.noise:
+        extra = (*noise_writes(prefix, record, kept), *extra)
+    if plan.no_data:
+        extra = (*no_data_writes(prefix, record, plan), *extra)
     group, interval = plan.group.key, plan.group.interval
     if detect:
         checks = threshold_checks(prefix, record.data, kept)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,16 +14,18 @@ from alarmflow.config import BUNDLED_HOSTS
 from operators.hosts import load_host_file
 from operators.md5 import count_md5
 from operators.records import (
+    POINT_PRECISION,
     Point,
     RecordSpec,
     clean_record,
     convert,
+    number_format,
     parse_point,
     raw_dimensions,
     record_id,
     record_spec,
 )
-from operators.rejects import Rejected
+from operators.rejects import Reason, Rejected
 from operators.strategy import Item
 
 T = 1_569_246_480
@@ -220,3 +224,37 @@ def test_parse_point_rejects_bad_messages(message, reason):
     with pytest.raises(Rejected) as caught:
         parse_point(message)
     assert caught.value.reason == reason
+
+
+def convert_before(value: Any, field: str = "value") -> Any:
+    """Frozen reference: ``convert`` as main had it at commit b5717c3."""
+    value = number_format(value)
+    if isinstance(value, str) or not value:
+        return value
+    if not isinstance(value, int | float):
+        raise Rejected(Reason.WRONG_TYPE, f"'{field}' must be a number or a string")
+    if not math.isfinite(value):
+        raise Rejected(Reason.OUT_OF_RANGE, f"'{field}' is not a finite number")
+    return round(value, POINT_PRECISION)
+
+
+def outcome(fn: Callable[[Any], Any], value: Any) -> tuple[str, Any]:
+    try:
+        result = fn(value)
+    except Exception as exc:
+        return "raised", (type(exc), str(exc))
+    return type(result).__name__, result
+
+
+@given(
+    st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=8),
+        st.lists(st.integers(), max_size=2),
+    )
+)
+def test_convert_equals_main_before_the_performance_work(value):
+    assert outcome(convert, value) == outcome(convert_before, value)

@@ -144,12 +144,16 @@ def record_value(raw: Mapping[str, Any], spec: RecordSpec) -> Any:
     return None if value is None else convert(value, field)
 
 
-def record_values(raw: Mapping[str, Any], spec: RecordSpec) -> dict[str, Any]:
+def record_values(
+    raw: Mapping[str, Any], spec: RecordSpec, time: int | None = None
+) -> dict[str, Any]:
+    """``DataRecord.values``: each metric (its alias when the raw row has it), converted, and
+    the time (``time`` when the caller has read it already)."""
     values = {}
     for field, alias in spec.metrics:
         name = alias if raw.get(alias) is not None else field
         values[name] = convert(raw.get(name), name)
-    values[spec.time_field] = record_time(raw)
+    values[spec.time_field] = record_time(raw) if time is None else time
     return values
 
 
@@ -227,7 +231,7 @@ def clean_record(
     return {
         "time": time,
         "value": record_value(raw, spec),
-        "values": record_values(raw, spec),
+        "values": record_values(raw, spec, time),
         "dimensions": dims.enriched,
         "record_id": f"{dims.md5}.{time}",
         "dimension_fields": dims.fields,

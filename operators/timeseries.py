@@ -402,14 +402,13 @@ def plans_by_table(plans: Iterable[GroupPlan]) -> dict[tuple[str, int], list[Gro
 
 def plans_for(
     point: Point, table: Mapping[tuple[str, int], Sequence[GroupPlan]], by_metric: bool
-) -> tuple[list[GroupPlan], Drop | None]:
+) -> tuple[Sequence[GroupPlan], Drop | None]:
     """The strategy groups a point feeds: those reading its result table for its business
     (and, with ``by_metric``, whose metric it carries); else why it feeds none."""
     if not point.bk_biz_id:
         return [], Drop.NO_BUSINESS
-    plans = [
-        plan
-        for plan in table.get((point.result_table_id, point.bk_biz_id), ())
-        if not by_metric or str(plan.group.query.get("metric_field") or "") in point.raw
-    ]
-    return plans, None if plans else Drop.NO_STRATEGY
+    found = table.get((point.result_table_id, point.bk_biz_id), ())
+    if by_metric:
+        raw = point.raw
+        found = [p for p in found if str(p.group.query.get("metric_field") or "") in raw]
+    return found, None if found else Drop.NO_STRATEGY

@@ -37,10 +37,16 @@ MIN_NO_DATA_TTL = 600
 def dedup_marker(prefix: str, group_key: str, interval: int, record: Mapping[str, Any]) -> Write:
     """SADD of the record id to ``access.data.duplicate.strategy_group_{g}.{time}``, TTL
     ``10 x interval`` (bkmonitor's dedup set, here also the idempotency marker)."""
-    at = {"strategy_group_key": group_key, "dt_event_time": record["time"]}
-    return write(
-        Op.SADD, ACCESS_DUPLICATE_KEY, prefix, record["record_id"], at=at, ttl=10 * interval
-    )
+    set_ = _dedup_set(prefix, group_key, interval, record["time"])
+    return Write(set_.op, set_.key, record["record_id"], set_.ttl, set_.param, set_.backend)
+
+
+@lru_cache(maxsize=8192)
+def _dedup_set(prefix: str, group_key: str, interval: int, time: Any) -> Write:
+    """The SADD to one dedup set (its member still to fill in): the same for every record of
+    a group and data time."""
+    at = {"strategy_group_key": group_key, "dt_event_time": time}
+    return write(Op.SADD, ACCESS_DUPLICATE_KEY, prefix, at=at, ttl=10 * interval)
 
 
 def checkpoint_writes(prefix: str, group_key: str, checkpoint: int, now: int) -> tuple[Write, ...]:

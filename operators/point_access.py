@@ -83,10 +83,10 @@ class PointReader:
 
 
 class Writer:
-    """Each access record's Redis writes, once its priority groups are checked. ``detect``:
+    """Each access record's Redis writes, once its priority groups are checked. ``periodic``:
     the data flow's, which marks every record (its checkpoint with it) and checks static
-    thresholds in access; the real-time flow's writes only what is kept or feeds no-data
-    lists."""
+    thresholds in access; else the real-time flow's, which writes only what is kept or feeds
+    no-data lists."""
 
     def __init__(self, plans: Mapping[str, GroupPlan], prefix: str, periodic: bool) -> None:
         self._plans = plans

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -16,7 +15,7 @@ from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
 from operators.data_filters import RangeMatcher
 from operators.drops import Drop
 from operators.hosts import load_host_file
-from operators.priority import Contender, check_records, parse_entry
+from operators.priority import Contender
 from operators.records import parse_point, record_spec
 from operators.rejects import SourceRecord
 from operators.strategy import load_strategy_file, parse_strategies
@@ -28,7 +27,6 @@ from operators.timeseries import (
     access_record,
     check_priorities,
     check_priority,
-    inhibited_if_none_kept,
     plans_by_table,
     plans_for,
 )
@@ -212,29 +210,6 @@ def test_a_series_is_remembered_by_its_values_and_their_types():
     assert md5s["0"] != md5s["0.0"] != md5s["-0.0"] != md5s["False"]
 
 
-def check_priority_before(
-    stored: dict[str, str], record: AccessRecord
-) -> tuple[dict[str, str], AccessRecord]:
-    """Frozen reference: ``check_priority`` as main had it at commit b5717c3."""
-    group, rest = record.pending[0], record.pending[1:]
-    before = {group: dict(stored or {})}
-    contenders = [c for c in record.contenders if c.group == group]
-    clock = min(record.data["time"], record.data["access_time"])
-    held = parse_entry(before[group].get(record.md5))
-    if held is not None and held[1] > clock:
-        clock = int(held[1]) if held[1].is_integer() else held[1]
-    outcome = check_records(before, [(record.md5, contenders)], clock, record.sync_interval)
-    after = outcome.hashes_after(before).get(group, before[group])
-    updates = tuple((group, md5, entry) for md5, entry in outcome.updates.get(group, {}).items())
-    checked = replace(
-        record,
-        pending=rest,
-        inhibited=record.inhibited | outcome.inhibited[0],
-        priority_updates=record.priority_updates + updates,
-    )
-    return after, checked if rest else inhibited_if_none_kept(checked)
-
-
 CONTENDERS = st.lists(
     st.builds(
         Contender,
@@ -273,10 +248,11 @@ RECORDS = st.lists(
     ),
     records=RECORDS,
 )
-def test_a_batch_of_checks_equals_the_checks_one_record_at_a_time(stored, records):
+def test_a_batch_of_checks_equals_the_checks_one_record_at_a_time(stored, records, baseline_module):
     """One hash over a batch (claims in a heap by time) ends as, and checks each record as,
     main before the performance work did one record at a time (``check_records`` on a copy of
     the hash, whose sync reads every claim)."""
+    check_priority_before = baseline_module("operators/timeseries.py").check_priority
     after, one_by_one = dict(stored), []
     for record in records:
         after, checked = check_priority_before(after, record)

@@ -19,7 +19,8 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,22 @@ DEFINED: tuple[MetricWrapperBase, ...] = (
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def observe_all(histogram: Histogram, values: Iterable[float]) -> None:
+    """Observe each of ``values`` in ``histogram`` (one labelled child): the buckets and sum
+    that ``observe`` of each value gives, for one lock per bucket instead of two per value.
+    (It adds to the child's own bucket and sum values, those ``observe`` adds to.)"""
+    bounds = histogram._upper_bounds  # ends with +Inf
+    counts = [0] * len(bounds)
+    total = 0.0
+    for value in values:
+        counts[bisect_left(bounds, value)] += 1  # the first bound >= value, as observe finds
+        total += value
+    histogram._sum.inc(total)
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 class Stage:

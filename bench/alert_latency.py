@@ -1,16 +1,17 @@
 """Alert flow latency in tail mode: produce-to-visible-in-Redis at fixed offered rates.
 
-The flow runs in tail mode (``ALARMFLOW_TAIL=1``, from the latest offsets). For each offered
-rate a producer sends valid alerts for ``--seconds`` at that rate, each stamped with its send
-time; a watcher takes the alert list every few milliseconds (LRANGE + DEL in one transaction)
-and records when each alert became visible. A rate is *sustained* when every alert sent was
+The flow runs in tail mode (``ALARMFLOW_TAIL=1``, from the latest offsets). First a burst of
+``--burst`` alerts sent as fast as the producer can measures the rate the flow drains a
+backlog at. Then, for each offered rate, a fraction (``--fractions``) of that drain rate, a
+producer sends valid alerts for ``--seconds`` at that rate, each stamped with its send time;
+a watcher takes the alert list every few milliseconds (LRANGE + DEL in one transaction) and
+records when each alert became visible. A rate is *sustained* when every alert sent was
 visible within ``--slack`` seconds after the last one was sent and the p99 stayed under a
-second; the run stops at the first rate that is not. Last, once the backlog drained, a burst
-of ``--burst`` alerts sent as fast as the producer can measures the rate the flow drains a
-backlog at, for the ratio "highest sustained / drain".
+second; the run stops at the first rate that is not. The summary gives the highest sustained
+rate as a share of the drain rate, and the latency percentiles at the step nearest half of it.
 
-    python -m bench.alert_latency [--rates 1000 2500 5000 10000 15000 20000] [--seconds 10]
-                                  [--old DIR]
+    python -m bench.alert_latency [--fractions 0.25 0.4 0.5 0.6 0.7 0.8 0.9 1.0]
+                                  [--seconds 10] [--old DIR]
 
 With ``--old`` (a checkout of old main, ``git worktree add /work/wt-old 33cd407``) old main's
 flow is measured the same way in the same run. Services as in ``bench.alert_throughput``.
@@ -165,20 +166,18 @@ def measure(label, checkout, args, bootstrap, redis_url) -> tuple[list[Step], fl
             offer(producer, topic, 0, 1, f"probe{time.monotonic()}")
             time.sleep(0.5)
         watcher.take()
-        for rate in args.rates:
-            sent = offer(producer, topic, rate, args.seconds, f"r{rate}")
-            seen, latencies = wait_seen(watcher, sent, args.slack)
-            steps.append(Step(rate, sent, seen, latencies))
-            print(f"  {label}: {rate}/s sent {sent} seen {seen}", file=sys.stderr)
-            if not steps[-1].sustained:
-                break
-        backlog = sum(s.sent - s.seen for s in steps)
-        if wait_seen(watcher, backlog, 120)[0] == backlog:  # drained: now a burst
-            started = time.perf_counter()
-            sent = offer(producer, topic, 0, args.burst, "burst")
-            seen, _ = wait_seen(watcher, sent, 120)
-            if seen == sent:
-                drain = sent / (time.perf_counter() - started)
+        started = time.perf_counter()
+        sent = offer(producer, topic, 0, args.burst, "burst")
+        if wait_seen(watcher, sent, 120)[0] == sent:
+            drain = sent / (time.perf_counter() - started)
+            for fraction in args.fractions:
+                rate = max(100, round(drain * fraction / 100) * 100)
+                sent = offer(producer, topic, rate, args.seconds, f"r{rate}")
+                seen, latencies = wait_seen(watcher, sent, args.slack)
+                steps.append(Step(rate, sent, seen, latencies))
+                print(f"  {label}: {rate}/s sent {sent} seen {seen}", file=sys.stderr)
+                if not steps[-1].sustained:
+                    break
     finally:
         watcher.stop()
         flow.terminate()
@@ -189,7 +188,7 @@ def measure(label, checkout, args, bootstrap, redis_url) -> tuple[list[Step], fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--rates", type=int, nargs="+", default=[1000, 2500, 5000, 10000, 15000, 20000]
+        "--fractions", type=float, nargs="+", default=[0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     )
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--slack", type=float, default=2.0)
@@ -211,11 +210,21 @@ def main() -> None:
                 f"| {s.percentile(0.95):.0f} | {s.percentile(0.99):.0f} "
                 f"| {'yes' if s.sustained else 'no'} |"
             )
-    print("\n| runner | highest sustained/s | drain rate/s | sustained / drain |")
-    print("|---|---:|---:|---:|")
+    print(
+        "\n| runner | drain rate/s | highest sustained/s | sustained / drain "
+        "| p50 / p95 / p99 ms at half the sustained rate |"
+    )
+    print("|---|---:|---:|---:|---|")
     for label, (steps, drain) in results.items():
         best = max((s.rate for s in steps if s.sustained), default=0)
-        print(f"| {label} | {best:,} | {drain:,.0f} | {best / drain:.2f} |")
+        half = min(steps, key=lambda s: abs(s.rate - best / 2)) if steps else None
+        at_half = (
+            f"{half.percentile(0.5):.0f} / {half.percentile(0.95):.0f} / "
+            f"{half.percentile(0.99):.0f} (at {half.rate:,}/s)"
+            if half
+            else "-"
+        )
+        print(f"| {label} | {drain:,.0f} | {best:,} | {best / drain:.2f} | {at_half} |")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from operators.routing import AlertRouter
 from operators.strategy import load_strategy_file
 from state.idempotent import OncePusher
 from state.keys import Backend
-from state.writes import alert_push
+from state.writes import AlertWrites
 
 BATCH = 1000
 
@@ -67,9 +67,8 @@ def run(client: redis.Redis, count: int) -> list[tuple[str, float]]:
     )
     fresh = timed("expiry", count, lambda: [e for e in events if not is_expired(e, now)], rows)
     routed = timed("route", count, lambda: [(e, router.route(e)) for e in fresh], rows)
-    pushes = timed(
-        "build writes", count, lambda: [alert_push(prefix, e, t, 600) for e, t in routed if t], rows
-    )
+    writes = AlertWrites(prefix, 600)
+    pushes = timed("build writes", count, lambda: [writes(e, t) for e, t in routed if t], rows)
     timed(
         "Redis script, batches of 1000",
         count,

@@ -1,6 +1,7 @@
-"""Alert access throughput, side by side in one run: the Bytewax flow (``-p 1`` and ``-p 2``),
-old main's flow, a plain confluent-kafka + redis-py loop, Quix Streams in two shapes, and the
-stack's limit (Kafka -> orjson -> one pipelined LPUSH per record).
+"""Alert access throughput, side by side in one run: the Bytewax flow (one process with one
+worker, one process with two worker threads, two processes), old main's flow, a plain
+confluent-kafka + redis-py loop, Quix Streams in two shapes, and the stack's limit (Kafka ->
+orjson -> one pipelined LPUSH per record).
 
 Every runner is a fresh process reading the same topic (6 partitions) on the real broker and
 Redis, run alternately ``--repeat`` times; the table shows the median wall time, alerts/s and
@@ -75,6 +76,7 @@ def runners(old: Path | None) -> list[Runner]:
     py, quix = sys.executable, quix_python()
     found = [
         Runner(FLOW, [py, "-m", "bytewax.run", "flows.alert"]),
+        Runner("flow (-w 2)", [py, "-m", "bytewax.run", "flows.alert", "-w", "2"]),
         Runner(
             "flow (-p 2)",
             [py, "-m", "alarmflow.launch", "flows.alert", "-p", "2", "--base-port", PORT],

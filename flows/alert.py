@@ -32,10 +32,10 @@ Clock = Callable[[], float]
 
 def pipeline(
     batches: Stream[list[Input]], access: AlertAccess, sharded: bool, clock: Clock = time.time
-) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
-    """Batches of Kafka records in; the Redis writes of the alerts they carry and the
-    rejections of the records they could not take out. ``sharded`` counts the alerts of other
-    deployments' businesses."""
+) -> tuple[Stream[list[Routed]], list[Stream[Rejection]]]:
+    """Batches of Kafka records in; per batch the Redis writes of the alerts it carries, and
+    the rejections of the records they could not take out. ``sharded`` counts the alerts of
+    other deployments' businesses."""
     stage = Stage(NAME, "access")
     cleaned = CLEANED.labels(NAME)
     expired, unmatched = DROPPED.labels(NAME, Drop.EXPIRED), DROPPED.labels(NAME, Drop.UNMATCHED)
@@ -53,7 +53,7 @@ def pipeline(
         return routed, out.rejected
 
     outcomes = op.map("access", batches, work)
-    routed = op.flat_map("routed", outcomes, lambda o: o[0])
+    routed = op.map("routed", outcomes, lambda o: o[0])
     return routed, [op.flat_map("rejections", outcomes, lambda o: o[1])]
 
 
@@ -62,7 +62,7 @@ def build_flow(settings: Settings) -> Dataflow:
     flow = Dataflow(NAME)
     batches = kafka_batches("kafka", flow, settings, settings.topics_for(NAME), NAME)
     routed, rejected = pipeline(batches, access, settings.shard() is not None)
-    write_once("redis", routed, settings, NAME, NAME)
+    write_once("redis", routed, settings, NAME, NAME, batched=True)
     dead_letters("dlq", settings, NAME, *rejected)
     return flow
 

@@ -116,13 +116,19 @@ def dead_letter_sink(settings: Settings, flow: str) -> DeliveredSink:
 
 
 def write_once(
-    step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
+    step_id: str,
+    routed: Stream[Routed] | Stream[list[Routed]],
+    settings: Settings,
+    flow: str,
+    kind: str,
+    batched: bool = False,
 ) -> None:
     """Write every routed record to Redis once (``kind`` labels the written metric); records
-    Redis refuses go to the dead-letter topic."""
+    Redis refuses go to the dead-letter topic. ``batched``: the stream's items are lists of
+    records, a flow's batch each."""
     endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
-    sink = PushSink(settings, flow, kind, endpoint, dead_letter_sink(settings, flow))
-    op.output(step_id, routed, sink)
+    dlq = dead_letter_sink(settings, flow)
+    op.output(step_id, routed, PushSink(settings, flow, kind, endpoint, dlq, batched=batched))
 
 
 def shard_by_business(

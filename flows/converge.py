@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -141,7 +140,7 @@ class DimensionLogic(op.StatefulLogic):
         except Exception as exc:
             self.dimension = before
             dropped = self.dimension.drop_due(now)
-            out = [rejection("converge_timer", exc, replace(TIMER_SOURCE, value=dropped))]
+            out = [rejection("converge_timer", exc, TIMER_SOURCE._replace(value=dropped))]
         expires = self.dimension.expires_at()
         horizon = max(now, self.watermark.time - INDEX_TTL_S)
         return self._keep(out, expires is not None and expires <= horizon)
@@ -182,7 +181,7 @@ def dimension_logic(rt: Runtime) -> Callable[[Dimension | None], DimensionLogic]
 
 
 def timer_source(decision: Decision) -> SourceRecord:
-    return replace(TIMER_SOURCE, value=decision.id.encode())
+    return TIMER_SOURCE._replace(value=decision.id.encode())
 
 
 class BusinessLogic(op.StatefulLogic):

@@ -3,7 +3,9 @@
 - :func:`kafka_input` reads the configured topics with Bytewax's Kafka source (offsets live
   in the recovery store), checks the broker and topics first with a timeout (Bytewax's own
   check hangs forever on an unreachable broker), counts what it reads, and turns consumer
-  errors into rejections.
+  errors into rejections. :func:`kafka_batches` reads them a poll at a time: each partition
+  hands on the list of records of each poll as one item, built straight from librdkafka's
+  messages.
 - :class:`DeliveredSink` produces messages (the dead-letter topic's, converge decisions and
   audit records) and waits for every delivery report: a failed delivery stops the flow
   (recovery then replays), it is never dropped silently as Bytewax's ``KafkaSink`` would.
@@ -16,11 +18,18 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
+from bytewax.connectors.kafka import (
+    KafkaError,
+    KafkaSource,
+    KafkaSourceMessage,
+    _KafkaSourcePartition,
+)
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import KafkaError as ConfluentKafkaError
+from confluent_kafka import Message as ConfluentMessage
 from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter
 
@@ -35,6 +44,9 @@ log = logging.getLogger(__name__)
 
 PREFLIGHT_TIMEOUT_S = 10.0
 DELIVERY_TIMEOUT_S = 30.0
+
+Input = SourceRecord | Rejection
+"""A message read, or the rejection of one the consumer could not read."""
 
 
 class BrokerUnavailable(RuntimeError):
@@ -94,12 +106,65 @@ class _EndReporting(StatefulSourcePartition):
         self._inner.close()
 
 
+class _RecordBatches(_KafkaSourcePartition):
+    """Bytewax's Kafka partition (its consumer, offsets and lag gauge) handing on each poll as
+    one item: the list of its records, built straight from librdkafka's messages, with a
+    rejection in place of each message the consumer could not read."""
+
+    def __init__(self, *args, on_error: Callable[[KafkaError], Rejection], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_error = on_error
+
+    def next_batch(self) -> list[list[Input]]:
+        if self._eof:
+            raise StopIteration()
+        records: list[Input] = []
+        topic, partition, last = self._topic, self._part_idx, None
+        for msg in self._consumer.consume(self._batch_size, 0.001):
+            error = msg.error()
+            if error is None:
+                kind, timestamp = msg.timestamp()
+                last = msg.offset()
+                records.append(
+                    SourceRecord(topic, partition, last, msg.value(), timestamp if kind else None)
+                )
+            elif error.code() == ConfluentKafkaError._PARTITION_EOF:
+                self._eof = True
+                break
+            else:
+                last = msg.offset()
+                records.append(self._on_error(KafkaError(error, _message(msg))))
+        if last is not None:
+            self._offset = last + 1
+        return [records] if records else []
+
+
+def _message(msg: ConfluentMessage) -> KafkaSourceMessage:
+    return KafkaSourceMessage(
+        key=msg.key(),
+        value=msg.value(),
+        topic=msg.topic(),
+        headers=msg.headers() or [],
+        latency=msg.latency(),
+        offset=msg.offset(),
+        partition=msg.partition(),
+        timestamp=msg.timestamp(),
+    )
+
+
 class CheckedKafkaSource(KafkaSource):
     """Bytewax's Kafka source with the settings' client configuration (security included), a
     bounded pre-flight check before listing partitions, and start positions by offset or by
-    time for partitions with no recovered offset."""
+    time for partitions with no recovered offset. With ``on_error`` each partition hands on
+    one list of records per poll (:class:`_RecordBatches`), else Bytewax's messages."""
 
-    def __init__(self, settings: Settings, topics: list[str], **kwargs) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topics: list[str],
+        on_error: Callable[[KafkaError], Rejection] | None = None,
+        **kwargs,
+    ) -> None:
         start = settings.start
         offsets = {"earliest": OFFSET_BEGINNING, "latest": OFFSET_END, "offset": start.value}
         config = kafka_config(settings)
@@ -113,6 +178,7 @@ class CheckedKafkaSource(KafkaSource):
         self._settings = settings
         self._topic_list = topics
         self._start: StartPosition = start
+        self._on_error = on_error
 
     def list_parts(self) -> list[str]:
         check_topics(self._settings, self._topic_list)
@@ -122,7 +188,30 @@ class CheckedKafkaSource(KafkaSource):
         if resume_state is None and self._start.kind == "time":
             index, topic = for_part.split("-", 1)
             resume_state = offset_at(self._settings, topic, int(index), self._start.value)
-        return _EndReporting(super().build_part(step_id, for_part, resume_state))
+        if self._on_error is None:
+            return _EndReporting(super().build_part(step_id, for_part, resume_state))
+        index, topic = for_part.split("-", 1)
+        config = {
+            # As Bytewax's own partitions: offsets live in the recovery store.
+            "group.id": "BYTEWAX_IGNORED",
+            "enable.auto.commit": "false",
+            "bootstrap.servers": ",".join(self._brokers),
+            "enable.partition.eof": str(not self._tail),
+            "statistics.interval.ms": 1000,
+            **self._add_config,
+        }
+        batches = _RecordBatches(
+            step_id,
+            config,
+            topic,
+            int(index),
+            self._starting_offset,
+            resume_state,
+            self._batch_size,
+            False,
+            on_error=self._on_error,
+        )
+        return _EndReporting(batches)
 
 
 def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
@@ -166,34 +255,27 @@ def kafka_input(
     )
 
 
-Input = SourceRecord | Rejection
-"""A message read, or the rejection of one the consumer could not read."""
-
-
 def kafka_batches(
     step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...], name: str
 ) -> Stream[list[Input]]:
-    """The flow's input as one list per batch the source hands on (up to the consumer's batch
-    size), for flows that work a batch at a time: the per-item cost of a Bytewax step is then
-    paid once per batch. Counted per batch."""
-    raw = _kafka_source(step_id, flow, settings, topics)
+    """The flow's input as one list per poll of a partition (up to the consumer's batch size),
+    for flows that work a batch at a time: the per-item cost of a Bytewax step is then paid
+    once per batch. Counted per batch."""
+    source = CheckedKafkaSource(
+        settings, list(topics), _consumer_error(name), tail=settings.tail, raise_on_errors=False
+    )
     consumed = {topic: CONSUMED.labels(name, topic) for topic in topics}
-    consumer_error = _consumer_error(name)
 
-    def convert(batch: list[KafkaSourceMessage | KafkaError]) -> list[list[Input]]:
-        inputs: list[Input] = []
+    def count(batch: list[Input]) -> list[Input]:
         per_topic: dict[str, int] = {}
-        for msg in batch:
-            if isinstance(msg, KafkaSourceMessage):
-                inputs.append(_to_record(msg))
-                per_topic[msg.topic] = per_topic.get(msg.topic, 0) + 1
-            else:
-                inputs.append(consumer_error(msg))
-        for topic, count in per_topic.items():
-            consumed[topic].inc(count)
-        return [inputs]
+        for record in batch:
+            if type(record) is SourceRecord:
+                per_topic[record.topic] = per_topic.get(record.topic, 0) + 1
+        for topic, number in per_topic.items():
+            consumed[topic].inc(number)
+        return batch
 
-    return op.flat_map_batch(f"{step_id}_batch", raw, convert)
+    return op.map(f"{step_id}_count", op.input(step_id, flow, source), count)
 
 
 Message = tuple[str, bytes]

@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from operator import attrgetter, countOf
+from typing import NamedTuple, TypeVar
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -36,6 +36,7 @@ from alarmflow.metrics import (
     SIGNALS,
     WRITTEN,
     Stage,
+    observe_all,
 )
 from flows import input_end
 from flows.kafka_io import DeliveredSink, Message, dead_letter
@@ -164,10 +165,10 @@ class Outage:
             delay = min(delay * 2, MAX_DELAY_S)
 
 
-@dataclass(frozen=True)
-class Routed:
+class Routed(NamedTuple):
     """A record ready for Redis, with its Kafka timestamp for end-to-end latency and the
-    message it came from (for the dead-letter topic, should Redis refuse it)."""
+    message it came from (for the dead-letter topic, should Redis refuse it). (A named tuple:
+    one is made per record.)"""
 
     push: Push
     timestamp_ms: int | None
@@ -178,6 +179,9 @@ class Routed:
         if self.source is not None:
             return self.source
         return SourceRecord("", -1, -1, self.push.marker.key.encode())
+
+
+_op_of = attrgetter("op")
 
 
 class _PushPartition(StatelessSinkPartition[Routed]):
@@ -225,27 +229,27 @@ class _PushPartition(StatelessSinkPartition[Routed]):
             results = self._push([item.push for item in items])
         now_ms = time.time() * 1000
         duplicates = gated = written = signals = 0
+        latencies: list[float] = []
         refused: list[Message] = []
         for item, result in zip(items, results, strict=True):
-            if isinstance(result, str):
+            if type(result) is str:
                 error = bounded_text(f"redis: {result}")
                 rejection = Rejection(Reason.INTERNAL_ERROR, error, item.source_record())
                 refused.append(self._dead_letter(rejection))
-                continue
-            if result == DUPLICATE:
+            elif result >= 0:
+                written += countOf(map(_op_of, item.push.writes), Op.LPUSH)
+                signals += result
+                if item.timestamp_ms is not None:
+                    latencies.append(max(0.0, (now_ms - item.timestamp_ms) / 1000))
+            elif result == DUPLICATE:
                 duplicates += 1
-                continue
-            if result == GATED:
+            elif result == GATED:
                 gated += 1
-                continue
-            written += item.push.count(Op.LPUSH)
-            signals += result
-            if item.timestamp_ms is not None:
-                self._latency.observe(max(0.0, (now_ms - item.timestamp_ms) / 1000))
         self._duplicates.inc(duplicates)
         self._gated.inc(gated)
         self._written.inc(written)
         self._signals.inc(signals)
+        observe_all(self._latency, latencies)
         if refused:
             self._dlq.write_batch(refused)
 
@@ -254,13 +258,21 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         input_end.log_counts_at_exit(self._flow)
 
 
+class _BatchesPartition(_PushPartition):
+    """Takes lists of :class:`Routed` (a flow's batch each) and writes them as one batch."""
+
+    def write_batch(self, items: list[list[Routed]]) -> None:  # type: ignore[override]
+        super().write_batch([routed for batch in items for routed in batch])
+
+
 class PushSink(DynamicSink[Routed]):
     """Writes :class:`Routed` records once each to the queue server of ``settings`` (each
     backend in its database there), and records Redis refuses to ``dlq``. ``kind`` labels the
     written-lists metric, ``gate_reason`` the drop counted when a record's gate closes, and
     ``metrics_endpoint`` is where this process serves its metrics. An unavailable Redis is
     waited for ``ALARMFLOW_REDIS_OUTAGE_S``, and each batch waits for
-    ``ALARMFLOW_REDIS_MIN_REPLICAS`` replicas to acknowledge it."""
+    ``ALARMFLOW_REDIS_MIN_REPLICAS`` replicas to acknowledge it. ``batched``: the items are
+    lists of records (a flow's batch each) rather than records."""
 
     def __init__(
         self,
@@ -270,6 +282,7 @@ class PushSink(DynamicSink[Routed]):
         metrics_endpoint: metrics.Endpoint,
         dlq: DeliveredSink,
         gate_reason: Drop = Drop.QOS,
+        batched: bool = False,
     ) -> None:
         self._settings = settings
         self._flow = flow
@@ -277,6 +290,7 @@ class PushSink(DynamicSink[Routed]):
         self._metrics_endpoint = metrics_endpoint
         self._dlq = dlq
         self._gate_reason = gate_reason
+        self._partition = _BatchesPartition if batched else _PushPartition
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
         metrics.serve(self._metrics_endpoint, self._flow)
@@ -293,4 +307,4 @@ class PushSink(DynamicSink[Routed]):
         pusher = OncePusher(client, settings.redis_dbs(), settings.redis_replicas)
         outage = Outage(self._flow, mask_url(settings.redis_url), settings.redis_outage_s)
         dlq = self._dlq.build(f"{step_id}_dlq", worker_index, worker_count)
-        return _PushPartition(pusher, outage, dlq, self._flow, self._kind, self._gate_reason)
+        return self._partition(pusher, outage, dlq, self._flow, self._kind, self._gate_reason)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from operators.md5 import count_md5
+from operators.md5 import count_md5, digests_md5, fresh_md5, recurring_md5
 from operators.rejects import Reason, Rejected
 
 EXPIRE_SECONDS = 24 * 60 * 60
@@ -144,7 +144,31 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value)
 
 
+_EXACT = frozenset({str, int, bool, type(None)})
+"""Types whose equal values are always written alike (not floats: ``0.0 == -0.0``)."""
+_OBJECTS_KEPT = 4096
+_objects: dict[tuple, str] = {}
+
+
+def _object_json(value: dict[str, Any]) -> str:
+    """``json.dumps`` of a tag's object value. Such objects recur from alert to alert (labels
+    of a host or a pod): a flat one of strings, integers, booleans and nulls is written once and
+    remembered, by its items and their types, in a small bounded table."""
+    types = tuple(map(type, value.values()))
+    if not _EXACT.issuperset(types):
+        return _json_dumps(value)
+    key = (*value.items(), *types)
+    text = _objects.get(key)
+    if text is None:
+        if len(_objects) >= _OBJECTS_KEPT:
+            _objects.clear()
+        text = _objects[key] = _json_dumps(value)
+    return text
+
+
 def _clean_tag_value(value: Any) -> Any:
+    if type(value) is dict:
+        return _object_json(value)
     if isinstance(value, dict):
         return _json_dumps(value)
     if isinstance(value, list | tuple):
@@ -183,13 +207,25 @@ def _clean_severity(value: Any) -> int:
         return DEFAULT_SEVERITY
 
 
+_DEDUPE_KEYS_KEPT = 1024
+_dedupe_keys: dict[tuple[bool, tuple[str, ...]], list[str]] = {}
+
+
 def _clean_dedupe_keys(data: Mapping[str, Any]) -> list[str]:
-    dropped = "alert_name" if data.get("strategy_id") else "strategy_id"
-    keys = [key for key in DEFAULT_DEDUPE_FIELDS if key != dropped]
+    """The default dedupe fields (``alert_name`` or ``strategy_id`` left out) plus the
+    message's own; made once per shape of message, remembered in a small bounded table."""
+    with_strategy = bool(data.get("strategy_id"))
     extra = data.get("dedupe_keys", [])
-    if isinstance(extra, list):
+    extra = tuple(extra) if isinstance(extra, list) else ()
+    keys = _dedupe_keys.get((with_strategy, extra))
+    if keys is None:
+        dropped = "alert_name" if with_strategy else "strategy_id"
+        keys = [key for key in DEFAULT_DEDUPE_FIELDS if key != dropped]
         keys.extend(key for key in extra if key not in keys)
-    return keys
+        if len(_dedupe_keys) >= _DEDUPE_KEYS_KEPT:
+            _dedupe_keys.clear()
+        _dedupe_keys[with_strategy, extra] = keys
+    return list(keys)
 
 
 def _dedupe_values(event: Mapping[str, Any]) -> list[Any]:
@@ -228,8 +264,16 @@ def clean_alert(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
         tags=_clean_tags(get("tags", [])),
         time=data["time"] if "time" in data else data["bk_ingest_time"],
     )
-    data["id"] = count_md5([data["plugin_id"], data["event_id"], data["status"], data["time"]])
-    data["dedupe_md5"] = count_md5(_dedupe_values(data))
+    # count_md5([plugin_id, event_id, status, time]); the event id and time are new each time.
+    data["id"] = digests_md5(
+        [
+            count_md5(data["plugin_id"]),
+            fresh_md5(data["event_id"]),
+            count_md5(data["status"]),
+            fresh_md5(data["time"]),
+        ]
+    )
+    data["dedupe_md5"] = recurring_md5(_dedupe_values(data))
     data["access_time"] = now
     return data
 

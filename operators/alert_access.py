@@ -20,7 +20,7 @@ from operators.rejects import Rejection, SourceRecord
 from operators.routing import AlertRouter
 from operators.strategy import Strategy
 from state.idempotent import Push
-from state.writes import alert_push
+from state.writes import AlertWrites
 
 if TYPE_CHECKING:
     from alarmflow.config import Settings
@@ -53,8 +53,7 @@ class AlertAccess:
         owns: Callable[[object], bool] | None = None,
     ) -> None:
         self._router = router
-        self._prefix = prefix
-        self._dedup_ttl = dedup_ttl
+        self._writes = AlertWrites(prefix, dedup_ttl)
         self._window = window
         self._max_bytes = max_bytes
         self._owns = owns
@@ -95,7 +94,7 @@ class AlertAccess:
                 if not targets:
                     out.unmatched += 1
                     continue
-                push = alert_push(self._prefix, event, targets, self._dedup_ttl)
+                push = self._writes(event, targets)
             except Exception as exc:
                 out.rejected.append(Rejection.from_exception(stage, exc, record))
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MISSING = object()
@@ -34,33 +34,81 @@ def _floats(values: Iterable[Any]) -> list[float]:
     return out
 
 
-def _regex_any(patterns: Sequence[Any], text: str) -> bool:
-    for pattern in patterns:
+def _patterns(values: Iterable[Any]) -> list[re.Pattern[str]]:
+    """The values as regular expressions; one that does not compile never matches."""
+    out = []
+    for value in values:
         try:
-            if re.findall(str(pattern), text):
-                return True
+            out.append(re.compile(str(value)))
         except re.error:
             continue
-    return False
+    return out
 
 
-def _compare(data: list[Any], wanted: list[Any], test: Callable[[float, float], bool]) -> bool:
-    return any(test(d, w) for d in _floats(data) for w in _floats(wanted))
+Test = Callable[[list[Any]], bool]
+"""A condition's test of the looked-up value (as a list)."""
 
 
-METHODS: dict[str, Callable[[list[Any], list[Any]], bool]] = {
-    "eq": lambda d, w: bool(_strings(d) & _strings(w)),
-    "neq": lambda d, w: not _strings(d) & _strings(w),
-    "include": lambda d, w: any(str(x) in str(v) for v in d for x in w),
-    "exclude": lambda d, w: not any(str(x) in str(v) for v in d for x in w),
-    "reg": lambda d, w: bool(d) and _regex_any(w, str(d[0])),
-    "nreg": lambda d, w: not (bool(d) and _regex_any(w, str(d[0]))),
-    "gt": lambda d, w: _compare(d, w, lambda a, b: a > b),
-    "gte": lambda d, w: _compare(d, w, lambda a, b: a >= b),
-    "lt": lambda d, w: _compare(d, w, lambda a, b: a < b),
-    "lte": lambda d, w: _compare(d, w, lambda a, b: a <= b),
-    "issuperset": lambda d, w: _strings(d) >= _strings(w),
+def _eq(wanted: list[Any]) -> Test:
+    strings = _strings(wanted)
+    return lambda data: not strings.isdisjoint(_strings(data))
+
+
+def _include(wanted: list[Any]) -> Test:
+    texts = [str(w) for w in wanted]
+    return lambda data: any(text in str(value) for value in data for text in texts)
+
+
+def _reg(wanted: list[Any]) -> Test:
+    patterns = _patterns(wanted)
+
+    def test(data: list[Any]) -> bool:
+        # re.findall finds something (an empty match too) exactly when search finds a match.
+        if data:
+            text = str(data[0])
+            for pattern in patterns:
+                if pattern.search(text):
+                    return True
+        return False
+
+    return test
+
+
+def _compare(test: Callable[[float, float], bool]) -> Callable[[list[Any]], Test]:
+    def compiled(wanted: list[Any]) -> Test:
+        numbers = _floats(wanted)
+        return lambda data: any(test(d, w) for d in _floats(data) for w in numbers)
+
+    return compiled
+
+
+def _negated(make: Callable[[list[Any]], Test]) -> Callable[[list[Any]], Test]:
+    def compiled(wanted: list[Any]) -> Test:
+        test = make(wanted)
+        return lambda data: not test(data)
+
+    return compiled
+
+
+def _superset(wanted: list[Any]) -> Test:
+    strings = _strings(wanted)
+    return lambda data: _strings(data) >= strings
+
+
+METHODS: dict[str, Callable[[list[Any]], Test]] = {
+    "eq": _eq,
+    "neq": _negated(_eq),
+    "include": _include,
+    "exclude": _negated(_include),
+    "reg": _reg,
+    "nreg": _negated(_reg),
+    "gt": _compare(lambda a, b: a > b),
+    "gte": _compare(lambda a, b: a >= b),
+    "lt": _compare(lambda a, b: a < b),
+    "lte": _compare(lambda a, b: a <= b),
+    "issuperset": _superset,
 }
+"""Each method: given the condition's values, the test of the looked-up value."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +116,13 @@ class Condition:
     key: str
     method: str
     value: tuple[Any, ...]
+    test: Test = field(compare=False, repr=False)
 
     def matches(self, lookup: Lookup) -> bool:
         data = lookup(self.key)
         if data is MISSING:
             return True
-        return METHODS[self.method](_as_list(data), list(self.value))
+        return self.test(_as_list(data))
 
 
 @dataclass(frozen=True)
@@ -83,7 +132,15 @@ class ConditionSet:
     groups: tuple[tuple[Condition, ...], ...]
 
     def matches(self, lookup: Lookup) -> bool:
-        return not self.groups or any(all(c.matches(lookup) for c in g) for g in self.groups)
+        if not self.groups:
+            return True
+        for group in self.groups:
+            for condition in group:
+                if not condition.matches(lookup):
+                    break
+            else:
+                return True
+        return False
 
 
 def compile_conditions(raw: Sequence[Mapping[str, Any]] | None) -> ConditionSet:
@@ -95,7 +152,8 @@ def compile_conditions(raw: Sequence[Mapping[str, Any]] | None) -> ConditionSet:
         key, method, value = entry.get("key"), entry.get("method"), entry.get("value")
         if not key or method not in METHODS or value in (None, "", []):
             continue
-        groups[-1].append(Condition(str(key), str(method), tuple(_as_list(value))))
+        values = tuple(_as_list(value))
+        groups[-1].append(Condition(str(key), str(method), values, METHODS[method](list(values))))
     return ConditionSet(tuple(tuple(g) for g in groups if g))
 
 

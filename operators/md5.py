@@ -8,7 +8,10 @@ else as the md5 of ``str(value)``. Python ``str()`` semantics are part of the co
 Digests are bkmonitor's exactly; the work is cheaper: plain scalars skip the type tests,
 ``str()`` of a list of hex digests is joined directly (a hex digest needs no quoting), and
 the digests of short texts, which repeat from alert to alert (plugin, status, business,
-target type), are remembered in a small bounded table.
+target type), are remembered in a small bounded table. A caller that knows a value is new each
+time (an event id, a time) digests it with :func:`fresh_md5`, which leaves the table alone, and
+joins digests with :func:`digests_md5`; a list of plain values that recurs as a whole is
+digested once by :func:`recurring_md5`.
 """
 
 from __future__ import annotations
@@ -33,8 +36,14 @@ def _md5_text(text: str) -> str:
     return digest
 
 
-def _digests_md5(digests: list[str]) -> str:
-    """The md5 of ``str(sorted(digests))`` for a list of hex digests."""
+def fresh_md5(value: str | int | float | bool | None) -> str:
+    """``count_md5`` of a plain value that will not recur, without remembering it."""
+    return md5((value if type(value) is str else str(value)).encode("utf8")).hexdigest()
+
+
+def digests_md5(digests: list[str]) -> str:
+    """The md5 of ``str(sorted(digests))`` for a list of hex digests: ``count_md5`` of a
+    list whose members' digests these are (sorts ``digests`` in place)."""
     if not digests:
         return _md5_text("[]")
     digests.sort()
@@ -49,15 +58,37 @@ def count_md5(content: Any) -> str:
     if kind in _PLAIN:
         return _md5_text(str(content))
     if isinstance(content, dict):
-        return _digests_md5(
+        return digests_md5(
             [
-                _digests_md5([_md5_text(str(key)), _md5_text(count_md5(content[key]))])
+                digests_md5([_md5_text(str(key)), _md5_text(count_md5(content[key]))])
                 for key in sorted(content)
             ]
         )
     if isinstance(content, list | tuple):
         memo = _memo
-        return _digests_md5([(type(m) is str and memo.get(m)) or count_md5(m) for m in content])
+        return digests_md5([(type(m) is str and memo.get(m)) or count_md5(m) for m in content])
     if callable(content):
         return _md5_text(content.__name__)
     return _md5_text(str(content))
+
+
+_EXACT = frozenset({str, int, bool, type(None)})
+"""Types whose equal values always print alike (not floats: ``0.0 == -0.0``)."""
+_LISTS_SIZE = 8192
+_lists: dict[tuple, str] = {}
+
+
+def recurring_md5(values: list[Any]) -> str:
+    """``count_md5(values)`` for a list that recurs (an alert's dedupe values), remembered in
+    a small bounded table by its values and their types when all are strings, integers,
+    booleans or None."""
+    types = tuple(map(type, values))
+    if not _EXACT.issuperset(types):
+        return count_md5(values)
+    key = (*values, *types)
+    digest = _lists.get(key)
+    if digest is None:
+        if len(_lists) >= _LISTS_SIZE:
+            _lists.clear()
+        digest = _lists[key] = count_md5(values)
+    return digest

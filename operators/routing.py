@@ -5,16 +5,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from operators.conditions import MISSING, ConditionSet, compile_conditions
 from operators.strategy import Strategy
 
 
-@dataclass(frozen=True, order=True)
-class Target:
+class Target(NamedTuple):
+    """A (strategy, item) pair. (A named tuple: hashed and compared per alert.)"""
+
     strategy_id: int
     item_id: int
+
+    def fields(self) -> dict[str, int]:
+        """The fields of the target's key templates."""
+        return {"strategy_id": self.strategy_id, "item_id": self.item_id}
 
 
 def alert_lookup(event: Mapping[str, Any]):
@@ -33,7 +38,7 @@ def alert_lookup(event: Mapping[str, Any]):
 
 @dataclass(frozen=True)
 class _NameRule:
-    bk_biz_id: int
+    bk_biz_id: str
     target: Target
     conditions: ConditionSet
 
@@ -57,7 +62,7 @@ class AlertRouter:
                     if name:
                         self._by_name[name].append(
                             _NameRule(
-                                strategy.bk_biz_id,
+                                str(strategy.bk_biz_id),
                                 Target(strategy.id, item.id),
                                 compile_conditions(config.get("agg_condition")),
                             )
@@ -70,14 +75,16 @@ class AlertRouter:
         rules = self._by_name.get(event["alert_name"], ())
         if not rules:
             return ()
-        lookup = alert_lookup(event)
         biz = str(event["bk_biz_id"])
-        return tuple(
-            sorted(
-                {
-                    r.target
-                    for r in rules
-                    if str(r.bk_biz_id) == biz and r.conditions.matches(lookup)
-                }
-            )
-        )
+        lookup = None
+        found = set()
+        for rule in rules:
+            if rule.bk_biz_id != biz:
+                continue
+            if rule.conditions.groups:
+                if lookup is None:
+                    lookup = alert_lookup(event)
+                if not rule.conditions.matches(lookup):
+                    continue
+            found.add(rule.target)
+        return tuple(sorted(found)) if len(found) > 1 else tuple(found)

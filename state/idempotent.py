@@ -129,9 +129,6 @@ class Push(NamedTuple):
     marker: Write
     writes: tuple[Write, ...] = ()
 
-    def count(self, op: Op) -> int:
-        return sum(1 for w in self.writes if w.op is op)
-
 
 # KEYS: per record, the key of each of its writes (marker first).
 # ARGV: per record, its number of writes w; then per write: "op db ttl param", value.
@@ -190,7 +187,6 @@ local function list(db, key, value)
 end
 local function push(entry, value)
   entry.values[#entry.values + 1] = value
-  entry.has[value] = true
 end
 local specs = {}
 local function spec(text)
@@ -233,6 +229,8 @@ local function record(a, k, w)
       elseif op == 'signal' then
         local entry = list(db, key, value)
         if not entry.has[value] then
+          -- pending from here on: found in the list, or pushed by this record
+          entry.has[value] = true
           use(db)
           if not redis.call('LPOS', key, value) then
             push(entry, value)

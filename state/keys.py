@@ -53,6 +53,14 @@ class KeyDef:
             return key
         return f"{prefix}.{key}"
 
+    def head(self, prefix: str, last: str, **fields: Any) -> str:
+        """The key for ``fields`` up to the template's last field ``last``, with which the
+        template must end: ``head + str(value)`` is then ``key(prefix, last=value, ...)``,
+        made without formatting (for a key made once per record)."""
+        if not self.template.endswith(f"{{{last}}}"):
+            raise ValueError(f"{self.name}'s template does not end with {{{last}}}")
+        return self.key(prefix, **fields, **{last: ""})
+
     def field(self, **fields: Any) -> str:
         """The hash field for ``fields`` (hash keys only)."""
         if not self.field_template:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from operators.incident import Change
 from operators.routing import Target
-from state.idempotent import Op, Push, write
+from state.idempotent import Op, Push, Write, write
 from state.keys import (
     ALERT_DEDUP_KEY,
     ALERT_LIST_KEY,
@@ -22,29 +22,43 @@ from state.keys import (
 )
 
 
-def alert_push(
-    prefix: str, event: Mapping[str, Any], targets: Iterable[Target], dedup_ttl: int
-) -> Push:
-    """The cleaned alert onto each target's list, then each touched strategy id as a signal;
-    once per alert id within ``dedup_ttl``."""
-    targets = tuple(targets)
-    payload = orjson.dumps(event)
-    lists = tuple(
-        write(
-            Op.LPUSH,
-            ALERT_LIST_KEY,
-            prefix,
-            payload,
-            at={"strategy_id": t.strategy_id, "item_id": t.item_id},
+class AlertWrites:
+    """The writes of one cleaned alert: its JSON onto each target's list, then each touched
+    strategy id as a signal; once per alert id within ``dedup_ttl``. The keys of each target
+    are made once and remembered (a flow has a few hundred targets at most)."""
+
+    def __init__(self, prefix: str, dedup_ttl: int) -> None:
+        self._prefix = prefix
+        self._dedup_ttl = dedup_ttl
+        self._marker_head = ALERT_DEDUP_KEY.head(prefix, "event_uid")
+        self._targets: dict[tuple[Target, ...], tuple[tuple[Write, ...], tuple[Write, ...]]] = {}
+
+    def _shapes(self, targets: tuple[Target, ...]) -> tuple[tuple[Write, ...], tuple[Write, ...]]:
+        """The list writes (their values still empty) and the signals of ``targets``."""
+        shapes = self._targets.get(targets)
+        if shapes is None:
+            prefix = self._prefix
+            lists = tuple(write(Op.LPUSH, ALERT_LIST_KEY, prefix, at=t.fields()) for t in targets)
+            signals = tuple(
+                write(Op.SIGNAL, DATA_SIGNAL_KEY, prefix, sid)
+                for sid in dict.fromkeys(str(t.strategy_id) for t in targets)
+            )
+            shapes = self._targets[targets] = (lists, signals)
+        return shapes
+
+    def __call__(self, event: Mapping[str, Any], targets: tuple[Target, ...]) -> Push:
+        lists, signals = self._shapes(targets)
+        payload = orjson.dumps(event)
+        marker = Write(
+            Op.MARK,
+            self._marker_head + event["id"],
+            b"",
+            self._dedup_ttl,
+            "",
+            ALERT_DEDUP_KEY.backend,
         )
-        for t in targets
-    )
-    signals = tuple(
-        write(Op.SIGNAL, DATA_SIGNAL_KEY, prefix, sid)
-        for sid in dict.fromkeys(str(t.strategy_id) for t in targets)
-    )
-    marker = write(Op.MARK, ALERT_DEDUP_KEY, prefix, at={"event_uid": event["id"]}, ttl=dedup_ttl)
-    return Push(marker, lists + signals)
+        pushes = [Write(Op.LPUSH, w.key, payload, w.ttl, "", w.backend) for w in lists]
+        return Push(marker, (*pushes, *signals))
 
 
 def incident_push(prefix: str, sync_uid: str, change: Change, dedup_ttl: int) -> Push:

@@ -5,23 +5,26 @@ these, byte for byte; nothing outside the tests uses them."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from hashlib import md5
 from typing import Any
 
+import orjson
 import redis
 
 from operators.alert import (
     ABNORMAL,
     DATA_TYPES,
+    DEFAULT_DEDUPE_FIELDS,
     DEFAULT_SEVERITY,
     FINAL_STATUSES,
     TARGETLESS_TYPES,
-    _clean_dedupe_keys,
     _clean_target_type,
     check_alert_fields,
 )
-from state.idempotent import Push
+from operators.routing import Target
+from state.idempotent import Op, Push, write
+from state.keys import ALERT_DEDUP_KEY, ALERT_LIST_KEY, DATA_SIGNAL_KEY
 
 
 def _md5_text(text: str) -> str:
@@ -37,6 +40,15 @@ def count_md5(content: Any) -> str:
     if callable(content):
         return _md5_text(content.__name__)
     return _md5_text(str(content))
+
+
+def _clean_dedupe_keys(data: Mapping[str, Any]) -> list[str]:
+    dropped = "alert_name" if data.get("strategy_id") else "strategy_id"
+    keys = [key for key in DEFAULT_DEDUPE_FIELDS if key != dropped]
+    extra = data.get("dedupe_keys", [])
+    if isinstance(extra, list):
+        keys.extend(key for key in extra if key not in keys)
+    return keys
 
 
 def _clean_tag_value(value: Any) -> Any:
@@ -178,6 +190,29 @@ while a <= #ARGV do
 end
 return results
 """
+
+
+def alert_push(
+    prefix: str, event: Mapping[str, Any], targets: Iterable[Target], dedup_ttl: int
+) -> Push:
+    targets = tuple(targets)
+    payload = orjson.dumps(event)
+    lists = tuple(
+        write(
+            Op.LPUSH,
+            ALERT_LIST_KEY,
+            prefix,
+            payload,
+            at={"strategy_id": t.strategy_id, "item_id": t.item_id},
+        )
+        for t in targets
+    )
+    signals = tuple(
+        write(Op.SIGNAL, DATA_SIGNAL_KEY, prefix, sid)
+        for sid in dict.fromkeys(str(t.strategy_id) for t in targets)
+    )
+    marker = write(Op.MARK, ALERT_DEDUP_KEY, prefix, at={"event_uid": event["id"]}, ttl=dedup_ttl)
+    return Push(marker, lists + signals)
 
 
 class OncePusher:

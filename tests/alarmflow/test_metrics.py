@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import socket
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from alarmflow.config import load_settings
-from alarmflow.metrics import DEFINED, register_target, scrape_target
+from alarmflow.metrics import DEFINED, observe_all, register_target, scrape_target
 
 
 def test_every_metric_is_an_alarmflow_counter_histogram_or_gauge_with_a_help_text():
@@ -39,3 +39,23 @@ def test_the_targets_directory_is_optional():
     assert load_settings({}).metrics_targets_dir is None
     settings = load_settings({"ALARMFLOW_METRICS_TARGETS_DIR": "/srv/prometheus/targets"})
     assert str(settings.metrics_targets_dir) == "/srv/prometheus/targets"
+
+
+def test_observing_a_batch_at_once_counts_what_observing_each_value_counts():
+    values = [0.0, 0.0005, 0.001, 0.0011, 0.005, 0.2, 0.25, 7.0, 299.0, 300.0, 301.0, 1e9]
+    registry = CollectorRegistry()
+    buckets = (0.001, 0.005, 0.25, 300)
+    one = Histogram("one_seconds", "each", ["flow"], buckets=buckets, registry=registry)
+    batch = Histogram("batch_seconds", "batched", ["flow"], buckets=buckets, registry=registry)
+    for value in values:
+        one.labels("f").observe(value)
+    observe_all(batch.labels("f"), values)
+    observe_all(batch.labels("f"), [])
+
+    def samples(name: str) -> list[tuple[str, dict, float]]:
+        family = next(m for m in registry.collect() if m.name == name)
+        return [(s.name.removeprefix(name), s.labels, s.value) for s in family.samples]
+
+    assert [s for s in samples("batch_seconds") if not s[0].endswith("_created")] == [
+        s for s in samples("one_seconds") if not s[0].endswith("_created")
+    ]

@@ -28,7 +28,6 @@ from operators.rejects import Rejection, SourceRecord
 from operators.routing import AlertRouter
 from state.idempotent import OncePusher, Push
 from state.keys import Backend
-from state.writes import alert_push
 from tests import main_33cd407
 from tests.state.test_idempotent import same_state
 
@@ -63,7 +62,7 @@ def main_steps(
         targets = router.route(event)
         if not targets:
             return None
-        return alert_push(settings.key_prefix, event, targets, settings.dedup_ttl)
+        return main_33cd407.alert_push(settings.key_prefix, event, targets, settings.dedup_ttl)
     except Exception as exc:
         return rejection("route", exc, record)
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import bytewax.operators as op
 import orjson
+from bytewax.dataflow import Stream
 
 from alarmflow.config import load_settings
 from flows.alert import pipeline
 from flows.common import load_strategies
+from flows.kafka_io import Input
 from flows.redis_sink import Routed
 from operators.alert_access import AlertAccess
 from operators.rejects import Rejection
@@ -22,12 +25,17 @@ PREFIX = "bk_bkmonitorv3.ee."
 
 
 def run(messages: list, **environ: str) -> tuple[list[Routed], list[Rejection]]:
-    """One batch of ``messages`` through the pipeline, as the Kafka source hands it on."""
+    """One batch of ``messages`` through the pipeline, as the Kafka source hands it on; the
+    pipeline's batches of writes taken apart."""
     settings = load_settings(environ)
     access = AlertAccess.from_settings(settings, load_strategies(settings))
     sharded = settings.shard() is not None
-    batch = [records(messages)]
-    return run_items(lambda up: pipeline(up, access, sharded, lambda: NOW), batch)
+
+    def each_record(up: Stream[list[Input]]) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
+        batches, rejected = pipeline(up, access, sharded, lambda: NOW)
+        return op.flat_map("each", batches, lambda batch: batch), rejected
+
+    return run_items(each_record, [records(messages)])
 
 
 def lists(pushes: list[Routed]) -> dict[str, list[str]]:

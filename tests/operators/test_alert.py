@@ -294,7 +294,22 @@ def test_same_event_or_error_as_main_before_the_speed_up(raw):
     assert outcome(clean_alert, raw) == outcome(main_33cd407.clean_alert, raw)
 
 
-@given(st.dictionaries(ascii_texts | st.text(max_size=4), ascii_texts | texts, max_size=4))
+@pytest.mark.parametrize("twice", [1, 2])
+def test_object_tag_values_equal_but_written_apart_each_get_their_own_text(twice):
+    # 1, True and 1.0 are equal, as are 0.0 and -0.0; a remembered text must never be shared.
+    values = [{"a": 1}, {"a": True}, {"a": 1.0}, {"a": 0.0}, {"a": -0.0}, {"a": None, "b": "x"}]
+    for value in values * twice:
+        event = clean_alert(alert(tags=[{"key": "k", "value": value}]), NOW)
+        assert event["tags"][0]["value"] == json.dumps(value)
+
+
+@given(
+    st.dictionaries(
+        ascii_texts | st.text(max_size=4),
+        ascii_texts | texts | st.integers() | st.booleans() | st.none() | st.floats(),
+        max_size=4,
+    )
+)
 def test_object_tag_values_are_json_text_as_main_writes_it(value):
     event = clean_alert(alert(tags=[{"key": "k", "value": value}]), NOW)
     assert event["tags"][0]["value"] == json.dumps(value)

@@ -5,6 +5,7 @@
 owners are computed by that transcription, never copied from ``operators/hashring.py``."""
 
 from bisect import bisect_left
+from collections import Counter
 from hashlib import md5
 
 import pytest
@@ -115,14 +116,17 @@ def test_the_node_does_not_depend_on_the_order_nodes_are_given(nodes, rng):
 @given(node_names, node_name)
 def test_a_join_moves_a_bounded_share_of_keys_to_the_new_node_or_off_dropped_points(nodes, joining):
     # Each node has 65536 // n points, so a join also drops points of the old nodes: a key moves
-    # to the joining node, or off a point that no longer exists (bkmonitor's ring does this too).
+    # to the joining node, off a point that no longer exists, or off a point two nodes shared
+    # whose later owner dropped it (bkmonitor's ring does all three).
     if joining in nodes:
         return
     before, after = HashRing(nodes), HashRing([*nodes, joining])
+    shared = {point for point, count in Counter(before.points).items() if count > 1}
     keys = range(2000)
     moved = [key for key in keys if before.get_node(key) != after.get_node(key)]
     for key in moved:
-        assert after.get_node(key) == joining or before.point_of(key) not in after.owner
+        point = before.point_of(key)
+        assert after.get_node(key) == joining or point not in after.owner or point in shared
     assert len(moved) / len(keys) < 2 / (len(nodes) + 1)
 
 

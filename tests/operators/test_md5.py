@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from operators.md5 import count_md5
+from operators.md5 import count_md5, digests_md5, fresh_md5, recurring_md5
 from tests import main_33cd407
 
 EVENT_DIMS = {
@@ -102,3 +102,20 @@ def test_same_digest_as_main_when_every_member_was_seen_before(values):
     for value in values:
         count_md5(value)
     assert count_md5(values) == main_33cd407.count_md5(values)
+
+
+@given(st.lists(st.lists(any_scalars, max_size=5) | st.lists(nested, max_size=3), max_size=4))
+def test_a_remembered_list_digest_is_main_s_even_for_values_equal_but_printed_apart(lists):
+    # 1, 1.0 and True are equal, and so are 0.0 and -0.0, yet print apart: each list in turn
+    # (and its twins with such members swapped) must get main's digest, not a remembered one.
+    twins = [[*values, 1] for values in lists] + [[*values, True] for values in lists]
+    twins += [[*values, 0.0] for values in lists] + [[*values, -0.0] for values in lists]
+    for values in [*lists, *twins, *lists]:
+        assert recurring_md5(values) == main_33cd407.count_md5(values)
+
+
+@given(st.lists(any_scalars, min_size=1, max_size=6))
+def test_fresh_digests_joined_are_main_s_digest_of_the_list(values):
+    digests = [fresh_md5(v) for v in values if not isinstance(v, float)]
+    plain = [v for v in values if not isinstance(v, float)]
+    assert digests_md5(digests) == main_33cd407.count_md5(plain)

@@ -51,6 +51,16 @@ def test_build_prefix(args, prefix):
     assert build_prefix(*args) == prefix
 
 
+def test_a_head_plus_the_last_field_is_the_key():
+    head = ALERT_LIST_KEY.head("bk.ee", "item_id", strategy_id=7)
+    assert head + "12" == ALERT_LIST_KEY.key("bk.ee", strategy_id=7, item_id=12)
+    template = "{key_prefix}.detect.result.{sid}"
+    own = KeyDef("X", DATA_SIGNAL_KEY.type, template, 60, DATA_SIGNAL_KEY.backend)
+    assert own.head("bk.ee", "sid") + "3" == own.key("bk.ee", sid=3)
+    with pytest.raises(ValueError, match="does not end with"):
+        ALERT_LIST_KEY.head("bk.ee", "strategy_id", item_id=1)
+
+
 def test_field_needs_a_field_template():
     with pytest.raises(ValueError, match="no field template"):
         DATA_SIGNAL_KEY.field()

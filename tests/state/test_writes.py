@@ -8,12 +8,12 @@ from operators.incident import Change
 from operators.routing import Target
 from state.idempotent import Op
 from state.keys import Backend
-from state.writes import alert_push, incident_push
+from state.writes import AlertWrites, incident_push
 
 
 def test_alert_push_lists_each_target_then_signals_each_strategy_once():
     event = {"id": "abc", "alert_name": "x"}
-    push = alert_push("p", event, [Target(1, 10), Target(1, 11), Target(2, 20)], 600)
+    push = AlertWrites("p", 600)(event, (Target(1, 10), Target(1, 11), Target(2, 20)))
     assert (push.marker.op, push.marker.key, push.marker.ttl) == (
         Op.MARK,
         "p.access.alert.duplicate.abc",

@@ -120,9 +120,9 @@ def pipeline(
     prefix: str,
     lateness: int,
     clock: Clock = time.time,
-) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
-    """Batches of Kafka records in, the Redis pushes and the rejections out (no Kafka, no
-    Redis)."""
+) -> tuple[Stream[list[Routed]], list[Stream[Rejection]]]:
+    """Batches of Kafka records in, the Redis pushes (a list per batch) and the rejections out
+    (no Kafka, no Redis)."""
     specs = {k: s for k, p in plans.plans.items() if (s := window_spec(p.group, lateness))}
     for key in plans.plans.keys() - specs.keys():
         sids = [sid for sid, _ in plans.plans[key].group.items]

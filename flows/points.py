@@ -130,9 +130,10 @@ def access_tail(
     depth: int,
     counts: Counts,
     clock: Clock = time.time,
-) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
-    """From the outcomes of the access step (counted there) to Redis writes and rejections:
-    the records waiting for priority groups are checked, then written, a batch at a time."""
+) -> tuple[Stream[list[Routed]], list[Stream[Rejection]]]:
+    """From the outcomes of the access step (counted there) to Redis writes, a list per batch,
+    and rejections: the records waiting for priority groups are checked, then written, a batch
+    at a time."""
     stage = Stage(name, "writes")
 
     def write(records: list[AccessRecord]) -> Outcome:
@@ -142,17 +143,18 @@ def access_tail(
     pending = op.filter_map("pending", outcomes, lambda o: o.records or None)
     checked, priority_errs = priority_steps("priority", pending, depth)
     results = op.merge("results", outcomes, op.map("writes", checked, write))
-    routed = op.flat_map(
+    routed = op.map(
         "routed", results, lambda o: [Routed(p, s.timestamp_ms, s) for p, s in o.pushes]
     )
     return routed, [op.flat_map("rejections", results, lambda o: o.rejected), *priority_errs]
 
 
 Pipeline = Callable[
-    [Stream[list[Input]], "Plans", PointReader], tuple[Stream[Routed], list[Stream[Rejection]]]
+    [Stream[list[Input]], "Plans", PointReader],
+    tuple[Stream[list[Routed]], list[Stream[Rejection]]],
 ]
-"""A time-series flow's pipeline: batches of Kafka records in, Redis writes and rejections
-out."""
+"""A time-series flow's pipeline: batches of Kafka records in, Redis writes (a list per batch)
+and rejections out."""
 
 
 def time_series_flow(
@@ -164,6 +166,6 @@ def time_series_flow(
     flow = Dataflow(name)
     batches = kafka_batches("kafka", flow, settings, settings.topics_for(name), name)
     routed, errs = pipeline(batches, plans, point_reader(settings))
-    write_once("redis", routed, settings, name, "data")
+    write_once("redis", routed, settings, name, "data", batched=True)
     dead_letters("dlq", settings, name, *errs)
     return flow

@@ -38,9 +38,9 @@ def pipeline(
     reader: PointReader,
     prefix: str,
     clock: Clock = time.time,
-) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
-    """Batches of Kafka records in, the Redis pushes and the rejections out (no Kafka, no
-    Redis)."""
+) -> tuple[Stream[list[Routed]], list[Stream[Rejection]]]:
+    """Batches of Kafka records in, the Redis pushes (a list per batch) and the rejections out
+    (no Kafka, no Redis)."""
     writer = Writer(plans.plans, prefix, periodic=False)
     access = RealTimeAccess(reader, plans.plans, plans.hosts, writer)
     stage, counts = Stage(NAME, "access"), Counts(NAME)

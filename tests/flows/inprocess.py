@@ -62,11 +62,16 @@ def run_points(
     per_batch: int | None = None,
 ) -> tuple[list[Push], list[Rejection]]:
     """A time-series ``pipeline`` over metric messages in batches as the Kafka source hands
-    them on, ``per_batch`` each (all in one by default)."""
+    them on, ``per_batch`` each (all in one by default); its batches of writes taken apart."""
     found = records(messages)
     size = per_batch or max(len(found), 1)
     batches = [found[i : i + size] for i in range(0, len(found), size)]
-    routed, rejected = run_items(pipeline, batches, recovery)
+
+    def each_record(up: Stream[Any]) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
+        written, rejected = pipeline(up)
+        return op.flat_map("each", written, lambda batch: batch), rejected
+
+    routed, rejected = run_items(each_record, batches, recovery)
     return [r.push for r in routed], rejected
 
 

@@ -121,8 +121,9 @@ def pipeline(
     lateness: int,
     clock: Clock = time.time,
 ) -> tuple[Stream[list[Routed]], list[Stream[Rejection]]]:
-    """Batches of Kafka records in, the Redis pushes (a list per batch) and the rejections out
-    (no Kafka, no Redis)."""
+    """Batches of Kafka records in; out, a list of Redis pushes for the rows the windows
+    closed on each batch (or timer, or end of input), and the rejections. No Kafka, no
+    Redis."""
     specs = {k: s for k, p in plans.plans.items() if (s := window_spec(p.group, lateness))}
     for key in plans.plans.keys() - specs.keys():
         sids = [sid for sid, _ in plans.plans[key].group.items]

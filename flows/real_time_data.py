@@ -39,8 +39,9 @@ def pipeline(
     prefix: str,
     clock: Clock = time.time,
 ) -> tuple[Stream[list[Routed]], list[Stream[Rejection]]]:
-    """Batches of Kafka records in, the Redis pushes (a list per batch) and the rejections out
-    (no Kafka, no Redis)."""
+    """Batches of Kafka records in; out, each batch's Redis pushes as a list (those of records
+    that waited for priority checks as lists of their own), and the rejections. No Kafka, no
+    Redis."""
     writer = Writer(plans.plans, prefix, periodic=False)
     access = RealTimeAccess(reader, plans.plans, plans.hosts, writer)
     stage, counts = Stage(NAME, "access"), Counts(NAME)

@@ -13,17 +13,20 @@ zsets of items whose notice has noise reduction on.
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from operators.data_filters import HostStatus, RangeMatcher, host_status, is_expired
 from operators.drops import Drop
 from operators.hosts import HostIndex
 from operators.md5 import count_md5
-from operators.priority import Contender, check_records, parse_entry
-from operators.records import Point, RecordSpec, clean_record
-from operators.rejects import SourceRecord
+from operators.priority import DELETE_INTERVALS, Contender, PriorityChecker, parse_entry
+from operators.records import Point, RecordSpec, clean_record, record_dimensions, series_key
+from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Item, Strategy
 from operators.strategy_group import Group, interval_of
 
@@ -44,7 +47,7 @@ class Member:
     noise_dimensions: tuple[str, ...] | None
     """``notice.options.noise_reduce_config.dimensions`` when it is enabled."""
 
-    @property
+    @cached_property
     def key(self) -> str:
         return f"{self.strategy.id}.{self.item.id}"
 
@@ -67,6 +70,7 @@ class Member:
             tuple(noise.get("dimensions") or ()) if noise.get("is_enabled") else None,
         )
 
+    @cached_property
     def contender(self) -> Contender | None:
         """This item in priority inhibition; None when its strategy takes no part."""
         if self.priority is None or not self.priority_group:
@@ -86,23 +90,53 @@ class GroupPlan:
     def of(cls, group: Group, strategies: Mapping[int, Strategy], spec: RecordSpec) -> GroupPlan:
         return cls(group, spec, tuple(Member.of(strategies[sid], it) for sid, it in group.items))
 
-    @property
+    @cached_property
     def expire_interval(self) -> int:
         """``ExpireFilter`` reads ``record.items[0].query_configs[0]["agg_interval"]``."""
         first = self.group.first.query_configs
         return int((first[0].get("agg_interval") if first else 0) or 60)
 
-    @property
+    @cached_property
     def priority_groups(self) -> tuple[str, ...]:
         """The priority groups this group's items take part in."""
-        groups = (m.contender() for m in self.members)
+        groups = (m.contender for m in self.members)
         return tuple(dict.fromkeys(c.group for c in groups if c is not None))
 
+    @cached_property
+    def sync_interval(self) -> int:
+        """The interval ``sync_priority`` deletes with: the first item's."""
+        return self.members[0].interval
 
-@dataclass(frozen=True)
+    @cached_property
+    def no_data(self) -> bool:
+        """Whether any item's no-data detection is on."""
+        return any(m.no_data for m in self.members)
+
+    @cached_property
+    def noise(self) -> bool:
+        """Whether any item's strategy reduces noise."""
+        return any(m.noise_dimensions is not None for m in self.members)
+
+    def kept_members(self, keys: tuple[str, ...]) -> tuple[Member, ...]:
+        """The members of ``keys`` (a record's kept items), in their order."""
+        found = self._kept.get(keys)
+        if found is None:
+            by_key = {m.key: m for m in self.members}
+            found = self._kept[keys] = tuple(by_key[key] for key in keys)
+        return found
+
+    @cached_property
+    def _kept(self) -> dict[tuple[str, ...], tuple[Member, ...]]:
+        """:meth:`kept_members` remembered: a group has few combinations of kept items."""
+        return {}
+
+
+@dataclass(slots=True)
 class AccessRecord:
     """A standard data record of one strategy group and what access decided for it. Small
-    and plain: it crosses workers between the flows' keyed steps."""
+    and plain: it crosses workers between the flows' keyed steps. Never changed once made
+    (:func:`dataclasses.replace` makes the next one); not frozen, as a frozen dataclass of
+    this many fields takes several times as long to build, once per record."""
 
     source: SourceRecord
     group_key: str
@@ -128,6 +162,8 @@ class AccessRecord:
     @property
     def kept(self) -> tuple[str, ...]:
         """The items the record is written for: retained and not inhibited."""
+        if not self.inhibited:
+            return self.retained
         return tuple(key for key in self.retained if key not in self.inhibited)
 
     @property
@@ -135,6 +171,84 @@ class AccessRecord:
         """Not removed by ``ExpireFilter`` or ``HostStatusFilter`` (an unknown host): the
         no-data lists get it."""
         return self.drop not in (Drop.EXPIRED, Drop.UNKNOWN_HOST)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What ``HostStatusFilter`` and ``RangeFilter`` decide from a record's dimensions alone:
+    why it is dropped, else the items that retain it and their contenders."""
+
+    drop: Drop | None
+    retained: tuple[str, ...] = ()
+    contenders: tuple[Contender, ...] = ()
+
+
+def filter_verdict(
+    plan: GroupPlan, dimensions: Mapping[str, Any], hosts: HostIndex | None
+) -> Verdict:
+    status = host_status(dimensions, hosts) if hosts is not None else HostStatus.KEEP
+    if status is HostStatus.UNKNOWN:
+        return Verdict(Drop.UNKNOWN_HOST)
+    if status is HostStatus.DISABLED:
+        return Verdict(Drop.HOST_DISABLED)
+    retained = tuple(m for m in plan.members if m.matcher.matches(dimensions))
+    if not retained:
+        return Verdict(Drop.OUT_OF_RANGE)
+    contenders = tuple(m.contender for m in retained if m.contender is not None)
+    return Verdict(None, tuple(m.key for m in retained), contenders)
+
+
+EXPIRED = Verdict(Drop.EXPIRED)
+"""``ExpireFilter`` removed the record (before the other filters run)."""
+SERIES_KEPT = 65_536
+"""How many series :class:`RecordMaker` remembers (all are forgotten when it is full)."""
+
+
+class RecordMaker:
+    """:func:`access_record`, with what a series' dimensions decide (the record's dimensions
+    and the filters' verdict, see :func:`~operators.records.series_key`) made once per series
+    and remembered, up to :data:`SERIES_KEPT` series."""
+
+    def __init__(self, hosts: HostIndex | None) -> None:
+        self._hosts = hosts
+        self._series: dict[tuple, list] = {}
+
+    def __call__(
+        self,
+        plan: GroupPlan,
+        source: SourceRecord,
+        raw: Mapping[str, Any],
+        now: float,
+        clock: float,
+    ) -> AccessRecord:
+        hosts, spec = self._hosts, plan.spec
+        key = series_key(raw, spec)
+        if key is None:
+            series = [record_dimensions(raw, spec, hosts), None]
+        else:
+            key = (plan.group.key, key)
+            series = self._series.get(key)
+            if series is None:
+                if len(self._series) >= SERIES_KEPT:
+                    self._series.clear()
+                series = self._series[key] = [record_dimensions(raw, spec, hosts), None]
+        data = clean_record(raw, spec, hosts, now, series[0])
+        if is_expired(data["time"], clock, plan.expire_interval):
+            verdict = EXPIRED
+        else:
+            verdict = series[1]
+            if verdict is None:
+                verdict = series[1] = filter_verdict(plan, data["dimensions"], hosts)
+        return AccessRecord(
+            source,
+            plan.group.key,
+            data,
+            plan.sync_interval,
+            verdict.retained,
+            verdict.contenders,
+            verdict.drop,
+            plan.priority_groups,
+        )
 
 
 def access_record(
@@ -147,23 +261,7 @@ def access_record(
 ) -> AccessRecord:
     """Clean ``raw`` into the standard record (``now`` is its ``access_time``) and run the
     filters; ``clock`` is the time ``ExpireFilter`` compares with."""
-    data = clean_record(raw, plan.spec, hosts, now)
-    record = AccessRecord(
-        source, plan.group.key, data, plan.members[0].interval, pending=plan.priority_groups
-    )
-    if is_expired(data["time"], clock, plan.expire_interval):
-        return replace(record, drop=Drop.EXPIRED)
-    status = host_status(data["dimensions"], hosts) if hosts is not None else HostStatus.KEEP
-    if status is HostStatus.UNKNOWN:
-        return replace(record, drop=Drop.UNKNOWN_HOST)
-    if status is HostStatus.DISABLED:
-        return replace(record, drop=Drop.HOST_DISABLED)
-    retained = tuple(m for m in plan.members if m.matcher.matches(data["dimensions"]))
-    if not retained:
-        return replace(record, drop=Drop.OUT_OF_RANGE)
-    contenders = tuple(c for c in (m.contender() for m in retained) if c is not None)
-    checked = replace(record, retained=tuple(m.key for m in retained), contenders=contenders)
-    return checked if checked.pending else inhibited_if_none_kept(checked)
+    return RecordMaker(hosts)(plan, source, raw, now, clock)
 
 
 def inhibited_if_none_kept(record: AccessRecord) -> AccessRecord:
@@ -173,35 +271,113 @@ def inhibited_if_none_kept(record: AccessRecord) -> AccessRecord:
     return record
 
 
+class PriorityHash:
+    """One priority group's hash (Bytewax state) checked record after record: bkmonitor's
+    ``PriorityChecker`` for each record, then ``sync_priority``. The claims are also kept in a
+    heap by time, so that a sync deletes what expired without reading the whole hash."""
+
+    def __init__(self, stored: Mapping[str, str] | None) -> None:
+        self._checker = PriorityChecker(stored or {})
+        self._by_time = [(_claim_time(raw), md5) for md5, raw in self.fields.items()]
+        heapq.heapify(self._by_time)
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The hash as it stands: dimensions md5 → ``"priority:time"``."""
+        return self._checker.cache
+
+    def check(self, record: AccessRecord) -> AccessRecord:
+        """The record's check against its next pending priority group, this hash. The clock
+        is the record's data time, never later than its ``access_time`` (the wall clock when
+        access made it), so a point from the future cannot hold a claim, and never earlier
+        than the series' claim: bkmonitor's clock (``time.time()``) never goes back, so a
+        record that arrives after a newer one of its series is checked at the claim's time,
+        and the claims a run leaves do not depend on how partitions interleave. Every record
+        of a strategy group walks all the group's priority groups (a record without
+        contenders in one passes it unchanged), so a group's records stay in order from
+        worker to worker. A record the check fails on leaves the hash as it was."""
+        group, rest = record.pending[0], record.pending[1:]
+        contenders = sorted(
+            (c for c in record.contenders if c.group == group),
+            key=lambda c: c.priority,
+            reverse=True,
+        )
+        updates: tuple[tuple[str, str, str], ...] = ()
+        inhibited = record.inhibited
+        if contenders:
+            md5, checker = record.md5, self._checker
+            clock = min(record.data["time"], record.data["access_time"])
+            held = parse_entry(checker.cache.get(md5))
+            if held is not None and held[1] > clock:
+                clock = int(held[1]) if held[1].is_integer() else held[1]
+            prior, checker.updates = checker.cache.get(md5), {}
+            try:
+                out = [
+                    c.key
+                    for c in contenders
+                    if checker.is_inhibited(md5, c.priority, c.interval, clock)
+                ]
+            except Exception:
+                if prior is None:
+                    checker.cache.pop(md5, None)
+                else:
+                    checker.cache[md5] = prior
+                raise
+            for claimed, entry in checker.updates.items():
+                heapq.heappush(self._by_time, (_claim_time(entry), claimed))
+                updates += ((group, claimed, entry),)
+            inhibited = inhibited | frozenset(out)
+            self._sync(record.sync_interval, clock)
+        checked = replace(
+            record,
+            pending=rest,
+            inhibited=inhibited,
+            priority_updates=record.priority_updates + updates,
+        )
+        return checked if rest else inhibited_if_none_kept(checked)
+
+    def _sync(self, interval: int, now: float) -> None:
+        """``sync_priority``: delete the claims older than ``10 x interval`` (and any that
+        cannot be read)."""
+        by_time, cache = self._by_time, self._checker.cache
+        while by_time and by_time[0][0] + interval * DELETE_INTERVALS < now:
+            at, md5 = heapq.heappop(by_time)
+            if md5 in cache:
+                entry = parse_entry(cache[md5])
+                if entry is None or entry[1] == at:
+                    del cache[md5]
+
+
+def _claim_time(raw: str) -> float:
+    """When a hash value was claimed; an unreadable one as long ago (the next sync deletes
+    it)."""
+    entry = parse_entry(raw)
+    return -math.inf if entry is None else entry[1]
+
+
 def check_priority(
     stored: Mapping[str, str] | None, record: AccessRecord
 ) -> tuple[dict[str, str], AccessRecord]:
-    """``PriorityChecker`` for the record's next pending priority group, whose hash is
-    ``stored``: the hash after it and the record with its inhibitions and hash updates.
-    The clock is the record's data time, never later than its ``access_time`` (the wall
-    clock when access made it), so a point from the future cannot hold a claim, and never
-    earlier than the series' claim: bkmonitor's clock (``time.time()``) never goes back, so a
-    record that arrives after a newer one of its series is checked at the claim's time, and
-    the claims a run leaves do not depend on how partitions interleave. Every record
-    of a strategy group walks all the group's priority groups (a record without contenders in
-    one passes it unchanged), so a group's records stay in order from worker to worker."""
-    group, rest = record.pending[0], record.pending[1:]
-    before = {group: dict(stored or {})}
-    contenders = [c for c in record.contenders if c.group == group]
-    clock = min(record.data["time"], record.data["access_time"])
-    held = parse_entry(before[group].get(record.md5))
-    if held is not None and held[1] > clock:
-        clock = int(held[1]) if held[1].is_integer() else held[1]
-    outcome = check_records(before, [(record.md5, contenders)], clock, record.sync_interval)
-    after = outcome.hashes_after(before).get(group, before[group])
-    updates = tuple((group, md5, entry) for md5, entry in outcome.updates.get(group, {}).items())
-    checked = replace(
-        record,
-        pending=rest,
-        inhibited=record.inhibited | outcome.inhibited[0],
-        priority_updates=record.priority_updates + updates,
-    )
-    return after, checked if rest else inhibited_if_none_kept(checked)
+    """:meth:`PriorityHash.check` of one record: the hash after it and the checked record."""
+    hash_ = PriorityHash(stored)
+    checked = hash_.check(record)
+    return hash_.fields, checked
+
+
+def check_priorities(
+    stored: Mapping[str, str] | None, records: Iterable[AccessRecord], step: str
+) -> tuple[dict[str, str], list[AccessRecord], list[Rejection]]:
+    """:meth:`PriorityHash.check` of records of one priority group, in order: the hash after
+    them, the checked records, and a rejection (by ``step``) of each record the check fails
+    on, which leaves the hash as it was."""
+    hash_ = PriorityHash(stored)
+    checked, rejected = [], []
+    for record in records:
+        try:
+            checked.append(hash_.check(record))
+        except Exception as exc:
+            rejected.append(Rejection.from_exception(step, exc, record.source))
+    return hash_.fields, checked, rejected
 
 
 def noise_member(dimensions: Mapping[str, Any], names: Sequence[str]) -> str:
@@ -226,14 +402,13 @@ def plans_by_table(plans: Iterable[GroupPlan]) -> dict[tuple[str, int], list[Gro
 
 def plans_for(
     point: Point, table: Mapping[tuple[str, int], Sequence[GroupPlan]], by_metric: bool
-) -> tuple[list[GroupPlan], Drop | None]:
+) -> tuple[Sequence[GroupPlan], Drop | None]:
     """The strategy groups a point feeds: those reading its result table for its business
     (and, with ``by_metric``, whose metric it carries); else why it feeds none."""
     if not point.bk_biz_id:
         return [], Drop.NO_BUSINESS
-    plans = [
-        plan
-        for plan in table.get((point.result_table_id, point.bk_biz_id), ())
-        if not by_metric or str(plan.group.query.get("metric_field") or "") in point.raw
-    ]
-    return plans, None if plans else Drop.NO_STRATEGY
+    found = table.get((point.result_table_id, point.bk_biz_id), ())
+    if by_metric:
+        raw = point.raw
+        found = [p for p in found if str(p.group.query.get("metric_field") or "") in raw]
+    return found, None if found else Drop.NO_STRATEGY

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -36,10 +37,16 @@ MIN_NO_DATA_TTL = 600
 def dedup_marker(prefix: str, group_key: str, interval: int, record: Mapping[str, Any]) -> Write:
     """SADD of the record id to ``access.data.duplicate.strategy_group_{g}.{time}``, TTL
     ``10 x interval`` (bkmonitor's dedup set, here also the idempotency marker)."""
-    at = {"strategy_group_key": group_key, "dt_event_time": record["time"]}
-    return write(
-        Op.SADD, ACCESS_DUPLICATE_KEY, prefix, record["record_id"], at=at, ttl=10 * interval
-    )
+    set_ = _dedup_set(prefix, group_key, interval, record["time"])
+    return Write(set_.op, set_.key, record["record_id"], set_.ttl, set_.param, set_.backend)
+
+
+@lru_cache(maxsize=8192)
+def _dedup_set(prefix: str, group_key: str, interval: int, time: Any) -> Write:
+    """The SADD to one dedup set (its member still to fill in): the same for every record of
+    a group and data time."""
+    at = {"strategy_group_key": group_key, "dt_event_time": time}
+    return write(Op.SADD, ACCESS_DUPLICATE_KEY, prefix, at=at, ttl=10 * interval)
 
 
 def checkpoint_writes(prefix: str, group_key: str, checkpoint: int, now: int) -> tuple[Write, ...]:
@@ -68,18 +75,26 @@ def data_push(
     """The record onto ``access.data.{sid}.{iid}`` of each target (EXPIRE max(1800, 5 x
     interval)), then ``extra``, then each strategy id onto ``access.data.signal``."""
     payload = orjson.dumps(record)
-    ttl = max(MIN_LIST_TTL, 5 * interval)
+    lists, signals = _target_writes(prefix, tuple(targets), max(MIN_LIST_TTL, 5 * interval))
+    filled = (Write(w.op, w.key, payload, w.ttl, w.param, w.backend) for w in lists)
+    return Push(dedup_marker(prefix, group_key, interval, record), (*filled, *extra, *signals))
+
+
+@lru_cache(maxsize=4096)
+def _target_writes(
+    prefix: str, targets: tuple[tuple[int, int], ...], ttl: int
+) -> tuple[tuple[Write, ...], tuple[Write, ...]]:
+    """The data-list pushes of ``targets`` (their values still to fill in) and their signals:
+    the same for every record of the same targets."""
     lists = tuple(
-        write(
-            Op.LPUSH, DATA_LIST_KEY, prefix, payload, at={"strategy_id": s, "item_id": i}, ttl=ttl
-        )
+        write(Op.LPUSH, DATA_LIST_KEY, prefix, at={"strategy_id": s, "item_id": i}, ttl=ttl)
         for s, i in targets
     )
     signals = tuple(
         write(Op.SIGNAL, DATA_SIGNAL_KEY, prefix, sid)
         for sid in dict.fromkeys(str(s) for s, _ in targets)
     )
-    return Push(dedup_marker(prefix, group_key, interval, record), (*lists, *extra, *signals))
+    return lists, signals
 
 
 @dataclass(frozen=True)
@@ -140,7 +155,7 @@ def anomaly_push(
 def no_data_writes(prefix: str, record: AccessRecord, plan: GroupPlan) -> tuple[Write, ...]:
     """``push``: every record that passed the filters onto ``access.nodata.{sid}.{iid}`` of
     each item whose no-data detection is on (EXPIRE max(600, 5 x interval))."""
-    if not record.passed_filters:
+    if not record.passed_filters or not plan.no_data:
         return ()
     payload = orjson.dumps(record.data)
     return tuple(
@@ -202,14 +217,15 @@ def record_push(
     data lists (or, with ``detect``, the Threshold check's results and anomalies), the no-data
     lists, the noise-reduce zsets, the priority hash updates and ``checkpoint``; then the
     signals. A record access dropped writes its marker and no-data lists only."""
-    members = {m.key: m for m in plan.members}
-    kept = [members[key] for key in record.kept] if record.drop is None else []
-    extra = (
-        *no_data_writes(prefix, record, plan),
-        *noise_writes(prefix, record, kept),
-        *(priority_write(prefix, g, md5, entry) for g, md5, entry in record.priority_updates),
-        *checkpoint,
-    )
+    kept = plan.kept_members(record.kept) if record.drop is None else ()
+    extra = tuple(checkpoint)
+    if record.priority_updates:
+        updates = record.priority_updates
+        extra = (*(priority_write(prefix, g, md5, entry) for g, md5, entry in updates), *extra)
+    if plan.noise:
+        extra = (*noise_writes(prefix, record, kept), *extra)
+    if plan.no_data:
+        extra = (*no_data_writes(prefix, record, plan), *extra)
     group, interval = plan.group.key, plan.group.interval
     if detect:
         checks = threshold_checks(prefix, record.data, kept)

@@ -7,10 +7,13 @@ fails (errors) the tests that need it; nothing is ever skipped for a missing ser
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import redis
@@ -47,6 +50,24 @@ def baseline_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The code of main before the performance work (:data:`~tests.flows.flowrun.BASELINE`),
     to run a flow as it was: ``run(command, env, baseline_checkout)``."""
     return export_commit(BASELINE, tmp_path_factory.mktemp("baseline"))
+
+
+@pytest.fixture(scope="session")
+def baseline_module(baseline_checkout: Path) -> Callable[[str], ModuleType]:
+    """A module of :func:`baseline_checkout` by its path, e.g. ``"operators/records.py"``,
+    loaded under a name of its own (its imports are today's modules): to compare a function
+    with what it was."""
+
+    def load(path: str) -> ModuleType:
+        name = "baseline_" + path.removesuffix(".py").replace("/", "_")
+        spec = importlib.util.spec_from_file_location(name, baseline_checkout / path)
+        assert spec is not None and spec.loader is not None
+        if name not in sys.modules:
+            module = sys.modules[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        return sys.modules[name]
+
+    return load
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from flows.redis_sink import Routed
 from operators.hashring import HashRing
 from operators.md5 import count_md5
-from operators.records import parse_point
 from operators.rejects import Rejection, SourceRecord
 from state.idempotent import Push
 
@@ -57,13 +56,22 @@ def run_pipeline(
 
 
 def run_points(
-    pipeline: Pipeline, messages: list[dict], recovery: RecoveryConfig | None = None
+    pipeline: Pipeline,
+    messages: list[dict],
+    recovery: RecoveryConfig | None = None,
+    per_batch: int | None = None,
 ) -> tuple[list[Push], list[Rejection]]:
-    """A time-series ``pipeline`` over metric messages, parsed as the flow's parse step does."""
-    items = [
-        (record, parse_point(m)) for record, m in zip(records(messages), messages, strict=True)
-    ]
-    routed, rejected = run_items(pipeline, items, recovery)
+    """A time-series ``pipeline`` over metric messages in batches as the Kafka source hands
+    them on, ``per_batch`` each (all in one by default); its batches of writes taken apart."""
+    found = records(messages)
+    size = per_batch or max(len(found), 1)
+    batches = [found[i : i + size] for i in range(0, len(found), size)]
+
+    def each_record(up: Stream[Any]) -> tuple[Stream[Routed], list[Stream[Rejection]]]:
+        written, rejected = pipeline(up)
+        return op.flat_map("each", written, lambda batch: batch), rejected
+
+    routed, rejected = run_items(each_record, batches, recovery)
     return [r.push for r in routed], rejected
 
 

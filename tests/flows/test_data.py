@@ -173,3 +173,25 @@ def test_crash_soak_equals_an_uninterrupted_run(data_env, redis_server, tmp_path
 
     assert kills >= 1
     assert snapshot_dbs(clients, crashed.prefix, ".access.run.") == expected
+
+
+def test_writes_what_main_before_the_performance_work_writes(
+    data_env, redis_server, baseline_checkout
+):
+    """Today's flow and main before the performance work, on the same input (an hour of
+    every host's memory and CPU, the cases above, the bad messages): the same Redis."""
+    env = data_env
+    produce(env.bootstrap, env.topics["DATA"], storm(60, T - 3600) + MESSAGES, by_table)
+    produce(env.bootstrap, env.topics["DATA"], list(BAD), lambda _m: b"bad")
+    clients = {
+        "queue": redis.Redis.from_url(env.redis_url),
+        "service": redis.Redis.from_url(redis_server.url(10)),
+    }
+    today = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "now", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.data"), today.environ())
+    before = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "was", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.data"), before.environ(), baseline_checkout)
+
+    expected = snapshot_dbs(clients, before.prefix, ".access.run.")
+    assert expected[("queue", ".access.data.404.4040")].size > 60 * 30
+    assert snapshot_dbs(clients, today.prefix, ".access.run.") == expected

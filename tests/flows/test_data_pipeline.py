@@ -14,11 +14,11 @@ import orjson
 import pytest
 from bytewax.recovery import RecoveryConfig
 
-from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
+from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES, load_settings
 from alarmflow.launch import init_recovery
 from alarmflow.metrics import DROPPED
 from flows.data import pipeline
-from flows.points import Plans
+from flows.points import Plans, point_reader
 from operators.hosts import load_host_file
 from operators.md5 import count_md5
 from operators.strategy import load_strategy_file
@@ -29,6 +29,7 @@ from tests.flows.inprocess import host_7_record, run_points
 T = 1_800_000_000  # a multiple of 60
 NOW = T + 100_000  # the virtual wall clock: every point is in its past
 P = "p"
+READER = point_reader(load_settings({}))
 PLANS = Plans.of(
     load_strategy_file(BUNDLED_STRATEGIES),
     load_host_file(BUNDLED_HOSTS),
@@ -45,7 +46,8 @@ def point(rt: str, ip: str, metrics: dict, at: int, biz: int = 2) -> dict:
 
 def run(messages: list[dict]) -> tuple[list, list]:
     return run_points(
-        lambda points: pipeline(points, PLANS, P, lateness=10, clock=lambda: NOW), messages
+        lambda batches: pipeline(batches, PLANS, READER, P, lateness=10, clock=lambda: NOW),
+        messages,
     )
 
 
@@ -165,16 +167,17 @@ def test_a_point_later_than_the_lateness_is_dropped_and_counted():
 
 def test_the_windows_of_a_strategy_group_that_is_gone_are_dropped_on_resume(tmp_path):
     """A run leaves group MEM's watermark in the recovery store; the next run's strategies no
-    longer have that group: its state is discarded, the flow goes on."""
+    longer have that group: its state is discarded, the flow goes on (one batch per message,
+    so that the resumed run reads only the new one)."""
     init_recovery(tmp_path, 1)
     recovery = RecoveryConfig(str(tmp_path))
     messages = [point(MEM, "10.0.0.7", {"pct_used": 1.0}, T + 1)]
-    run_points(lambda s: pipeline(s, PLANS, P, 10, lambda: NOW), messages, recovery)
+    run_points(lambda s: pipeline(s, PLANS, READER, P, 10, lambda: NOW), messages, recovery, 1)
     without_mem = Plans({k: p for k, p in PLANS.plans.items() if k != GROUP[MEM]}, PLANS.hosts)
     messages.append(point(CPU, "10.0.0.7", {"usage": 1.0}, T + 1))
 
     pushes, rejections = run_points(
-        lambda s: pipeline(s, without_mem, P, 10, lambda: NOW), messages, recovery
+        lambda s: pipeline(s, without_mem, READER, P, 10, lambda: NOW), messages, recovery, 1
     )
 
     assert rejections == []

@@ -137,6 +137,30 @@ def storm(steps: int) -> list[bytes]:
     ]
 
 
+def test_writes_what_main_before_the_performance_work_writes(
+    rt_env, redis_server, baseline_checkout
+):
+    """Today's flow and main before the performance work, on the same input (a storm of the
+    priority group and strategy 401, the cases above, the bad messages; on one partition, as
+    a record's check of the priority hash drops the claims older than 10 intervals, so the
+    hash depends on the order of the records): the same Redis."""
+    env = rt_env
+    messages = storm(100) + MESSAGES + list(BAD)
+    produce(env.bootstrap, env.topics["REAL_TIME_DATA"], messages, lambda _m: b"one")
+    clients = {
+        "queue": redis.Redis.from_url(env.redis_url),
+        "service": redis.Redis.from_url(redis_server.url(10)),
+    }
+    today = replace(env, prefix=env.prefix + "now")
+    run(bytewax_command("flows.real_time_data"), today.environ())
+    before = replace(env, prefix=env.prefix + "was")
+    run(bytewax_command("flows.real_time_data"), before.environ(), baseline_checkout)
+
+    expected = snapshot_dbs(clients, before.prefix)
+    assert expected[("queue", ".access.nodata.502.5020")].size == 100 * 38 + 1
+    assert snapshot_dbs(clients, today.prefix) == expected
+
+
 def test_crash_soak_equals_an_uninterrupted_run(rt_env, redis_server, tmp_path):
     env = rt_env
     produce(env.bootstrap, env.topics["REAL_TIME_DATA"], storm(600))

@@ -13,8 +13,8 @@ import copy
 import orjson
 import pytest
 
-from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
-from flows.points import Plans
+from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES, load_settings
+from flows.points import Plans, point_reader
 from flows.real_time_data import pipeline
 from operators.hosts import load_host_file
 from operators.md5 import count_md5
@@ -25,6 +25,7 @@ from tests.flows.inprocess import run_points
 
 NOW = 1_800_000_000
 P = "p"
+READER = point_reader(load_settings({}))
 IO = "system.io"
 BUNDLED = load_strategy_file(BUNDLED_STRATEGIES)
 
@@ -61,7 +62,9 @@ def point(rt: str, ip: str, metrics: dict, at: int = NOW, biz: int = 2) -> dict:
 
 
 def run(messages: list[dict]) -> tuple[list, list]:
-    return run_points(lambda points: pipeline(points, PLANS, P, clock=lambda: NOW + 5), messages)
+    return run_points(
+        lambda batches: pipeline(batches, PLANS, READER, P, clock=lambda: NOW + 5), messages
+    )
 
 
 def writes(pushes, op_: Op, key: str) -> list:

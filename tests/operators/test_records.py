@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -220,3 +222,26 @@ def test_parse_point_rejects_bad_messages(message, reason):
     with pytest.raises(Rejected) as caught:
         parse_point(message)
     assert caught.value.reason == reason
+
+
+def outcome(fn: Callable[[Any], Any], value: Any) -> tuple[str, Any]:
+    try:
+        result = fn(value)
+    except Exception as exc:
+        return "raised", (type(exc), str(exc))
+    return type(result).__name__, result
+
+
+@given(
+    value=st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=8),
+        st.lists(st.integers(), max_size=2),
+    )
+)
+def test_convert_equals_main_before_the_performance_work(value, baseline_module):
+    before = baseline_module("operators/records.py").convert
+    assert outcome(convert, value) == outcome(before, value)

@@ -8,18 +8,24 @@ from __future__ import annotations
 import copy
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alarmflow.config import BUNDLED_HOSTS, BUNDLED_STRATEGIES
 from operators.data_filters import RangeMatcher
 from operators.drops import Drop
 from operators.hosts import load_host_file
+from operators.priority import Contender
 from operators.records import parse_point, record_spec
 from operators.rejects import SourceRecord
 from operators.strategy import load_strategy_file, parse_strategies
 from operators.strategy_group import Group, strategy_groups
 from operators.timeseries import (
+    AccessRecord,
     GroupPlan,
+    RecordMaker,
     access_record,
+    check_priorities,
     check_priority,
     plans_by_table,
     plans_for,
@@ -186,3 +192,72 @@ def test_a_point_feeds_the_groups_of_its_table_business_and_metric():
     )
     # Real-time access takes the table's strategies whatever metric the message carries.
     assert plans_for(point({}), table, by_metric=False)[1] is None
+
+
+def test_a_series_is_remembered_by_its_values_and_their_types():
+    """``count_md5`` digests ``str()`` of each value, so ``"0"`` and ``0`` are the same
+    series to bkmonitor while ``0.0``, ``-0.0`` and ``False`` are others; a host known by its
+    ip only with ``"0"``. One maker over all of them, in either order, makes each record as a
+    fresh one does (the test also covers a value that cannot be a dict key)."""
+    plan = plan_of(MEM_403)
+    clouds = ["0", 0, 0.0, -0.0, False, None, [0], {"a": 0}, "0"]
+    raws = [{**row("10.0.0.7", T + i), "bk_target_cloud_id": c} for i, c in enumerate(clouds)]
+    for order in (raws, raws[::-1]):
+        maker = RecordMaker(HOSTS)
+        made = [maker(plan, SRC, raw, T, T) for raw in order]
+        assert made == [access_record(plan, SRC, raw, HOSTS, T, T) for raw in order]
+    md5s = {str(c): r.md5 for c, r in zip(clouds, made[::-1], strict=True)}
+    assert md5s["0"] != md5s["0.0"] != md5s["-0.0"] != md5s["False"]
+
+
+CONTENDERS = st.lists(
+    st.builds(
+        Contender,
+        key=st.sampled_from(["1.10", "2.20", "3.30"]),
+        priority=st.integers(0, 3),
+        group=st.sampled_from(["g", "other"]),
+        interval=st.sampled_from([60, 300]),
+    ),
+    max_size=3,
+)
+RECORDS = st.lists(
+    st.builds(
+        lambda series, at, late, interval, contenders: AccessRecord(
+            SRC,
+            "sg",
+            {"time": at, "access_time": at + late, "record_id": f"{series}.{at}"},
+            interval,
+            retained=tuple(c.key for c in contenders),
+            contenders=tuple(contenders),
+            pending=("g",),
+        ),
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.integers(T, T + 7200),
+        st.sampled_from([-30, 0, 0.5, 30]),
+        st.sampled_from([60, 300]),
+        CONTENDERS,
+    ),
+    max_size=40,
+)
+
+
+@given(
+    stored=st.dictionaries(
+        st.sampled_from(["a", "b", "x"]),
+        st.sampled_from([f"1:{T}", f"3:{T + 3000}.5", "junk", ""]),
+    ),
+    records=RECORDS,
+)
+def test_a_batch_of_checks_equals_the_checks_one_record_at_a_time(stored, records, baseline_module):
+    """One hash over a batch (claims in a heap by time) ends as, and checks each record as,
+    main before the performance work did one record at a time (``check_records`` on a copy of
+    the hash, whose sync reads every claim)."""
+    check_priority_before = baseline_module("operators/timeseries.py").check_priority
+    after, one_by_one = dict(stored), []
+    for record in records:
+        after, checked = check_priority_before(after, record)
+        one_by_one.append(checked)
+    batch_after, batch_checked, rejected = check_priorities(stored, records, "priority_0")
+    assert rejected == []
+    assert batch_checked == one_by_one
+    assert batch_after == after

@@ -10,7 +10,6 @@ dropped. The per-type dimensions, record ids and texts follow bkmonitor's record
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -32,6 +31,7 @@ from operators.event_dimensions import (
 from operators.event_records import DISK_READONLY, flat_event, format_time, parse_time
 from operators.hosts import Host, HostIndex
 from operators.md5 import count_md5
+from operators.md5 import md5 as md5_of
 from operators.memo import remember
 from operators.priority import Contender, check_records
 from operators.strategy import Strategy
@@ -249,7 +249,7 @@ def clean_record(
         "record_id": f"{md5}.{event_time}",
         "dimension_fields": dimension_fields(record["_type_"], dims),
     }
-    digest = hashlib.md5(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    digest = md5_of(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
     message = anomaly_message(record, language)
     return CleanRecord(data, message, md5, event_time, str(dims["bk_target_ip"]), digest)
 

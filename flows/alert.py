@@ -20,7 +20,7 @@ from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
 from flows.common import dead_letters, flow_from_env, load_strategies, write_once
 from flows.kafka_io import Input, kafka_batches
-from flows.redis_sink import Routed
+from flows.redis_sink import Routed, routed
 from operators.alert_access import AlertAccess
 from operators.drops import Drop
 from operators.rejects import Rejection
@@ -44,25 +44,25 @@ def pipeline(
     def work(inputs: list[Input]) -> tuple[list[Routed], list[Rejection]]:
         with stage.batch(len(inputs)):
             out = access(inputs, clock())
-            routed = [Routed(push, record.timestamp_ms, record) for push, record in out.pushes]
+            writes = routed(out.pushes)
         cleaned.inc(out.cleaned)
         expired.inc(out.expired)
         unmatched.inc(out.unmatched)
         if other_shard is not None:
             other_shard.inc(out.other_shard)
-        return routed, out.rejected
+        return writes, out.rejected
 
     outcomes = op.map("access", batches, work)
-    routed = op.map("routed", outcomes, lambda o: o[0])
-    return routed, [op.flat_map("rejections", outcomes, lambda o: o[1])]
+    writes = op.map("routed", outcomes, lambda o: o[0])
+    return writes, [op.flat_map("rejections", outcomes, lambda o: o[1])]
 
 
 def build_flow(settings: Settings) -> Dataflow:
     access = AlertAccess.from_settings(settings, load_strategies(settings))
     flow = Dataflow(NAME)
     batches = kafka_batches("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    routed, rejected = pipeline(batches, access, settings.shard() is not None)
-    write_once("redis", routed, settings, NAME, NAME, batched=True)
+    writes, rejected = pipeline(batches, access, settings.shard() is not None)
+    write_once("redis", writes, settings, NAME, NAME, batched=True)
     dead_letters("dlq", settings, NAME, *rejected)
     return flow
 

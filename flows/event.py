@@ -26,21 +26,16 @@ from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
 from flows.common import dead_letters, flow_from_env, load_hosts, load_strategies, write_once
 from flows.kafka_io import Input, kafka_batches
-from flows.redis_sink import Routed
+from flows.redis_sink import Routed, routed
 from operators.drops import Drop
 from operators.event import DROP_REASONS, EventStrategies
 from operators.event_access import EventAccess, Grouped, Outcome, Priorities, Prioritised
-from operators.rejects import Rejection, SourceRecord
+from operators.rejects import Rejection
 from operators.targets import load_dynamic_groups
-from state.idempotent import Push
 
 NAME = "event"
 
 Clock = Callable[[], float]
-
-
-def _routed(pushes: list[tuple[Push, SourceRecord]]) -> list[Routed]:
-    return [Routed(push, record.timestamp_ms, record) for push, record in pushes]
 
 
 def pipeline(
@@ -76,10 +71,10 @@ def pipeline(
         return after, out
 
     outcomes = op.map("access", batches, work)
-    free = op.map("free", outcomes, lambda o: _routed(o.pushes))
+    free = op.map("free", outcomes, lambda o: routed(o.pushes))
     by_group = op.flat_map("by_group", outcomes, lambda o: list(o.grouped.items()))
     prioritised = op.stateful_map("priority", by_group, prioritise)
-    decided = op.map("decided", prioritised, lambda kv: _routed(kv[1].pushes))
+    decided = op.map("decided", prioritised, lambda kv: routed(kv[1].pushes))
     rejected = [
         op.flat_map("rejections", outcomes, lambda o: o.rejected),
         op.flat_map("priority_rejections", prioritised, lambda kv: kv[1].rejected),
@@ -93,8 +88,8 @@ def build_flow(settings: Settings) -> Dataflow:
     access = EventAccess(settings, load_hosts(settings), strategies)
     flow = Dataflow(NAME)
     batches = kafka_batches("kafka", flow, settings, settings.topics_for(NAME), NAME)
-    routed, rejected = pipeline(batches, access, settings.shard() is not None)
-    write_once("redis", routed, settings, NAME, "anomaly", batched=True)
+    writes, rejected = pipeline(batches, access, settings.shard() is not None)
+    write_once("redis", writes, settings, NAME, "anomaly", batched=True)
     dead_letters("dlq", settings, NAME, *rejected)
     return flow
 

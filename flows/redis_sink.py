@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter, countOf
 from typing import NamedTuple, TypeVar
 
@@ -179,6 +179,12 @@ class Routed(NamedTuple):
         if self.source is not None:
             return self.source
         return SourceRecord("", -1, -1, self.push.marker.key.encode())
+
+
+def routed(pushes: Iterable[tuple[Push, SourceRecord]]) -> list[Routed]:
+    """Each record's writes with the record they came from (its Kafka timestamp measures the
+    end-to-end latency)."""
+    return [Routed(push, record.timestamp_ms, record) for push, record in pushes]
 
 
 _op_of = attrgetter("op")

@@ -123,10 +123,12 @@ class _RecordBatches(_KafkaSourcePartition):
         for msg in self._consumer.consume(self._batch_size, 0.001):
             error = msg.error()
             if error is None:
-                kind, timestamp = msg.timestamp()
+                timestamp = msg.timestamp()[1]
                 last = msg.offset()
                 records.append(
-                    SourceRecord(topic, partition, last, msg.value(), timestamp if kind else None)
+                    SourceRecord(
+                        topic, partition, last, msg.value(), timestamp if timestamp > 0 else None
+                    )
                 )
             elif error.code() == ConfluentKafkaError._PARTITION_EOF:
                 self._eof = True

@@ -268,7 +268,7 @@ class _BatchesPartition(_PushPartition):
     """Takes lists of :class:`Routed` (a flow's batch each) and writes them as one batch."""
 
     def write_batch(self, items: list[list[Routed]]) -> None:  # type: ignore[override]
-        super().write_batch([routed for batch in items for routed in batch])
+        super().write_batch([one for batch in items for one in batch])
 
 
 class PushSink(DynamicSink[Routed]):

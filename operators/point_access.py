@@ -24,7 +24,7 @@ from operators.bounds import TimeWindow, decode_object
 from operators.drops import Drop
 from operators.hosts import HostIndex
 from operators.records import Point, parse_point
-from operators.rejects import Rejection, SourceRecord
+from operators.rejects import Rejection, SourceRecord, messages
 from operators.timeseries import AccessRecord, GroupPlan, RecordMaker, plans_by_table, plans_for
 from operators.windows import Closed, WindowSpec, point_value
 from state.data_writes import checkpoint_writes, record_push
@@ -65,10 +65,7 @@ class PointReader:
     def read(self, inputs: Sequence[SourceRecord | Rejection], now: float, out: Outcome):
         """The points of ``inputs`` this deployment serves; ``out`` gets the rejections (and
         the consumer's) and the counts."""
-        for record in inputs:
-            if isinstance(record, Rejection):
-                out.rejected.append(record)
-                continue
+        for record in messages(inputs, out.rejected):
             try:
                 point = parse_point(decode_object(record, self._max_bytes))
                 self._window.check(point.raw["time"], now, "time")

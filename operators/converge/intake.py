@@ -16,7 +16,7 @@ from operators.bounds import TimeWindow, decode_object
 from operators.converge.context import parse_action
 from operators.converge.plan import plan
 from operators.converge.records import Planned
-from operators.rejects import Rejection, SourceRecord
+from operators.rejects import Rejection, SourceRecord, messages
 
 
 @dataclass
@@ -45,11 +45,8 @@ class Planner:
 
     def __call__(self, inputs: Sequence[SourceRecord | Rejection], now: float) -> Intake:
         out = Intake()
-        for record in inputs:
-            if isinstance(record, Rejection):
-                out.rejected.append(record)
-            else:
-                self._take(record, now, out)
+        for record in messages(inputs, out.rejected):
+            self._take(record, now, out)
         return out
 
     def _take(self, record: SourceRecord, now: float, out: Intake) -> None:

@@ -76,24 +76,6 @@ def guarded_map(
     return _split(step_id, op.map(step_id, up, attempt))
 
 
-def guarded_flat_map(
-    step_id: str,
-    up: Stream[X],
-    fn: Callable[[X], Iterable[Y]],
-    source_of: Callable[[X], SourceRecord],
-) -> Split[Y]:
-    """``fn`` on every item, its outputs flattened; an item ``fn`` fails on (while producing
-    any of its outputs) yields one rejection and none of its outputs."""
-
-    def attempt(item: X) -> list[Y | Rejection]:
-        try:
-            return list(fn(item))
-        except Exception as exc:
-            return [rejection(step_id, exc, source_of(item))]
-
-    return _split(step_id, op.flat_map(step_id, up, attempt))
-
-
 def guarded_stateful_map(
     step_id: str,
     up: KeyedStream[X],

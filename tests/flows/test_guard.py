@@ -10,7 +10,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.guard import guarded_flat_map, guarded_map, guarded_stateful_map
+from flows.guard import guarded_map, guarded_stateful_map
 from operators.rejects import Reason, Rejected, Rejection, SourceRecord
 
 
@@ -43,15 +43,6 @@ def test_map_rejects_what_fails_and_keeps_the_rest():
         (Reason.WRONG_TYPE, 4),
     ]
     assert errs[0].error == "inverse: ZeroDivisionError: division by zero"
-
-
-def test_flat_map_drops_every_output_of_a_failed_item():
-    def halves(record: SourceRecord) -> list[float]:
-        return [record.offset, inverse(record)]
-
-    oks, errs = run(lambda up: guarded_flat_map("halves", up, halves, lambda r: r))
-    assert oks == [1, 1.0, 2, 0.5, 3, 1 / 3, 5, 0.2]
-    assert [e.record.offset for e in errs] == [0, 4]
 
 
 def test_stateful_map_restores_the_state_of_a_rejected_record():

@@ -169,9 +169,8 @@ def test_crash_soak_equals_an_uninterrupted_run(data_env, redis_server, tmp_path
     assert expected[("queue", ".access.data.404.4040")].size == steps * 30
 
     crashed = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "crash", env.topics, env.dlq_topic)
-    kills = crash_soak("flows.data", crashed, tmp_path, kills=4)
+    crash_soak("flows.data", crashed, tmp_path, kills=4)
 
-    assert kills >= 1
     assert snapshot_dbs(clients, crashed.prefix, ".access.run.") == expected
 
 

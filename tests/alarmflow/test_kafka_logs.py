@@ -140,9 +140,12 @@ def test_a_broker_stopped_under_a_running_flow_is_a_handful_of_lines(
         consumed = "alarmflow_consumed_total"
         wait_for(lambda: metric(port, consumed) == 300, 60, "the first messages")
         before = len(log.read_text().splitlines())
+        stopped = time.monotonic()
         broker.stop()
         time.sleep(20)  # the outage: every client retries all along
         broker.start()
+        # A reminder per 30 s while the broker is away (its restart is slow on a busy machine).
+        reminders = int((time.monotonic() - stopped) / 30) + 1
         produce(broker.bootstrap, f"{stem}.alert", list(sample_messages(300, now, seed=2)))
         wait_for(lambda: metric(port, consumed) == 600, 60, "the messages after the outage")
         wait_for(lambda: all_clear(log), 90, "the all-clear")
@@ -154,8 +157,9 @@ def test_a_broker_stopped_under_a_running_flow_is_a_handful_of_lines(
     lines = log.read_text().splitlines()[before:]
     assert not [line for line in lines if line.startswith("%")], "raw librdkafka lines"
     kafka = [line for line in lines if "alarmflow.kafka:" in line]
-    assert 2 <= len(kafka) <= 12, "\n".join(kafka)
+    assert 2 <= len(kafka) <= 4 * (2 + reminders), "\n".join(kafka)
     refused = [line for line in kafka if "Connection refused" in line]
-    # It started, perhaps a reminder (the outage lasts while the broker starts again), it ended.
-    assert 2 <= len(refused) <= 3, "\n".join(kafka)
+    # It started, perhaps reminders (the outage lasts while the broker starts again), it ended.
+    assert 2 <= len(refused) <= 2 + reminders, "\n".join(kafka)
+    assert all("Kafka: still" in line for line in refused[1:-1]), "\n".join(kafka)
     assert "Kafka: no more" in refused[-1]

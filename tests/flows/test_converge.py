@@ -254,9 +254,12 @@ def test_live_a_lock_held_by_another_deployment_makes_actions_wait_then_converge
     action_env, kafka_topics, redis_server, tmp_path
 ):
     """Tailing with ``ALARMFLOW_CONVERGE_LOCK=1`` while another deployment holds the dimension's
-    lock for 5 s: the actions are re-queued every 3 s with no status change, so their 1 s
-    timeout does not skip them, and once the lock expires they converge as the engine decides
-    without contention (``processor.get_dimension_lock``, ``is_sleep_timeout``)."""
+    lock: the actions are re-queued every 3 s with no status change, so their 1 s timeout does
+    not skip them, and once the other deployment lets go they converge as the engine decides
+    without contention (``processor.get_dimension_lock``, ``is_sleep_timeout``). The lock is
+    let go once both actions were refused it (a refusal is an INCR taken back by a DECR: two
+    keyspace events), not after a fixed time: a lock expiring between the two first attempts
+    would hand it to the second action first, as it would in bkmonitor."""
     now = time.time()
     config = {"is_enabled": True, "converge_func": "skip_when_exceed", "timedelta": 60, "count": 1}
     messages = [
@@ -267,7 +270,18 @@ def test_live_a_lock_held_by_another_deployment_makes_actions_wait_then_converge
     env = outputs(action_env, kafka_topics, "busy")
     service = redis.Redis.from_url(redis_server.url(10))
     lock = f"{env.prefix}.fta_action.converge.{plan(actions[0]).dimension}.process.lock"
-    service.set(lock, 99, ex=5)
+    service.set(lock, 99)
+    service.config_set("notify-keyspace-events", "K$")
+    events = service.pubsub(ignore_subscribe_messages=True)
+    events.subscribe(f"__keyspace@10__:{lock}")
+    refusals = []
+
+    def both_refused() -> bool:
+        while (event := events.get_message()) is not None:
+            if event["data"] == b"incrby":  # INCR and DECR both notify "incrby"
+                refusals.append(event)
+        return len(refusals) >= 4
+
     produce(env.bootstrap, env.topics["ACTION"], [orjson.dumps(m) for m in messages], by_dimension)
     proc = start(
         bytewax_command("flows.converge"),
@@ -275,6 +289,9 @@ def test_live_a_lock_held_by_another_deployment_makes_actions_wait_then_converge
         tmp_path / "tail.log",
     )
     try:
+        wait_until(both_refused, "both actions refused the lock")
+        assert read_decisions(env) == {}
+        service.delete(lock)
         deadline = time.monotonic() + 60
         while len(got := read_decisions(env)) < 2 and time.monotonic() < deadline:
             assert proc.poll() is None, (tmp_path / "tail.log").read_text()[-2000:]
@@ -282,6 +299,8 @@ def test_live_a_lock_held_by_another_deployment_makes_actions_wait_then_converge
     finally:
         proc.kill()
         proc.wait()
+        events.close()
+        service.config_set("notify-keyspace-events", "")
     expected = {d.id: (d.decision, d.converge_id != "") for d in run_engine(actions)}
     assert {i: (m["decision"], m["converge_id"] != "") for i, m in got.items()} == expected
     assert min(m["time"] for m in got.values()) >= now + 3, "decided after a lock retry"

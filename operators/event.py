@@ -376,7 +376,9 @@ def by_priority_group(anomalies: list[EventAnomaly]) -> tuple[list[Decided], lis
     for a in anomalies:
         if a.contender is not None:
             groups.setdefault(a.contender.group, []).append(a)
-    sync = interval_of(anomalies[0].strategy.items[0]) if anomalies else 0
+    if not groups:
+        return free, []
+    sync = interval_of(anomalies[0].strategy.items[0])
     return free, [PriorityBatch(g, tuple(found), sync) for g, found in groups.items()]
 
 

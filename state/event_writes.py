@@ -28,7 +28,8 @@ _KEPT = 8192
 """How many strategy items, and per item series and QoS gates, :func:`event_push` remembers."""
 _MARK, _GATE, _ZADD, _HMAX, _LPUSH = Op.MARK, Op.GATE, Op.ZADD, Op.HMAX, Op.LPUSH
 """The write kinds :func:`event_push` makes per anomaly (looking an enum member up costs as
-much as building a tuple)."""
+much as building a tuple; the writes it makes per anomaly give every field by position, which
+builds them at half the cost of keywords)."""
 
 
 class _Item(NamedTuple):
@@ -140,16 +141,12 @@ def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
         element = orjson.dumps(anomaly.element)
         writes += (
             Write(
-                _LPUSH,
-                item.list_key,
-                element,
-                ANOMALY_LIST_KEY.ttl,
-                backend=ANOMALY_LIST_KEY.backend,
+                _LPUSH, item.list_key, element, ANOMALY_LIST_KEY.ttl, "", ANOMALY_LIST_KEY.backend
             ),
             item.signal,
         )
     marker = EVENT_DEDUP_KEY.prefixed(prefix, f"{before}{anomaly.record_digest}{after}")
     return Push(
-        Write(_MARK, marker, ttl=dedup_ttl, backend=EVENT_DEDUP_KEY.backend),
+        Write(_MARK, marker, b"", dedup_ttl, "", EVENT_DEDUP_KEY.backend),
         writes,
     )

@@ -312,21 +312,26 @@ def access(
     if record["_type_"] == DISK_READONLY:
         extra = {**record["_extra_"], "ro": readonly_entries(record["_extra_"])}
         record = {**record, "_extra_": extra} if extra["ro"] else record
+    event_time = parse_time(record["_time_"])
+    if event_time < now - EXPIRE_SECONDS:
+        return [], [Drop.EXPIRED] * len(matching)
+    if host.ignore_monitoring:
+        return [], [Drop.HOST_DISABLED] * len(matching)
     anomalies: list[EventAnomaly] = []
     drops: list[Drop] = []
-    event_time = parse_time(record["_time_"])
-    expired = event_time < now - EXPIRE_SECONDS
+    lookup = mapping_lookup(filtered)
+    unfiltered, reason = True, None
     cleaned = None
     for event in matching:
-        if expired:
-            drops.append(Drop.EXPIRED)
-        elif host.ignore_monitoring:
-            drops.append(Drop.HOST_DISABLED)
-        elif not event.in_target(dims):
+        if not event.in_target(dims):
             drops.append(Drop.OUT_OF_RANGE)
-        elif not event.conditions.matches(mapping_lookup(filtered)):
+            continue
+        if not event.conditions.matches(lookup):
             drops.append(Drop.CONDITION)
-        elif (reason := record_filter(record, host, hosts)) is not None:
+            continue
+        if unfiltered:  # the record's own filter reads the record alone: run it once
+            unfiltered, reason = False, record_filter(record, host, hosts)
+        if reason is not None:
             drops.append(reason)
         else:
             cleaned = cleaned or clean_record(record, dims, filtered, event_time, language)

@@ -100,6 +100,8 @@ class EventStrategy(NamedTuple):
     target: Any
     """The first item's ``target``, compiled."""
     contender: Contender | None
+    update_time: int
+    """The strategy's ``update_time``, which names its snapshot."""
 
     def in_target(self, dims: Mapping[str, Any]) -> bool:
         """``RangeFilter``: the first item's ``target`` keeps ``dims``."""
@@ -125,6 +127,7 @@ class EventStrategies:
                 compile_conditions(item.query_configs[0].get("agg_condition")),
                 compile_target(item.target, groups),
                 contender_of(strategy),
+                strategy.number("update_time"),
             )
             for metric in item.metric_ids():
                 self._by.setdefault((strategy.bk_biz_id, metric), []).append(one)
@@ -272,7 +275,7 @@ def clean(cleaned: CleanRecord, event: EventStrategy, prefix: str, now: float) -
                 "anomaly_message": cleaned.message,
             }
         },
-        "strategy_snapshot_key": _snapshot_key(prefix, strategy.id, strategy.number("update_time")),
+        "strategy_snapshot_key": _snapshot_key(prefix, strategy.id, event.update_time),
     }
     return EventAnomaly(
         strategy,

@@ -46,7 +46,11 @@ TYPE_DIMENSION_FIELDS = {
 
 
 def _extra(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The record's ``_extra_`` object, else an empty one. (Asked five times per record: a
+    decoded ``dict`` passes without the ABC check, which costs ten times as much.)"""
     extra = record.get("_extra_")
+    if type(extra) is dict:
+        return extra
     return extra if isinstance(extra, Mapping) else {}
 
 

@@ -103,9 +103,11 @@ class PriorityChecker:
         """``sync_priority``'s deletions: fields older than ``10 x interval`` (and, here,
         fields that cannot be read)."""
         out = []
+        span = interval * DELETE_INTERVALS
+        remembered = _entries.get  # a value read before; parse_entry reads the others
         for md5, raw in self.cache.items():
-            entry = parse_entry(raw)
-            if entry is None or entry[1] + interval * DELETE_INTERVALS < now:
+            entry = remembered(raw) or parse_entry(raw)
+            if entry is None or entry[1] + span < now:
                 out.append(md5)
         return out
 

@@ -97,6 +97,23 @@ def test_a_remembered_entry_is_the_entry_read_afresh(raws):
         assert repr(parse_entry(raw)) == repr(expected)
 
 
+@given(
+    st.dictionaries(st.text(max_size=4), ENTRIES, max_size=8),
+    st.integers(0, 600),
+    st.floats(allow_nan=False),
+)
+def test_expired_fields_are_those_read_afresh(cache, interval, now):
+    """``expired`` reads remembered values: the fields are those each value read afresh
+    names (unreadable, or older than 10 x the interval)."""
+    parse_entry(next(iter(cache.values()), ""))
+    plain = [
+        md5
+        for md5, raw in cache.items()
+        if (entry := read_entry(raw) if raw else None) is None or entry[1] + interval * 10 < now
+    ]
+    assert PriorityChecker(cache).expired(interval, now) == plain
+
+
 def c(key: str, priority: int, group: str = "g", interval: int = 60) -> Contender:
     return Contender(key, priority, group, interval)
 

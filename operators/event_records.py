@@ -236,6 +236,8 @@ def _custom(message: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _whole(value: Any, what: str) -> int:
     """``int(value)`` as bkmonitor takes it, for a number or a numeric string."""
+    if type(value) is int:  # as decoded, most often: itself
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise Rejected(Reason.WRONG_TYPE, f"{what} must be a number, got {preview(value)}")
     try:

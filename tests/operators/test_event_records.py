@@ -207,3 +207,17 @@ JSON = st.recursive(
 )
 def test_is_object_is_the_mapping_check(value):
     assert is_object(value) is isinstance(value, Mapping)
+
+
+@given(
+    st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.floats(-1e15, 1e15),
+        st.integers(0, 10**6).map(str),
+    )
+)
+def test_a_cloud_id_is_int_of_the_value(cloud):
+    message = {"_server_": "10.0.0.7", "_utctime_": "2024-05-01 08:00:00", "_value_": ["x"]}
+    [record] = flat_event({**message, "_cloudid_": cloud})[1]
+    assert type(record["_cloudid_"]) is int
+    assert record["_cloudid_"] == int(cloud or 0)

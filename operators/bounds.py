@@ -58,10 +58,11 @@ def decode_object(record: SourceRecord, max_bytes: int) -> dict[str, Any]:
 def _may_exceed_bounds(raw: bytes) -> bool:
     """False when the bytes alone show that no bound can be exceeded (the common case, decided
     by C-speed scans instead of a walk of the decoded value)."""
+    size = len(raw)
     return (
-        raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
-        or len(raw) > MAX_STRING_CHARS
-        or raw.count(b",") >= MAX_ITEMS
+        size > MAX_STRING_CHARS
+        or (size >= MAX_ITEMS and raw.count(b",") >= MAX_ITEMS)
+        or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
         or _LONG_NUMBER in raw.translate(_DIGITS_AS_HASH)
     )
 

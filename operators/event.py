@@ -100,6 +100,8 @@ class EventStrategy(NamedTuple):
     target: Any
     """The first item's ``target``, compiled."""
     contender: Contender | None
+    update_time: int
+    """The strategy's ``update_time``, which names its snapshot."""
 
     def in_target(self, dims: Mapping[str, Any]) -> bool:
         """``RangeFilter``: the first item's ``target`` keeps ``dims``."""
@@ -125,6 +127,7 @@ class EventStrategies:
                 compile_conditions(item.query_configs[0].get("agg_condition")),
                 compile_target(item.target, groups),
                 contender_of(strategy),
+                strategy.number("update_time"),
             )
             for metric in item.metric_ids():
                 self._by.setdefault((strategy.bk_biz_id, metric), []).append(one)
@@ -272,7 +275,7 @@ def clean(cleaned: CleanRecord, event: EventStrategy, prefix: str, now: float) -
                 "anomaly_message": cleaned.message,
             }
         },
-        "strategy_snapshot_key": _snapshot_key(prefix, strategy.id, strategy.number("update_time")),
+        "strategy_snapshot_key": _snapshot_key(prefix, strategy.id, event.update_time),
     }
     return EventAnomaly(
         strategy,
@@ -312,21 +315,26 @@ def access(
     if record["_type_"] == DISK_READONLY:
         extra = {**record["_extra_"], "ro": readonly_entries(record["_extra_"])}
         record = {**record, "_extra_": extra} if extra["ro"] else record
+    event_time = parse_time(record["_time_"])
+    if event_time < now - EXPIRE_SECONDS:
+        return [], [Drop.EXPIRED] * len(matching)
+    if host.ignore_monitoring:
+        return [], [Drop.HOST_DISABLED] * len(matching)
     anomalies: list[EventAnomaly] = []
     drops: list[Drop] = []
-    event_time = parse_time(record["_time_"])
-    expired = event_time < now - EXPIRE_SECONDS
+    lookup = mapping_lookup(filtered)
+    unfiltered, reason = True, None
     cleaned = None
     for event in matching:
-        if expired:
-            drops.append(Drop.EXPIRED)
-        elif host.ignore_monitoring:
-            drops.append(Drop.HOST_DISABLED)
-        elif not event.in_target(dims):
+        if not event.in_target(dims):
             drops.append(Drop.OUT_OF_RANGE)
-        elif not event.conditions.matches(mapping_lookup(filtered)):
+            continue
+        if not event.conditions.matches(lookup):
             drops.append(Drop.CONDITION)
-        elif (reason := record_filter(record, host, hosts)) is not None:
+            continue
+        if unfiltered:  # the record's own filter reads the record alone: run it once
+            unfiltered, reason = False, record_filter(record, host, hosts)
+        if reason is not None:
             drops.append(reason)
         else:
             cleaned = cleaned or clean_record(record, dims, filtered, event_time, language)
@@ -376,7 +384,9 @@ def by_priority_group(anomalies: list[EventAnomaly]) -> tuple[list[Decided], lis
     for a in anomalies:
         if a.contender is not None:
             groups.setdefault(a.contender.group, []).append(a)
-    sync = interval_of(anomalies[0].strategy.items[0]) if anomalies else 0
+    if not groups:
+        return free, []
+    sync = interval_of(anomalies[0].strategy.items[0])
     return free, [PriorityBatch(g, tuple(found), sync) for g, found in groups.items()]
 
 

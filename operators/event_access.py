@@ -121,7 +121,8 @@ class EventAccess:
         except Exception as exc:
             out.rejected.append(Rejection.from_exception(stage, exc, record))
             return
-        out.dropped.update(drops)
+        if drops:
+            out.dropped.update(drops)
         out.cleaned += len(found)
         out.pushes += pushes
         for batch in batches:

@@ -24,6 +24,7 @@ from operators.event_records import (
     OOM,
     PING,
     PROCESS,
+    is_object,
 )
 from operators.event_texts import text
 from operators.hosts import Host, HostIndex
@@ -46,8 +47,9 @@ TYPE_DIMENSION_FIELDS = {
 
 
 def _extra(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The record's ``_extra_`` object, else an empty one (asked five times per record)."""
     extra = record.get("_extra_")
-    return extra if isinstance(extra, Mapping) else {}
+    return extra if is_object(extra) else {}
 
 
 def filter_dimensions(record: Mapping[str, Any], dims: Mapping[str, Any]) -> dict[str, Any]:
@@ -60,7 +62,7 @@ def filter_dimensions(record: Mapping[str, Any], dims: Mapping[str, Any]) -> dic
     if kind == DISK_FULL:
         return {k: extra.get(k, "") for k in ("disk", "file_system", "fstype")}
     if kind == DISK_READONLY:
-        entries = [e for e in extra.get("ro") or () if isinstance(e, Mapping)]
+        entries = [e for e in extra.get("ro") or () if is_object(e)]
         return {k: "".join(str(e[k]) for e in entries if e.get(k)) for k in READONLY_DIMENSIONS}
     if kind == OOM:
         found = {k: extra[k] for k in OOM_EXTERNAL if k in extra}
@@ -104,7 +106,7 @@ def clean_dimensions(
     out = {**dims, **filtered}
     if kind == DISK_READONLY:
         entries = _extra(record).get("ro") or ()
-        first = entries[0] if entries and isinstance(entries[0], Mapping) else {}
+        first = entries[0] if entries and is_object(entries[0]) else {}
         out.update({k: first.get(k, "") for k in READONLY_DIMENSIONS})
     return out
 
@@ -123,8 +125,7 @@ def readonly_entries(extra: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [
         e
         for e in entries
-        if isinstance(e, Mapping)
-        and str(e.get("type") or "").lower() not in FILE_SYSTEM_TYPE_IGNORE
+        if is_object(e) and str(e.get("type") or "").lower() not in FILE_SYSTEM_TYPE_IGNORE
     ]
 
 
@@ -182,7 +183,7 @@ def anomaly_message(record: Mapping[str, Any], language: str) -> Any:
         described = ", ".join(
             f"{ro.get('fs')}-{ro.get('type')}({ro.get('position') or ro.get('positoin')})"
             for ro in extra.get("ro") or ()
-            if isinstance(ro, Mapping)
+            if is_object(ro)
         )
         return text(language, "disk_readonly", described)
     if kind == COREFILE:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,10 @@ class Host:
     topo_nodes: tuple[str, ...] = ()
     """Every ``"obj|inst"`` node on the host's topology links, sorted, without repeats."""
 
-    @property
+    @cached_property
     def ignore_monitoring(self) -> bool:
-        """bkmonitor's ``host.ignore_monitoring``: the host's state disables monitoring."""
+        """bkmonitor's ``host.ignore_monitoring``: the host's state disables monitoring (worked
+        out once per host: every strategy clone of every record asks)."""
         return any(state in self.state for state in HOST_DISABLE_MONITOR_STATES)
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from operators.memo import remember
+
 INHIBIT_INTERVALS = 5
 """``is_inhibited``: an entry younger than ``5 x interval`` s inhibits lower priorities."""
 DELETE_INTERVALS = 10
@@ -43,11 +45,27 @@ class Contender:
     """The strategy's interval (``Strategy.get_interval``), in seconds."""
 
 
+_ENTRIES_KEPT = 8192
+"""How many hash values :func:`parse_entry` remembers: a group's entries are read again at
+every record that passes the group, and a claim's value recurs across its series."""
+_entries: dict[str, tuple[int, float] | None] = {}
+
+
 def parse_entry(raw: str | None) -> tuple[int, float] | None:
     """A hash value ``"priority:timestamp"`` as ``(priority, timestamp)``; None when absent,
-    empty or malformed."""
+    empty or malformed. A string's entry is remembered (:func:`read_entry` reads it)."""
     if not raw:
         return None
+    if type(raw) is not str:
+        return read_entry(raw)
+    entry = _entries.get(raw)
+    if entry is None and raw not in _entries:
+        entry = remember(_entries, raw, read_entry(raw), _ENTRIES_KEPT)
+    return entry
+
+
+def read_entry(raw: str) -> tuple[int, float] | None:
+    """:func:`parse_entry` of a non-empty value, not remembered."""
     parts = raw.split(":")
     if len(parts) != 2:
         return None
@@ -85,9 +103,11 @@ class PriorityChecker:
         """``sync_priority``'s deletions: fields older than ``10 x interval`` (and, here,
         fields that cannot be read)."""
         out = []
+        span = interval * DELETE_INTERVALS
+        remembered = _entries.get  # a value read before; parse_entry reads the others
         for md5, raw in self.cache.items():
-            entry = parse_entry(raw)
-            if entry is None or entry[1] + interval * DELETE_INTERVALS < now:
+            entry = remembered(raw) or parse_entry(raw)
+            if entry is None or entry[1] + span < now:
                 out.append(md5)
         return out
 

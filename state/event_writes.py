@@ -25,7 +25,11 @@ from state.keys import (
 QOS_DROP_ALARM_THRESHOLD = 3
 """bkmonitor's ``QOS_DROP_ALARM_THREADHOLD``: a QoS counter above this drops the record."""
 _KEPT = 8192
-"""How many strategy items and QoS fields :func:`event_push` remembers."""
+"""How many strategy items, and per item series and QoS gates, :func:`event_push` remembers."""
+_MARK, _GATE, _ZADD, _HMAX, _LPUSH = Op.MARK, Op.GATE, Op.ZADD, Op.HMAX, Op.LPUSH
+"""The write kinds :func:`event_push` makes per anomaly (looking an enum member up costs as
+much as building a tuple; the writes it makes per anomaly give every field by position, which
+builds them at half the cost of keywords)."""
 
 
 class _Item(NamedTuple):
@@ -35,13 +39,15 @@ class _Item(NamedTuple):
     signal: Write
     checkpoint_key: str
     snapshot: Write
-    gate_key: str
+    marker: tuple[str, str]
+    """The dedup marker's key before and after the record digest (without the prefix)."""
+    gates: dict[tuple[str, int], Write]
+    """Per (target ip, level): its QoS gate."""
     series: dict[tuple[str, int], tuple[str, str]]
     """Per series (dimensions md5, level): its check-result key and its checkpoint field."""
 
 
 _items: dict[tuple[str, int, bytes], _Item] = {}
-_qos_fields: dict[tuple[int, int, int, str, int], str] = {}
 
 
 def _item(prefix: str, strategy: Strategy, item_id: int) -> _Item:
@@ -56,7 +62,8 @@ def _item(prefix: str, strategy: Strategy, item_id: int) -> _Item:
             write(Op.SIGNAL, ANOMALY_SIGNAL_KEY, prefix, f"{sid}.{item_id}"),
             LAST_CHECKPOINTS_CACHE_KEY.key(prefix, **at),
             write(Op.SET, STRATEGY_SNAPSHOT_KEY, prefix, strategy.snapshot, at=snapshot_at),
-            QOS_CONTROL_KEY.key(prefix),
+            EVENT_DEDUP_KEY.around(prefix, "record_digest", **at),
+            {},
             {},
         )
         remember(_items, memo, found, _KEPT)
@@ -76,12 +83,21 @@ def _series(prefix: str, item: _Item, sid: int, iid: int, md5: str, level: int) 
     return found
 
 
-def _qos_field(bk_biz_id: int, sid: int, iid: int, ip: str, level: int) -> str:
-    """``count_md5([biz, sid, iid, ip, level])``, remembered."""
-    memo = (bk_biz_id, sid, iid, ip, level)
-    found = _qos_fields.get(memo)
+def _gate(prefix: str, item: _Item, strategy: Strategy, iid: int, ip: str, level: int) -> Write:
+    """The QoS gate of a target and level, its field ``count_md5([biz, sid, iid, ip, level])``;
+    remembered per strategy item."""
+    found = item.gates.get((ip, level))
     if found is None:
-        found = remember(_qos_fields, memo, count_md5([bk_biz_id, sid, iid, ip, level]), _KEPT)
+        field = count_md5([strategy.bk_biz_id, strategy.id, iid, ip, level])
+        found = Write(
+            _GATE,
+            QOS_CONTROL_KEY.key(prefix),
+            str(QOS_DROP_ALARM_THRESHOLD),
+            QOS_CONTROL_KEY.ttl,
+            field,
+            QOS_CONTROL_KEY.backend,
+        )
+        remember(item.gates, (ip, level), found, _KEPT)
     return found
 
 
@@ -96,60 +112,41 @@ def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
     sid, iid, level, md5 = strategy.id, anomaly.item_id, anomaly.level, anomaly.dimension_md5
     item = _item(prefix, strategy, iid)
     t = str(anomaly.event_time)
-    group = anomaly.contender.group if anomaly.contender else ""
-    claims = tuple(priority_write(prefix, group, field, entry) for field, entry in decided.claims)
-    queued = (
-        ()
-        if decided.inhibited
-        else (
+    before, after = item.marker
+    check_result, checkpoint_field = _series(prefix, item, sid, iid, md5, level)
+    writes = (
+        _gate(prefix, item, strategy, iid, anomaly.target_ip, level),
+        Write(
+            _ZADD,
+            check_result,
+            f"{t}|ANOMALY",
+            CHECK_RESULT_CACHE_KEY.ttl,
+            t,
+            CHECK_RESULT_CACHE_KEY.backend,
+        ),
+        Write(
+            _HMAX,
+            item.checkpoint_key,
+            t,
+            LAST_CHECKPOINTS_CACHE_KEY.ttl,
+            checkpoint_field,
+            LAST_CHECKPOINTS_CACHE_KEY.backend,
+        ),
+        item.snapshot,
+    )
+    if decided.claims:
+        group = anomaly.contender.group if anomaly.contender else ""
+        writes += tuple(priority_write(prefix, group, f, entry) for f, entry in decided.claims)
+    if not decided.inhibited:
+        element = orjson.dumps(anomaly.element)
+        writes += (
             Write(
-                Op.LPUSH,
-                item.list_key,
-                orjson.dumps(anomaly.element),
-                ANOMALY_LIST_KEY.ttl,
-                backend=ANOMALY_LIST_KEY.backend,
+                _LPUSH, item.list_key, element, ANOMALY_LIST_KEY.ttl, "", ANOMALY_LIST_KEY.backend
             ),
             item.signal,
         )
-    )
-    qos_field = _qos_field(strategy.bk_biz_id, sid, iid, anomaly.target_ip, level)
-    check_result, checkpoint_field = _series(prefix, item, sid, iid, md5, level)
+    marker = EVENT_DEDUP_KEY.prefixed(prefix, f"{before}{anomaly.record_digest}{after}")
     return Push(
-        Write(
-            Op.MARK,
-            EVENT_DEDUP_KEY.key(
-                prefix, record_digest=anomaly.record_digest, strategy_id=sid, item_id=iid
-            ),
-            ttl=dedup_ttl,
-            backend=EVENT_DEDUP_KEY.backend,
-        ),
-        (
-            Write(
-                Op.GATE,
-                item.gate_key,
-                str(QOS_DROP_ALARM_THRESHOLD),
-                QOS_CONTROL_KEY.ttl,
-                qos_field,
-                QOS_CONTROL_KEY.backend,
-            ),
-            Write(
-                Op.ZADD,
-                check_result,
-                f"{t}|ANOMALY",
-                CHECK_RESULT_CACHE_KEY.ttl,
-                t,
-                CHECK_RESULT_CACHE_KEY.backend,
-            ),
-            Write(
-                Op.HMAX,
-                item.checkpoint_key,
-                t,
-                LAST_CHECKPOINTS_CACHE_KEY.ttl,
-                checkpoint_field,
-                LAST_CHECKPOINTS_CACHE_KEY.backend,
-            ),
-            item.snapshot,
-            *claims,
-            *queued,
-        ),
+        Write(_MARK, marker, b"", dedup_ttl, "", EVENT_DEDUP_KEY.backend),
+        writes,
     )

@@ -342,14 +342,10 @@ class OncePusher:
         self._dbs = dict(dbs)
         self._specs: dict[tuple[Op, Backend, int, str], str] = {}
 
-    def _spec(self, w: Write) -> str:
-        """The write's ``"op db ttl param"`` argument, made once per kind of write."""
-        shape = (w.op, w.backend, w.ttl, w.param)
-        spec = self._specs.get(shape)
-        if spec is None:
-            spec = f"{w.op.value} {self._dbs[w.backend]} {w.ttl} {w.param}"
-            remember(self._specs, shape, spec, _SPECS_KEPT)
-        return spec
+    def _spec(self, op: Op, ttl: int, param: str, backend: Backend) -> str:
+        """A write's ``"op db ttl param"`` argument, made once per kind of write."""
+        spec = f"{op.value} {self._dbs[backend]} {ttl} {param}"
+        return remember(self._specs, (op, backend, ttl, param), spec, _SPECS_KEPT)
 
     def push(self, pushes: Sequence[Push]) -> list[Result]:
         """Write ``pushes``; per push, the signals it pushed, :data:`DUPLICATE`, :data:`GATED`
@@ -359,13 +355,16 @@ class OncePusher:
             return []
         keys: list[str] = []
         args: list[int | str | bytes] = []
-        spec = self._spec
+        specs = self._specs
         for push in pushes:
             args.append(1 + len(push.writes))
-            for w in (push.marker, *push.writes):
-                keys.append(w.key)
-                args.append(spec(w))
-                args.append(w.value)
+            for op, key, value, ttl, param, backend in (push.marker, *push.writes):
+                keys.append(key)
+                spec = specs.get((op, backend, ttl, param))
+                if spec is None:
+                    spec = self._spec(op, ttl, param, backend)
+                args.append(spec)
+                args.append(value)
         if not self._replicas:
             return _results(self._script(keys=keys, args=args))
         pipe = self._client.pipeline(transaction=False)

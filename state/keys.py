@@ -48,10 +48,24 @@ class KeyDef:
         A template may name the prefix itself as ``{key_prefix}`` (bkmonitor's check-result
         keys do); the prefix is then not prepended again.
         """
-        key = self.template.format(key_prefix=prefix, **fields)
+        return self.prefixed(prefix, self.template.format(key_prefix=prefix, **fields))
+
+    @staticmethod
+    def prefixed(prefix: str, key: str) -> str:
+        """bkmonitor's prefix rule: ``key`` under ``prefix``, unless it starts with it."""
         if key.startswith(prefix):
             return key
         return f"{prefix}.{key}"
+
+    def around(self, prefix: str, middle: str, **fields: Any) -> tuple[str, str]:
+        """The template formatted with ``fields`` before and after its field ``middle``,
+        which it must name once: ``prefixed(prefix, before + str(value) + after)`` is then
+        ``key(prefix, middle=value, ...)``, made without formatting (for a key made once per
+        record whose varying field is not the last)."""
+        before, found, after = self.template.partition(f"{{{middle}}}")
+        if not found or found in after:
+            raise ValueError(f"{self.name}'s template does not name {{{middle}}} once")
+        return before.format(key_prefix=prefix, **fields), after.format(key_prefix=prefix, **fields)
 
     def head(self, prefix: str, last: str, **fields: Any) -> str:
         """The key for ``fields`` up to the template's last field ``last``, with which the

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operators.bounds import (
     EPOCH_2000,
@@ -113,3 +116,34 @@ def test_times_outside_the_window_are_rejected_with_their_own_reason(value, reas
 @pytest.mark.parametrize("value", [NOW, NOW + 3600, NOW - 30 * 86400, int(NOW), NOW - 0.5])
 def test_times_inside_the_window_are_returned_as_floats(value):
     assert WINDOW.check(value, NOW, "time") == float(value)
+
+
+def _nested(depth: int, members: int, number: int, text: int) -> dict:
+    value: object = {"n": number, "s": "x" * text, "m": [0] * members}
+    for _ in range(depth):
+        value = [value]
+    return {"v": value}
+
+
+@settings(max_examples=60)
+@given(
+    st.sampled_from([0, 1, MAX_DEPTH - 2, MAX_DEPTH - 1, MAX_DEPTH]),
+    st.sampled_from([0, 3, MAX_ITEMS - 1, MAX_ITEMS, MAX_ITEMS + 1]),
+    st.sampled_from([0, 10**18, 2**63 - 1, 2**63, -(2**63), 10**19 - 1]),
+    st.sampled_from([0, 10, MAX_STRING_CHARS, MAX_STRING_CHARS + 1]),
+)
+def test_the_byte_scans_reject_what_the_walk_rejects(depth, members, number, text):
+    """``decode_object`` walks a value only when its bytes say a bound may be exceeded: it
+    rejects exactly what walking every value would."""
+    raw = orjson.dumps(_nested(depth, members, number, text))
+    try:
+        check_structure(orjson.loads(raw))
+        walked = None
+    except Rejected as exc:
+        walked = exc.reason
+    try:
+        decode_object(SourceRecord("t", 0, 0, raw), 1 << 30)
+        scanned = None
+    except Rejected as exc:
+        scanned = exc.reason
+    assert scanned == walked

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from collections import OrderedDict, UserDict
+from collections.abc import Mapping
+from types import MappingProxyType
 
-from operators.event_records import flat_event, parse_time
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from operators.event_records import flat_event, is_object, parse_time
 from operators.rejects import Reason, Rejected
 
 DISK_FULL = {
@@ -182,3 +188,36 @@ def test_malformed_events_are_rejected_with_a_reason(message, reason):
     with pytest.raises(Rejected) as caught:
         flat_event(message)
     assert caught.value.reason is reason
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=6,
+)
+
+
+@given(
+    st.one_of(
+        JSON,
+        JSON.map(lambda v: OrderedDict(v) if isinstance(v, dict) else v),
+        JSON.map(lambda v: MappingProxyType(v) if isinstance(v, dict) else v),
+        JSON.map(lambda v: UserDict(v) if isinstance(v, dict) else v),
+    )
+)
+def test_is_object_is_the_mapping_check(value):
+    assert is_object(value) is isinstance(value, Mapping)
+
+
+@given(
+    st.one_of(
+        st.integers(-(2**70), 2**70),
+        st.floats(-1e15, 1e15),
+        st.integers(0, 10**6).map(str),
+    )
+)
+def test_a_cloud_id_is_int_of_the_value(cloud):
+    message = {"_server_": "10.0.0.7", "_utctime_": "2024-05-01 08:00:00", "_value_": ["x"]}
+    [record] = flat_event({**message, "_cloudid_": cloud})[1]
+    assert type(record["_cloudid_"]) is int
+    assert record["_cloudid_"] == int(cloud or 0)

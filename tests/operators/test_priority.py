@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from operators.priority import (
     Contender,
@@ -14,6 +16,7 @@ from operators.priority import (
     check_records,
     encode_entry,
     parse_entry,
+    read_entry,
 )
 
 NOW = 1_800_000_000.5
@@ -78,6 +81,37 @@ def test_entries_are_written_as_bkmonitor_formats_them():
     assert encode_entry(3, 1714000000) == "3:1714000000"
     assert parse_entry("3:1714000000.25") == (3, 1714000000.25)
     assert parse_entry(None) is None and parse_entry("1:2:3") is None
+
+
+ENTRIES = st.one_of(
+    st.builds(encode_entry, st.integers(-5, 5), st.floats(allow_nan=True)),
+    st.sampled_from(["", "1:2:3", "x:1", "1:", ":1", " 2 : 3 ", "1:nan", "1_0:2"]),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(ENTRIES, max_size=6))
+def test_a_remembered_entry_is_the_entry_read_afresh(raws):
+    for raw in raws * 2:
+        expected = read_entry(raw) if raw else None
+        assert repr(parse_entry(raw)) == repr(expected)
+
+
+@given(
+    st.dictionaries(st.text(max_size=4), ENTRIES, max_size=8),
+    st.integers(0, 600),
+    st.floats(allow_nan=False),
+)
+def test_expired_fields_are_those_read_afresh(cache, interval, now):
+    """``expired`` reads remembered values: the fields are those each value read afresh
+    names (unreadable, or older than 10 x the interval)."""
+    parse_entry(next(iter(cache.values()), ""))
+    plain = [
+        md5
+        for md5, raw in cache.items()
+        if (entry := read_entry(raw) if raw else None) is None or entry[1] + interval * 10 < now
+    ]
+    assert PriorityChecker(cache).expired(interval, now) == plain
 
 
 def c(key: str, priority: int, group: str = "g", interval: int = 60) -> Contender:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from operators.event import Decided, EventAnomaly, EventStrategies, access
 from operators.event_records import flat_event, format_time
@@ -11,7 +13,7 @@ from operators.md5 import count_md5
 from operators.strategy import parse_strategies
 from state.event_writes import event_push
 from state.idempotent import GATED, OncePusher, Op
-from state.keys import Backend
+from state.keys import EVENT_DEDUP_KEY, Backend
 
 T = 1714550400
 HOSTS = parse_hosts(
@@ -150,3 +152,18 @@ def test_priority_claims_go_to_the_group_hash_before_the_queue():
         600,
     )
     assert [w.op for w in push.writes[5:]] == [Op.LPUSH, Op.SIGNAL]
+
+
+@given(
+    st.sampled_from(["p", "access", "access.event.duplicate.", "bk.ee"]),
+    st.sampled_from(["10.0.0.7", "10.0.0.8", "", "1"]),
+    st.integers(1, 3),
+)
+def test_the_remembered_marker_and_gate_are_the_plain_ones(prefix, ip, level):
+    a = anomaly(prefix)._replace(target_ip=ip, level=level)
+    push = event_push(prefix, Decided(a), 600)
+    assert push.marker.key == EVENT_DEDUP_KEY.key(
+        prefix, record_digest=a.record_digest, strategy_id=31, item_id=53
+    )
+    gate = push.writes[0]
+    assert (gate.op, gate.param) == (Op.GATE, count_md5([2, 31, 53, ip, level]))

@@ -6,10 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from state.keys import (
     ALERT_LIST_KEY,
+    CHECK_RESULT_CACHE_KEY,
     DATA_SIGNAL_KEY,
+    EVENT_DEDUP_KEY,
     REGISTRY,
     KeyDef,
     build_prefix,
@@ -59,6 +63,30 @@ def test_a_head_plus_the_last_field_is_the_key():
     assert own.head("bk.ee", "sid") + "3" == own.key("bk.ee", sid=3)
     with pytest.raises(ValueError, match="does not end with"):
         ALERT_LIST_KEY.head("bk.ee", "strategy_id", item_id=1)
+
+
+PREFIXES = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(["access", "access.event.duplicate.", "access.event.duplicate.ab", "{x}"]),
+)
+
+
+@given(PREFIXES, st.text(max_size=8), st.integers(), st.integers())
+def test_around_a_middle_field_the_prefixed_key_is_the_key(prefix, value, sid, iid):
+    before, after = EVENT_DEDUP_KEY.around(prefix, "record_digest", strategy_id=sid, item_id=iid)
+    assert EVENT_DEDUP_KEY.prefixed(prefix, before + value + after) == EVENT_DEDUP_KEY.key(
+        prefix, record_digest=value, strategy_id=sid, item_id=iid
+    )
+    at = {"strategy_id": sid, "item_id": iid, "level": 1}
+    before, after = CHECK_RESULT_CACHE_KEY.around(prefix, "dimensions_md5", **at)
+    assert CHECK_RESULT_CACHE_KEY.prefixed(prefix, before + value + after) == (
+        CHECK_RESULT_CACHE_KEY.key(prefix, dimensions_md5=value, **at)
+    )
+
+
+def test_around_needs_the_field_once():
+    with pytest.raises(ValueError, match="does not name"):
+        EVENT_DEDUP_KEY.around("bk.ee", "dimensions_md5", strategy_id=1, item_id=2)
 
 
 def test_field_needs_a_field_template():

@@ -58,7 +58,7 @@ from operators.converge.shields import ShieldError, ShieldTable, shield_table
 from operators.drops import Drop
 from operators.rejects import Rejection, SourceRecord
 from state.converge_lock import RedisLock
-from state.converge_writes import decision_push
+from state.converge_writes import DecisionWrites
 
 NAME = "converge"
 
@@ -286,6 +286,7 @@ def outputs(prefix: str) -> Callable[[Outcome], Outputs]:
     """A batch of decisions' messages and writes (the audit record encoded once for its topic
     and Redis), counted per batch. A decision they cannot be made of goes to the DLQ, named
     by its id, and the batch goes on."""
+    writes = DecisionWrites(prefix)
 
     def make(outcome: Outcome) -> Outputs:
         made = Outputs([], [], [], list(outcome.rejected))
@@ -295,7 +296,7 @@ def outputs(prefix: str) -> Callable[[Outcome], Outputs]:
             try:
                 record = orjson.dumps(audit_record(decision))
                 message = orjson.dumps(decision_message(decision))
-                push = decision_push(prefix, decision, record)
+                push = writes(decision, record)
             except Exception as exc:
                 made.rejected.append(rejection("outputs", exc, timer_source(decision)))
                 continue

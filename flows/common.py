@@ -126,9 +126,14 @@ def write_once(
     """Write every routed record to Redis once (``kind`` labels the written metric); records
     Redis refuses go to the dead-letter topic. ``batched``: the stream's items are lists of
     records, a flow's batch each."""
+    op.output(step_id, routed, push_sink(settings, flow, kind, batched))
+
+
+def push_sink(settings: Settings, flow: str, kind: str, batched: bool = False) -> PushSink:
+    """The sink of :func:`write_once`."""
     endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
     dlq = dead_letter_sink(settings, flow)
-    op.output(step_id, routed, PushSink(settings, flow, kind, endpoint, dlq, batched=batched))
+    return PushSink(settings, flow, kind, endpoint, dlq, batched=batched)
 
 
 def shard_by_business(

@@ -41,13 +41,21 @@ from typing import TypeVar
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow, Stream, operator
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from alarmflow.config import ConfigError, Settings, mask_url
 from alarmflow.connections import redis_client
 from alarmflow.metrics import CLEANED, CONVERGE_DECISIONS, DROPPED, Stage
-from flows.common import dead_letters, flow_from_env, load_strategies, write_once
+from flows.common import dead_letters, flow_from_env, load_strategies, push_sink
 from flows.guard import rejection
-from flows.kafka_io import DeliveredSink, Input, Message, kafka_batches
+from flows.kafka_io import (
+    DeliveredPartition,
+    DeliveredSink,
+    Input,
+    Message,
+    check_topics,
+    kafka_batches,
+)
 from flows.redis_sink import Outage, Routed
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.biz import Business
@@ -58,7 +66,7 @@ from operators.converge.shields import ShieldError, ShieldTable, shield_table
 from operators.drops import Drop
 from operators.rejects import Rejection, SourceRecord
 from state.converge_lock import RedisLock
-from state.converge_writes import decision_push
+from state.converge_writes import DecisionWrites
 
 NAME = "converge"
 
@@ -286,6 +294,7 @@ def outputs(prefix: str) -> Callable[[Outcome], Outputs]:
     """A batch of decisions' messages and writes (the audit record encoded once for its topic
     and Redis), counted per batch. A decision they cannot be made of goes to the DLQ, named
     by its id, and the batch goes on."""
+    writes = DecisionWrites(prefix)
 
     def make(outcome: Outcome) -> Outputs:
         made = Outputs([], [], [], list(outcome.rejected))
@@ -295,7 +304,7 @@ def outputs(prefix: str) -> Callable[[Outcome], Outputs]:
             try:
                 record = orjson.dumps(audit_record(decision))
                 message = orjson.dumps(decision_message(decision))
-                push = decision_push(prefix, decision, record)
+                push = writes(decision, record)
             except Exception as exc:
                 made.rejected.append(rejection("outputs", exc, timer_source(decision)))
                 continue
@@ -362,22 +371,50 @@ def converge(
     return op.map("outputs", decided, outputs(settings.key_prefix))
 
 
+class _OutputsPartition(StatelessSinkPartition[Outputs]):
+    def __init__(
+        self, kafka: DeliveredPartition, redis: StatelessSinkPartition, audit_topic: str
+    ) -> None:
+        self._kafka = kafka
+        self._redis = redis
+        self._audit_topic = audit_topic
+
+    def write_batch(self, items: list[Outputs]) -> None:
+        self._kafka.send([message for made in items for message in made.decisions])
+        self._kafka.send([message for made in items for message in made.audit], self._audit_topic)
+        self._redis.write_batch([made.routed for made in items])
+        self._kafka.wait()
+
+    def close(self) -> None:
+        self._kafka.close()
+        self._redis.close()
+
+
+class OutputsSink(DynamicSink[Outputs]):
+    """The decision and audit messages of each batch (one producer for both topics) and its
+    Redis writes, made while the broker acknowledges the messages; a batch is written once
+    Kafka and Redis both acknowledged it, so nothing reaches the recovery store before."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._kafka = DeliveredSink(settings, settings.decision_topic, NAME, "kafka")
+        self._redis = push_sink(settings, NAME, "converge", batched=True)
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _OutputsPartition:
+        audit_topic = self._settings.audit_topic
+        check_topics(self._settings, [audit_topic])
+        return _OutputsPartition(
+            self._kafka.build(f"{step_id}_kafka", worker_index, worker_count),
+            self._redis.build(f"{step_id}_redis", worker_index, worker_count),
+            audit_topic,
+        )
+
+
 def build_flow(settings: Settings) -> Dataflow:
     flow = Dataflow(NAME)
     batches = kafka_batches("kafka", flow, settings, settings.topics_for("action"), NAME)
     made = converge(batches, settings, runtime(settings))
-    op.output(
-        "decisions_out",
-        op.flat_map("decisions", made, lambda m: m.decisions),
-        DeliveredSink(settings, settings.decision_topic, NAME, "decisions"),
-    )
-    op.output(
-        "audit_out",
-        op.flat_map("audit", made, lambda m: m.audit),
-        DeliveredSink(settings, settings.audit_topic, NAME, "audit"),
-    )
-    routed = op.map("routed", made, lambda m: m.routed)
-    write_once("redis", routed, settings, NAME, "converge", batched=True)
+    op.output("out", made, OutputsSink(settings))
     dead_letters("dlq", settings, NAME, op.flat_map("rejections", made, lambda m: m.rejected))
     return flow
 

@@ -315,7 +315,11 @@ def dead_letter(flow: str) -> Callable[[Rejection], Message]:
     return to_message
 
 
-class _DeliveredPartition(StatelessSinkPartition[Message]):
+class DeliveredPartition(StatelessSinkPartition[Message]):
+    """Produces messages and waits for their delivery reports: :meth:`write_batch` does both,
+    or :meth:`send` produces (to more than one topic, if need be) and :meth:`wait` waits, so
+    that other work can run while the broker acknowledges."""
+
     def __init__(
         self,
         producer: Producer,
@@ -329,26 +333,43 @@ class _DeliveredPartition(StatelessSinkPartition[Message]):
         self._flow = flow
         self._stage = Stage(flow, stage)
         self._on_delivered = on_delivered
+        self._failures: list[str] = []
+        self._sent: dict[str, int] = {}
 
-    def write_batch(self, items: list[Message]) -> None:
+    def _on_delivery(self, err, msg) -> None:
+        if err is not None:
+            self._failures.append(f"{msg.topic()}: {err}")
+
+    def send(self, items: list[Message], topic: str = "") -> None:
+        """Produce ``items`` to ``topic`` (this sink's unless given) without waiting."""
+        produce, on_delivery, topic = (
+            self._producer.produce,
+            self._on_delivery,
+            topic or self._topic,
+        )
         with self._stage.batch(len(items)):
-            failures: list[str] = []
-
-            def on_delivery(err, _msg) -> None:
-                if err is not None:
-                    failures.append(str(err))
-
             for key, value in items:
-                self._producer.produce(self._topic, value, key=key or None, on_delivery=on_delivery)
+                produce(topic, value, key=key or None, on_delivery=on_delivery)
+        self._sent[topic] = self._sent.get(topic, 0) + len(items)
+
+    def wait(self) -> None:
+        """Wait for the delivery of everything sent; a failed delivery stops the flow."""
+        with self._stage.batch(0):
             pending = self._producer.flush(DELIVERY_TIMEOUT_S)
+        failures, sent = self._failures, self._sent
+        self._failures, self._sent = [], {}
         if failures or pending:
             # Logged as well as raised: across processes Bytewax loses the exception's text.
-            message = f"topic {self._topic}: {pending} undelivered, errors: {failures[:3]}"
+            message = f"topics {', '.join(sent)}: {pending} undelivered, errors: {failures[:3]}"
             log.error("%s: %s; stopping so that recovery replays them", self._flow, message)
             input_end.failed()
             raise RuntimeError(message)
         if self._on_delivered is not None:
-            self._on_delivered(len(items))
+            self._on_delivered(sum(sent.values()))
+
+    def write_batch(self, items: list[Message]) -> None:
+        self.send(items)
+        self.wait()
 
     def close(self) -> None:
         self._producer.flush(DELIVERY_TIMEOUT_S)
@@ -374,7 +395,7 @@ class DeliveredSink(DynamicSink[Message]):
         self._stage = stage
         self._on_delivered = on_delivered
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _DeliveredPartition:
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> DeliveredPartition:
         check_topics(self._target, [self._topic])
         producer = Producer(
             kafka_config(
@@ -386,6 +407,6 @@ class DeliveredSink(DynamicSink[Message]):
                 },
             )
         )
-        return _DeliveredPartition(
+        return DeliveredPartition(
             producer, self._topic, self._flow, self._stage, self._on_delivered
         )

@@ -61,17 +61,22 @@ def _notice(prefix: str, decision: Decision) -> list[Write]:
     ]
 
 
-def decision_push(prefix: str, decision: Decision, record: bytes) -> Push:
-    """The decision's index entries and notice-collect entry, then LPUSH its audit record
-    (``record``, :func:`~operators.converge.audit.audit_record` as JSON) onto each alert's
-    audit list; once per decision id."""
-    writes = _index(prefix, decision) + _notice(prefix, decision)
-    ttl, backend = AUDIT.ttl, AUDIT.backend
-    writes += [
-        Write(Op.LPUSH, AUDIT.key(prefix, alert_id=alert), record, ttl, "", backend)
-        for alert in decision.alert_ids
-    ]
-    marker = Write(
-        Op.MARK, MARK.key(prefix, decision_id=decision.id), b"", MARK.ttl, "", MARK.backend
-    )
-    return Push(marker, tuple(writes))
+class DecisionWrites:
+    """The writes of one decision under ``prefix``: its index entries and notice-collect
+    entry, then LPUSH of its audit record (``record``,
+    :func:`~operators.converge.audit.audit_record` as JSON) onto each alert's audit list; once
+    per decision id. The marker and audit keys are made from their heads, once per flow."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._marker_head = MARK.head(prefix, "decision_id")
+        self._audit_head = AUDIT.head(prefix, "alert_id")
+
+    def __call__(self, decision: Decision, record: bytes) -> Push:
+        writes = _index(self._prefix, decision) + _notice(self._prefix, decision)
+        ttl, backend, head = AUDIT.ttl, AUDIT.backend, self._audit_head
+        writes += [
+            Write(Op.LPUSH, head + alert, record, ttl, "", backend) for alert in decision.alert_ids
+        ]
+        marker = Write(Op.MARK, self._marker_head + decision.id, b"", MARK.ttl, "", MARK.backend)
+        return Push(marker, tuple(writes))

@@ -12,9 +12,9 @@ is incremented once per record, never again on replay.
 Writes name their backend (bkmonitor's ``queue`` db 9, ``service`` db 10, ...); the script
 ``SELECT``s the database of each write, so a record's queue and service keys commit together,
 atomically, on one server. A batch is one command: one round trip, atomic, so a consumer never
-sees a signal before its data. Inside it, list pushes and EXPIREs are gathered per key (one
-variadic LPUSH and one EXPIRE per key per batch), which leaves Redis exactly as running each
-write in turn would.
+sees a signal before its data. Inside it, list pushes and EXPIREs are gathered per key (a
+list's first push of the batch, then one variadic LPUSH of the rest, and one EXPIRE per key per
+batch), which leaves Redis exactly as running each write in turn would.
 
 A record whose write fails for its own values (a key holding another type, a score that is no
 number) does not fail the batch: its result is the error text and its marker is taken back
@@ -139,9 +139,10 @@ class Push(NamedTuple):
 # LPUSH per list, one EXPIRE per key (its last TTL). The script is atomic, so Redis ends
 # exactly as if each write had run in order: a list's values keep their order, and a signal
 # is pending if the list holds it or an earlier record of the batch pushed it. (SET clears a
-# key's TTL, so a SET's EXPIRE runs at once.) A list is checked to be one when a batch first
-# pushes to it, so that an LPUSH that would fail fails in its record, not at the end. Each key
-# is written by one kind of write (the key registry gives each key one type).
+# key's TTL, so a SET's EXPIRE runs at once.) A batch's first LPUSH to a list runs at once, as
+# a signal's LPOS always does, so that a write to a key holding another type fails in its
+# record, not at the end (with no TYPE check). Each key is written by one kind of write (the
+# key registry gives each key one type).
 _PUSH_ONCE = """
 local selected = nil
 local function use(db)
@@ -169,20 +170,6 @@ local function defer_expire(entry, ttl)
   if ttl > 0 then
     entry.ttl = ttl
   end
-end
--- The entry of a list this batch pushes to; a key holding another type fails here, in the
--- record, with the error the LPUSH itself gives.
-local function list(db, key, value)
-  local entry = touch(db, key)
-  if not entry.list then
-    use(db)
-    local kind = redis.call('TYPE', key)['ok']
-    if kind ~= 'list' and kind ~= 'none' then
-      redis.call('LPUSH', key, value)
-    end
-    entry.list = true
-  end
-  return entry
 end
 local function push(entry, value)
   entry.values[#entry.values + 1] = value
@@ -226,20 +213,27 @@ local function record(a, k, w)
           result = -2
         end
       elseif op == 'signal' then
-        local entry = list(db, key, value)
+        local entry = touch(db, key)
         if not entry.has[value] then
+          use(db)
+          local found = redis.call('LPOS', key, value)
           -- pending from here on: found in the list, or pushed by this record
           entry.has[value] = true
-          use(db)
-          if not redis.call('LPOS', key, value) then
+          if not found then
             push(entry, value)
             result = result + 1
           end
         end
         defer_expire(entry, ttl)
       elseif op == 'lpush' then
-        local entry = list(db, key, value)
-        push(entry, value)
+        local entry = touch(db, key)
+        if entry.list then
+          push(entry, value)
+        else
+          use(db)
+          redis.call('LPUSH', key, value)
+          entry.list = true
+        end
         defer_expire(entry, ttl)
       elseif op == 'set' then
         use(db)

@@ -35,7 +35,7 @@ from operators.converge.engine import DEFAULT, INDEX_TTL_S, Runtime
 from operators.converge.plan import plan
 from operators.converge.records import Planned
 from operators.rejects import Reason, Rejection, SourceRecord
-from state.converge_writes import decision_push
+from state.converge_writes import DecisionWrites
 from tests.flows.test_redis_sink import Clock
 from tests.operators.converge.test_engine import BusyLock
 from tests.operators.converge.timeline import T0, WEBHOOK, action_json, at, push
@@ -210,7 +210,7 @@ def test_the_pipeline_in_process_equals_the_engine():
     assert sorted(m for o in got for m in o.audit) == sorted(audits.items())
     prefix = load_settings({}).key_prefix
     pushes = sorted((r.push for o in got for r in o.routed), key=lambda p: p.marker.key)
-    want = [decision_push(prefix, d, audits[d.id]) for d in expected]
+    want = [DecisionWrites(prefix)(d, audits[d.id]) for d in expected]
     assert pushes == sorted(want, key=lambda p: p.marker.key)
     errs = [e.reason for o in got for e in o.rejected]
     assert errs == [Reason.NOT_JSON, Reason.WRONG_TYPE]

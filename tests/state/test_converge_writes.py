@@ -10,7 +10,7 @@ import pytest
 
 from operators.converge.audit import audit_record
 from operators.converge.records import Decision, IndexEntry, NoticeCollect, Verdict
-from state.converge_writes import INDEX_KEEP_S, decision_push
+from state.converge_writes import INDEX_KEEP_S, DecisionWrites
 from state.idempotent import DUPLICATE, OncePusher, Op
 from state.keys import Backend
 
@@ -36,7 +36,7 @@ def audit(decision: Decision) -> bytes:
 
 
 def test_trim_index_notice_then_one_audit_record_per_alert():
-    push = decision_push("p", DECISION, audit(DECISION))
+    push = DecisionWrites("p")(DECISION, audit(DECISION))
     assert (push.marker.op, push.marker.key) == (Op.MARK, "p.fta_action.converge.decision.11.2")
     trim, index, notice, *audits = push.writes
     key = "p.fta_action.converge.5.action_info.5_abnormal_7"
@@ -75,7 +75,7 @@ def test_on_redis_expired_index_members_are_removed_before_the_zadd(service_clie
     old, kept = NOW - INDEX_KEEP_S - 1, NOW - INDEX_KEEP_S + 1
     service_client.zadd(key, {"action_1": old, "action_2": kept, "action_3": NOW - 400 * 86400})
     pusher = OncePusher(service_client, {Backend.SERVICE: 10})
-    assert pusher.push([decision_push(key_prefix, DECISION, audit(DECISION))]) == [0]
+    assert pusher.push([DecisionWrites(key_prefix)(DECISION, audit(DECISION))]) == [0]
     members = service_client.zrange(key, 0, -1, withscores=True)
     assert members == [
         (b"action_3", NOW - 400 * 86400),
@@ -86,7 +86,7 @@ def test_on_redis_expired_index_members_are_removed_before_the_zadd(service_clie
     notice = f"{key_prefix}.fta_action.notice.abnormal.user_mail.a1_a2"
     assert service_client.hgetall(notice) == {b"bob,al": b"11"}
     older = replace(DECISION, id="10.1", action_id=10)
-    pusher.push([decision_push(key_prefix, older, audit(older))])
+    pusher.push([DecisionWrites(key_prefix)(older, audit(older))])
     assert service_client.hgetall(notice) == {b"bob,al": b"11"}, "the newest action stays"
     assert 0 < service_client.ttl(notice) <= 86400
-    assert pusher.push([decision_push(key_prefix, DECISION, audit(DECISION))]) == [DUPLICATE]
+    assert pusher.push([DecisionWrites(key_prefix)(DECISION, audit(DECISION))]) == [DUPLICATE]

@@ -342,11 +342,8 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
 
     def send(self, items: list[Message], topic: str = "") -> None:
         """Produce ``items`` to ``topic`` (this sink's unless given) without waiting."""
-        produce, on_delivery, topic = (
-            self._producer.produce,
-            self._on_delivery,
-            topic or self._topic,
-        )
+        topic = topic or self._topic
+        produce, on_delivery = self._producer.produce, self._on_delivery
         with self._stage.batch(len(items)):
             for key, value in items:
                 produce(topic, value, key=key or None, on_delivery=on_delivery)

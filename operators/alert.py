@@ -3,6 +3,10 @@
 :func:`clean_alert` validates a decoded message and returns the cleaned event as bkmonitor
 would store it, plus ``dedupe_md5``, ``id`` and ``access_time``. Invalid input raises
 :class:`~operators.rejects.Rejected` with the field and the reason.
+
+The usual message (plain JSON types, every field well typed) is cleaned by the C twin of this
+module's Python (``operators/_native.c``), in a third of the time; any other message, and
+every rejection, goes through the Python here, which is the reference the C is tested against.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from operators.md5 import count_md5, digests_md5, fresh_md5, recurring_md5
+from operators import _native
+from operators.md5 import count_md5
 from operators.memo import exact_key, remember
 from operators.rejects import Reason, Rejected
 
@@ -241,6 +246,12 @@ def _dedupe_values(event: Mapping[str, Any]) -> list[Any]:
 
 def clean_alert(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
     """The cleaned alert for a decoded message, or :class:`Rejected`."""
+    event = _native.clean_alert(raw, now, _clean_tag_value)
+    return event if event is not None else clean_alert_in_python(raw, now)
+
+
+def clean_alert_in_python(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """:func:`clean_alert` in Python: the path of a message the C twin leaves alone."""
     data = {key: value for key, value in raw.items() if value is not None}
     validate_alert(data)
     get = data.get
@@ -259,16 +270,8 @@ def clean_alert(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
         tags=_clean_tags(get("tags", [])),
         time=data["time"] if "time" in data else data["bk_ingest_time"],
     )
-    # count_md5([plugin_id, event_id, status, time]); the event id and time are new each time.
-    data["id"] = digests_md5(
-        [
-            count_md5(data["plugin_id"]),
-            fresh_md5(data["event_id"]),
-            count_md5(data["status"]),
-            fresh_md5(data["time"]),
-        ]
-    )
-    data["dedupe_md5"] = recurring_md5(_dedupe_values(data))
+    data["id"] = count_md5([data["plugin_id"], data["event_id"], data["status"], data["time"]])
+    data["dedupe_md5"] = count_md5(_dedupe_values(data))
     data["access_time"] = now
     return data
 

@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.alert import clean_alert, is_expired
-from operators.rejects import Reason, Rejected
+from alarmflow.samples import sample_messages
+from operators import _native
+from operators.alert import _clean_tag_value, clean_alert, clean_alert_in_python, is_expired
+from operators.bounds import decode_object
+from operators.rejects import Reason, Rejected, SourceRecord
 from tests import main_33cd407
 
 NOW = 1_800_000_000.0
@@ -313,3 +316,80 @@ def test_object_tag_values_equal_but_written_apart_each_get_their_own_text(twice
 def test_object_tag_values_are_json_text_as_main_writes_it(value):
     event = clean_alert(alert(tags=[{"key": "k", "value": value}]), NOW)
     assert event["tags"][0]["value"] == json.dumps(value)
+
+
+plainly_typed = st.fixed_dictionaries(
+    {
+        "event_id": st.text(max_size=6) | st.integers(),
+        "plugin_id": names.filter(bool),
+        "alert_name": names.filter(bool),
+        "bk_biz_id": st.integers(-3, 9) | st.integers(),
+        "time": st.integers(0, 2_000_000_000) | st.floats(0, 2e9),
+    },
+    optional={
+        "strategy_id": st.integers(0, 300) | st.integers(),
+        "status": texts | st.text(max_size=6),
+        "target_type": texts | st.text(max_size=6),
+        "target": texts | st.text(max_size=12) | st.integers() | st.none(),
+        "severity": st.integers(-2, 9)
+        | st.integers()
+        | st.booleans()
+        | st.sampled_from(["1", "2", " 3", "high", "1_0", "٣", "9" * 5000])
+        | st.text(max_size=3),
+        "metric": texts | st.lists(texts, max_size=2),
+        "data_type": st.sampled_from(["log", "Time_Series", "event", "LOG", "ǅ"]),
+        "bk_ingest_time": st.integers(0, 2_000_000_000) | st.floats(),
+        "tags": st.lists(tag, max_size=3),
+        "dedupe_keys": st.lists(
+            st.sampled_from(
+                ["tags.a", "tags.", "tags.0", "target", "target_type", "id", "access_time"]
+            )
+            | st.text(max_size=4)
+        ),
+        "description": json_like,
+        "id": st.text(max_size=4),
+        "access_time": odd,
+        "extra_info": json_like,
+    },
+)
+
+
+@settings(max_examples=500)
+@given(plainly_typed)
+def test_the_c_twin_cleans_a_usual_alert_exactly_as_the_python(raw):
+    """operators/_native.c against this module's Python: the same event, types and key order
+    (its JSON in Redis is byte for byte the same)."""
+    event = _native.clean_alert(raw, NOW, _clean_tag_value)
+    assert event is not None
+    assert repr(event) == outcome(clean_alert_in_python, raw)
+
+
+@settings(max_examples=300)
+@given(well_typed | oddly_typed)
+def test_the_c_twin_leaves_any_other_message_to_the_python(raw):
+    event = _native.clean_alert(raw, NOW, _clean_tag_value)
+    assert event is None or repr(event) == outcome(clean_alert_in_python, raw)
+
+
+def test_every_usual_sample_alert_is_cleaned_by_the_c_twin():
+    records = [SourceRecord("t", 0, i, m) for i, m in enumerate(sample_messages(500, int(NOW)))]
+    native = 0
+    for record in records:
+        try:
+            raw = decode_object(record, 1 << 20)
+            expected = clean_alert_in_python(raw, NOW)
+        except Rejected:
+            continue
+        event = _native.clean_alert(raw, NOW, _clean_tag_value)
+        assert repr(event) == repr(expected)
+        native += 1
+    assert native > 450
+
+
+@pytest.mark.parametrize("twice", [1, 2])
+def test_remembered_dedupe_digests_tell_apart_values_equal_but_printed_apart(twice):
+    # 1, True and 1.0 are equal, as are 0.0 and -0.0: each alert gets main's digest of its own.
+    for target in [1, True, 1.0, "1", 0.0, -0.0, None, 0, False] * twice:
+        event = clean_alert(alert(target=target, target_type="HOST"), NOW)
+        values = ["CPU usage high", "HOST", target, 2]
+        assert event["dedupe_md5"] == main_33cd407.count_md5(values)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from operators import _native
 from operators.bounds import (
     EPOCH_2000,
     MAX_DEPTH,
@@ -147,3 +148,27 @@ def test_the_byte_scans_reject_what_the_walk_rejects(depth, members, number, tex
     except Rejected as exc:
         scanned = exc.reason
     assert scanned == walked
+
+
+def bytes_scan_in_python(raw: bytes, chars: int, items: int, depth: int, digits: int) -> bool:
+    """The scan as it was written in Python before it moved to C (operators/_native.c)."""
+    as_hash = raw.translate(bytes.maketrans(b"0123456789", b"#" * 10))
+    return (
+        len(raw) > chars
+        or (len(raw) >= items and raw.count(b",") >= items)
+        or raw.count(b"[") + raw.count(b"{") > depth
+        or b"#" * digits in as_hash
+    )
+
+
+@given(
+    st.lists(st.sampled_from([b"0", b"7", b"#", b",", b"[", b"{", b"]", b"a", b'"']), max_size=60),
+    st.integers(0, 70),
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.integers(1, 8),
+)
+def test_the_c_bytes_scan_is_the_python_one(parts, chars, items, depth, digits):
+    raw = b"".join(parts)
+    expected = bytes_scan_in_python(raw, chars, items, depth, digits)
+    assert _native.may_exceed_bounds(raw, chars, items, depth, digits) is expected

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from operators.md5 import count_md5, digests_md5, fresh_md5, recurring_md5
+from operators import _native
+from operators.md5 import count_md5
 from tests import main_33cd407
 
 EVENT_DIMS = {
@@ -97,25 +98,34 @@ def test_same_digest_as_main_before_the_speed_up(value):
     assert count_md5(value) == main_33cd407.count_md5(value)
 
 
-@given(st.lists(any_scalars, max_size=6))
-def test_same_digest_as_main_when_every_member_was_seen_before(values):
-    for value in values:
-        count_md5(value)
-    assert count_md5(values) == main_33cd407.count_md5(values)
+@given(st.text() | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
+def test_the_c_md5_is_rfc_1321_s_on_texts_across_block_boundaries(text):
+    # A text's UTF-8 of any length, so that its padding fills one block or spills into a second.
+    assert _native.count_md5(text) == md5(text.encode("utf8")).hexdigest()
 
 
-@given(st.lists(st.lists(any_scalars, max_size=5) | st.lists(nested, max_size=3), max_size=4))
-def test_a_remembered_list_digest_is_main_s_even_for_values_equal_but_printed_apart(lists):
-    # 1, 1.0 and True are equal, and so are 0.0 and -0.0, yet print apart: each list in turn
-    # (and its twins with such members swapped) must get main's digest, not a remembered one.
-    twins = [[*values, 1] for values in lists] + [[*values, True] for values in lists]
-    twins += [[*values, 0.0] for values in lists] + [[*values, -0.0] for values in lists]
-    for values in [*lists, *twins, *lists]:
-        assert recurring_md5(values) == main_33cd407.count_md5(values)
+@pytest.mark.parametrize("size", [0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 1000])
+def test_the_c_md5_at_each_padding_edge(size):
+    assert _native.count_md5("a" * size) == md5(b"a" * size).hexdigest()
 
 
-@given(st.lists(any_scalars, min_size=1, max_size=6))
-def test_fresh_digests_joined_are_main_s_digest_of_the_list(values):
-    digests = [fresh_md5(v) for v in values if not isinstance(v, float)]
-    plain = [v for v in values if not isinstance(v, float)]
-    assert digests_md5(digests) == main_33cd407.count_md5(plain)
+class Label(str):
+    def __str__(self) -> str:
+        return "label"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Label("x"), [1, Label("x")], {"k": len}, (len, 1), {"k": {"n": Label("y")}}, object],
+)
+def test_types_the_c_twin_leaves_to_python(value):
+    assert _native.count_md5(value) is None
+    assert count_md5(value) == main_33cd407.count_md5(value)
+
+
+def test_a_value_nested_past_the_recursion_limit_is_refused_as_in_python():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(RecursionError):
+        count_md5(deep)

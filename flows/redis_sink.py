@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from operator import attrgetter, countOf
 from typing import NamedTuple, TypeVar
 
@@ -188,6 +189,13 @@ def routed(pushes: Iterable[tuple[Push, SourceRecord]]) -> list[Routed]:
 
 
 _op_of = attrgetter("op")
+_writes_of = attrgetter("push.writes")
+_timestamp_of = attrgetter("timestamp_ms")
+
+
+def _is_new(result: Result) -> bool:
+    """A record's writes ran (its result is the signals it pushed)."""
+    return type(result) is int and result >= 0
 
 
 class _PushPartition(StatelessSinkPartition[Routed]):
@@ -234,23 +242,21 @@ class _PushPartition(StatelessSinkPartition[Routed]):
         with self._stage.batch(len(items)):
             results = self._push([item.push for item in items])
         now_ms = time.time() * 1000
-        duplicates = gated = written = signals = 0
-        latencies: list[float] = []
+        new = [item for item, result in zip(items, results, strict=True) if _is_new(result)]
+        written = countOf(map(_op_of, chain.from_iterable(map(_writes_of, new))), Op.LPUSH)
+        signals = sum(filter(_is_new, results))
+        duplicates, gated = countOf(results, DUPLICATE), countOf(results, GATED)
+        latencies = [
+            max(0.0, (now_ms - timestamp_ms) / 1000)
+            for timestamp_ms in map(_timestamp_of, new)
+            if timestamp_ms is not None
+        ]
         refused: list[Message] = []
         for item, result in zip(items, results, strict=True):
             if type(result) is str:
                 error = bounded_text(f"redis: {result}")
                 rejection = Rejection(Reason.INTERNAL_ERROR, error, item.source_record())
                 refused.append(self._dead_letter(rejection))
-            elif result >= 0:
-                written += countOf(map(_op_of, item.push.writes), Op.LPUSH)
-                signals += result
-                if item.timestamp_ms is not None:
-                    latencies.append(max(0.0, (now_ms - item.timestamp_ms) / 1000))
-            elif result == DUPLICATE:
-                duplicates += 1
-            elif result == GATED:
-                gated += 1
         self._duplicates.inc(duplicates)
         self._gated.inc(gated)
         self._written.inc(written)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.connection import HiredisRespSerializer
 
 from alarmflow import kafka_logs
 from alarmflow.config import Settings, load_settings
 from alarmflow.connections import (
+    CommandPacker,
     ConnectFailed,
     SecretFilter,
     check_kafka,
@@ -157,3 +161,36 @@ def test_a_client_certificate_is_shown_to_kafka_and_redis_that_require_one(secur
         check_kafka(without)
     with pytest.raises(ConnectFailed, match=r"Redis at 127\.0\.0\.1:\d+ \(ALARMFLOW_REDIS_URL\)"):
         check_redis(without.redis_url, without, "ALARMFLOW_REDIS_URL")
+
+
+arguments = st.lists(
+    st.text(max_size=8)
+    | st.binary(max_size=8)
+    | st.integers()
+    | st.booleans()
+    | st.floats(allow_nan=False),
+    max_size=12,
+)
+
+
+@given(st.sampled_from(["EVALSHA", "SCRIPT LOAD", b"CONFIG GET", b"GET", "SET"]), arguments)
+def test_commands_are_packed_as_redis_py_packs_them(name, args):
+    def packed(packer: CommandPacker | HiredisRespSerializer) -> object:
+        try:
+            return packer.pack(name, *args)
+        except Exception as exc:  # a boolean is refused by both
+            return type(exc)
+
+    assert packed(CommandPacker()) == packed(HiredisRespSerializer())
+
+
+def test_a_buffer_argument_is_left_to_redis_py_s_own_packing():
+    args = ("SET", memoryview(b"key"), bytearray(b"value"))
+    assert CommandPacker().pack(*args) == HiredisRespSerializer().pack(*args)
+
+
+@pytest.mark.parametrize("number", [0, 7, -1, 10, -(2**63), 2**63 - 1, 2**63, -(10**30)])
+def test_integers_at_the_edges_of_64_bits_are_packed_as_redis_py_packs_them(number):
+    assert CommandPacker().pack("SET", number, -number) == HiredisRespSerializer().pack(
+        "SET", number, -number
+    )

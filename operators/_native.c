@@ -868,6 +868,20 @@ static PyObject *py_clean_alert(PyObject *Py_UNUSED(module), PyObject *const *ar
 
 /* ---- bounds ---------------------------------------------------------------------------- */
 
+/* What the bounds scan counts, per byte: a digit (or #), a comma, an opening bracket. */
+enum { DIGIT = 1, COMMA = 2, OPENING = 4 };
+static unsigned char BYTE_KINDS[256];
+
+static void init_byte_kinds(void) {
+    for (int c = '0'; c <= '9'; c++) {
+        BYTE_KINDS[c] = DIGIT;
+    }
+    BYTE_KINDS['#'] = DIGIT;
+    BYTE_KINDS[','] = COMMA;
+    BYTE_KINDS['['] = OPENING;
+    BYTE_KINDS['{'] = OPENING;
+}
+
 static PyObject *py_may_exceed_bounds(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_buffer raw;
     Py_ssize_t max_chars, max_items, max_depth, long_number;
@@ -876,19 +890,18 @@ static PyObject *py_may_exceed_bounds(PyObject *Py_UNUSED(module), PyObject *arg
         return NULL;
     }
     const unsigned char *bytes = raw.buf;
-    Py_ssize_t size = raw.len, commas = 0, opened = 0, run = 0;
-    int exceeds = size > max_chars;
-    for (Py_ssize_t i = 0; i < size && !exceeds; i++) {
-        unsigned char c = bytes[i];
-        if ((c >= '0' && c <= '9') || c == '#') {
-            exceeds = ++run >= long_number;
-            continue;
+    Py_ssize_t size = raw.len, commas = 0, opened = 0, run = 0, longest = 0;
+    if (size <= max_chars) {
+        for (Py_ssize_t i = 0; i < size; i++) {
+            unsigned char kind = BYTE_KINDS[bytes[i]];
+            run = (kind & DIGIT) ? run + 1 : 0;
+            longest = run > longest ? run : longest;
+            commas += (kind & COMMA) != 0;
+            opened += (kind & OPENING) != 0;
         }
-        run = 0;
-        commas += c == ',';
-        opened += c == '[' || c == '{';
     }
-    exceeds = exceeds || (size >= max_items && commas >= max_items) || opened > max_depth;
+    int exceeds = size > max_chars || longest >= long_number ||
+                  (size >= max_items && commas >= max_items) || opened > max_depth;
     PyBuffer_Release(&raw);
     return PyBool_FromLong(exceeds);
 }
@@ -1047,6 +1060,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     TARGETLESS_TYPES = string_set(targetless, 5, 1);
     DEDUPE_WITH_STRATEGY = string_set(with_strategy, 4, 0);
     DEDUPE_WITHOUT_STRATEGY = string_set(without_strategy, 4, 0);
+    init_byte_kinds();
     text_digests = PyDict_New();
     list_digests = PyDict_New();
     if (BUILTIN_TARGET_TYPES == NULL || FINAL_STATUSES == NULL || DATA_TYPES == NULL ||

@@ -1,9 +1,10 @@
 /* The alert flow's hottest pure work in C: bkmonitor's count_md5, the common case of
- * Event.clean(), the bounds scan of a message's bytes and the packing of a Redis command. Each
- * function gives exactly what its Python twin gives (operators/md5.py, operators/alert.py,
- * operators/bounds.py, hiredis), built from the same CPython operations (str(), str.upper(),
- * dict order); for anything outside the common case it returns None and the caller runs the
- * Python code, which also names what is wrong with a message. */
+ * Event.clean(), the bounds scan of a message's bytes, the push-once script's arguments and the
+ * packing of a Redis command. Each function gives exactly what the Python it stands for gives
+ * (operators/md5.py, operators/alert.py, operators/bounds.py, state/idempotent.py, hiredis),
+ * built from the same CPython operations (str(), str.upper(), dict order); for anything outside
+ * the common case it returns None and the caller runs the Python code, which also names what is
+ * wrong with a message. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -996,6 +997,87 @@ static PyObject *py_pack_command(PyObject *Py_UNUSED(module), PyObject *args) {
     return packed;
 }
 
+/* ---- the push-once script's arguments ------------------------------------------------------ */
+
+static int append_new(PyObject *list, PyObject *item) {
+    if (item == NULL) {
+        return -1;
+    }
+    int result = PyList_Append(list, item);
+    Py_DECREF(item);
+    return result;
+}
+
+/* One write (op, key, value, ttl, param, backend): its key onto keys, its spec and value onto
+ * argv; the spec from specs by (op, backend, ttl, param), else from make_spec. */
+static int flatten_write(PyObject *write, PyObject *keys, PyObject *argv, PyObject *specs,
+                         PyObject *make_spec) {
+    if (!PyTuple_Check(write) || PyTuple_GET_SIZE(write) != 6) {
+        PyErr_SetString(PyExc_TypeError, "a write must be a Write");
+        return -1;
+    }
+    PyObject *op = PyTuple_GET_ITEM(write, 0), *ttl = PyTuple_GET_ITEM(write, 3);
+    PyObject *param = PyTuple_GET_ITEM(write, 4), *backend = PyTuple_GET_ITEM(write, 5);
+    if (PyList_Append(keys, PyTuple_GET_ITEM(write, 1)) < 0) {
+        return -1;
+    }
+    PyObject *shape = PyTuple_Pack(4, op, backend, ttl, param);
+    if (shape == NULL) {
+        return -1;
+    }
+    PyObject *spec = PyDict_GetItemWithError(specs, shape);
+    Py_DECREF(shape);
+    if (spec != NULL) {
+        Py_INCREF(spec);
+    } else if (PyErr_Occurred()) {
+        return -1;
+    } else {
+        PyObject *call[4] = {op, ttl, param, backend};
+        spec = PyObject_Vectorcall(make_spec, call, 4, NULL);
+    }
+    if (append_new(argv, spec) < 0) {
+        return -1;
+    }
+    return PyList_Append(argv, PyTuple_GET_ITEM(write, 2));
+}
+
+static PyObject *py_flatten_pushes(PyObject *Py_UNUSED(module), PyObject *const *args,
+                                   Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "flatten_pushes(pushes: list, specs: dict, make_spec)");
+        return NULL;
+    }
+    PyObject *pushes = args[0], *specs = args[1], *make_spec = args[2];
+    PyObject *keys = PyList_New(0), *argv = PyList_New(0);
+    if (keys == NULL || argv == NULL) {
+        goto failed;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pushes); i++) {
+        PyObject *push = PyList_GET_ITEM(pushes, i);
+        if (!PyTuple_Check(push) || PyTuple_GET_SIZE(push) != 2 ||
+            !PyTuple_Check(PyTuple_GET_ITEM(push, 1))) {
+            PyErr_SetString(PyExc_TypeError, "a push must be a Push");
+            goto failed;
+        }
+        PyObject *writes = PyTuple_GET_ITEM(push, 1);
+        Py_ssize_t count = PyTuple_GET_SIZE(writes);
+        if (append_new(argv, PyLong_FromSsize_t(1 + count)) < 0 ||
+            flatten_write(PyTuple_GET_ITEM(push, 0), keys, argv, specs, make_spec) < 0) {
+            goto failed;
+        }
+        for (Py_ssize_t w = 0; w < count; w++) {
+            if (flatten_write(PyTuple_GET_ITEM(writes, w), keys, argv, specs, make_spec) < 0) {
+                goto failed;
+            }
+        }
+    }
+    return Py_BuildValue("(NN)", keys, argv);
+failed:
+    Py_XDECREF(keys);
+    Py_XDECREF(argv);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"count_md5", py_count_md5, METH_O,
      "count_md5(value) -> str | None: bkmonitor's count_md5 of a value made of str, int, "
@@ -1011,6 +1093,9 @@ static PyMethodDef methods[] = {
     {"pack_command", py_pack_command, METH_O,
      "pack_command(args) -> bytes | None: the Redis protocol's array of the tuple args, each a "
      "str (UTF-8), bytes or an int in 64 bits; None when one is of another type."},
+    {"flatten_pushes", (PyCFunction)(void (*)(void))py_flatten_pushes, METH_FASTCALL,
+     "flatten_pushes(pushes, specs, make_spec) -> (keys, argv): the push-once script's KEYS "
+     "and ARGV for a list of state.idempotent.Push (see OncePusher.push)."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "operators._native",

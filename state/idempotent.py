@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import redis
 
+from operators import _native
 from operators.memo import remember
 from state.keys import Backend, KeyDef
 
@@ -347,18 +348,8 @@ class OncePusher:
         acknowledged the batch within ``replica_timeout_ms``."""
         if not pushes:
             return []
-        keys: list[str] = []
-        args: list[int | str | bytes] = []
-        specs = self._specs
-        for push in pushes:
-            args.append(1 + len(push.writes))
-            for op, key, value, ttl, param, backend in (push.marker, *push.writes):
-                keys.append(key)
-                spec = specs.get((op, backend, ttl, param))
-                if spec is None:
-                    spec = self._spec(op, ttl, param, backend)
-                args.append(spec)
-                args.append(value)
+        # Per push its number of writes, then per write its spec and value (in C).
+        keys, args = _native.flatten_pushes(list(pushes), self._specs, self._spec)
         if not self._replicas:
             return _results(self._script(keys=keys, args=args))
         pipe = self._client.pipeline(transaction=False)

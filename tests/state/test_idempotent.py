@@ -10,6 +10,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from operators import _native
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push, Write
 from state.keys import Backend
 from tests import main_33cd407
@@ -321,3 +322,11 @@ def test_a_record_whose_write_fails_reports_its_error_and_the_batch_goes_on(clie
     assert client.lrange(f"{p}.l", 0, -1) == [b"c", b"b", b"a"]
     assert not client.exists(f"{p}.m1") and not client.exists(f"{p}.m2")
     assert client.exists(f"{p}.m0") and client.exists(f"{p}.m3")
+
+
+@pytest.mark.parametrize(
+    "push", [("marker",), (Write(Op.MARK, "k"), ["not a tuple"]), ("x", ("y",))]
+)
+def test_the_script_s_arguments_are_made_only_of_pushes(push):
+    with pytest.raises(TypeError):
+        _native.flatten_pushes([push], {}, lambda *shape: "spec")

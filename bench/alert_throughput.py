@@ -1,7 +1,7 @@
 """Alert access throughput, side by side in one run: the Bytewax flow (one process with one
-worker, one process with two worker threads, two processes), old main's flow, a plain
-confluent-kafka + redis-py loop, Quix Streams in two shapes, and the stack's limit (Kafka ->
-orjson -> one pipelined LPUSH per record).
+worker, one process with two worker threads, two processes), old main's flow (one process with
+one worker and with two), a plain confluent-kafka + redis-py loop, Quix Streams in two shapes,
+and the stack's limit (Kafka -> orjson -> one pipelined LPUSH per record).
 
 Every runner is a fresh process reading the same topic (6 partitions) on the real broker and
 Redis, run alternately ``--repeat`` times; the table shows the median wall time, alerts/s and
@@ -87,9 +87,12 @@ def runners(old: Path | None) -> list[Runner]:
         Runner("limit: orjson + LPUSH", [py, "-m", "bench.limit_pipeline"], checked=False),
     ]
     if old is not None:
-        found.insert(
-            1, Runner("old main flow (-p 1)", [py, "-m", "bytewax.run", "flows.alert"], old)
-        )
+        found[1:1] = [
+            Runner("old main flow (-p 1)", [py, "-m", "bytewax.run", "flows.alert"], old),
+            Runner(
+                "old main flow (-w 2)", [py, "-m", "bytewax.run", "flows.alert", "-w", "2"], old
+            ),
+        ]
     return found
 
 

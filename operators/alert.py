@@ -277,6 +277,8 @@ def clean_alert_in_python(raw: Mapping[str, Any], now: float) -> dict[str, Any]:
 
 
 def _access_time(event: Mapping[str, Any]) -> Any:
+    if "extra_info" not in event:  # the usual alert: no exception raised and caught
+        return event["time"]
     try:
         origin = event["extra_info"]["origin_alarm"]["data"]["access_time"]
     except (KeyError, TypeError):

@@ -39,7 +39,7 @@ import redis
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
-from alarmflow.services import KafkaBroker, RedisServer, free_port
+from alarmflow.services import KafkaBroker, RedisServer, consecutive_free_ports, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ QUIX_VENV = REPO / ".run" / "quix-venv"
 QUIX_PACKAGES = ("quixstreams==3.28.1", "redis==8.1.0", "hiredis==3.5.0", "orjson==3.13.0")
 PARTITIONS = 6
 FLOW = "flow (-p 1)"
-PORT = "{free port}"
+PORT = "{free port pair}"
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class Timing:
 
 def measured_run(runner: Runner, env: dict[str, str]) -> Timing:
     env = dict(env, PYTHONPATH=str(runner.checkout))
-    command = [str(free_port()) if arg == PORT else arg for arg in runner.command]
+    command = [str(consecutive_free_ports()) if arg == PORT else arg for arg in runner.command]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, env=env, cwd=runner.checkout, check=True, stderr=subprocess.DEVNULL)

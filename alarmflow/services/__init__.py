@@ -4,7 +4,13 @@
 demo uses; the tests start their own on free ports.
 """
 
-from alarmflow.services._process import ServiceError, free_port, free_ports, port_open
+from alarmflow.services._process import (
+    ServiceError,
+    consecutive_free_ports,
+    free_port,
+    free_ports,
+    port_open,
+)
 from alarmflow.services.kafka import KafkaBroker, ensure_cds_archive, ensure_jars
 from alarmflow.services.prometheus import (
     PrometheusServer,
@@ -17,6 +23,7 @@ __all__ = [
     "PrometheusServer",
     "RedisServer",
     "ServiceError",
+    "consecutive_free_ports",
     "ensure_cds_archive",
     "ensure_jars",
     "free_port",

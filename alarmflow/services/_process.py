@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,6 +32,26 @@ def free_ports(count: int) -> list[int]:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     return free_ports(1)[0]
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def consecutive_free_ports() -> int:
+    """A port p with p and p + 1 free: the mesh (or metrics) ports of a two-process run. Taken
+    below the kernel's ephemeral range, so that no outgoing connection (the Kafka clients open
+    many) takes one of them before the run binds it."""
+    chance = random.SystemRandom()
+    while True:
+        base = chance.randrange(20_000, 32_000)
+        if _bindable(base) and _bindable(base + 1):
+            return base
 
 
 def port_open(port: int) -> bool:

@@ -17,7 +17,8 @@ import redis
 from alarmflow.kafka_tools import produce
 from alarmflow.launch import commands, init_recovery, parse_args, recovery_share, supervise
 from alarmflow.samples import sample_messages
-from tests.flows.flowrun import REPO, consecutive_free_ports, launcher_command, start, wait_until
+from alarmflow.services import consecutive_free_ports
+from tests.flows.flowrun import REPO, launcher_command, start, wait_until
 
 NOW = int(time.time())
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -113,26 +112,6 @@ def recovery_snapshots(directory: Path) -> int:
     """How many state snapshots the recovery store (one partition) holds."""
     with sqlite3.connect(f"file:{directory / 'part-0.sqlite3'}?mode=ro", uri=True) as db:
         return db.execute("SELECT count(*) FROM snaps").fetchone()[0]
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def consecutive_free_ports() -> int:
-    """A port p with p and p + 1 free: the mesh (or metrics) ports of a two-process run. Taken
-    below the kernel's ephemeral range, so that no outgoing connection (the Kafka clients open
-    many) takes one of them before the run binds it."""
-    chance = random.SystemRandom()
-    while True:
-        base = chance.randrange(20_000, 32_000)
-        if _bindable(base) and _bindable(base + 1):
-            return base
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

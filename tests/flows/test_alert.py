@@ -14,10 +14,10 @@ import redis
 from alarmflow.kafka_tools import produce, read_all
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
+from alarmflow.services import consecutive_free_ports
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
-    consecutive_free_ports,
     crash_soak,
     launcher_command,
     run,

@@ -20,13 +20,12 @@ import yaml
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.metrics import DEFINED, register_target
 from alarmflow.samples import sample_messages
-from alarmflow.services import PrometheusServer, free_port
+from alarmflow.services import PrometheusServer, consecutive_free_ports, free_port
 from bench.converge_throughput import by_dimension, storm
 from tests.flows.flowrun import (
     REPO,
     FlowEnv,
     bytewax_command,
-    consecutive_free_ports,
     launcher_command,
     start,
     wait_until,

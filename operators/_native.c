@@ -541,25 +541,27 @@ static PyObject *call_method(PyObject *text, int name) {
     return PyObject_CallMethodNoArgs(text, S[name]);
 }
 
+/* text.upper() (or .lower(), by method) when that is one of known, else fallback; fallback for
+ * an absent text. A new reference, NULL on an error. */
+static PyObject *folded_or(PyObject *text, int method, PyObject *known, PyObject *fallback) {
+    if (text == NULL) {
+        return Py_NewRef(fallback);
+    }
+    PyObject *folded = call_method(text, method);
+    int found = folded == NULL ? -1 : PySequence_Contains(known, folded);
+    if (found > 0) {
+        return folded;
+    }
+    Py_XDECREF(folded);
+    return found < 0 ? NULL : Py_NewRef(fallback);
+}
+
 /* _clean_target_type: "" for "", the upper case of a builtin type, else the value itself. */
 static PyObject *clean_target_type(PyObject *value) {
     if (value == NULL || PyUnicode_GET_LENGTH(value) == 0) {
         return Py_NewRef(S[F_EMPTY]);
     }
-    PyObject *upper = call_method(value, F_UPPER);
-    if (upper == NULL) {
-        return NULL;
-    }
-    int builtin = PySequence_Contains(BUILTIN_TARGET_TYPES, upper);
-    if (builtin < 0) {
-        Py_DECREF(upper);
-        return NULL;
-    }
-    if (builtin) {
-        return upper;
-    }
-    Py_DECREF(upper);
-    return Py_NewRef(value);
+    return folded_or(value, F_UPPER, BUILTIN_TARGET_TYPES, value);
 }
 
 /* _clean_dedupe_keys: the default fields (alert_name or strategy_id left out), then the
@@ -773,30 +775,8 @@ static int clean_fields(PyObject *data, PyObject *now, PyObject *clean_value) {
     } else {
         new_metric = PyList_New(0);
     }
-    if (data_type == NULL) {
-        new_data_type = Py_NewRef(S[F_EVENT]);
-    } else {
-        PyObject *lower = call_method(data_type, F_LOWER);
-        int known = lower == NULL ? -1 : PySequence_Contains(DATA_TYPES, lower);
-        if (known <= 0) {
-            Py_XDECREF(lower);
-            new_data_type = known < 0 ? NULL : Py_NewRef(S[F_EVENT]);
-        } else {
-            new_data_type = lower;
-        }
-    }
-    if (status == NULL) {
-        new_status = Py_NewRef(S[F_ABNORMAL]);
-    } else {
-        PyObject *upper = call_method(status, F_UPPER);
-        int final = upper == NULL ? -1 : PySequence_Contains(FINAL_STATUSES, upper);
-        if (final <= 0) {
-            Py_XDECREF(upper);
-            new_status = final < 0 ? NULL : Py_NewRef(S[F_ABNORMAL]);
-        } else {
-            new_status = upper;
-        }
-    }
+    new_data_type = folded_or(data_type, F_LOWER, DATA_TYPES, S[F_EVENT]);
+    new_status = folded_or(status, F_UPPER, FINAL_STATUSES, S[F_ABNORMAL]);
     new_severity = clean_severity(severity);
     PyObject *dedupe_keys = clean_dedupe_keys(data);
     PyObject *tags = clean_tags(PyDict_GetItem(data, S[F_TAGS]), clean_value);

@@ -97,8 +97,9 @@ def bootstrap_of(target: KafkaTarget) -> str:
 class CommandPacker:
     """The Redis protocol's bytes of a command, as redis-py's hiredis serializer packs them: a
     flow's script call carries thousands of arguments per batch, all ``str``, ``bytes`` or
-    ``int``, which the C packer of ``operators/_native.c`` writes in one pass, several times
-    faster. A command with another argument is packed by redis-py's own serializer."""
+    ``int``, which the C packer of ``operators/_native.c`` writes in one pass, 3.5 to 4.5 times
+    faster (``python -m bench.alert_stages`` compares the two). A command with another argument
+    is packed by redis-py's own serializer."""
 
     def pack(self, *args: object) -> list[bytes]:
         name = args[0]

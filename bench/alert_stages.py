@@ -1,5 +1,8 @@
 """Where one alert's time goes: each stage of the alert flow's work timed on its own, in one
 process, over the same sample alerts (Redis from ``ALARMFLOW_REDIS_URL``, or a private one).
+Then the C extension against the Python it stands for, side by side: the cleaning
+(``clean_alert`` against ``clean_alert_in_python``) and the packing of the batches' script calls
+(``CommandPacker`` against redis-py's hiredis serializer), CPU time, best of alternating rounds.
 
     python -m bench.alert_stages [--alerts 20000]
 """
@@ -15,13 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from redis.connection import HiredisRespSerializer
 
 from alarmflow.config import BUNDLED_STRATEGIES, settings_or_exit
-from alarmflow.connections import redis_client
+from alarmflow.connections import CommandPacker, redis_client
 from alarmflow.samples import sample_messages
 from alarmflow.services import RedisServer, free_port
 from flows.common import settle_heap
-from operators.alert import clean_alert, is_expired
+from operators import _native
+from operators.alert import clean_alert, clean_alert_in_python, is_expired
 from operators.bounds import decode_object
 from operators.rejects import Rejected, SourceRecord
 from operators.routing import AlertRouter
@@ -48,6 +53,59 @@ def keep(fn: Callable, items: list) -> list:
         except Rejected:
             continue
     return out
+
+
+ROUNDS = 5
+
+
+def c_against_python(
+    label: str, count: int, c: Callable[[], object], python: Callable[[], object], rows: list
+) -> None:
+    """CPU µs per message of ``c`` and ``python``, each the best of alternating rounds."""
+    best = {c: float("inf"), python: float("inf")}
+    for _ in range(ROUNDS):
+        for work in best:
+            started = time.process_time()
+            work()
+            best[work] = min(best[work], (time.process_time() - started) / count * 1e6)
+    rows.append((label, best[c], best[python]))
+
+
+def spec(op: str, ttl: int, param: str, backend: str) -> str:
+    """A write's script argument as a pusher of database 9 spells it."""
+    return f"{op} 9 {ttl} {param}"
+
+
+def compare(count: int) -> list[tuple[str, float, float]]:
+    now = time.time()
+    records = [SourceRecord("t", 0, i, m) for i, m in enumerate(sample_messages(count, int(now)))]
+    decoded = keep(lambda r: decode_object(r, 1 << 20), records)
+    router = AlertRouter(load_strategy_file(BUNDLED_STRATEGIES))
+    writes = AlertWrites(f"bench{uuid.uuid4().hex[:8]}.ee", 600)
+    events = keep(lambda d: clean_alert(d, now), decoded)
+    pushes = [writes(e, t) for e in events if (t := router.route(e))]
+    calls = []
+    for start in range(0, len(pushes), BATCH):
+        keys, args = _native.flatten_pushes(pushes[start : start + BATCH], {}, spec)
+        calls.append(("EVALSHA", "0" * 40, len(keys), *keys, *args))
+    settle_heap()
+    rows: list[tuple[str, float, float]] = []
+    c_against_python(
+        "clean",
+        count,
+        lambda: keep(lambda d: clean_alert(d, now), decoded),
+        lambda: keep(lambda d: clean_alert_in_python(d, now), decoded),
+        rows,
+    )
+    packer, serializer = CommandPacker(), HiredisRespSerializer()
+    c_against_python(
+        "pack the script calls",
+        count,
+        lambda: [packer.pack(*call) for call in calls],
+        lambda: [serializer.pack(*call) for call in calls],
+        rows,
+    )
+    return rows
 
 
 def run(client: redis.Redis, count: int) -> list[tuple[str, float]]:
@@ -95,11 +153,18 @@ def main() -> None:
                 rows = run(redis_client(server.url(9)), args.alerts)
             finally:
                 server.stop()
+    pairs = compare(args.alerts)
     print(f"\n{args.alerts} sample alerts, microseconds per input message\n")
     print("| stage | µs per message |\n|---|---:|")
     for label, micros in rows:
         print(f"| {label} | {micros:.1f} |")
     print(f"| total | {sum(m for _, m in rows):.1f} |")
+    print(
+        f"\nThe C extension against the Python it stands for, CPU µs per message (best of {ROUNDS})"
+    )
+    print("\n| work | C | Python | Python / C |\n|---|---:|---:|---:|")
+    for label, c, python in pairs:
+        print(f"| {label} | {c:.2f} | {python:.2f} | {python / c:.1f}x |")
 
 
 if __name__ == "__main__":

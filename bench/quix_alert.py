@@ -11,12 +11,14 @@ connector wants; ``bench.alert_throughput`` creates it under ``.run/quix-venv``)
   per batch and produces the rejections to the dead-letter topic itself.
 
 Reads the alert topic from the beginning and stops once it has been idle for ``--idle-s``.
-Settings come from the flow's environment variables.
+Settings come from the flow's environment variables. Quix Streams keeps its state in a
+temporary directory (its default, ``./state``, would land in this repository's package).
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import uuid
 
@@ -72,12 +74,14 @@ def main() -> None:
             return out.pushes[0][0]
         return out.rejected[0] if out.rejected else None
 
+    state_dir = tempfile.TemporaryDirectory(prefix="alarmflow-bench-quix-")
     app = Application(
         broker_address=settings.kafka_bootstrap,
         consumer_group=f"alarmflow-bench-quix-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         commit_interval=1.0,
         loglevel="WARNING",
+        state_dir=state_dir.name,
     )
     alerts = app.topic(settings.topics_for(FLOW)[0], value_deserializer="bytes")
     outcomes = app.dataframe(alerts).apply(work).filter(lambda v: v is not None)
@@ -89,7 +93,8 @@ def main() -> None:
     else:
         producer = Producer(kafka_config(settings, {"acks": "all"}))
         outcomes.sink(PushSink(pusher, producer, settings.dlq_topic))
-    app.run(timeout=args.idle_s, collect=False)
+    with state_dir:
+        app.run(timeout=args.idle_s, collect=False)
 
 
 if __name__ == "__main__":

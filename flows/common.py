@@ -17,8 +17,8 @@ from alarmflow.config import ConfigError, Settings, exit_on_config_error, load_s
 from alarmflow.connections import ConnectFailed, mask_secrets_in_logs, preflight, redis_client
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.guard import guarded_map
-from flows.kafka_io import DeliveredSink, dead_letter
-from flows.redis_sink import PushSink, Routed
+from flows.kafka_io import DeliveredSink, dead_letter, kafka_parts, part_name
+from flows.redis_sink import PushSink, Routed, WriteBehindSink
 from operators.drops import Drop
 from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejection, SourceRecord
@@ -116,21 +116,40 @@ def dead_letter_sink(settings: Settings, flow: str) -> DeliveredSink:
 
 
 def write_once(
+    step_id: str, routed: Stream[Routed], settings: Settings, flow: str, kind: str
+) -> None:
+    """Write every routed record to Redis once (``kind`` labels the written metric); records
+    Redis refuses go to the dead-letter topic."""
+    op.output(step_id, routed, push_sink(settings, flow, kind))
+
+
+def write_behind(
     step_id: str,
-    routed: Stream[Routed] | Stream[list[Routed]],
+    batches: Stream[list[Routed]],
     settings: Settings,
     flow: str,
     kind: str,
-    batched: bool = False,
+    topics: tuple[str, ...],
 ) -> None:
-    """Write every routed record to Redis once (``kind`` labels the written metric); records
-    Redis refuses go to the dead-letter topic. ``batched``: the stream's items are lists of
-    records, a flow's batch each."""
-    op.output(step_id, routed, push_sink(settings, flow, kind, batched))
+    """Write every batch of routed records to Redis once, as :func:`write_once` does, but
+    behind the worker: while Redis runs a batch's writes, the worker works on its next batch
+    (:class:`~flows.redis_sink.WriteBehindSink`; a snapshot waits for the writes). Each batch is
+    keyed by the partition of ``topics`` its first record came from."""
+    sink = WriteBehindSink(push_sink(settings, flow, kind), lambda: kafka_parts(settings, topics))
+    op.output(step_id, op.filter_map(f"{step_id}_keyed", batches, by_source_part), sink)
+
+
+def by_source_part(batch: list[Routed]) -> tuple[str, list[Routed]] | None:
+    """A batch keyed by the Kafka partition its first record came from (None if it is empty),
+    so that its write runs on the worker that read it."""
+    if not batch:
+        return None
+    source = batch[0].source
+    return ("" if source is None else part_name(source.topic, source.partition)), batch
 
 
 def push_sink(settings: Settings, flow: str, kind: str, batched: bool = False) -> PushSink:
-    """The sink of :func:`write_once`."""
+    """The sink of :func:`write_once` (and the writes of :func:`write_behind`)."""
     endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
     dlq = dead_letter_sink(settings, flow)
     return PushSink(settings, flow, kind, endpoint, dlq, batched=batched)

@@ -24,7 +24,7 @@ from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
-from flows.common import dead_letters, flow_from_env, load_hosts, load_strategies, write_once
+from flows.common import dead_letters, flow_from_env, load_hosts, load_strategies, write_behind
 from flows.kafka_io import Input, kafka_batches
 from flows.redis_sink import Routed, routed
 from operators.drops import Drop
@@ -87,9 +87,10 @@ def build_flow(settings: Settings) -> Dataflow:
     strategies = EventStrategies(load_strategies(settings), groups)
     access = EventAccess(settings, load_hosts(settings), strategies)
     flow = Dataflow(NAME)
-    batches = kafka_batches("kafka", flow, settings, settings.topics_for(NAME), NAME)
+    topics = settings.topics_for(NAME)
+    batches = kafka_batches("kafka", flow, settings, topics, NAME)
     writes, rejected = pipeline(batches, access, settings.shard() is not None)
-    write_once("redis", writes, settings, NAME, "anomaly", batched=True)
+    write_behind("redis", writes, settings, NAME, "anomaly", topics)
     dead_letters("dlq", settings, NAME, *rejected)
     return flow
 

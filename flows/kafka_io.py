@@ -223,6 +223,16 @@ class CheckedKafkaSource(KafkaSource):
         return _EndReporting(batches)
 
 
+def part_name(topic: str, partition: int) -> str:
+    """A Kafka partition's name as Bytewax's Kafka source names its partitions."""
+    return f"{partition}-{topic}"
+
+
+def kafka_parts(settings: Settings, topics: tuple[str, ...]) -> list[str]:
+    """The partitions of ``topics``, named as the flow's Kafka source names them."""
+    return CheckedKafkaSource(settings, list(topics)).list_parts()
+
+
 def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
     timestamp = msg.timestamp[1] if msg.timestamp and msg.timestamp[1] > 0 else None
     return SourceRecord(msg.topic or "", msg.partition or 0, msg.offset or 0, msg.value, timestamp)
@@ -393,6 +403,10 @@ class DeliveredSink(DynamicSink[Message]):
         self._on_delivered = on_delivered
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> DeliveredPartition:
+        return self.partition()
+
+    def partition(self) -> DeliveredPartition:
+        """A partition of this sink: a producer of its own."""
         check_topics(self._target, [self._topic])
         producer = Producer(
             kafka_config(

@@ -12,7 +12,7 @@ from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
-from flows.common import dead_letters, load_hosts, load_strategies, write_once
+from flows.common import dead_letters, load_hosts, load_strategies, write_behind
 from flows.kafka_io import Input, kafka_batches
 from flows.redis_sink import Routed
 from operators.drops import Drop
@@ -164,8 +164,9 @@ def time_series_flow(
     dead-letter topic out."""
     plans = Plans.load(settings, grouping)
     flow = Dataflow(name)
-    batches = kafka_batches("kafka", flow, settings, settings.topics_for(name), name)
+    topics = settings.topics_for(name)
+    batches = kafka_batches("kafka", flow, settings, topics, name)
     routed, errs = pipeline(batches, plans, point_reader(settings))
-    write_once("redis", routed, settings, name, "data", batched=True)
+    write_behind("redis", routed, settings, name, "data", topics)
     dead_letters("dlq", settings, name, *errs)
     return flow

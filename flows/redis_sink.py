@@ -11,19 +11,34 @@ Each worker keeps one connection and writes each batch it is given as one script
 - A record that Redis refuses for its own values (a key holding another type, ...) goes to
   the dead-letter topic with the error, and the rest of the batch is written. A batch refused
   as a whole for a reason that is not an outage is split until the refused record is alone.
+
+:class:`WriteBehindSink` runs the same writes on a thread of the worker's own, one batch at a
+time, while the worker works on its next batch: the worker spends its CPU while Redis runs a
+batch's script, instead of waiting for it. Recovery stays at-least-once: at the end of each
+epoch the sink's snapshot waits until Redis acknowledged every batch the worker handed it, and
+Bytewax commits an epoch only after its snapshots, so a resume never starts past a write Redis
+has not taken. An error of a batch (an outage past its limit) stops the flow at the worker's
+next batch or snapshot.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from operator import attrgetter, countOf
 from typing import NamedTuple, TypeVar
 
 import redis
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
 
 from alarmflow import metrics
 from alarmflow.config import Settings, mask_url
@@ -305,6 +320,10 @@ class PushSink(DynamicSink[Routed]):
         self._partition = _BatchesPartition if batched else _PushPartition
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _PushPartition:
+        return self.partition(step_id)
+
+    def partition(self, step_id: str) -> _PushPartition:
+        """A partition of this sink: its own connection to Redis and to the dead-letter topic."""
         metrics.serve(self._metrics_endpoint, self._flow)
         # Zero series, so that dashboards show "no errors" and "not waiting".
         REDIS_ERRORS.labels(self._flow)
@@ -318,5 +337,161 @@ class PushSink(DynamicSink[Routed]):
         )
         pusher = OncePusher(client, settings.redis_dbs(), settings.redis_replicas)
         outage = Outage(self._flow, mask_url(settings.redis_url), settings.redis_outage_s)
-        dlq = self._dlq.build(f"{step_id}_dlq", worker_index, worker_count)
+        dlq = self._dlq.partition()
         return self._partition(pusher, outage, dlq, self._flow, self._kind, self._gate_reason)
+
+
+WRITE_BEHIND_BATCH = 5000
+"""Records one script call of a write-behind writer takes at most (about what one call took
+when the worker wrote an activation's batches itself); Redis runs a call without a break."""
+WRITE_BEHIND_QUEUED = 2 * WRITE_BEHIND_BATCH
+"""Records a worker hands on ahead of its writer before it waits for the writer."""
+
+
+class _Behind:
+    """One worker's writer: a thread that writes, as one batch, all that the worker handed on
+    since its last write (up to :data:`WRITE_BEHIND_BATCH` records). The worker waits only when
+    it is :data:`WRITE_BEHIND_QUEUED` records ahead, or in :meth:`wait`. A write that raises
+    stops the writer, and the worker raises the same error at its next call (the flow stops,
+    and recovery replays what was not written)."""
+
+    def __init__(self, partition: _PushPartition, name: str) -> None:
+        self._partition = partition
+        self._changed = threading.Condition()
+        self._queued: deque[list[Routed]] = deque()
+        self._queued_records = 0
+        self._busy = False
+        self._closing = False
+        self._error: BaseException | None = None
+        self._error_raised = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def write(self, items: list[Routed]) -> None:
+        """Hand ``items`` on to be written after everything handed on before them."""
+        with self._changed:
+            while self._error is None and self._queued_records >= WRITE_BEHIND_QUEUED:
+                self._changed.wait()
+            self._raise_error()
+            self._queued.append(items)
+            self._queued_records += len(items)
+            self._changed.notify_all()
+
+    def wait(self) -> None:
+        """Return once everything handed on is written; raise what a write raised."""
+        with self._changed:
+            while self._error is None and (self._queued or self._busy):
+                self._changed.wait()
+            self._raise_error()
+
+    def close(self) -> None:
+        """Write what is left and stop the thread. A write's error is logged here unless it
+        was raised already: Bytewax closes partitions while it unwinds, and an error raised
+        then would abort the process."""
+        with self._changed:
+            while self._error is None and (self._queued or self._busy):
+                self._changed.wait()
+            self._closing = True
+            self._changed.notify_all()
+            error = None if self._error_raised else self._error
+        self._thread.join()
+        self._partition.close()
+        if error is not None:
+            log.error("%s stopped on an error: %s", self._thread.name, error, exc_info=error)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            self._error_raised = True
+            raise self._error
+
+    def _take(self) -> list[Routed] | None:
+        """The next batch to write (whole hand-ons, the first even if larger than the limit),
+        or None once closing with nothing left."""
+        with self._changed:
+            while not self._queued and not self._closing:
+                self._changed.wait()
+            batch: list[Routed] = []
+            while self._queued and (
+                not batch or len(batch) + len(self._queued[0]) <= WRITE_BEHIND_BATCH
+            ):
+                batch += self._queued.popleft()
+            self._queued_records -= len(batch)
+            self._busy = bool(batch)
+            return batch or None
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            error = None
+            try:
+                self._partition.write_batch(batch)
+            except BaseException as exc:  # handed to the worker, which raises it
+                error = exc
+            with self._changed:
+                self._busy = False
+                self._error = error
+                self._changed.notify_all()
+            if error is not None:
+                return
+
+
+class _BehindPart(StatefulSinkPartition[list[Routed], None]):
+    """A partition of :class:`WriteBehindSink`: its batches go to its worker's writer, and its
+    snapshot waits until they are written."""
+
+    def __init__(self, behind: _Behind, release: Callable[[], None]) -> None:
+        self._behind = behind
+        self._release = release
+
+    def write_batch(self, values: list[list[Routed]]) -> None:
+        self._behind.write([one for batch in values for one in batch])
+
+    def snapshot(self) -> None:
+        self._behind.wait()
+
+    def close(self) -> None:
+        self._release()
+
+
+class WriteBehindSink(FixedPartitionedSink[list[Routed], None]):
+    """Writes batches of :class:`Routed` as ``sink`` does, behind the worker (see the module).
+
+    Items are ``(part, batch)``, ``part`` naming the Kafka partition the batch came from as
+    the flow's Kafka source names its partitions (:func:`flows.kafka_io.part_name`), and
+    ``parts()`` lists those partitions. Bytewax gives a sink partition and a source partition
+    of the same name to the same worker, so a batch is written by the worker that read it.
+    The partitions of one worker share one writer: one connection, one thread, one batch in
+    flight."""
+
+    def __init__(self, sink: PushSink, parts: Callable[[], list[str]]) -> None:
+        self._sink = sink
+        self._parts = parts
+        self._index: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._writers: dict[int, tuple[_Behind, int]] = {}
+
+    def list_parts(self) -> list[str]:
+        parts = self._parts()
+        self._index = {part: i for i, part in enumerate(sorted(parts))}
+        return parts
+
+    def part_fn(self, item_key: str) -> int:
+        return self._index.get(item_key, 0)
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _BehindPart:
+        # Bytewax builds a worker's partitions on that worker's thread.
+        worker = threading.get_ident()
+        with self._lock:
+            behind, users = self._writers.get(worker, (None, 0))
+            if behind is None:
+                behind = _Behind(self._sink.partition(step_id), f"{step_id}-writer")
+            self._writers[worker] = (behind, users + 1)
+        return _BehindPart(behind, lambda: self._release(worker))
+
+    def _release(self, worker: int) -> None:
+        with self._lock:
+            behind, users = self._writers[worker]
+            if users > 1:
+                self._writers[worker] = (behind, users - 1)
+                return
+            del self._writers[worker]
+        behind.close()

@@ -344,7 +344,7 @@ class PushSink(DynamicSink[Routed]):
 WRITE_BEHIND_BATCH = 5000
 """Records one script call of a write-behind writer takes at most: about what one call took
 when the worker wrote the batches of a Bytewax activation itself. Redis runs a call without a
-break; 5,000 alerts keep it about 35 ms."""
+break, so this also bounds how long one call keeps Redis from its other clients."""
 WRITE_BEHIND_QUEUED = 2 * WRITE_BEHIND_BATCH
 """Records a worker hands on ahead of its writer before it waits for the writer."""
 

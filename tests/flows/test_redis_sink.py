@@ -362,12 +362,14 @@ class ReadAndRemembered(FixedPartitionedSource):
 
     def build_part(self, step_id, for_part, resume_state) -> StatefulSourcePartition:
         self.read_by[for_part] = threading.get_ident()
-        return OneBatch([routed("p", int(for_part.split("-")[0]))], int(for_part.split("-")[0]))
+        partition = int(for_part.split("-")[0])
+        record = routed("p", partition)
+        return OneBatch([record._replace(source=record.source._replace(partition=partition))])
 
 
 class OneBatch(StatefulSourcePartition):
-    def __init__(self, batch: list[Routed], partition: int) -> None:
-        self._batch = [Routed(r.push, None, r.source._replace(partition=partition)) for r in batch]
+    def __init__(self, batch: list[Routed]) -> None:
+        self._batch: list[Routed] | None = batch
 
     def next_batch(self) -> list[list[Routed]]:
         if self._batch is None:

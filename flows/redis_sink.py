@@ -12,8 +12,9 @@ Each worker keeps one connection and writes each batch it is given as one script
   the dead-letter topic with the error, and the rest of the batch is written. A batch refused
   as a whole for a reason that is not an outage is split until the refused record is alone.
 
-:class:`WriteBehindSink` runs the same writes on a thread of the worker's own, one batch at a
-time, while the worker works on its next batch: the worker spends its CPU while Redis runs a
+:class:`WriteBehindSink` runs the same writes on a thread of the worker's own, one script
+call at a time, each taking what was handed on since the last, while the worker works on its
+next batch: the worker spends its CPU while Redis runs a
 batch's script, instead of waiting for it. Recovery stays at-least-once: at the end of each
 epoch the sink's snapshot waits until Redis acknowledged every batch the worker handed it, and
 Bytewax commits an epoch only after its snapshots, so a resume never starts past a write Redis

@@ -1,10 +1,10 @@
 /* The alert flow's hottest pure work in C: bkmonitor's count_md5, the common case of
- * Event.clean(), the bounds scan of a message's bytes, the push-once script's arguments and the
- * packing of a Redis command. Each function gives exactly what the Python it stands for gives
- * (operators/md5.py, operators/alert.py, operators/bounds.py, state/idempotent.py, hiredis),
- * built from the same CPython operations (str(), str.upper(), dict order); for anything outside
- * the common case it returns None and the caller runs the Python code, which also names what is
- * wrong with a message. */
+ * Event.clean(), the bounds scan of a message's bytes, an alert's writes, the push-once script's
+ * arguments and the packing of a Redis command. Each function gives exactly what the Python it
+ * stands for gives (operators/md5.py, operators/alert.py, operators/bounds.py, state/writes.py,
+ * state/idempotent.py, hiredis), built from the same CPython operations (str(), str.upper(),
+ * dict order); for anything outside the common case it returns None and the caller runs the
+ * Python code, which also names what is wrong with a message. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1058,6 +1058,76 @@ failed:
     return NULL;
 }
 
+/* A new tuple of `size` items still to be set, of `type`: tuple or a subclass (a named tuple). */
+static PyObject *new_tuple(PyTypeObject *type, Py_ssize_t size) {
+    return type == &PyTuple_Type ? PyTuple_New(size) : type->tp_alloc(type, size);
+}
+
+/* A copy of the tuple `shape`, of its type, with item `at` replaced by `value`. */
+static PyObject *tuple_with(PyObject *shape, Py_ssize_t at, PyObject *value) {
+    Py_ssize_t size = PyTuple_GET_SIZE(shape);
+    PyObject *copy = new_tuple(Py_TYPE(shape), size);
+    if (copy == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        PyObject *item = i == at ? value : PyTuple_GET_ITEM(shape, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(copy, i, item);
+    }
+    return copy;
+}
+
+static PyObject *py_stamp_push(PyObject *Py_UNUSED(module), PyObject *const *args,
+                               Py_ssize_t nargs) {
+    if (nargs != 6 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) < 3 ||
+        !PyTuple_Check(args[3]) || !PyTuple_Check(args[4]) || !PyType_Check(args[5]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[5], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "stamp_push(marker: Write, key, value, lists: tuple, signals: tuple, Push)");
+        return NULL;
+    }
+    PyObject *lists = args[3], *signals = args[4];
+    Py_ssize_t count = PyTuple_GET_SIZE(lists), signalled = PyTuple_GET_SIZE(signals);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyTuple_Check(PyTuple_GET_ITEM(lists, i)) ||
+            PyTuple_GET_SIZE(PyTuple_GET_ITEM(lists, i)) < 3) {
+            PyErr_SetString(PyExc_TypeError, "a list write must be a Write");
+            return NULL;
+        }
+    }
+    PyObject *writes = PyTuple_New(count + signalled);
+    if (writes == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *write = tuple_with(PyTuple_GET_ITEM(lists, i), 2, args[2]);
+        if (write == NULL) {
+            Py_DECREF(writes);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(writes, i, write);
+    }
+    for (Py_ssize_t i = 0; i < signalled; i++) {
+        Py_INCREF(PyTuple_GET_ITEM(signals, i));
+        PyTuple_SET_ITEM(writes, count + i, PyTuple_GET_ITEM(signals, i));
+    }
+    PyObject *marker = tuple_with(args[0], 1, args[1]);
+    if (marker == NULL) {
+        Py_DECREF(writes);
+        return NULL;
+    }
+    PyObject *push = new_tuple((PyTypeObject *)args[5], 2);
+    if (push == NULL) {
+        Py_DECREF(marker);
+        Py_DECREF(writes);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(push, 0, marker);
+    PyTuple_SET_ITEM(push, 1, writes);
+    return push;
+}
+
 static PyMethodDef methods[] = {
     {"count_md5", py_count_md5, METH_O,
      "count_md5(value) -> str | None: bkmonitor's count_md5 of a value made of str, int, "
@@ -1076,6 +1146,9 @@ static PyMethodDef methods[] = {
     {"flatten_pushes", (PyCFunction)(void (*)(void))py_flatten_pushes, METH_FASTCALL,
      "flatten_pushes(pushes, specs, make_spec) -> (keys, argv): the push-once script's KEYS "
      "and ARGV for a list of state.idempotent.Push (see OncePusher.push)."},
+    {"stamp_push", (PyCFunction)(void (*)(void))py_stamp_push, METH_FASTCALL,
+     "stamp_push(marker, key, value, lists, signals, push_type) -> Push: push_type(marker with "
+     "key as its key, (each of lists with value as its value, *signals)), named tuples alike."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "operators._native",

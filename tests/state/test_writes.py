@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import orjson
+import gc
 
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from operators import _native
 from operators.incident import Change
 from operators.routing import Target
-from state.idempotent import Op
+from state.idempotent import Op, Push, Write
 from state.keys import Backend
 from state.writes import AlertWrites, incident_push
 
@@ -29,6 +35,52 @@ def test_alert_push_lists_each_target_then_signals_each_strategy_once():
     assert {orjson.loads(w.value)["id"] for w in push.writes if w.op is Op.LPUSH} == {"abc"}
     assert [w.value for w in push.writes if w.op is Op.SIGNAL] == ["1", "2"]
     assert {w.backend for w in (push.marker, *push.writes)} == {Backend.QUEUE}
+
+
+def python_push(prefix: str, ttl: int, event: dict, targets: tuple[Target, ...]) -> Push:
+    """What :class:`AlertWrites` stands for, built with the named tuples in Python."""
+    payload = orjson.dumps(event)
+    return Push(
+        Write(Op.MARK, f"{prefix}.access.alert.duplicate.{event['id']}", b"", ttl),
+        (
+            *(
+                Write(Op.LPUSH, f"{prefix}.access.alert.{t.strategy_id}.{t.item_id}", payload, 1800)
+                for t in targets
+            ),
+            *(
+                Write(Op.SIGNAL, f"{prefix}.access.data.signal", str(sid), 1800)
+                for sid in dict.fromkeys(t.strategy_id for t in targets)
+            ),
+        ),
+    )
+
+
+@given(
+    st.lists(st.tuples(st.integers(1, 5), st.integers(1, 5)), min_size=1, max_size=6, unique=True),
+    st.text(min_size=1, max_size=40),
+    st.integers(1, 10**6),
+)
+def test_alert_push_built_in_c_equals_the_named_tuples_built_in_python(pairs, uid, ttl):
+    targets = tuple(Target(*pair) for pair in pairs)
+    event = {"id": uid, "alert_name": "x", "tags": [{"key": "k", "value": uid}]}
+    writes = AlertWrites("p", ttl)
+    for _ in range(2):  # the targets' shapes made, then remembered
+        push = writes(event, targets)
+        assert push == python_push("p", ttl, event, targets)
+        assert type(push) is Push
+        assert {type(w) for w in (push.marker, *push.writes)} == {Write}
+        assert type(push.writes) is tuple
+        assert gc.is_tracked(push) and gc.is_tracked(push.marker)
+
+
+def test_stamp_push_refuses_what_is_not_a_push_of_writes():
+    marker = Write(Op.MARK, "", b"", 600)
+    with pytest.raises(TypeError):
+        _native.stamp_push(marker, "k", b"v", ("not a write",), (), Push)
+    with pytest.raises(TypeError):
+        _native.stamp_push(marker, "k", b"v", (), (), dict)
+    with pytest.raises(TypeError):
+        _native.stamp_push(marker, "k", b"v", ())
 
 
 def test_incident_push_writes_document_history_and_links_then_the_signal():

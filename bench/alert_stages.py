@@ -22,9 +22,9 @@ from redis.connection import HiredisRespSerializer
 
 from alarmflow.config import BUNDLED_STRATEGIES, settings_or_exit
 from alarmflow.connections import CommandPacker, redis_client
+from alarmflow.heap import settle_heap
 from alarmflow.samples import sample_messages
 from alarmflow.services import RedisServer, free_port
-from flows.common import settle_heap
 from operators import _native
 from operators.alert import clean_alert, clean_alert_in_python, is_expired
 from operators.bounds import decode_object

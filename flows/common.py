@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from bytewax.dataflow import Dataflow, Stream
 from alarmflow import logs
 from alarmflow.config import ConfigError, Settings, exit_on_config_error, load_settings
 from alarmflow.connections import ConnectFailed, mask_secrets_in_logs, preflight, redis_client
+from alarmflow.heap import settle_heap
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter, kafka_parts, part_name
@@ -26,21 +26,6 @@ from operators.strategy import Strategy, StrategyError, load_strategy_file
 from state.strategy_cache import load_cached_strategies
 
 X = TypeVar("X")
-
-
-GC_THRESHOLDS = (50_000, 20, 100)
-"""The collector's thresholds while a flow runs (Python's are 700, 10, 10): a flow allocates
-and frees many short-lived objects per record and keeps few. With ``gc.freeze`` they changed the
-alert work's CPU per alert by 0.96, 1.01 and 0.87 in three runs of ``bench/gc_settings.py``:
-a small gain at best, within this machine's noise."""
-
-
-def settle_heap() -> None:
-    """After start-up: move what start-up built (modules, strategies, routers) out of the
-    collector's sight (``gc.freeze``) and collect less often (:data:`GC_THRESHOLDS`)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from operators.event_records import format_time
+from operators.json_bytes import json_bytes
 
 KNOWN_HOSTS = tuple(range(1, 51))
 BAD_MESSAGES: tuple[bytes, ...] = (
@@ -126,7 +127,7 @@ def sample_events(count: int, now: int, seed: int = 11) -> Iterator[bytes]:
             yield rng.choice(BAD_MESSAGES)
             continue
         stamp = now - (3600 if roll < 0.05 else rng.randint(0, 300))
-        yield orjson.dumps(_event(rng, format_time(stamp), stamp))
+        yield json_bytes(_event(rng, format_time(stamp), stamp))
 
 
 def by_host(message: bytes) -> bytes:

@@ -8,7 +8,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
+from operators.json_bytes import json_bytes
 
 HOSTS = [f"10.0.{i // 250}.{i % 250 + 1}" for i in range(500)]
 VALID_KINDS = (
@@ -67,5 +67,5 @@ def sample_messages(count: int, now: int, seed: int = 7) -> Iterator[bytes]:
             alert["time"] = now - 2 * 86400
         elif roll < 0.10:
             alert["alert_name"] = "Nobody watches this"
-        previous = orjson.dumps(alert)
+        previous = json_bytes(alert)
         yield previous

@@ -64,6 +64,7 @@ from operators.converge.intake import Intake, Planner
 from operators.converge.records import Decision, Planned
 from operators.converge.shields import ShieldError, ShieldTable, shield_table
 from operators.drops import Drop
+from operators.json_bytes import json_bytes
 from operators.rejects import Rejection, SourceRecord
 from state.converge_lock import RedisLock
 from state.converge_writes import DecisionWrites
@@ -302,8 +303,8 @@ def outputs(prefix: str) -> Callable[[Outcome], Outputs]:
         for decision in outcome.decisions:
             counts[decision.function, decision.decision] += 1
             try:
-                record = orjson.dumps(audit_record(decision))
-                message = orjson.dumps(decision_message(decision))
+                record = json_bytes(audit_record(decision))
+                message = json_bytes(decision_message(decision))
                 push = writes(decision, record)
             except Exception as exc:
                 made.rejected.append(rejection("outputs", exc, timer_source(decision)))

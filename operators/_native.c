@@ -1128,6 +1128,14 @@ static PyObject *py_stamp_push(PyObject *Py_UNUSED(module), PyObject *const *arg
     return push;
 }
 
+static PyObject *py_exact_bytes(PyObject *Py_UNUSED(module), PyObject *value) {
+    if (!PyBytes_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "exact_bytes(value: bytes)");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
+}
+
 static PyMethodDef methods[] = {
     {"count_md5", py_count_md5, METH_O,
      "count_md5(value) -> str | None: bkmonitor's count_md5 of a value made of str, int, "
@@ -1146,6 +1154,9 @@ static PyMethodDef methods[] = {
     {"flatten_pushes", (PyCFunction)(void (*)(void))py_flatten_pushes, METH_FASTCALL,
      "flatten_pushes(pushes, specs, make_spec) -> (keys, argv): the push-once script's KEYS "
      "and ARGV for a list of state.idempotent.Push (see OncePusher.push)."},
+    {"exact_bytes", py_exact_bytes, METH_O,
+     "exact_bytes(value: bytes) -> bytes: a copy of value in a new object of its own size "
+     "(the buffer of an orjson.dumps result stays at 8 KiB whatever its length)."},
     {"stamp_push", (PyCFunction)(void (*)(void))py_stamp_push, METH_FASTCALL,
      "stamp_push(marker, key, value, lists, signals, push_type) -> Push: push_type(marker with "
      "key as its key, (each of lists with value as its value, *signals)), named tuples alike."},

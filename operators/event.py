@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from operators._native import exact_bytes
 from operators.bounds import EPOCH_2000, TimeWindow
 from operators.conditions import ConditionSet, compile_conditions, mapping_lookup
 from operators.drops import Drop
@@ -229,7 +230,7 @@ def dimensions_md5(dims: Mapping[str, Any]) -> str:
         return count_md5(dims)
     found = _md5s.get(memo)
     if found is None:
-        found = remember(_md5s, memo, count_md5(dims), _MD5S_KEPT)
+        found = remember(_md5s, exact_bytes(memo), count_md5(dims), _MD5S_KEPT)
     return found
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-import orjson
+from operators.json_bytes import json_bytes
 
 # The DLQ keeps this much of a rejected message's bytes, so that a huge message still fits
 # under the broker's size limit. ``raw_bytes`` says how long it really was.
@@ -101,7 +101,7 @@ class Rejection:
 
     def to_dlq(self, flow: str) -> bytes:
         raw = self.record.value or b""
-        return orjson.dumps(
+        return json_bytes(
             {
                 "flow": flow,
                 "reason": str(self.reason),

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from operators.json_bytes import json_bytes
+
 
 class StrategyError(ValueError):
     """The strategies source is unusable; the message names the strategy and the field."""
@@ -67,7 +69,7 @@ class Strategy:
     def snapshot(self) -> bytes:
         """The strategy as JSON, as anomalies' strategy snapshots keep it; made once, since
         strategies are fixed from start-up."""
-        return orjson.dumps(dict(self.raw))
+        return json_bytes(dict(self.raw))
 
 
 def whole_number(

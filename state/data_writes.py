@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from operators.data_filters import anomaly_levels, anomaly_record
+from operators.json_bytes import json_bytes
 from operators.timeseries import AccessRecord, GroupPlan, Member, noise_key_hash, noise_member
 from state.idempotent import Op, Push, Write, write
 from state.keys import (
@@ -74,7 +73,7 @@ def data_push(
 ) -> Push:
     """The record onto ``access.data.{sid}.{iid}`` of each target (EXPIRE max(1800, 5 x
     interval)), then ``extra``, then each strategy id onto ``access.data.signal``."""
-    payload = orjson.dumps(record)
+    payload = json_bytes(record)
     lists, signals = _target_writes(prefix, tuple(targets), max(MIN_LIST_TTL, 5 * interval))
     filled = (Write(w.op, w.key, payload, w.ttl, w.param, w.backend) for w in lists)
     return Push(dedup_marker(prefix, group_key, interval, record), (*filled, *extra, *signals))
@@ -144,7 +143,7 @@ def anomaly_push(
             at = {"strategy_id": check.strategy_id, "update_time": check.update_time}
             writes.append(write(Op.SET, STRATEGY_SNAPSHOT_KEY, prefix, check.strategy_json, at=at))
             writes.append(
-                write(Op.LPUSH, ANOMALY_LIST_KEY, prefix, orjson.dumps(check.anomaly), at=item_at)
+                write(Op.LPUSH, ANOMALY_LIST_KEY, prefix, json_bytes(check.anomaly), at=item_at)
             )
             signals.append(
                 write(Op.SIGNAL, ANOMALY_SIGNAL_KEY, prefix, f"{check.strategy_id}.{check.item_id}")
@@ -157,7 +156,7 @@ def no_data_writes(prefix: str, record: AccessRecord, plan: GroupPlan) -> tuple[
     each item whose no-data detection is on (EXPIRE max(600, 5 x interval))."""
     if not record.passed_filters or not plan.no_data:
         return ()
-    payload = orjson.dumps(record.data)
+    payload = json_bytes(record.data)
     return tuple(
         write(
             Op.LPUSH,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import orjson
-
 from operators.event import Decided
+from operators.json_bytes import json_bytes
 from operators.md5 import count_md5
 from operators.memo import remember
 from operators.strategy import Strategy
@@ -138,7 +137,7 @@ def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
         group = anomaly.contender.group if anomaly.contender else ""
         writes += tuple(priority_write(prefix, group, f, entry) for f, entry in decided.claims)
     if not decided.inhibited:
-        element = orjson.dumps(anomaly.element)
+        element = json_bytes(anomaly.element)
         writes += (
             Write(
                 _LPUSH, item.list_key, element, ANOMALY_LIST_KEY.ttl, "", ANOMALY_LIST_KEY.backend

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from operators import _native
 from operators.incident import Change
+from operators.json_bytes import json_bytes
 from operators.routing import Target
 from state.idempotent import Op, Push, Write, write
 from state.keys import (
@@ -51,7 +50,7 @@ class AlertWrites:
         in C (``operators/_native.c`` ``stamp_push``): a third of the Python's time."""
         lists, signals = self._targets.get(targets) or self._shapes(targets)
         key = self._marker_head + event["id"]
-        return _native.stamp_push(self._marker, key, orjson.dumps(event), lists, signals, Push)
+        return _native.stamp_push(self._marker, key, json_bytes(event), lists, signals, Push)
 
 
 def incident_push(prefix: str, sync_uid: str, change: Change, dedup_ttl: int) -> Push:
@@ -62,10 +61,10 @@ def incident_push(prefix: str, sync_uid: str, change: Change, dedup_ttl: int) ->
         write(Op.MARK, INCIDENT_DEDUP_KEY, prefix, at={"sync_uid": sync_uid}, ttl=dedup_ttl),
         (
             *(
-                write(Op.LPUSH, INCIDENT_HISTORY_KEY, prefix, orjson.dumps(record), at=at)
+                write(Op.LPUSH, INCIDENT_HISTORY_KEY, prefix, json_bytes(record), at=at)
                 for record in change.history
             ),
-            write(Op.SET, INCIDENT_DOC_KEY, prefix, orjson.dumps(change.document), at=at),
+            write(Op.SET, INCIDENT_DOC_KEY, prefix, json_bytes(change.document), at=at),
             *(write(Op.SADD, INCIDENT_ALERTS_KEY, prefix, alert, at=at) for alert in change.alerts),
             write(Op.SIGNAL, INCIDENT_SIGNAL_KEY, prefix, change.incident_id),
         ),

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from operators.conditions import MISSING, ConditionSet, compile_conditions
+from operators.conditions import MISSING, ConditionSet, Lookup, compile_conditions
+from operators.memo import remember
 from operators.strategy import Strategy
 
 
@@ -43,6 +44,58 @@ class _NameRule:
     conditions: ConditionSet
 
 
+_ROUTES_KEPT = 4096
+"""How many routes an alert name remembers (by business and the values its conditions read)."""
+
+
+class _NameRoutes:
+    """The rules of one alert name, and the routes worked out from them, remembered by the
+    alert's business and the values (with their types) of the keys the rules' conditions read:
+    the conditions read nothing else, so equal keys route alike."""
+
+    def __init__(self) -> None:
+        self.rules: list[_NameRule] = []
+        self.keys: tuple[str, ...] = ()
+        self.routes: dict[tuple, tuple[Target, ...]] = {}
+
+    def add(self, rule: _NameRule) -> None:
+        self.rules.append(rule)
+        read = (c.key for group in rule.conditions.groups for c in group)
+        self.keys = tuple(dict.fromkeys((*self.keys, *read)))
+
+    def route(self, event: Mapping[str, Any]) -> tuple[Target, ...]:
+        biz = str(event["bk_biz_id"])
+        if not self.keys:
+            return self.matching(biz, None)
+        lookup = alert_lookup(event)
+        values = tuple(map(lookup, self.keys))
+        types = tuple(map(type, values))
+        if not _EXACT.issuperset(types):
+            return self.matching(biz, lookup)
+        key = (biz, *values, *types)
+        found = self.routes.get(key)
+        if found is None:
+            found = remember(self.routes, key, self.matching(biz, lookup), _ROUTES_KEPT)
+        return found
+
+    def matching(self, biz: str, lookup: Lookup | None) -> tuple[Target, ...]:
+        """The targets of the rules of ``biz`` whose conditions match (``lookup`` is given
+        when any rule has conditions)."""
+        found = {
+            rule.target
+            for rule in self.rules
+            if rule.bk_biz_id == biz
+            and (not rule.conditions.groups or rule.conditions.matches(lookup))
+        }
+        return tuple(sorted(found)) if len(found) > 1 else tuple(found)
+
+
+_EXACT = frozenset({str, int, bool, type(None), type(MISSING)})
+"""The types of looked-up values a route is remembered by: values of these types that are
+equal behave alike in every condition (1 and True are told apart by their types; not floats:
+``0.0 == -0.0``; ``MISSING`` is the only ``object``)."""
+
+
 class AlertRouter:
     """Routes cleaned alerts: by ``strategy_id`` when set, else by ``alert_name``.
 
@@ -53,14 +106,14 @@ class AlertRouter:
 
     def __init__(self, strategies: Iterable[Strategy]) -> None:
         self._by_id: dict[int, tuple[Target, ...]] = {}
-        self._by_name: dict[str, list[_NameRule]] = defaultdict(list)
+        self._by_name: dict[str, _NameRoutes] = defaultdict(_NameRoutes)
         for strategy in strategies:
             self._by_id[strategy.id] = tuple(Target(strategy.id, i.id) for i in strategy.items)
             for item in strategy.items:
                 for config in item.query_configs:
                     name = config.get("alert_name")
                     if name:
-                        self._by_name[name].append(
+                        self._by_name[name].add(
                             _NameRule(
                                 str(strategy.bk_biz_id),
                                 Target(strategy.id, item.id),
@@ -72,19 +125,5 @@ class AlertRouter:
         strategy_id = event.get("strategy_id")
         if strategy_id:
             return self._by_id.get(int(strategy_id), ())
-        rules = self._by_name.get(event["alert_name"], ())
-        if not rules:
-            return ()
-        biz = str(event["bk_biz_id"])
-        lookup = None
-        found = set()
-        for rule in rules:
-            if rule.bk_biz_id != biz:
-                continue
-            if rule.conditions.groups:
-                if lookup is None:
-                    lookup = alert_lookup(event)
-                if not rule.conditions.matches(lookup):
-                    continue
-            found.add(rule.target)
-        return tuple(sorted(found)) if len(found) > 1 else tuple(found)
+        routes = self._by_name.get(event["alert_name"])
+        return () if routes is None else routes.route(event)

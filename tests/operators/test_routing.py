@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alarmflow.config import BUNDLED_STRATEGIES
 from operators.routing import AlertRouter, Target
-from operators.strategy import load_strategy_file
+from operators.strategy import load_strategy_file, parse_strategies
 
 ROUTER = AlertRouter(load_strategy_file(BUNDLED_STRATEGIES))
 
@@ -39,3 +41,60 @@ def event(name: str, biz: int = 2, tags: dict | None = None, **fields) -> dict:
 )
 def test_routing_table(alert, targets):
     assert list(ROUTER.route(alert)) == targets
+
+
+# Rules whose conditions read a tag and a field with methods that tell 1, True, "1" and 1.5
+# apart, in two businesses; routes are remembered by the values the conditions read.
+CONDITIONED = parse_strategies(
+    [
+        {
+            "id": sid,
+            "bk_biz_id": biz,
+            "items": [
+                {
+                    "id": sid * 10,
+                    "query_configs": [{"alert_name": "a", "agg_condition": conditions}],
+                }
+            ],
+        }
+        for sid, biz, conditions in (
+            (1, 2, [{"key": "tags.k", "method": "eq", "value": ["1"]}]),
+            (2, 2, [{"key": "tags.k", "method": "gt", "value": [1]}]),
+            (3, 2, [{"key": "f", "method": "include", "value": ["ru"]}]),
+            (4, 3, [{"key": "k", "method": "reg", "value": ["^1"]}]),
+            (5, 2, []),
+        )
+    ]
+)
+VALUES = st.one_of(
+    st.sampled_from([1, True, "1", 1.5, 2, "True", None, 0.0, -0.0, [1], ["1", 2]]),
+    st.text(max_size=3),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([2, 3, "2"]),
+            st.dictionaries(st.sampled_from(["k", "f"]), VALUES, max_size=2),
+            st.dictionaries(st.just("f"), VALUES, max_size=1),
+        ),
+        max_size=30,
+    )
+)
+def test_remembered_routes_equal_routes_worked_out_afresh(alerts):
+    warm = AlertRouter(CONDITIONED)
+    for biz, tags, fields in alerts:
+        alert = event("a", biz=biz, tags=tags, **fields)
+        assert warm.route(alert) == AlertRouter(CONDITIONED).route(alert)
+
+
+def test_remembered_routes_tell_equal_values_of_other_types_apart():
+    router = AlertRouter(CONDITIONED)
+    routes = [router.route(event("a", tags={"k": value})) for value in (1, True, "1", 1, True)]
+    # eq "1": str(1) is "1", str(True) "True"; gt 1: neither is above 1; include "ru" on the
+    # field f: the alerts have none, and a key an alert lacks matches.
+    one = [Target(1, 10), Target(3, 30), Target(5, 50)]
+    true = [Target(3, 30), Target(5, 50)]
+    text = one
+    assert [list(r) for r in routes] == [one, true, text, one, true]

@@ -91,7 +91,12 @@ def check_structure(value: Any) -> None:
 
 def finite_number(value: Any, field: str) -> float:
     """``value`` as a finite float, or :class:`Rejected` (booleans are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    kind = type(value)
+    if (
+        kind is not int
+        and kind is not float
+        and (kind is bool or not isinstance(value, int | float))
+    ):
         raise Rejected(Reason.WRONG_TYPE, f"field '{field}' must be a number, got {preview(value)}")
     number = float(value)
     if not math.isfinite(number):

@@ -4,8 +4,8 @@ after start-up by :func:`settle_heap`.
 A flow allocates and frees a few megabytes per batch: decoded messages, cleaned alerts, their
 JSON, the script call's arguments. glibc's defaults hand freed memory back to the kernel as soon
 as 128 KiB lie free at the top of the heap, and map each block over 128 KiB on its own, so the
-next batch takes page faults on the same memory again; on these virtual machines a fault costs
-about 2.7 µs. So freed memory is kept (``bench/gc_settings.py`` measures both settings).
+next batch takes page faults on the same memory again, and faults are dear on virtual
+machines. So freed memory is kept (``bench/gc_settings.py`` measures both settings).
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ pytestmark = pytest.mark.integration
 
 # The latency bucket bound the gap must exceed: the backlog waits in Kafka longer than this.
 GAP_S = 2.5
+BACKLOG = 150_000
+"""Enough for several of librdkafka's statistics intervals (1 s, where the lag gauge comes from)
+at the fastest the flow drains here (40,000 a second and more: 40,000 had drained before the
+first statistics showed them)."""
 assert GAP_S in LATENCY_BUCKETS
 
 
@@ -87,7 +91,7 @@ def test_lag_grows_while_stopped_then_drains_and_latency_shows_the_gap(
     backlog = produce(
         kafka_broker.bootstrap,
         flow_env.topics["ALERT"],
-        sample_messages(40000, int(time.time()), 2),
+        sample_messages(BACKLOG, int(time.time()), 2),
     )
     wait_until(
         lambda: time.time() - stopped_at > GAP_S,

@@ -14,8 +14,8 @@ Each worker keeps one connection and writes each batch it is given as one script
 
 :class:`WriteBehindSink` runs the same writes on a thread of the worker's own, one script
 call at a time, each taking what was handed on since the last, while the worker works on its
-next batch: the worker spends its CPU while Redis runs a
-batch's script, instead of waiting for it. Recovery stays at-least-once: at the end of each
+next batch: the worker spends its CPU while Redis runs a batch's script, instead of waiting for
+it. Recovery stays at-least-once: at the end of each
 epoch the sink's snapshot waits until Redis acknowledged every batch the worker handed it, and
 Bytewax commits an epoch only after its snapshots, so a resume never starts past a write Redis
 has not taken. An error of a batch (an outage past its limit) stops the flow at the worker's

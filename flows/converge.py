@@ -11,7 +11,8 @@ batch): each Kafka batch is decoded, parsed and planned in one step
 (:class:`operators.converge.intake.Planner`), each action kept only if this deployment owns
 its business on the hash ring and keyed by its converge dimension, so one worker owns a
 dimension; each key gets the actions of a batch in one call; each batch of decisions becomes
-its messages and Redis writes in one step (:func:`outputs`). The state objects of
+its messages and Redis writes in one step (:func:`outputs`), written by a thread of the
+worker's own while the worker goes on (:func:`build_flow`). The state objects of
 :mod:`operators.converge` decide; the logic classes here only give them a clock and Bytewax's
 keep-or-discard answer:
 
@@ -35,13 +36,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow, Stream, operator
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.outputs import StatelessSinkPartition
 
 from alarmflow.config import ConfigError, Settings, mask_url
 from alarmflow.connections import redis_client
@@ -52,11 +54,13 @@ from flows.kafka_io import (
     DeliveredPartition,
     DeliveredSink,
     Input,
+    LocalParts,
     Message,
     check_topics,
     kafka_batches,
+    kafka_parts,
 )
-from flows.redis_sink import Outage, Routed
+from flows.redis_sink import Outage, Routed, WriteBehindSink
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.biz import Business
 from operators.converge.engine import INDEX_TTL_S, NO_LOCK, Dimension, Lock, Runtime
@@ -391,31 +395,41 @@ class _OutputsPartition(StatelessSinkPartition[Outputs]):
         self._redis.close()
 
 
-class OutputsSink(DynamicSink[Outputs]):
-    """The decision and audit messages of each batch (one producer for both topics) and its
-    Redis writes, made while the broker acknowledges the messages; a batch is written once
-    Kafka and Redis both acknowledged it, so nothing reaches the recovery store before."""
+class OutputsWrites:
+    """The writes of batches of outputs: the decision and audit messages (one producer for
+    both topics) and the Redis writes, made while the broker acknowledges the messages; a
+    batch is written once Kafka and Redis both acknowledged it."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._kafka = DeliveredSink(settings, settings.decision_topic, NAME, "kafka")
         self._redis = push_sink(settings, NAME, "converge", batched=True)
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _OutputsPartition:
+    def partition(self, step_id: str) -> _OutputsPartition:
         audit_topic = self._settings.audit_topic
         check_topics(self._settings, [audit_topic])
         return _OutputsPartition(
-            self._kafka.build(f"{step_id}_kafka", worker_index, worker_count),
-            self._redis.build(f"{step_id}_redis", worker_index, worker_count),
-            audit_topic,
+            self._kafka.partition(), self._redis.partition(f"{step_id}_redis"), audit_topic
         )
 
 
+def records(outputs: list[Outputs]) -> int:
+    """What a list of outputs counts for in a writer's queue: each batch and its decisions."""
+    return sum(1 + len(made.routed) for made in outputs)
+
+
 def build_flow(settings: Settings) -> Dataflow:
+    """The pipeline, its outputs written behind the worker
+    (:class:`~flows.redis_sink.WriteBehindSink`, a snapshot waits for them) by the worker that
+    made them: each batch of outputs is keyed by a Kafka partition its worker reads."""
     flow = Dataflow(NAME)
-    batches = kafka_batches("kafka", flow, settings, settings.topics_for("action"), NAME)
+    topics = settings.topics_for("action")
+    local = LocalParts()
+    batches = kafka_batches("kafka", flow, settings, topics, NAME, local)
     made = converge(batches, settings, runtime(settings))
-    op.output("out", made, OutputsSink(settings))
+    parts = partial(kafka_parts, settings, topics)
+    sink = WriteBehindSink(OutputsWrites(settings), parts, records)
+    op.output("out", op.map("out_keyed", made, lambda m: (local.part(), [m])), sink)
     dead_letters("dlq", settings, NAME, op.flat_map("rejections", made, lambda m: m.rejected))
     return flow
 

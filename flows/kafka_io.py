@@ -5,7 +5,7 @@
   check hangs forever on an unreachable broker), counts what it reads, and turns consumer
   errors into rejections. :func:`kafka_batches` reads them a poll at a time: each partition
   hands on the list of records of each poll as one item, built straight from librdkafka's
-  messages.
+  messages. :class:`LocalParts` tells a later step which partitions its worker reads.
 - :class:`DeliveredSink` produces messages (the dead-letter topic's, converge decisions and
   audit records) and waits for every delivery report: a failed delivery stops the flow
   (recovery then replays), it is never dropped silently as Bytewax's ``KafkaSink`` would.
@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -159,17 +160,37 @@ def _message(msg: ConfluentMessage) -> KafkaSourceMessage:
     )
 
 
+class LocalParts:
+    """Which Kafka partition each worker of this process reads: the source records the first
+    partition a worker builds (Bytewax builds a worker's partitions on the worker's thread), and
+    a later step, running on the same worker, asks for it. Keying items by it sends them to the
+    worker's own partition of a sink partitioned like the source, with no exchange between
+    workers."""
+
+    def __init__(self) -> None:
+        self._by_worker: dict[int, str] = {}
+
+    def record(self, part: str) -> None:
+        self._by_worker.setdefault(threading.get_ident(), part)
+
+    def part(self) -> str:
+        """A partition the calling worker reads, or "" for a worker that reads none."""
+        return self._by_worker.get(threading.get_ident(), "")
+
+
 class CheckedKafkaSource(KafkaSource):
     """Bytewax's Kafka source with the settings' client configuration (security included), a
     bounded pre-flight check before listing partitions, and start positions by offset or by
     time for partitions with no recovered offset. With ``on_error`` each partition hands on
-    one list of records per poll (:class:`_RecordBatches`), else Bytewax's messages."""
+    one list of records per poll (:class:`_RecordBatches`), else Bytewax's messages; with
+    ``local_parts`` it records the partitions each worker reads."""
 
     def __init__(
         self,
         settings: Settings,
         topics: list[str],
         on_error: Callable[[KafkaError], Rejection] | None = None,
+        local_parts: LocalParts | None = None,
         **kwargs,
     ) -> None:
         start = settings.start
@@ -188,12 +209,15 @@ class CheckedKafkaSource(KafkaSource):
         self._topic_list = topics
         self._start: StartPosition = start
         self._on_error = on_error
+        self._local_parts = local_parts
 
     def list_parts(self) -> list[str]:
         check_topics(self._settings, self._topic_list)
         return super().list_parts()
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None):
+        if self._local_parts is not None:
+            self._local_parts.record(for_part)
         if resume_state is None and self._start.kind == "time":
             index, topic = for_part.split("-", 1)
             resume_state = offset_at(self._settings, topic, int(index), self._start.value)
@@ -275,13 +299,24 @@ def kafka_input(
 
 
 def kafka_batches(
-    step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...], name: str
+    step_id: str,
+    flow: Dataflow,
+    settings: Settings,
+    topics: tuple[str, ...],
+    name: str,
+    local_parts: LocalParts | None = None,
 ) -> Stream[list[Input]]:
     """The flow's input as one list per poll of a partition (up to the consumer's batch size),
     for flows that work a batch at a time: the per-item cost of a Bytewax step is then paid
-    once per batch. Counted per batch."""
+    once per batch. Counted per batch; ``local_parts`` learns which partitions each worker
+    reads."""
     source = CheckedKafkaSource(
-        settings, list(topics), _consumer_error(name), tail=settings.tail, raise_on_errors=False
+        settings,
+        list(topics),
+        _consumer_error(name),
+        local_parts,
+        tail=settings.tail,
+        raise_on_errors=False,
     )
     consumed = {topic: CONSUMED.labels(name, topic) for topic in topics}
 

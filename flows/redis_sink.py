@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from operator import attrgetter, countOf
-from typing import NamedTuple, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import redis
 from bytewax.outputs import (
@@ -98,6 +98,7 @@ def _merge(earlier: list[Result] | None, later: list[Result]) -> list[Result]:
 
 
 R = TypeVar("R")
+T_contra = TypeVar("T_contra", contravariant=True)
 
 
 class Outage:
@@ -350,17 +351,26 @@ WRITE_BEHIND_QUEUED = 2 * WRITE_BEHIND_BATCH
 """Records a worker hands on ahead of its writer before it waits for the writer."""
 
 
-class _Behind:
-    """One worker's writer: a thread that writes, as one batch, all that the worker handed on
-    since its last write (up to :data:`WRITE_BEHIND_BATCH` records). The worker waits only when
-    it is :data:`WRITE_BEHIND_QUEUED` records ahead, or in :meth:`wait`. A write that raises
-    stops the writer, and the worker raises the same error at its next call (the flow stops,
-    and recovery replays what was not written)."""
+T = TypeVar("T")
 
-    def __init__(self, partition: _PushPartition, name: str) -> None:
+
+class _Behind(Generic[T]):
+    """One worker's writer: a thread that writes, as one batch, all that the worker handed on
+    since its last write (up to :data:`WRITE_BEHIND_BATCH` records, as ``size`` counts them).
+    The worker waits only when it is :data:`WRITE_BEHIND_QUEUED` records ahead, or in
+    :meth:`wait`. A write that raises stops the writer, and the worker raises the same error at
+    its next call (the flow stops, and recovery replays what was not written)."""
+
+    def __init__(
+        self,
+        partition: StatelessSinkPartition[T],
+        name: str,
+        size: Callable[[list[T]], int] = len,
+    ) -> None:
         self._partition = partition
+        self._size = size
         self._changed = threading.Condition()
-        self._queued: deque[list[Routed]] = deque()
+        self._queued: deque[tuple[list[T], int]] = deque()
         self._queued_records = 0
         self._busy = False
         self._closing = False
@@ -369,14 +379,15 @@ class _Behind:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def write(self, items: list[Routed]) -> None:
+    def write(self, items: list[T]) -> None:
         """Hand ``items`` on to be written after everything handed on before them."""
+        size = self._size(items)
         with self._changed:
             while self._error is None and self._queued_records >= WRITE_BEHIND_QUEUED:
                 self._changed.wait()
             self._raise_error()
-            self._queued.append(items)
-            self._queued_records += len(items)
+            self._queued.append((items, size))
+            self._queued_records += size
             self._changed.notify_all()
 
     def wait(self) -> None:
@@ -409,18 +420,19 @@ class _Behind:
             self._error_raised = True
             raise self._error
 
-    def _take(self) -> list[Routed] | None:
+    def _take(self) -> list[T] | None:
         """The next batch to write (whole hand-ons, the first even if larger than the limit),
         or None once closing with nothing left."""
         with self._changed:
             while not self._queued and not self._closing:
                 self._changed.wait()
-            batch: list[Routed] = []
-            while self._queued and (
-                not batch or len(batch) + len(self._queued[0]) <= WRITE_BEHIND_BATCH
-            ):
-                batch += self._queued.popleft()
-            self._queued_records -= len(batch)
+            batch: list[T] = []
+            size = 0
+            while self._queued and (not batch or size + self._queued[0][1] <= WRITE_BEHIND_BATCH):
+                items, one = self._queued.popleft()
+                batch += items
+                size += one
+            self._queued_records -= size
             self._busy = bool(batch)
             return batch or None
 
@@ -439,15 +451,15 @@ class _Behind:
                 return
 
 
-class _BehindPart(StatefulSinkPartition[list[Routed], None]):
+class _BehindPart(StatefulSinkPartition[list[T], None]):
     """A partition of :class:`WriteBehindSink`: its batches go to its worker's writer, and its
     snapshot waits until they are written."""
 
-    def __init__(self, behind: _Behind, release: Callable[[], None]) -> None:
+    def __init__(self, behind: _Behind[T], release: Callable[[], None]) -> None:
         self._behind = behind
         self._release = release
 
-    def write_batch(self, values: list[list[Routed]]) -> None:
+    def write_batch(self, values: list[list[T]]) -> None:
         self._behind.write([one for batch in values for one in batch])
 
     def snapshot(self) -> None:
@@ -457,8 +469,16 @@ class _BehindPart(StatefulSinkPartition[list[Routed], None]):
         self._release()
 
 
-class WriteBehindSink(FixedPartitionedSink[list[Routed], None]):
-    """Writes batches of :class:`Routed` as ``sink`` does, behind the worker (see the module).
+class Writes(Protocol[T_contra]):
+    """What a write-behind sink writes with: a partition per worker (:class:`PushSink`)."""
+
+    def partition(self, step_id: str) -> StatelessSinkPartition[T_contra]: ...
+
+
+class WriteBehindSink(FixedPartitionedSink[list[T], None]):
+    """Writes batches (lists of ``T``, :class:`Routed` for the Redis writes of a flow) as the
+    partitions of ``sink`` do, behind the worker (see the module); ``size`` counts the records
+    of a list.
 
     Items are ``(part, batch)``, ``part`` naming the Kafka partition the batch came from as
     the flow's Kafka source names its partitions (:func:`flows.kafka_io.part_name`), and
@@ -467,12 +487,18 @@ class WriteBehindSink(FixedPartitionedSink[list[Routed], None]):
     The partitions of one worker share one writer: one connection, one thread, one batch in
     flight."""
 
-    def __init__(self, sink: PushSink, parts: Callable[[], list[str]]) -> None:
+    def __init__(
+        self,
+        sink: Writes[list[T]],
+        parts: Callable[[], list[str]],
+        size: Callable[[list[T]], int] = len,
+    ) -> None:
         self._sink = sink
         self._parts = parts
+        self._size = size
         self._index: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._writers: dict[int, tuple[_Behind, int]] = {}
+        self._writers: dict[int, tuple[_Behind[T], int]] = {}
 
     def list_parts(self) -> list[str]:
         parts = self._parts()
@@ -482,13 +508,14 @@ class WriteBehindSink(FixedPartitionedSink[list[Routed], None]):
     def part_fn(self, item_key: str) -> int:
         return self._index.get(item_key, 0)
 
-    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _BehindPart:
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _BehindPart[T]:
         # Bytewax builds a worker's partitions on that worker's thread.
         worker = threading.get_ident()
         with self._lock:
             behind, users = self._writers.get(worker, (None, 0))
             if behind is None:
-                behind = _Behind(self._sink.partition(step_id), f"{step_id}-writer")
+                partition = self._sink.partition(step_id)
+                behind = _Behind(partition, f"{step_id}-writer", self._size)
             self._writers[worker] = (behind, users + 1)
         return _BehindPart(behind, lambda: self._release(worker))
 

@@ -110,16 +110,18 @@ def audit_lists(client: redis.Redis, prefix: str) -> dict[str, list[dict]]:
     return lists
 
 
-@pytest.mark.parametrize("lock", ["0", "1"])
+@pytest.mark.parametrize(("lock", "workers"), [("0", "2"), ("1", "1")])
 def test_a_storm_gives_the_engine_s_decisions_audit_and_index(
-    action_env, kafka_topics, redis_server, lock
+    action_env, kafka_topics, redis_server, lock, workers
 ):
-    """With ``ALARMFLOW_CONVERGE_LOCK=1`` one deployment never finds its own lock busy."""
+    """With ``ALARMFLOW_CONVERGE_LOCK=1`` one deployment never finds its own lock busy; with
+    two workers each writes the outputs of the dimensions it owns."""
     messages = produce_storm(action_env, 1000)
     produce(action_env.bootstrap, action_env.topics["ACTION"], list(BAD))
     env = outputs(action_env, kafka_topics, "storm")
 
-    run(bytewax_command("flows.converge"), env.environ(ALARMFLOW_CONVERGE_LOCK=lock))
+    command = bytewax_command("flows.converge", "-w", workers)
+    run(command, env.environ(ALARMFLOW_CONVERGE_LOCK=lock))
 
     reference = run_engine([parse_action(m) for m in messages])
     got = read_decisions(env)

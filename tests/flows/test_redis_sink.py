@@ -17,7 +17,7 @@ from bytewax.testing import cluster_main
 from alarmflow.metrics import REDIS_WAITING
 from flows import redis_sink
 from flows.common import by_source_part
-from flows.kafka_io import part_name
+from flows.kafka_io import LocalParts, part_name
 from flows.redis_sink import (
     REMIND_S,
     Outage,
@@ -402,3 +402,51 @@ def test_each_batch_is_written_by_the_worker_that_read_its_partition():
     }
     assert len(set(source.read_by.values())) == 2  # both workers read
     assert written_by == source.read_by
+
+
+class Numbered(FixedPartitionedSource):
+    """``parts`` partitions of ``t``, each reading ten numbers in one batch, recording in
+    ``local`` which worker reads which (as the flow's Kafka source does)."""
+
+    def __init__(self, parts: int, local: LocalParts) -> None:
+        self.parts = parts
+        self.local = local
+
+    def list_parts(self) -> list[str]:
+        return [part_name("t", i) for i in range(self.parts)]
+
+    def build_part(self, step_id, for_part, resume_state) -> StatefulSourcePartition:
+        self.local.record(for_part)
+        first = 10 * int(for_part.split("-")[0])
+        return OneBatch(list(range(first, first + 10)))
+
+
+@pytest.mark.parametrize("parts", [3, 1])
+def test_items_keyed_by_local_parts_are_written_by_the_worker_that_made_them(parts):
+    """As the converge flow writes its outputs: items spread over the workers, then keyed by
+    a partition their worker reads, are written by that worker; a worker reading none hands
+    its items to the worker reading the first partition."""
+    local = LocalParts()
+    source = Numbered(parts, local)
+    partitions = Partitions()
+    flow = Dataflow("t_local_parts")
+    numbers = op.flat_map("numbers", op.input("in", flow, source), lambda batch: batch)
+    made = op.map("made", op.redistribute("spread", numbers), lambda n: (n, threading.get_ident()))
+    keyed = op.map("keyed", made, lambda item: (local.part(), [item]))
+    op.output("out", keyed, WriteBehindSink(partitions, source.list_parts))
+
+    cluster_main(flow, [], 0, worker_count_per_proc=2)
+
+    written = [
+        (number, maker, writer)
+        for writer, gated in partitions.made
+        for batch in gated.batches
+        for number, maker in batch
+    ]
+    assert sorted(number for number, _, _ in written) == list(range(10 * parts))
+    assert len({maker for _, maker, _ in written}) == 2  # both workers made some
+    if parts == 3:
+        assert all(writer == maker for _, maker, writer in written)
+    else:
+        [(reader, _)] = partitions.made
+        assert all(writer == reader for _, _, writer in written)

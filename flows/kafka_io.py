@@ -59,11 +59,21 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not answer, or an input topic does not exist."""
 
 
+_SEEN_TOPICS: dict[tuple[str, ...], set[str]] = {}
+"""The topics this process saw on each broker (by bootstrap servers and client identity): a
+flow checks its topics as each source and sink partition is built, and a topic does not go
+away under a running flow, so only the first check, or one naming a topic not seen yet, asks
+the broker."""
+
+
 def check_topics(
     target: KafkaTarget, topics: list[str], timeout: float = PREFLIGHT_TIMEOUT_S
 ) -> None:
     """Raise :class:`BrokerUnavailable` unless the broker answers and every topic exists."""
     bootstrap = bootstrap_of(target)
+    seen = _SEEN_TOPICS.setdefault(_identity(target), set())
+    if seen.issuperset(topics):
+        return
     admin = AdminClient(kafka_config(target))
     try:
         metadata = admin.list_topics(timeout=timeout)
@@ -71,9 +81,17 @@ def check_topics(
         raise BrokerUnavailable(
             f"Kafka at {bootstrap} did not answer within {timeout:.0f}s: {exc}"
         ) from None
+    seen.update(metadata.topics)
     missing = [topic for topic in topics if topic not in metadata.topics]
     if missing:
         raise BrokerUnavailable(f"topics missing on Kafka at {bootstrap}: {', '.join(missing)}")
+
+
+def _identity(target: KafkaTarget) -> tuple[str, ...]:
+    """Whom a client of ``target`` asks, and as whom (what it may see depends on both)."""
+    if isinstance(target, str):
+        return (target,)
+    return (target.kafka_bootstrap, target.kafka_security_protocol, target.kafka_sasl_username)
 
 
 def offset_at(target: KafkaTarget, topic: str, partition: int, time_ms: int) -> int:

@@ -1,7 +1,19 @@
-"""The Kafka source's client settings (no broker needed: the source connects when it runs)."""
+"""The Kafka source's client settings (no broker needed: the source connects when it runs);
+the topic check on the real broker, and the partitions each worker reads."""
+
+import threading
+
+import pytest
 
 from alarmflow.config import load_settings
-from flows.kafka_io import END_FETCH_WAIT_MS, CheckedKafkaSource
+from flows import kafka_io
+from flows.kafka_io import (
+    END_FETCH_WAIT_MS,
+    BrokerUnavailable,
+    CheckedKafkaSource,
+    LocalParts,
+    check_topics,
+)
 
 
 def fetch_wait(**environ: str) -> object:
@@ -17,3 +29,47 @@ def test_a_run_that_reads_to_the_end_sees_the_end_without_the_brokers_long_wait(
 def test_kafka_config_sets_another_fetch_wait():
     setting = '{"fetch.wait.max.ms": 250}'
     assert fetch_wait(ALARMFLOW_TAIL="0", ALARMFLOW_KAFKA_CONFIG=setting) == "250"
+
+
+def test_topics_seen_once_are_not_asked_for_again_and_a_missing_one_is(
+    kafka_broker, kafka_topics, monkeypatch
+):
+    asked: list[int] = []
+    admin = kafka_io.AdminClient
+
+    def counted(config: dict):
+        asked.append(1)
+        return admin(config)
+
+    monkeypatch.setattr(kafka_io, "AdminClient", counted)
+    monkeypatch.setattr(kafka_io, "_SEEN_TOPICS", {})
+    first, second = kafka_topics("first", "second")
+    bootstrap = kafka_broker.bootstrap
+
+    check_topics(bootstrap, [first])
+    check_topics(bootstrap, [second, first])
+    assert len(asked) == 1  # the first answer listed both
+    with pytest.raises(BrokerUnavailable, match=r"topics missing .*\.missing$"):
+        check_topics(bootstrap, [first, f"{first}.missing"])
+    [third] = kafka_topics("third")
+    check_topics(bootstrap, [third])
+    assert len(asked) == 3  # the missing topic, then one made since, asked for afresh
+
+
+def test_local_parts_give_each_worker_the_first_partition_it_built():
+    local = LocalParts()
+    local.record("1-t")
+    local.record("0-t")
+    other: list[str] = []
+
+    def worker() -> None:
+        other.append(local.part())
+        local.record("2-t")
+        other.append(local.part())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(10)
+
+    assert local.part() == "1-t"
+    assert other == ["", "2-t"]

@@ -147,7 +147,24 @@ class DimensionLogic(op.StatefulBatchLogic):
 
     def on_batch(self, values: list[Planned]) -> tuple[list[Out], bool]:
         """Each action in turn; a dimension left idle by one starts afresh for the next, as a
-        discarded key would."""
+        discarded key would. The state is copied once per batch (a busy dimension's state
+        grows with its actions): should an action fail, the key goes back to that copy and the
+        batch is decided again action by action (:meth:`_each_alone`)."""
+        savepoint = self.dimension.copy()
+        out: list[Out] = []
+        for value in values:
+            try:
+                out += self.dimension.push(value.action, value.plan, self.runtime)
+            except Exception:
+                self.dimension = savepoint
+                return self._keep(self._each_alone(values))
+            self._pushed(value)
+        return self._keep(out)
+
+    def _each_alone(self, values: list[Planned]) -> list[Out]:
+        """Each action from a copy of the state before it: one that fails is rejected and the
+        key keeps its state from before it. (With the counter lock, deciding an action again
+        asks the lock again, as bkmonitor's retry of an action does.)"""
         out: list[Out] = []
         for value in values:
             before = self.dimension.copy()
@@ -156,11 +173,16 @@ class DimensionLogic(op.StatefulBatchLogic):
             except Exception as exc:
                 self.dimension = before
                 out.append(rejection("converge", exc, value.source))
-            self.anchor = (self.dimension.clock, self.wall())
-            self.watermark.see(value.action.create_time)
-            if self.dimension.is_idle():
-                self.dimension = Dimension()
-        return self._keep(out)
+            self._pushed(value)
+        return out
+
+    def _pushed(self, value: Planned) -> None:
+        """After an action: the key's clock anchored, the watermark moved, an idle dimension
+        started afresh."""
+        self.anchor = (self.dimension.clock, self.wall())
+        self.watermark.see(value.action.create_time)
+        if self.dimension.is_idle():
+            self.dimension = Dimension()
 
     def on_notify(self) -> tuple[list[Out], bool]:
         now = self.now()

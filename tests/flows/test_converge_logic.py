@@ -31,7 +31,7 @@ from flows.redis_sink import Outage
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run
-from operators.converge.engine import DEFAULT, INDEX_TTL_S, Runtime
+from operators.converge.engine import DEFAULT, INDEX_TTL_S, Dimension, Runtime
 from operators.converge.plan import plan
 from operators.converge.records import Planned
 from operators.rejects import Reason, Rejection, SourceRecord
@@ -228,6 +228,24 @@ def test_a_key_s_batch_is_decided_action_by_action_and_a_failing_one_rejected():
     assert [o for o in out if not isinstance(o, Rejection)] == expected
     [rejected] = [o for o in out if isinstance(o, Rejection)]
     assert rejected.error.startswith("converge: AttributeError") and keep == logic.RETAIN
+
+
+def test_a_key_s_batch_copies_its_state_once_unless_an_action_fails(monkeypatch):
+    """A busy dimension's state grows with its actions: copying it per action made a batch's
+    cost grow with the square of the key's actions. After a failure, the batch is decided
+    again from the copy, action by action."""
+    copies = []
+    copy = Dimension.copy
+    monkeypatch.setattr(Dimension, "copy", lambda d: copies.append(1) or copy(d))
+    config = WEBHOOK | {"count": 2, "converge_func": "skip_when_exceed"}
+    batch = [planned(at(k, push(k, converge_config=config))[1]) for k in (1, 2, 3, 4, 5)]
+    logic = DimensionLogic(None, DEFAULT, Wall(T0))
+    logic.on_batch(batch[:3])
+    assert len(copies) == 1
+    broken = batch[4]._replace(plan=replace(batch[4].plan, config="not a config"))
+    out, _ = logic.on_batch([batch[3], broken])
+    assert len(copies) == 1 + 1 + 2
+    assert [type(o).__name__ for o in out] == ["Decision", "Rejection"]
 
 
 def test_within_a_batch_a_key_left_idle_starts_afresh_as_a_discarded_key_would():

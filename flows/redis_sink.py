@@ -481,15 +481,16 @@ class WriteBehindSink(FixedPartitionedSink[list[T], None]):
     of a list.
 
     Items are ``(part, batch)``, ``part`` naming the Kafka partition the batch came from as
-    the flow's Kafka source names its partitions (:func:`flows.kafka_io.part_name`), and
-    ``parts()`` lists those partitions. Bytewax gives a sink partition and a source partition
-    of the same name to the same worker, so a batch is written by the worker that read it.
+    the flow's Kafka source names its partitions (:func:`flows.kafka_io.part_name`), or one
+    its worker reads (:class:`flows.kafka_io.LocalParts`), and ``parts()`` lists those
+    partitions. Bytewax gives a sink partition and a source partition of the same name to the
+    same worker, so a batch is written by the worker that read it, or that made it.
     The partitions of one worker share one writer: one connection, one thread, one batch in
     flight."""
 
     def __init__(
         self,
-        sink: Writes[list[T]],
+        sink: Writes[T],
         parts: Callable[[], list[str]],
         size: Callable[[list[T]], int] = len,
     ) -> None:

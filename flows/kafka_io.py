@@ -61,9 +61,9 @@ class BrokerUnavailable(RuntimeError):
 
 _SEEN_TOPICS: dict[tuple[str, ...], set[str]] = {}
 """The topics this process saw on each broker (by bootstrap servers and client identity): a
-flow checks its topics as each source and sink partition is built, and a topic does not go
-away under a running flow, so only the first check, or one naming a topic not seen yet, asks
-the broker."""
+flow checks its topics as each source and sink partition is built, and only the first check,
+or one naming a topic not seen yet, asks the broker. A topic deleted after it was seen is
+found, as it would be after any check, by the reads or deliveries that then fail."""
 
 
 def check_topics(

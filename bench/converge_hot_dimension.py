@@ -1,0 +1,64 @@
+"""A busy converge dimension: the pure engine's cost per action as one dimension gathers actions.
+
+Every action of the storm falls into one converge dimension (``skip_when_exceed``, count 3,
+a 300 s window), ten actions per second of event time, so the dimension's index holds up to
+30 minutes of them (``INDEX_TTL_S``) and its open converge relates every action of its window.
+The table gives the engine's CPU per action (:func:`operators.converge.driver.run`, in this
+process, the flow's heap settings) for growing storms: what one dimension, which one worker
+owns, can decide per second.
+
+    python -m bench.converge_hot_dimension [--sizes 1000 4000 16000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from alarmflow.heap import settle_heap
+from operators.converge.context import Action, parse_action
+from operators.converge.driver import run
+
+PER_SECOND = 10
+CONFIG = {"is_enabled": True, "converge_func": "skip_when_exceed", "timedelta": 300, "count": 3}
+
+
+def one_dimension(actions: int, start: int) -> list[Action]:
+    """``actions`` webhook actions of one strategy and dimension, ``PER_SECOND`` a second."""
+    return [
+        parse_action(
+            {
+                "id": n + 1,
+                "create_time": start + n // PER_SECOND,
+                "strategy_id": 1,
+                "bk_biz_id": 2,
+                "alert_level": 1,
+                "signal": "abnormal",
+                "action_config_id": 7,
+                "plugin_type": "webhook",
+                "converge_config": CONFIG,
+                "alerts": [{"id": f"alert{n}", "dimensions": [{"key": "ip", "value": "1"}]}],
+            }
+        )
+        for n in range(actions)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000])
+    args = parser.parse_args()
+    settle_heap()
+    start = int(time.time()) - 86400
+    print("| actions in the dimension | engine CPU µs per action | actions/s |")
+    print("|---:|---:|---:|")
+    for size in args.sizes:
+        actions = one_dimension(size, start)
+        started = time.process_time()
+        run(actions)
+        per_action = (time.process_time() - started) / size
+        print(f"| {size:,} | {per_action * 1e6:,.0f} | {1 / per_action:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

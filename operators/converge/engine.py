@@ -191,20 +191,26 @@ class Dimension:
         return not (self.converge or self.collecting or self.queued or self.timers or self.index)
 
     def executed(self, exclude: int) -> tuple[str, ...]:
-        """Statuses of the open converge's executed (or primary) actions other than ``exclude``."""
+        """Statuses of the open converge's executed (or primary) actions other than ``exclude``,
+        in the order they were related (the converge functions count and test them, whatever
+        their order)."""
         if self.converge is None:
             return ()
         return tuple(
             self.statuses.get(aid, "received")
-            for aid, role in sorted(self.converge.relations.items())
+            for aid, role in self.converge.relations.items()
             if role != SKIPPED and aid != exclude
         )
 
     def _index(self, action: Action) -> None:
-        """ZADD ``action_{id}`` with its create time; forget entries older than the TTL."""
+        """ZADD ``action_{id}`` with its create time; forget entries older than the TTL. (The
+        index is walked for them only when its oldest entry is older: finding the oldest costs a
+        busy dimension far less than the walk.)"""
         self.index[action.id] = action.create_time
         self.statuses[action.id] = action.status
         horizon = action.create_time - INDEX_TTL_S
+        if min(self.index.values()) >= horizon:
+            return
         for old in [a for a, t in self.index.items() if t < horizon and a not in self.queued]:
             del self.index[old]
             self.statuses.pop(old, None)

@@ -10,12 +10,13 @@ processor.py`` with ``models/fta/action.py`` (``converged_actions``: the summary
 
 from __future__ import annotations
 
+import random
 from dataclasses import fields
 
 import pytest
 
 from operators.converge.driver import Converger
-from operators.converge.engine import Dimension, Runtime
+from operators.converge.engine import Dimension, Queued, Runtime
 from operators.converge.plan import plan
 from operators.converge.records import EXECUTED, PRIMARY, SKIPPED, Converge
 from tests.operators.converge.timeline import WEBHOOK, at, between, push, scenario, status
@@ -370,3 +371,29 @@ def test_copy_has_every_field_and_shares_no_container():
         assert value, f"the test fills {name}"
         if isinstance(value, dict | set | list | Converge):
             assert getattr(copied, name) is not value, name
+
+
+def forgotten_by_bkmonitor(index: dict[int, float], queued: set[int], now: float) -> set[int]:
+    """``DimensionCalculator``'s ZREMRANGEBYSCORE of the entries more than the index TTL
+    (1,800 s) older than ``now``; an action waiting for a retry keeps its entry."""
+    return {a for a, t in index.items() if t < now - 1800 and a not in queued}
+
+
+def test_the_index_forgets_what_bkmonitor_trims_whatever_the_order_of_actions():
+    """Random create times, in and out of order, some actions queued: after each action the
+    index holds what bkmonitor's trim leaves."""
+    rng = random.Random(13)
+    for _ in range(200):
+        dimension = Dimension()
+        actions = {}
+        for action_id in range(1, 40):
+            t = rng.uniform(0, 6000)
+            if rng.random() < 0.1 and dimension.index:
+                waiting = actions[rng.choice(list(dimension.index))]
+                dimension.queued[waiting.id] = Queued(waiting, plan(waiting))
+            action = actions[action_id] = at(t, push(action_id))[1]
+            kept = {**dimension.index, action_id: action.create_time}
+            now = action.create_time
+            expected = set(kept) - forgotten_by_bkmonitor(kept, set(dimension.queued), now)
+            dimension._index(action)
+            assert set(dimension.index) == expected

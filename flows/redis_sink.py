@@ -470,7 +470,8 @@ class _BehindPart(StatefulSinkPartition[list[T], None]):
 
 
 class Writes(Protocol[T_contra]):
-    """What a write-behind sink writes with: a partition per worker (:class:`PushSink`)."""
+    """What a write-behind sink writes with: a partition per worker (:class:`PushSink`; the
+    converge flow's ``OutputsWrites``)."""
 
     def partition(self, step_id: str) -> StatelessSinkPartition[T_contra]: ...
 

@@ -35,8 +35,8 @@ _ZTRIM, _ZADD, _LPUSH, _MARK = Op.ZTRIM, Op.ZADD, Op.LPUSH, Op.MARK
 tuple)."""
 _write = tuple.__new__
 """``_write(Write, fields)`` builds a write from its fields without the named tuple's own
-``__new__`` (a Python function), at about half its cost: the writes of a decision are the
-converge flow's most numerous objects."""
+``__new__`` (a Python function), for about 60 % of its cost (``timeit``: 251 against 411 ns):
+the writes of a decision are the converge flow's most numerous objects."""
 
 
 def _index(prefix: str, decision: Decision) -> list[Write]:

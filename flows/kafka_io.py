@@ -50,6 +50,12 @@ learns of the end from a fetch that found nothing, which the broker holds this l
 (librdkafka's default, 500 ms, was a third of such a run's start-up on an empty topic).
 ``ALARMFLOW_KAFKA_CONFIG`` may set it."""
 DELIVERY_TIMEOUT_S = 30.0
+POLL_TIMEOUT_S = 0.0
+"""How long a partition's poll waits for messages: none. A poll takes what librdkafka has
+fetched, and Bytewax waits 1 ms before polling a partition whose poll found nothing. Bytewax's
+own Kafka partitions wait up to 1 ms in each poll, which a worker pays once per partition in
+each round of polls: up to 6 ms with six partitions, the most of a tailing alert flow's
+latency (``bench.alert_latency``)."""
 
 Input = SourceRecord | Rejection
 """A message read, or the rejection of one the consumer could not read."""
@@ -144,7 +150,7 @@ class _RecordBatches(_KafkaSourcePartition):
             raise StopIteration()
         records: list[Input] = []
         topic, partition, last = self._topic, self._part_idx, None
-        for msg in self._consumer.consume(self._batch_size, 0.001):
+        for msg in self._consumer.consume(self._batch_size, POLL_TIMEOUT_S):
             error = msg.error()
             if error is None:
                 timestamp = msg.timestamp()[1]

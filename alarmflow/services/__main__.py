@@ -53,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--topics", default="", help="comma-separated topics to create (3 parts)")
     parser.add_argument("--no-kafka", action="store_true", help="leave Kafka alone")
     parser.add_argument("--no-redis", action="store_true", help="leave Redis alone")
+    parser.add_argument(
+        "--full-jit",
+        action="store_true",
+        help="run the broker with the JVM's optimizing compiler, as for benchmarks",
+    )
     args = parser.parse_args(argv)
     if args.topics and args.no_kafka:
         parser.error("--topics needs Kafka: drop --no-kafka")
@@ -90,7 +95,9 @@ ACTIONS = {"up": up, "down": down, "status": status}
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    kafka = KafkaBroker(args.kafka_port, args.kafka_controller_port, args.run_dir / "kafka")
+    kafka = KafkaBroker(
+        args.kafka_port, args.kafka_controller_port, args.run_dir / "kafka", full_jit=args.full_jit
+    )
     redis_server = RedisServer(args.redis_port, args.run_dir / "redis")
     chosen = [
         *([] if args.no_kafka else [Entry("kafka", kafka, kafka.bootstrap)]),

@@ -13,6 +13,8 @@ import redis
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from alarmflow.services import KafkaBroker, RedisServer, ServiceError, free_port, free_ports
+from alarmflow.services.__main__ import parse_args
+from alarmflow.services.kafka import QUICK_COMPILER
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -124,3 +126,14 @@ def test_cli_starts_reports_and_stops_redis(tmp_path: Path) -> None:
         down = services_cli("down", *options)
     assert down.returncode == 0, down.stderr
     assert "redis  stopped" in down.stdout and "kafka  not running" in down.stdout
+
+
+def test_a_benchmark_broker_runs_the_optimizing_compiler(tmp_path: Path) -> None:
+    """Tests start the broker with the quick compiler only; benchmarks (``full_jit``, the
+    command's ``--full-jit``) with the JVM's optimizing one, and otherwise the same flags."""
+    quick = KafkaBroker(*free_ports(2), tmp_path)
+    full = KafkaBroker(*free_ports(2), tmp_path, full_jit=True)
+    assert QUICK_COMPILER in quick.jvm_flags
+    assert full.jvm_flags == [flag for flag in quick.jvm_flags if flag != QUICK_COMPILER]
+    assert parse_args(["up", "--full-jit"]).full_jit
+    assert not parse_args(["up"]).full_jit

@@ -28,7 +28,14 @@ from bytewax.connectors.kafka import (
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka import KafkaError as ConfluentKafkaError
 from confluent_kafka import Message as ConfluentMessage
 from confluent_kafka.admin import AdminClient
@@ -110,6 +117,31 @@ def offset_at(target: KafkaTarget, topic: str, partition: int, time_ms: int) -> 
     finally:
         consumer.close()
     return OFFSET_END if found.offset < 0 else found.offset
+
+
+def start_offset(target: KafkaTarget, topic: str, partition: int, start: StartPosition) -> int:
+    """Where ``partition`` starts when no offset was recovered, as an offset of the broker's:
+    ``offset`` as given, ``time`` the first offset at or after it, ``earliest`` and ``latest``
+    the partition's beginning and end now. librdkafka would resolve a logical start itself, but
+    a new consumer does not know the partition's leader yet and asks again only after 500 ms
+    (its debug log: "no current leader for partition: (re)starting offset query timer"): half
+    a second of each flow's start. If the broker does not answer, the logical start is left to
+    librdkafka, which goes on asking."""
+    if start.kind == "offset":
+        return start.value
+    if start.kind == "time":
+        return offset_at(target, topic, partition, start.value)
+    logical = OFFSET_BEGINNING if start.kind == "earliest" else OFFSET_END
+    consumer = Consumer(kafka_config(target, {"group.id": "alarmflow-offset-lookup"}))
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=PREFLIGHT_TIMEOUT_S
+        )
+    except KafkaException:
+        return logical
+    finally:
+        consumer.close()
+    return low if logical == OFFSET_BEGINNING else high
 
 
 class _EndReporting(StatefulSourcePartition):
@@ -204,10 +236,10 @@ class LocalParts:
 
 class CheckedKafkaSource(KafkaSource):
     """Bytewax's Kafka source with the settings' client configuration (security included), a
-    bounded pre-flight check before listing partitions, and start positions by offset or by
-    time for partitions with no recovered offset. With ``on_error`` each partition hands on
-    one list of records per poll (:class:`_RecordBatches`), else Bytewax's messages; with
-    ``local_parts`` it records the partitions each worker reads."""
+    bounded pre-flight check before listing partitions, and a partition with no recovered
+    offset started at the offset :func:`start_offset` finds. With ``on_error`` each partition
+    hands on one list of records per poll (:class:`_RecordBatches`), else Bytewax's messages;
+    with ``local_parts`` it records the partitions each worker reads."""
 
     def __init__(
         self,
@@ -242,12 +274,11 @@ class CheckedKafkaSource(KafkaSource):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None):
         if self._local_parts is not None:
             self._local_parts.record(for_part)
-        if resume_state is None and self._start.kind == "time":
-            index, topic = for_part.split("-", 1)
-            resume_state = offset_at(self._settings, topic, int(index), self._start.value)
+        index, topic = for_part.split("-", 1)
+        if resume_state is None:
+            resume_state = start_offset(self._settings, topic, int(index), self._start)
         if self._on_error is None:
             return _EndReporting(super().build_part(step_id, for_part, resume_state))
-        index, topic = for_part.split("-", 1)
         config = {
             # As Bytewax's own partitions: offsets live in the recovery store.
             "group.id": "BYTEWAX_IGNORED",

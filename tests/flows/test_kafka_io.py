@@ -1,11 +1,13 @@
 """The Kafka source's client settings (no broker needed: the source connects when it runs);
-the topic check on the real broker, and the partitions each worker reads."""
+the topic check and the start offsets on the real broker, and the partitions each worker
+reads."""
 
 import threading
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
 
-from alarmflow.config import load_settings
+from alarmflow.config import StartPosition, load_settings
 from flows import kafka_io
 from flows.kafka_io import (
     END_FETCH_WAIT_MS,
@@ -13,6 +15,7 @@ from flows.kafka_io import (
     CheckedKafkaSource,
     LocalParts,
     check_topics,
+    start_offset,
 )
 
 
@@ -54,6 +57,33 @@ def test_topics_seen_once_are_not_asked_for_again_and_a_missing_one_is(
     [third] = kafka_topics("third")
     check_topics(bootstrap, [third])
     assert len(asked) == 3  # the missing topic, then one made since, asked for afresh
+
+
+def test_a_start_is_looked_up_as_an_offset_of_the_broker(kafka_broker, kafka_topics):
+    """A logical start becomes the partition's offsets now (librdkafka's own lookup waits
+    500 ms for a new consumer); a time start the first offset at or after it."""
+    [topic] = kafka_topics("start", partitions=1)
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for seq, timestamp in enumerate((1_000, 2_000, 3_000)):
+        producer.produce(topic, b"%d" % seq, partition=0, timestamp=timestamp)
+    assert producer.flush(30) == 0
+    bootstrap = kafka_broker.bootstrap
+
+    def start(kind: str, value: int = 0) -> int:
+        return start_offset(bootstrap, topic, 0, StartPosition(kind, value))
+
+    assert start("earliest") == 0
+    assert start("latest") == 3
+    assert start("offset", 2) == 2
+    assert start("time", 1_500) == 1
+    assert start("time", 9_000) == OFFSET_END
+
+
+def test_a_start_the_broker_does_not_answer_for_is_left_to_librdkafka(free_port, monkeypatch):
+    monkeypatch.setattr(kafka_io, "PREFLIGHT_TIMEOUT_S", 0.5)
+    unreachable = f"127.0.0.1:{free_port()}"
+    assert start_offset(unreachable, "t", 0, StartPosition("earliest")) == OFFSET_BEGINNING
+    assert start_offset(unreachable, "t", 0, StartPosition("latest")) == OFFSET_END
 
 
 def test_local_parts_give_each_worker_the_first_partition_it_built():

@@ -1,6 +1,7 @@
 """The launcher: an uptime deadline stops every process and counts as success; its processes die
-with it, even when it is killed with SIGKILL; a host of a cluster of hosts runs its one process
-with its share of the recovery partitions."""
+with it, even when it is killed with SIGKILL; a process starts once the one before it listens
+on its mesh port; a host of a cluster of hosts runs its one process with its share of the
+recovery partitions."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce
-from alarmflow.launch import commands, init_recovery, parse_args, recovery_share, supervise
+from alarmflow.launch import (
+    commands,
+    init_recovery,
+    listening,
+    parse_args,
+    recovery_share,
+    supervise,
+)
 from alarmflow.samples import sample_messages
 from alarmflow.services import consecutive_free_ports
 from tests.flows.flowrun import REPO, launcher_command, start, wait_until
@@ -43,6 +51,34 @@ def test_a_failure_before_the_deadline_is_returned():
 
     assert supervise(procs, deadline=time.monotonic() + 30) == 3
     assert procs[1].returncode == -signal.SIGTERM
+
+
+def test_a_listening_port_is_told_from_a_bound_or_free_one():
+    with socket.socket() as server, socket.socket() as bound:
+        server.bind(("127.0.0.1", 0))
+        bound.bind(("127.0.0.1", 0))
+        server.listen(1)
+        assert listening(server.getsockname()[1])
+        assert not listening(bound.getsockname()[1])
+
+
+@pytest.mark.integration
+def test_processes_start_in_turn_so_that_no_peer_is_refused(flow_env, tmp_path):
+    """Started together, the second process could connect before the first listened, and
+    Bytewax tries again only a second later."""
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], list(sample_messages(100, NOW)))
+    done = subprocess.run(
+        launcher_command("flows.alert", "-p", "2", "--base-port", str(consecutive_free_ports())),
+        env=flow_env.environ(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "error connecting" not in done.stderr
+    assert redis_keys(flow_env)
 
 
 def test_a_host_of_a_cluster_runs_one_process_with_its_id_and_every_address(tmp_path):

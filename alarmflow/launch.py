@@ -162,8 +162,10 @@ def supervise(procs: list[subprocess.Popen], deadline: float | None = None) -> i
 
 
 def listening(port: int) -> bool:
-    """Whether a socket of this host listens on TCP ``port`` (Linux's ``/proc/net/tcp``; True
-    where there is none, so that nothing waits for it)."""
+    """Whether a socket of this host listens on TCP ``port``, read from Linux's
+    ``/proc/net/tcp`` (True where there is none, so that nothing waits for it) rather than by
+    connecting (as ``alarmflow.services`` checks its ports): Bytewax takes every connection to
+    its mesh port for a peer's."""
     tables = [Path("/proc/net/tcp"), Path("/proc/net/tcp6")]
     if not tables[0].exists():
         return True

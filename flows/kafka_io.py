@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import bytewax.operators as op
@@ -107,15 +108,22 @@ def _identity(target: KafkaTarget) -> tuple[str, ...]:
     return (target.kafka_bootstrap, target.kafka_security_protocol, target.kafka_sasl_username)
 
 
-def offset_at(target: KafkaTarget, topic: str, partition: int, time_ms: int) -> int:
-    """The first offset of ``partition`` at or after ``time_ms`` (its end if there is none)."""
+@contextmanager
+def _offset_lookup(target: KafkaTarget) -> Iterator[Consumer]:
+    """A consumer that only asks the broker about offsets, closed after."""
     consumer = Consumer(kafka_config(target, {"group.id": "alarmflow-offset-lookup"}))
     try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+def offset_at(target: KafkaTarget, topic: str, partition: int, time_ms: int) -> int:
+    """The first offset of ``partition`` at or after ``time_ms`` (its end if there is none)."""
+    with _offset_lookup(target) as consumer:
         found = consumer.offsets_for_times(
             [TopicPartition(topic, partition, time_ms)], timeout=PREFLIGHT_TIMEOUT_S
         )[0]
-    finally:
-        consumer.close()
     return OFFSET_END if found.offset < 0 else found.offset
 
 
@@ -132,15 +140,13 @@ def start_offset(target: KafkaTarget, topic: str, partition: int, start: StartPo
     if start.kind == "time":
         return offset_at(target, topic, partition, start.value)
     logical = OFFSET_BEGINNING if start.kind == "earliest" else OFFSET_END
-    consumer = Consumer(kafka_config(target, {"group.id": "alarmflow-offset-lookup"}))
-    try:
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(topic, partition), timeout=PREFLIGHT_TIMEOUT_S
-        )
-    except KafkaException:
-        return logical
-    finally:
-        consumer.close()
+    with _offset_lookup(target) as consumer:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=PREFLIGHT_TIMEOUT_S
+            )
+        except KafkaException:
+            return logical
     return low if logical == OFFSET_BEGINNING else high
 
 

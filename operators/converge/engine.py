@@ -26,9 +26,10 @@ every related action that was skipped, its opener included (``collect/processor.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from operators.converge.config import ConvergeConfig
 from operators.converge.context import END_STATUS, Action
@@ -105,7 +106,12 @@ class Dimension:
     ``statuses``: last known status of each indexed action; ``ended``: ids related to a converge
     that ended (never matched again); ``collecting``: ended converges whose summary is still
     due; ``queued``: actions waiting for a retry timer; ``attempts``: decisions made per action
-    (decision ids are ``{action}.{attempt}``); ``clock``: the latest event time seen.
+    (decision ids are ``{action}.{attempt}``); ``timers``: a heap (:mod:`heapq`), the next due
+    first; ``clock``: the latest event time seen; ``by_time``: the index's ``(create time,
+    action id)`` as a heap, so that pruning takes only what expired (a busy dimension's cost per
+    action so does not grow with its index); ``held``: expired entries kept because their
+    action waits for a retry (a dict: smaller than a set), put back on ``by_time`` when it
+    leaves the queue.
     """
 
     index: dict[int, float] = field(default_factory=dict)
@@ -118,6 +124,8 @@ class Dimension:
     timers: list[Timer] = field(default_factory=list)
     clock: float = 0.0
     window_s: int = 0
+    by_time: list[tuple[float, int]] = field(default_factory=list)
+    held: dict[int, None] = field(default_factory=dict)
 
     def push(self, action: Action, plan: Plan, runtime: Runtime = DEFAULT) -> list[Decision]:
         """Fire the timers due by the action's event time, then decide the action."""
@@ -136,12 +144,11 @@ class Dimension:
     def advance(self, now: float, runtime: Runtime = DEFAULT) -> list[Decision]:
         """Fire, in due order, every timer due by ``now`` (and the timers they set)."""
         out: list[Decision] = []
-        while self.timers and min(self.timers).due <= now:
-            timer = min(self.timers)
-            self.timers.remove(timer)
+        while self.timers and self.timers[0].due <= now:
+            timer = heapq.heappop(self.timers)
             self.clock = max(self.clock, timer.due)
             if timer.kind == "retry":
-                queued = self.queued.pop(int(timer.ref))
+                queued = self._unqueue(int(timer.ref))
                 out += self._run(queued.action, queued.plan, timer.due, runtime, retry=True)
             else:
                 out += self._collect(timer.ref, timer.due)
@@ -164,20 +171,33 @@ class Dimension:
             timers=list(self.timers),
             clock=self.clock,
             window_s=self.window_s,
+            by_time=list(self.by_time),
+            held=dict(self.held),
         )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A dimension pickled before ``by_time`` existed (a recovery store of an earlier
+        version) gets it from its index, and its timers are put in heap order."""
+        self.__dict__.update(state)
+        if "by_time" not in state:
+            self.by_time = [(t, a) for a, t in self.index.items()]
+            self.held = {}
+            heapq.heapify(self.by_time)
+            heapq.heapify(self.timers)
 
     def drop_due(self, now: float) -> bytes:
         """Drop the timers due by ``now`` and the actions they would retry (after a timer
         failed on them); what was dropped, for the dead-letter record."""
         due = [t for t in self.timers if t.due <= now]
         self.timers = [t for t in self.timers if t.due > now]
+        heapq.heapify(self.timers)
         for timer in due:
-            if timer.kind == "retry":
-                self.queued.pop(int(timer.ref), None)
+            if timer.kind == "retry" and int(timer.ref) in self.queued:
+                self._unqueue(int(timer.ref))
         return ",".join(f"{t.kind}:{t.ref}" for t in due).encode()
 
     def next_due(self) -> float | None:
-        return min(self.timers).due if self.timers else None
+        return self.timers[0].due if self.timers else None
 
     def expires_at(self) -> float | None:
         """When nothing is due, the time after which no later action could match anything
@@ -196,26 +216,37 @@ class Dimension:
         their order)."""
         if self.converge is None:
             return ()
+        statuses = self.statuses
         return tuple(
-            self.statuses.get(aid, "received")
-            for aid, role in self.converge.relations.items()
-            if role != SKIPPED and aid != exclude
+            statuses.get(aid, "received") for aid in self.converge.executing if aid != exclude
         )
 
     def _index(self, action: Action) -> None:
-        """ZADD ``action_{id}`` with its create time; forget entries older than the TTL. (The
-        index is walked for them only when its oldest entry is older: finding the oldest costs a
-        busy dimension far less than the walk.)"""
+        """ZADD ``action_{id}`` with its create time; forget entries older than the TTL, unless
+        their action waits for a retry (bkmonitor's trim, ``DimensionCalculator``)."""
         self.index[action.id] = action.create_time
         self.statuses[action.id] = action.status
+        heapq.heappush(self.by_time, (action.create_time, action.id))
         horizon = action.create_time - INDEX_TTL_S
-        if min(self.index.values()) >= horizon:
-            return
-        for old in [a for a, t in self.index.items() if t < horizon and a not in self.queued]:
+        while self.by_time and self.by_time[0][0] < horizon:
+            t, old = heapq.heappop(self.by_time)
+            if self.index.get(old) != t:
+                continue
+            if old in self.queued:
+                self.held[old] = None
+                continue
             del self.index[old]
             self.statuses.pop(old, None)
             self.attempts.pop(old, None)
             self.ended.discard(old)
+
+    def _unqueue(self, action_id: int) -> Queued:
+        """Take an action off the retry queue; an expired index entry it kept may be pruned."""
+        queued = self.queued.pop(action_id)
+        if action_id in self.held:
+            del self.held[action_id]
+            heapq.heappush(self.by_time, (self.index[action_id], action_id))
+        return queued
 
     def _matched(self, create_time: float, window_s: int) -> list[int]:
         """Indexed actions within ``create_time ± window`` not related to an ended converge."""
@@ -277,7 +308,8 @@ class Dimension:
                 )
                 is_new = True
                 if config.func in COLLECTING:
-                    self.timers.append(Timer(now + COLLECT_DELAY_S, "collect", self.converge.id))
+                    collect = Timer(now + COLLECT_DELAY_S, "collect", self.converge.id)
+                    heapq.heappush(self.timers, collect)
         converge = self.converge
         if converge is None:
             reason = f"{len(hits)} matching action(s) in the window, below count {config.count}"
@@ -285,12 +317,16 @@ class Dimension:
         view = View(is_new, True, self.executed(action.id), config.count)
         verdict = Verdict(FUNCTIONS[config.func](view) or Verdict.EXECUTE)
         if is_new:
-            converge.relations[action.id] = PRIMARY
+            converge.relate(action.id, PRIMARY)
             for other in hits:
-                if other != action.id and self.statuses.get(other) not in NOT_YET_RUN:
-                    converge.relations.setdefault(other, EXECUTED)
+                if (
+                    other != action.id
+                    and other not in converge.relations
+                    and self.statuses.get(other) not in NOT_YET_RUN
+                ):
+                    converge.relate(other, EXECUTED)
         elif verdict != Verdict.SLEEP:
-            converge.relations[action.id] = EXECUTED if verdict == Verdict.EXECUTE else SKIPPED
+            converge.relate(action.id, EXECUTED if verdict == Verdict.EXECUTE else SKIPPED)
         converge.alerts[action.id] = action.alert_ids
         opened = "opened the converge; " if is_new else ""
         executed = f"{len(view.executed)} other executed action(s), count {config.count}"
@@ -329,7 +365,7 @@ class Dimension:
 
     def _later(self, action: Action, plan: Plan, due: float) -> None:
         self.queued[action.id] = Queued(action, plan)
-        self.timers.append(Timer(due, "retry", str(action.id)))
+        heapq.heappush(self.timers, Timer(due, "retry", str(action.id)))
 
     def _decide(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from operators.converge.config import ConvergeConfig
 from operators.converge.context import Action
@@ -115,7 +115,11 @@ SKIPPED = "skipped"
 @dataclass
 class Converge:
     """An open converge (bkmonitor's ConvergeInstance): its id, when it opened, its relations
-    ``{action id: role}`` (ConvergeRelation) and the alert ids of each related action."""
+    ``{action id: role}`` (ConvergeRelation) and the alert ids of each related action.
+
+    ``executing`` holds the related actions whose role is not ``skipped``: what the converge
+    functions count, kept apart so that a converge relating thousands of skipped actions is not
+    walked for each action. Relations change through :meth:`relate`, which keeps it."""
 
     id: str
     create_time: float
@@ -124,6 +128,15 @@ class Converge:
     biz: str
     relations: dict[int, str] = field(default_factory=dict)
     alerts: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    executing: dict[int, None] = field(default_factory=dict)
+
+    def relate(self, action_id: int, role: str) -> None:
+        """Relate ``action_id`` with ``role`` (a related action's role may change)."""
+        self.relations[action_id] = role
+        if role == SKIPPED:
+            self.executing.pop(action_id, None)
+        else:
+            self.executing[action_id] = None
 
     def copy(self) -> Converge:
         return Converge(
@@ -134,4 +147,12 @@ class Converge:
             self.biz,
             dict(self.relations),
             dict(self.alerts),
+            dict(self.executing),
         )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A converge pickled before ``executing`` existed (a recovery store of an earlier
+        version) gets it from its relations."""
+        self.__dict__.update(state)
+        if "executing" not in state:
+            self.executing = {a: None for a, role in self.relations.items() if role != SKIPPED}

@@ -10,6 +10,7 @@ processor.py`` with ``models/fta/action.py`` (``converged_actions``: the summary
 
 from __future__ import annotations
 
+import pickle
 import random
 from dataclasses import fields
 
@@ -363,6 +364,7 @@ def test_copy_has_every_field_and_shares_no_container():
     for action in (at(0, push(1))[1], at(10, push(2))[1]):
         dimension.push(action, plan(action))
     dimension.ended.add(7)
+    dimension.held[1] = None
     dimension.collecting["c"] = dimension.converge.copy()
     copied = dimension.copy()
     assert copied == dimension
@@ -380,8 +382,8 @@ def forgotten_by_bkmonitor(index: dict[int, float], queued: set[int], now: float
 
 
 def test_the_index_forgets_what_bkmonitor_trims_whatever_the_order_of_actions():
-    """Random create times, in and out of order, some actions queued: after each action the
-    index holds what bkmonitor's trim leaves."""
+    """Random create times, in and out of order, some actions queued and later taken off the
+    queue: after each action the index holds what bkmonitor's trim leaves."""
     rng = random.Random(13)
     for _ in range(200):
         dimension = Dimension()
@@ -391,9 +393,34 @@ def test_the_index_forgets_what_bkmonitor_trims_whatever_the_order_of_actions():
             if rng.random() < 0.1 and dimension.index:
                 waiting = actions[rng.choice(list(dimension.index))]
                 dimension.queued[waiting.id] = Queued(waiting, plan(waiting))
+            if rng.random() < 0.1 and dimension.queued:
+                dimension._unqueue(rng.choice(list(dimension.queued)))
             action = actions[action_id] = at(t, push(action_id))[1]
             kept = {**dimension.index, action_id: action.create_time}
             now = action.create_time
             expected = set(kept) - forgotten_by_bkmonitor(kept, set(dimension.queued), now)
             dimension._index(action)
             assert set(dimension.index) == expected
+
+
+def test_a_dimension_pickled_by_an_earlier_version_decides_as_one_never_pickled():
+    """A recovery store written before the index heap, the held entries and the converge's
+    executing actions existed holds dimensions without them, their timers in no order:
+    unpickled, such a dimension gets them and decides as the dimension never pickled does (a
+    ``skip_when_success`` dimension busy for longer than the index TTL, its sleepers retrying,
+    then the executed action's success)."""
+    actions = [at(7 * n, push(n, timeout=7200))[1] for n in range(1, 400)]
+    actions.insert(350, at(7 * 350 + 3, status(1, "success"))[1])
+    kept = Dimension()
+    for action in actions[:300]:
+        kept.push(action, plan(action))
+    earlier = kept.copy()
+    del earlier.by_time, earlier.held, earlier.converge.executing
+    earlier.timers.reverse()
+    assert kept.held and len(kept.timers) > 1, "the test keeps expired sleepers and timers"
+
+    resumed = pickle.loads(pickle.dumps(earlier))
+
+    for action in actions[300:]:
+        assert resumed.push(action, plan(action)) == kept.push(action, plan(action))
+    assert resumed.flush() == kept.flush()

@@ -5,9 +5,11 @@ a 300 s window), ten actions per second of event time, so the dimension's index 
 30 minutes of them (``INDEX_TTL_S``) and its open converge relates every action of its window.
 The table gives the engine's CPU per action (:func:`operators.converge.driver.run`, in this
 process, the flow's heap settings) for growing storms: what one dimension, which one worker
-owns, can decide per second.
+owns, can decide per second. A second column gives the CPU per action of the flow's step for
+one dimension (``flows.converge.DimensionLogic``) given the same actions in batches of
+``--batch``, as a tailing flow gets them: it adds the copy of the state it makes per batch.
 
-    python -m bench.converge_hot_dimension [--sizes 1000 4000 16000]
+    python -m bench.converge_hot_dimension [--sizes 1000 4000 16000] [--batch 10]
 """
 
 from __future__ import annotations
@@ -16,8 +18,13 @@ import argparse
 import time
 
 from alarmflow.heap import settle_heap
+from flows.converge import DimensionLogic
 from operators.converge.context import Action, parse_action
 from operators.converge.driver import run
+from operators.converge.engine import DEFAULT
+from operators.converge.plan import plan
+from operators.converge.records import Planned
+from operators.rejects import SourceRecord
 
 PER_SECOND = 10
 CONFIG = {"is_enabled": True, "converge_func": "skip_when_exceed", "timedelta": 300, "count": 3}
@@ -47,17 +54,35 @@ def one_dimension(actions: int, start: int) -> list[Action]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000])
+    parser.add_argument("--batch", type=int, default=10)
     args = parser.parse_args()
     settle_heap()
     start = int(time.time()) - 86400
-    print("| actions in the dimension | engine CPU µs per action | actions/s |")
-    print("|---:|---:|---:|")
+    print(
+        "| actions in the dimension | engine CPU µs per action | actions/s "
+        f"| the flow's step, batches of {args.batch}: CPU µs per action |"
+    )
+    print("|---:|---:|---:|---:|")
     for size in args.sizes:
         actions = one_dimension(size, start)
         started = time.process_time()
         run(actions)
         per_action = (time.process_time() - started) / size
-        print(f"| {size:,} | {per_action * 1e6:,.0f} | {1 / per_action:,.0f} |")
+        in_step = flow_step(actions, args.batch) / size
+        print(
+            f"| {size:,} | {per_action * 1e6:,.0f} | {1 / per_action:,.0f} | {in_step * 1e6:,.0f} |"
+        )
+
+
+def flow_step(actions: list[Action], batch: int) -> float:
+    """CPU seconds of the flow's step for one dimension deciding ``actions`` in batches."""
+    source = SourceRecord("bench", 0, 0, b"")
+    planned = [Planned(source, action, plan(action)) for action in actions]
+    logic = DimensionLogic(None, DEFAULT)
+    started = time.process_time()
+    for first in range(0, len(planned), batch):
+        logic.on_batch(planned[first : first + batch])
+    return time.process_time() - started
 
 
 if __name__ == "__main__":

@@ -147,10 +147,14 @@ class DimensionLogic(op.StatefulBatchLogic):
 
     def on_batch(self, values: list[Planned]) -> tuple[list[Out], bool]:
         """Each action in turn; a dimension left idle by one starts afresh for the next, as a
-        discarded key would. The state is copied once per batch (a busy dimension's state
-        grows with its actions): should an action fail, the key goes back to that copy and the
-        batch is decided again action by action (:meth:`_each_alone`)."""
-        savepoint = self.dimension.copy()
+        discarded key would. The batch is decided on a copy of the state, made once per batch
+        (a busy dimension's state grows with its actions): should an action fail, the key goes
+        back to the state before the batch, which is decided again action by action
+        (:meth:`_each_alone`). Deciding on the copy rather than keeping it aside leaves the key
+        with dicts a copy has just compacted, which the next batch's copy clones whole
+        (:meth:`Dimension.copy`)."""
+        savepoint = self.dimension
+        self.dimension = savepoint.copy()
         out: list[Out] = []
         for value in values:
             try:
@@ -167,7 +171,8 @@ class DimensionLogic(op.StatefulBatchLogic):
         asks the lock again, as bkmonitor's retry of an action does.)"""
         out: list[Out] = []
         for value in values:
-            before = self.dimension.copy()
+            before = self.dimension
+            self.dimension = before.copy()
             try:
                 out += self.dimension.push(value.action, value.plan, self.runtime)
             except Exception as exc:

@@ -145,9 +145,9 @@ class Converge:
             self.dimension,
             self.function,
             self.biz,
-            dict(self.relations),
-            dict(self.alerts),
-            dict(self.executing),
+            self.relations.copy(),
+            self.alerts.copy(),
+            self.executing.copy(),
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:

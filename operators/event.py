@@ -365,6 +365,9 @@ class Decided(NamedTuple):
     inhibited: bool = False
     claims: tuple[tuple[str, str], ...] = ()
     """``(dimensions md5, "priority:time")`` HSETs of ``access.data.priority.{group}``."""
+    drops: tuple[tuple[str, str], ...] = ()
+    """``(dimensions md5, "priority:time")`` of the expired claims the group's sync deleted:
+    HDEL each unless claimed again since."""
 
 
 class PriorityBatch(NamedTuple):
@@ -396,15 +399,18 @@ def inhibit(
 ) -> tuple[dict[str, str] | None, list[Decided]]:
     """``PriorityChecker.check_records`` and ``sync_priority`` for one batch, with the event
     time as the clock: the group's next hash (None once it is empty) and each anomaly's
-    decision; the first anomaly's writes carry the batch's claims."""
+    decision; the first anomaly's writes carry the batch's claims and deletions."""
     before = dict(stored or {})
     now = batch.anomalies[0].event_time
     records = [(a.dimension_md5, [a.contender]) for a in batch.anomalies if a.contender]
     outcome = check_records({batch.group: before}, records, now, batch.sync_interval)
     after = outcome.hashes_after({batch.group: before}).get(batch.group, before)
-    claims = tuple(outcome.updates.get(batch.group, {}).items())
+    updates = outcome.updates.get(batch.group, {})
+    claims = tuple(updates.items())
+    held = {**before, **updates}
+    drops = tuple((md5, held[md5]) for md5 in outcome.deletes.get(batch.group, ()))
     decided = [
-        Decided(a, a.contender.key in inhibited, claims if i == 0 else ())
+        Decided(a, a.contender.key in inhibited, claims if i == 0 else (), drops if i == 0 else ())
         for i, (a, inhibited) in enumerate(zip(batch.anomalies, outcome.inhibited, strict=True))
         if a.contender
     ]

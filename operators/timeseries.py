@@ -152,6 +152,9 @@ class AccessRecord:
     inhibited: frozenset[str] = frozenset()
     priority_updates: tuple[tuple[str, str, str], ...] = ()
     """``(priority group, dimensions md5, "priority:time")`` to HSET."""
+    priority_drops: tuple[tuple[str, str, str], ...] = ()
+    """``(priority group, dimensions md5, "priority:time")`` of the claims its sync deleted
+    (``sync_priority``'s HDEL): HDEL each unless claimed again since."""
     checkpoint: int = 0
     """Periodic access: the group's checkpoint once this record is written."""
 
@@ -303,6 +306,7 @@ class PriorityHash:
             reverse=True,
         )
         updates: tuple[tuple[str, str, str], ...] = ()
+        drops: tuple[tuple[str, str, str], ...] = ()
         inhibited = record.inhibited
         if contenders:
             md5, checker = record.md5, self._checker
@@ -327,25 +331,30 @@ class PriorityHash:
                 heapq.heappush(self._by_time, (_claim_time(entry), claimed))
                 updates += ((group, claimed, entry),)
             inhibited = inhibited | frozenset(out)
-            self._sync(record.sync_interval, clock)
+            drops = tuple((group, md5, raw) for md5, raw in self._sync(record.sync_interval, clock))
         checked = replace(
             record,
             pending=rest,
             inhibited=inhibited,
             priority_updates=record.priority_updates + updates,
+            priority_drops=record.priority_drops + drops,
         )
         return checked if rest else inhibited_if_none_kept(checked)
 
-    def _sync(self, interval: int, now: float) -> None:
+    def _sync(self, interval: int, now: float) -> list[tuple[str, str]]:
         """``sync_priority``: delete the claims older than ``10 x interval`` (and any that
-        cannot be read)."""
+        cannot be read); the ``(md5, value)`` of each claim deleted."""
         by_time, cache = self._by_time, self._checker.cache
+        deleted = []
         while by_time and by_time[0][0] + interval * DELETE_INTERVALS < now:
             at, md5 = heapq.heappop(by_time)
             if md5 in cache:
-                entry = parse_entry(cache[md5])
+                raw = cache[md5]
+                entry = parse_entry(raw)
                 if entry is None or entry[1] == at:
                     del cache[md5]
+                    deleted.append((md5, raw))
+        return deleted
 
 
 def _claim_time(raw: str) -> float:

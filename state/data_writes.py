@@ -63,6 +63,14 @@ def priority_write(prefix: str, priority_group_key: str, md5: str, entry: str) -
     return write(Op.HSET, ACCESS_PRIORITY_KEY, prefix, entry, at=at, param=md5)
 
 
+def priority_drop(prefix: str, priority_group_key: str, md5: str, entry: str) -> Write:
+    """HDEL of a series' expired claim ``entry`` from ``access.data.priority.{key}``
+    (``sync_priority``), unless the series was claimed again since; the hash's TTL is left
+    to its claims."""
+    at = {"priority_group_key": priority_group_key}
+    return write(Op.HDROP, ACCESS_PRIORITY_KEY, prefix, entry, at=at, param=md5, ttl=0)
+
+
 def data_push(
     prefix: str,
     group_key: str,
@@ -214,13 +222,16 @@ def record_push(
 ) -> Push:
     """Everything one access record writes, behind its dedup-set marker: its kept items'
     data lists (or, with ``detect``, the Threshold check's results and anomalies), the no-data
-    lists, the noise-reduce zsets, the priority hash updates and ``checkpoint``; then the
-    signals. A record access dropped writes its marker and no-data lists only."""
+    lists, the noise-reduce zsets, the priority hash's claims and deletions and ``checkpoint``;
+    then the signals. A record access dropped writes its marker and no-data lists only."""
     kept = plan.kept_members(record.kept) if record.drop is None else ()
     extra = tuple(checkpoint)
-    if record.priority_updates:
-        updates = record.priority_updates
-        extra = (*(priority_write(prefix, g, md5, entry) for g, md5, entry in updates), *extra)
+    if record.priority_updates or record.priority_drops:
+        extra = (
+            *(priority_write(prefix, g, md5, entry) for g, md5, entry in record.priority_updates),
+            *(priority_drop(prefix, g, md5, entry) for g, md5, entry in record.priority_drops),
+            *extra,
+        )
     if plan.noise:
         extra = (*noise_writes(prefix, record, kept), *extra)
     if plan.no_data:

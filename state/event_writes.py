@@ -9,7 +9,7 @@ from operators.json_bytes import json_bytes
 from operators.md5 import count_md5
 from operators.memo import remember
 from operators.strategy import Strategy
-from state.data_writes import priority_write
+from state.data_writes import priority_drop, priority_write
 from state.idempotent import Op, Push, Write, write
 from state.keys import (
     ANOMALY_LIST_KEY,
@@ -102,10 +102,11 @@ def _gate(prefix: str, item: _Item, strategy: Strategy, iid: int, ip: str, level
 
 def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
     """Once per event record and strategy item within ``dedup_ttl``: the QoS gate, the
-    check-result zset and the last checkpoint, the strategy snapshot, the priority claims the
-    record carries, then, unless priority inhibited it, the anomaly list entry and the item
-    signal (bkmonitor's ``push()``: check results are written before ``PriorityChecker`` runs,
-    the anomaly lists after). What recurs for a strategy item is built once."""
+    check-result zset and the last checkpoint, the strategy snapshot, the priority claims and
+    deletions the record carries, then, unless priority inhibited it, the anomaly list entry
+    and the item signal (bkmonitor's ``push()``: check results are written before
+    ``PriorityChecker`` runs, the anomaly lists after). What recurs for a strategy item is
+    built once."""
     anomaly = decided.anomaly
     strategy = anomaly.strategy
     sid, iid, level, md5 = strategy.id, anomaly.item_id, anomaly.level, anomaly.dimension_md5
@@ -133,9 +134,10 @@ def event_push(prefix: str, decided: Decided, dedup_ttl: int) -> Push:
         ),
         item.snapshot,
     )
-    if decided.claims:
+    if decided.claims or decided.drops:
         group = anomaly.contender.group if anomaly.contender else ""
         writes += tuple(priority_write(prefix, group, f, entry) for f, entry in decided.claims)
+        writes += tuple(priority_drop(prefix, group, f, entry) for f, entry in decided.drops)
     if not decided.inhibited:
         element = json_bytes(anomaly.element)
         writes += (

@@ -4,10 +4,10 @@ A record is a :class:`Push`: a *marker* write that says whether the record is ne
 other writes in order. One Lua script per batch walks the batch's records. For each record it
 runs the marker (``SET NX EX`` of a marker key, or ``SADD`` of the record id to a dedup set,
 as bkmonitor's data dedup does); only when the marker is new does it run the record's other
-writes: an optional QoS *gate*, then data (LPUSH, SET, SADD, ZADD, HSET, HSET-if-larger), then
-*signals* (LPUSH of a member unless it is already pending). A replay after a crash finds the
-markers and writes nothing, so Redis ends as an uninterrupted run leaves it; a gate counter
-is incremented once per record, never again on replay.
+writes: an optional QoS *gate*, then data (LPUSH, SET, SADD, ZADD, HSET, HSET-if-larger,
+HDEL-if-unchanged), then *signals* (LPUSH of a member unless it is already pending). A replay
+after a crash finds the markers and writes nothing, so Redis ends as an uninterrupted run
+leaves it; a gate counter is incremented once per record, never again on replay.
 
 Writes name their backend (bkmonitor's ``queue`` db 9, ``service`` db 10, ...); the script
 ``SELECT``s the database of each write, so a record's queue and service keys commit together,
@@ -48,6 +48,7 @@ class Op(StrEnum):
     ZTRIM = "ztrim"  # ZREMRANGEBYSCORE key param value: drop members scored in [param, value]
     HSET = "hset"  # HSET key field value (+EXPIRE)
     HMAX = "hmax"  # HSET key field value unless the field holds a larger number (+EXPIRE)
+    HDROP = "hdrop"  # HDEL key field if the field still holds value (a claim that expired)
     SIGNAL = "signal"  # LPUSH key value unless value is already in the list; EXPIRE always
 
 
@@ -72,7 +73,7 @@ class NotReplicated(redis.RedisError):
 
 
 class Write(NamedTuple):
-    """One Redis write. ``param`` is the ZADD score, the hash field (HSET, HMAX, GATE) or
+    """One Redis write. ``param`` is the ZADD score, the hash field (HSET, HMAX, HDROP, GATE) or
     unused; a GATE's ``value`` is its limit. ``ttl`` 0 leaves the key's TTL alone. (A named
     tuple: records build several of these each, and tuples build fastest.)"""
 
@@ -256,6 +257,10 @@ local function record(a, k, w)
           local old = tonumber(redis.call('HGET', key, param))
           if old == nil or old < tonumber(value) then
             redis.call('HSET', key, param, value)
+          end
+        elseif op == 'hdrop' then
+          if redis.call('HGET', key, param) == value then
+            redis.call('HDEL', key, param)
           end
         end
         defer_expire(touch(db, key), ttl)

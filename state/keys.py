@@ -209,7 +209,8 @@ ACCESS_PRIORITY_KEY = KeyDef(
     600,
     Backend.SERVICE,
     field_template="{dimensions_md5}",
-    note='"priority:data_time" of the strongest strategy that saw the series (mirror of state).',
+    note='"priority:data_time" of the strongest strategy that saw the series (mirror of state; '
+    "a claim older than 10 intervals is deleted while the field still holds it).",
 )
 NO_DATA_LIST_KEY = KeyDef(
     "NO_DATA_LIST_KEY",

@@ -142,6 +142,26 @@ def test_points_become_bucket_records_anomalies_or_data_lists(data_env, redis_se
     assert Counter(m["reason"] for m in dlq) == Counter(BAD.values())
 
 
+def test_a_claim_older_than_ten_intervals_leaves_the_priority_hash(data_env, redis_server):
+    """``PriorityChecker.sync_priority`` (``access/priority.py``) HDELs every claim for which
+    ``float(timestamp) + interval * 10 < now``: 10.0.0.8's claim at T is 660 s old at
+    10.0.0.7's point (interval 60), so that record's writes delete it from the hash, which
+    keeps only 10.0.0.7's claim."""
+    env = data_env
+    points = [
+        point(MEM, "10.0.0.8", {"pct_used": 41.0}, at=T),
+        point(MEM, "10.0.0.7", {"pct_used": 41.0}, at=T + 660),
+    ]
+    produce(env.bootstrap, env.topics["DATA"], points, by_table)
+
+    run(bytewax_command("flows.data"), env.environ())
+
+    service = redis.Redis.from_url(redis_server.url(10))
+    assert service.hgetall(f"{env.prefix}.access.data.priority.mem_pct_used") == {
+        md5_of("10.0.0.7").encode(): f"2:{T + 660}".encode()
+    }
+
+
 def storm(steps: int, start: int) -> list[bytes]:
     """Per minute: every host's memory and CPU (below every CPU threshold), two points a
     bucket each."""

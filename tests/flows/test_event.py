@@ -150,6 +150,35 @@ def test_events_become_anomalies_check_results_checkpoints_and_signals(event_env
     assert {m["flow"] for m in dlq} == {"event"}
 
 
+def test_a_claim_older_than_ten_intervals_leaves_the_priority_hash(event_env, service_client):
+    """``PriorityChecker.sync_priority`` (``access/priority.py``) HDELs every claim for which
+    ``float(timestamp) + interval * 10 < now``. 303 (priority 10) claims 10.0.0.2's disk at
+    ``now - 700``; at 10.0.0.1's event ``now`` that claim is 700 s old (interval 60), so the
+    event's writes delete it and the hash keeps 304's claim of 10.0.0.1 alone. One partition
+    (one key), so the two events are checked in the order sent."""
+    env = event_env
+    now = int(time.time()) - 60
+    disk = {"free": 3, "file_system": "/dev/vdb1", "fstype": "ext4"}
+    messages = [
+        gse("10.0.0.2", now - 700, 6, disk="/", **disk),
+        gse("10.0.0.1", now, 6, disk="/data", **disk),
+    ]
+    produce(env.bootstrap, env.topics["EVENT"], [orjson.dumps(m) for m in messages], by_disk)
+
+    run(bytewax_command("flows.event"), env.environ())
+
+    queue = redis.Redis.from_url(env.redis_url)
+    [claimant] = queue.lrange(f"{env.prefix}.detect.anomaly.list.304.3041", 0, -1)
+    md5 = orjson.loads(claimant)["data"]["record_id"].split(".")[0]
+    assert service_client.hgetall(f"{env.prefix}.access.data.priority.disk_full") == {
+        md5.encode(): f"20:{now}".encode()
+    }
+
+
+def by_disk(_message: bytes) -> bytes:
+    return b"disk"
+
+
 def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(
     event_env, service_client, tmp_path
 ):

@@ -15,7 +15,11 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
+from alarmflow.report import Entry
 from operators.md5 import count_md5
+from operators.priority import DELETE_INTERVALS
+from operators.strategy import parse_strategies
+from operators.strategy_group import interval_of
 from tests.flows.flowrun import FlowEnv, bytewax_command, crash_soak, run, snapshot_dbs
 from tests.flows.inprocess import host_7_record
 from tests.flows.test_real_time_data_pipeline import BUNDLED, HIGH, IO, LOW
@@ -143,7 +147,8 @@ def test_writes_what_main_before_the_performance_work_writes(
     """Today's flow and main before the performance work, on the same input (a storm of the
     priority group and strategy 401, the cases above, the bad messages; on one partition, as
     a record's check of the priority hash drops the claims older than 10 intervals, so the
-    hash depends on the order of the records): the same Redis."""
+    hash depends on the order of the records): the same Redis, but for the claims main left
+    in the priority hash after its state had dropped them (``sync_priority`` HDELs them)."""
     env = rt_env
     messages = storm(100) + MESSAGES + list(BAD)
     produce(env.bootstrap, env.topics["REAL_TIME_DATA"], messages, lambda _m: b"one")
@@ -158,7 +163,21 @@ def test_writes_what_main_before_the_performance_work_writes(
 
     expected = snapshot_dbs(clients, before.prefix)
     assert expected[("queue", ".access.nodata.502.5020")].size == 100 * 38 + 1
+    hash_key = ("service", ".access.data.priority.PGK:io")
+    span = DELETE_INTERVALS * interval_of(parse_strategies([HIGH])[0].items[0])
+    expected[hash_key] = unexpired(expected[hash_key], span)
+    assert expected[hash_key].size == 1  # 10.0.0.7's claim at NOW; the storm's are older
     assert snapshot_dbs(clients, today.prefix) == expected
+
+
+def unexpired(claims: Entry, span: int) -> Entry:
+    """A priority hash's ``field=priority:time`` pairs without those older than ``span`` at
+    its newest claim: the run's last check synced at that claim's time (its data time), and
+    ``sync_priority`` deletes a claim when ``timestamp + span < now``."""
+    assert isinstance(claims.content, tuple)
+    times = {pair: float(pair.rsplit(":", 1)[1]) for pair in claims.content}
+    newest = max(times.values())
+    return Entry(claims.kind, tuple(p for p in claims.content if times[p] + span >= newest))
 
 
 def test_crash_soak_equals_an_uninterrupted_run(rt_env, redis_server, tmp_path):

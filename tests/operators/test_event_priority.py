@@ -95,6 +95,10 @@ def test_a_claim_inhibits_for_five_intervals_and_is_deleted_after_ten():
     states = {"g": {md5: f"9:{T}", "old": f"9:{T - 601}", "kept": f"9:{T - 599}"}}
     assert decide(states, T)[62] == (True, ())
     assert states["g"] == {md5: f"9:{T}", "kept": f"9:{T - 599}"}
+    # The batch's first anomaly carries the deletion to Redis (sync_priority's hdel).
+    [g] = [b for b in by_priority_group(anomalies(T))[1] if b.group == "g"]
+    _, decided = inhibit({md5: f"9:{T}", "old": f"9:{T - 601}", "kept": f"9:{T - 599}"}, g)
+    assert [d.drops for d in decided] == [(("old", f"9:{T - 601}"),)] + [()] * (len(decided) - 1)
     states = {"g": {md5: f"9:{T - 299}"}}
     assert decide(states, T)[62] == (True, ())
     states = {"g": {md5: f"9:{T - 301}"}}

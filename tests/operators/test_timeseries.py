@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -109,8 +110,10 @@ def test_a_record_whose_items_are_all_inhibited_is_dropped_as_inhibited():
     stored = {record.md5: f"5:{T}", "stale": f"5:{T - 601}"}
     after, record = check_priority(stored, record)
     assert record.drop is Drop.INHIBITED
-    # sync_priority: the entry older than 10 x 60 s is deleted from the group's hash.
+    # sync_priority: the entry older than 10 x 60 s is deleted from the group's hash, and the
+    # record's writes delete it from Redis (its hdel).
     assert after == {record.md5: f"5:{T}"}
+    assert record.priority_drops == (("PGK:a", "stale", f"5:{T - 601}"),)
 
 
 def test_a_point_from_the_future_claims_at_the_wall_clock():
@@ -251,13 +254,17 @@ RECORDS = st.lists(
 def test_a_batch_of_checks_equals_the_checks_one_record_at_a_time(stored, records, baseline_module):
     """One hash over a batch (claims in a heap by time) ends as, and checks each record as,
     main before the performance work did one record at a time (``check_records`` on a copy of
-    the hash, whose sync reads every claim)."""
+    the hash, whose sync reads every claim). Main did not write its deletions to Redis; each
+    record's deletions to write are the claims its check took out of main's hash."""
     check_priority_before = baseline_module("operators/timeseries.py").check_priority
-    after, one_by_one = dict(stored), []
+    after, one_by_one, deleted = dict(stored), [], []
     for record in records:
+        before = after
         after, checked = check_priority_before(after, record)
         one_by_one.append(checked)
+        deleted.append(sorted(("g", md5, raw) for md5, raw in before.items() if md5 not in after))
     batch_after, batch_checked, rejected = check_priorities(stored, records, "priority_0")
     assert rejected == []
-    assert batch_checked == one_by_one
+    assert [replace(c, priority_drops=()) for c in batch_checked] == one_by_one
+    assert [sorted(c.priority_drops) for c in batch_checked] == deleted
     assert batch_after == after

@@ -88,7 +88,9 @@ def test_priority_write_is_an_hset_of_the_series():
 def test_record_push_order_and_ttls():
     """``BaseAccessDataProcess.push``: the kept item's data list (EXPIRE max(1800, 5 x 300)),
     every no-data item's list (``_push`` with NO_DATA_LIST_KEY: max(600, 5 x 300) = 1500),
-    the noise zset (``_push_noise_data``, 1 day), then the priority HSET and the signal."""
+    the noise zset (``_push_noise_data``, 1 day), then the priority HSET, the HDEL of the
+    group's claim older than 10 x 300 s at the data time 600 (``sync_priority``; only while it
+    holds that claim, the hash's TTL left alone) and the signal."""
     raw = {
         "id": 7,
         "bk_biz_id": 2,
@@ -120,7 +122,7 @@ def test_record_push_order_and_ttls():
     plan = GroupPlan.of(group, {7: strategies[0]}, record_spec(group.first))
     row = {"ip": "a", "pct_used": 1.0, "_result_": 1.0, "_time_": 600}
     record = access_record(plan, SourceRecord("t", 0, 0, b""), row, None, 900.0, 900)
-    _, record = check_priority(None, record)
+    _, record = check_priority({"stale": "1:-2401"}, record)
 
     push = record_push("p", record, plan, detect=False)
 
@@ -135,6 +137,8 @@ def test_record_push_order_and_ttls():
         (Op.LPUSH, "p.access.nodata.7.70", 1500, ""),
         (Op.ZADD, f"p.access.noise_reduce.total.7.{count_md5(['ip'])}", 86400, "600"),
         (Op.HSET, "p.access.data.priority.PGK:x", 600, md5),
+        (Op.HDROP, "p.access.data.priority.PGK:x", 0, "stale"),
         (Op.SIGNAL, "p.access.data.signal", 1800, ""),
     ]
     assert push.writes[2].value == md5 and push.writes[3].value == "2:600"
+    assert push.writes[4].value == "1:-2401"

@@ -154,6 +154,24 @@ def test_priority_claims_go_to_the_group_hash_before_the_queue():
     assert [w.op for w in push.writes[5:]] == [Op.LPUSH, Op.SIGNAL]
 
 
+def test_expired_claims_are_deleted_from_the_group_hash_after_its_claims():
+    """``sync_priority``: EXPIRE, HMSET of the claims, then HDEL of the expired fields; each
+    HDEL only while the field holds the expired claim, the hash's TTL left to the claims."""
+    a = anomaly("p")
+    decided = Decided(a, claims=(("m1", "5:1714550400"),), drops=(("m0", "5:1714549000"),))
+    push = event_push("p", decided, 600)
+    drop = push.writes[5]
+    assert (drop.op, drop.key, drop.param, drop.value, drop.backend, drop.ttl) == (
+        Op.HDROP,
+        "p.access.data.priority.",
+        "m0",
+        "5:1714549000",
+        Backend.SERVICE,
+        0,
+    )
+    assert [w.op for w in push.writes[4:]] == [Op.HSET, Op.HDROP, Op.LPUSH, Op.SIGNAL]
+
+
 @given(
     st.sampled_from(["p", "access", "access.event.duplicate.", "bk.ee"]),
     st.sampled_from(["10.0.0.7", "10.0.0.8", "", "1"]),

@@ -129,6 +129,23 @@ def test_hmax_keeps_the_larger_number(client, key_prefix):
     assert client.hget(f"{p}.cp", "f") == b"300"
 
 
+def test_hdrop_deletes_a_field_only_while_it_holds_the_expired_value(client, key_prefix):
+    """A priority claim that expired is deleted (``sync_priority``'s HDEL), unless the field
+    was claimed again since: a drop that reaches Redis after a newer claim keeps the claim."""
+    p = key_prefix
+    client.hset(f"{p}.h", mapping={"old": "3:100", "again": "3:900", "kept": "1:700"})
+    client.expire(f"{p}.h", 600)
+    pusher = OncePusher(client, DBS)
+    drops = (
+        Write(Op.HDROP, f"{p}.h", "3:100", 0, "old"),
+        Write(Op.HDROP, f"{p}.h", "3:100", 0, "again"),
+        Write(Op.HDROP, f"{p}.h", "3:100", 0, "absent"),
+    )
+    assert pusher.push([Push(mark(f"{p}.m"), drops)]) == [0]
+    assert client.hgetall(f"{p}.h") == {b"again": b"3:900", b"kept": b"1:700"}
+    assert 590 < client.ttl(f"{p}.h") <= 600
+
+
 def test_a_set_member_as_marker_deduplicates_like_bkmonitor_dedup_sets(client, key_prefix):
     p = key_prefix
     pusher = OncePusher(client, DBS)

@@ -18,6 +18,7 @@ from alarmflow.kafka_tools import produce
 from alarmflow.samples import sample_messages
 from alarmflow.services import RedisServer, port_open
 from alarmflow.services.redis import RedisSentinel
+from state.acl import acl_rules
 from state.idempotent import NotReplicated, OncePusher, Op, Push, Write
 from state.keys import Backend
 from tests.flows.flowrun import bytewax_command, start
@@ -75,6 +76,19 @@ def test_a_batch_counts_as_written_once_the_replicas_have_it(pair, key_prefix):
         )
     assert raised.value.results == [0]
     assert redis.Redis(port=pair.second.port, db=9).lrange(f"{key_prefix}.l", 0, -1) == [b"a", b"a"]
+
+
+def test_the_least_privilege_user_has_what_waiting_for_replicas_takes(pair, key_prefix):
+    """:func:`state.acl.acl_rules`: a batch waited for by a replica goes as a pipeline, which
+    checks that the script is loaded (SCRIPT EXISTS), loads it (SCRIPT LOAD), runs it and
+    WAITs."""
+    admin = redis.Redis(port=pair.first.port)
+    admin.execute_command("ACL", "SETUSER", "flow", "on", ">pw", *acl_rules(key_prefix).split())
+    admin.script_flush()
+    client = redis.Redis(port=pair.first.port, db=9, username="flow", password="pw")
+    push = Push(Write(Op.MARK, f"{key_prefix}.m", ttl=60), ())
+
+    assert OncePusher(client, {Backend.QUEUE: 9}, replicas=1).push([push]) == [0]
 
 
 def test_the_flow_follows_a_failover_mid_run_and_ends_as_an_uninterrupted_run(

@@ -65,6 +65,7 @@ SECRET_NAMES = frozenset(
     {
         "ALARMFLOW_KAFKA_SASL_PASSWORD",
         "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
+        "ALARMFLOW_REDIS_SSL_KEY_PASSWORD",
         "ALARMFLOW_REDIS_SENTINEL_PASSWORD",
     }
 )
@@ -175,6 +176,7 @@ class Settings:
     kafka_ssl_key_password: Secret = Secret("")
     kafka_config: Mapping[str, str] = field(default_factory=dict)
     redis_tls: TlsFiles = TlsFiles()
+    redis_ssl_key_password: Secret = Secret("")
     redis_sentinel_password: Secret = Secret("")
 
     def __repr__(self) -> str:
@@ -190,7 +192,7 @@ class Settings:
         """Every secret value this configuration holds (for scrubbing text that might echo
         one): the SASL and key passwords, secret pass-through properties, URL passwords."""
         values = [self.kafka_sasl_password.reveal(), self.kafka_ssl_key_password.reveal()]
-        values.append(self.redis_sentinel_password.reveal())
+        values += [self.redis_ssl_key_password.reveal(), self.redis_sentinel_password.reveal()]
         values += [v for k, v in self.kafka_config.items() if secret_property(k)]
         urls = (self.redis_url, self.redis_service_url, self.redis_cache_url)
         values += [urlsplit(url).password or "" for url in urls]
@@ -566,6 +568,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kafka_ssl_key_password=get("ALARMFLOW_KAFKA_SSL_KEY_PASSWORD", "", Secret),
         kafka_config=get("ALARMFLOW_KAFKA_CONFIG", "", _kafka_properties),
         redis_tls=tls_files("REDIS"),
+        redis_ssl_key_password=get("ALARMFLOW_REDIS_SSL_KEY_PASSWORD", "", Secret),
         redis_sentinel_password=get("ALARMFLOW_REDIS_SENTINEL_PASSWORD", "", Secret),
     )
     _warn_unknown(set(source), known)
@@ -631,9 +634,11 @@ def _security_errors(settings: Settings) -> list[str]:
     if not protocol.endswith("SSL"):
         errors += _unused(kafka_tls, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
     if urlsplit(settings.redis_url).scheme != "rediss":
-        errors += _unused(
-            settings.redis_tls.by_name("REDIS"), "a rediss:// ALARMFLOW_REDIS_URL (TLS)"
-        )
+        redis_tls = {
+            **settings.redis_tls.by_name("REDIS"),
+            "ALARMFLOW_REDIS_SSL_KEY_PASSWORD": settings.redis_ssl_key_password,
+        }
+        errors += _unused(redis_tls, "a rediss:// ALARMFLOW_REDIS_URL (TLS)")
     if urlsplit(settings.redis_url).scheme != SENTINEL_SCHEME:
         sentinel = {"ALARMFLOW_REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password}
         errors += _unused(sentinel, "a redis+sentinel:// ALARMFLOW_REDIS_URL")

@@ -120,6 +120,9 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -
         tls = settings.redis_tls
         files = {"ssl_ca_certs": tls.ca, "ssl_certfile": tls.certificate, "ssl_keyfile": tls.key}
         options.update({key: path for key, path in files.items() if path})
+        if tls.key:
+            # Even when empty: with no password at all, OpenSSL asks for one on the terminal.
+            options["ssl_password"] = settings.redis_ssl_key_password.reveal()
     options.update(kwargs)
     if urlsplit(url).scheme == SENTINEL_SCHEME:
         return _sentinel_master(url, settings, options)
@@ -212,6 +215,12 @@ class _Seen:
         return self.errors[-1].str() if self.errors else "no answer"
 
 
+def key_hint(service: str) -> str:
+    """Added to the words of a client that cannot read its TLS key (``KAFKA`` or ``REDIS``): a
+    key encrypted at rest with no or a wrong password reads as an unreadable PEM file."""
+    return f" (is the key encrypted? its password goes in ALARMFLOW_{service}_SSL_KEY_PASSWORD)"
+
+
 def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
     """Raise :class:`ConnectFailed` unless the brokers answer a metadata request with these
     settings; an authentication or TLS failure is reported as soon as librdkafka sees it."""
@@ -222,6 +231,8 @@ def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> Non
         admin = AdminClient(kafka_config(settings, {"error_cb": seen.error, "logger": seen}))
     except KafkaException as exc:
         detail = scrub(exc.args[0].str(), secrets)
+        if "ssl.key.location failed" in detail:
+            detail += key_hint("KAFKA")
         raise ConnectFailed(f"{where}: librdkafka refuses the configuration: {detail}") from None
     deadline = time.monotonic() + timeout
     while True:
@@ -269,13 +280,12 @@ def check_redis(
         what = f"no database {db_of(url)} there: " if "DB index" in str(exc) else ""
         raise ConnectFailed(f"Redis at {host} ({name}={mask_url(url)}): {what}{exc}") from None
     except redis.ConnectionError as exc:
-        hint = (
-            " (is it a TLS port? use rediss://)"
-            if parts.scheme == "redis"
-            and ("reset by peer" in str(exc) or "closed by server" in str(exc))
-            else ""
-        )
-        detail = scrub(str(exc), settings.secrets())
+        hint, text = "", str(exc)
+        if parts.scheme == "redis" and ("reset by peer" in text or "closed by server" in text):
+            hint = " (is it a TLS port? use rediss://)"
+        elif "PEM lib" in text and settings.redis_tls.key:
+            hint = key_hint("REDIS")
+        detail = scrub(text, settings.secrets())
         raise ConnectFailed(f"Redis at {host} ({name}): {detail}{hint}") from None
     except redis.RedisError as exc:
         detail = scrub(str(exc), settings.secrets())

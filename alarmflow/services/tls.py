@@ -58,3 +58,11 @@ def make_certificates(directory: Path, name: str = "alarmflow-test") -> Certific
     both = directory / "server-key-and-cert.pem"
     both.write_text(key.read_text() + certificate.read_text())
     return Certificates(directory / "ca.pem", certificate, key, both, client, client_key)
+
+
+def encrypted_key(key: Path, password: str, out: Path) -> Path:
+    """``key`` encrypted with ``password`` (PKCS#8, AES-256) into ``out``: a key kept
+    encrypted at rest, opened with ``ssl.key.password``."""
+    command = ["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", str(key), "-out", str(out)]
+    _openssl(*command, "-passout", f"pass:{password}", cwd=out.parent)
+    return out

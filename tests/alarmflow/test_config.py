@@ -321,6 +321,7 @@ def test_security_settings_that_would_be_ignored_are_refused_masked(tmp_path):
         "ALARMFLOW_KAFKA_SASL_PASSWORD": "K4fka-S3cret",
         "ALARMFLOW_KAFKA_SSL_CA_LOCATION": str(ca),
         "ALARMFLOW_REDIS_SSL_CA_LOCATION": str(ca),
+        "ALARMFLOW_REDIS_SSL_KEY_PASSWORD": "R3dis-Key-S3cret",
     }
     with pytest.raises(ConfigError) as error:
         load_settings(env)
@@ -330,6 +331,8 @@ def test_security_settings_that_would_be_ignored_are_refused_masked(tmp_path):
         f"ALARMFLOW_KAFKA_SSL_CA_LOCATION={str(ca)!r}: expected only with "
         "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL",
         f"ALARMFLOW_REDIS_SSL_CA_LOCATION={str(ca)!r}: expected only with a rediss:// "
+        "ALARMFLOW_REDIS_URL (TLS)",
+        "ALARMFLOW_REDIS_SSL_KEY_PASSWORD='***': expected only with a rediss:// "
         "ALARMFLOW_REDIS_URL (TLS)",
     ]
 

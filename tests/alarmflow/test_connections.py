@@ -19,9 +19,11 @@ from alarmflow.connections import (
     check_kafka,
     check_redis,
     kafka_config,
+    key_hint,
     redis_client,
     scrub,
 )
+from alarmflow.services.tls import encrypted_key
 from tests.conftest import SecureServices
 
 SASL = {
@@ -134,8 +136,11 @@ def test_a_secret_too_short_to_mask_safely_leaves_the_text_readable():
     )
 
 
-def client_certificate_settings(services: SecureServices, with_certificate: bool) -> Settings:
-    """Settings for the SSL listener and the Redis that require a client certificate."""
+def client_certificate_settings(
+    services: SecureServices, with_certificate: bool, **extra: str
+) -> Settings:
+    """Settings for the SSL listener and the Redis that require a client certificate (and
+    ``extra`` settings)."""
     files = {"CA": services.certificates.ca}
     if with_certificate:
         files["CERTIFICATE"] = services.certificates.client_certificate
@@ -147,7 +152,7 @@ def client_certificate_settings(services: SecureServices, with_certificate: bool
     }
     for service in ("KAFKA", "REDIS"):
         env |= {f"ALARMFLOW_{service}_SSL_{part}_LOCATION": str(f) for part, f in files.items()}
-    return load_settings(env)
+    return load_settings(env | extra)
 
 
 @pytest.mark.integration
@@ -161,6 +166,39 @@ def test_a_client_certificate_is_shown_to_kafka_and_redis_that_require_one(secur
         check_kafka(without)
     with pytest.raises(ConnectFailed, match=r"Redis at 127\.0\.0\.1:\d+ \(ALARMFLOW_REDIS_URL\)"):
         check_redis(without.redis_url, without, "ALARMFLOW_REDIS_URL")
+
+
+@pytest.mark.integration
+def test_an_encrypted_client_key_opens_with_its_password_which_is_never_shown(
+    secure_services, tmp_path
+):
+    password = "K3y-Passw0rd-at-rest"
+    key = encrypted_key(secure_services.certificates.client_key, password, tmp_path / "c.key")
+    assert "ENCRYPTED PRIVATE KEY" in key.read_text()
+
+    def with_key(key_password: str) -> Settings:
+        return client_certificate_settings(
+            secure_services,
+            with_certificate=True,
+            ALARMFLOW_KAFKA_SSL_KEY_LOCATION=str(key),
+            ALARMFLOW_KAFKA_SSL_KEY_PASSWORD=key_password,
+            ALARMFLOW_REDIS_SSL_KEY_LOCATION=str(key),
+            ALARMFLOW_REDIS_SSL_KEY_PASSWORD=key_password,
+        )
+
+    check_kafka(with_key(password))
+    check_redis(with_key(password).redis_url, with_key(password), "ALARMFLOW_REDIS_URL")
+    for wrong in ("", "not-the-password"):
+        with pytest.raises(ConnectFailed, match=r"Kafka at .* \(SSL\): .*key") as refused:
+            check_kafka(with_key(wrong))
+        assert str(refused.value).endswith(key_hint("KAFKA"))
+        settings = with_key(wrong)
+        with pytest.raises(ConnectFailed, match=r"Redis at .*PEM lib") as redis_refused:
+            check_redis(settings.redis_url, settings, "ALARMFLOW_REDIS_URL")
+        assert str(redis_refused.value).endswith(key_hint("REDIS"))
+        for shown in (str(refused.value), str(redis_refused.value)):
+            assert password not in shown
+            assert not wrong or wrong not in shown
 
 
 arguments = st.lists(

@@ -15,13 +15,15 @@ one, so a rejection always names the offending message.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 import bytewax.operators as op
 import redis
-from bytewax.dataflow import Stream
+from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream
 from confluent_kafka import KafkaException
 
@@ -76,28 +78,85 @@ def guarded_map(
     return _split(step_id, op.map(step_id, up, attempt))
 
 
+class GuardedLogic(op.StatefulLogic[X, Y | Rejection, S]):
+    """One key of :func:`guarded_stateful_map`: ``fn`` per item, the state from before an item
+    ``fn`` fails on, and the state forgotten once it was left ``keep(state)`` seconds (wall
+    time, ``wall``) without an item (kept for ever when ``keep`` gives None)."""
+
+    def __init__(
+        self,
+        step_id: str,
+        fn: Callable[[S | None, X], tuple[S | None, Iterable[Y]]],
+        source_of: Callable[[X], SourceRecord],
+        copy_state: Callable[[S], S] | None,
+        keep: Callable[[S], float | None] | None,
+        wall: Callable[[], float],
+        state: S | None,
+    ) -> None:
+        self.step_id, self.fn, self.source_of = step_id, fn, source_of
+        self.copy_state, self.keep, self.wall = copy_state, keep, wall
+        self.state = state
+        self.since = wall()
+
+    def on_item(self, value: X) -> tuple[list[Y | Rejection], bool]:
+        state = self.state
+        before = state if self.copy_state is None or state is None else self.copy_state(state)
+        out: list[Y | Rejection]
+        try:
+            after, outputs = self.fn(state, value)
+            out = list(outputs)
+        except Exception as exc:
+            after, out = before, [rejection(self.step_id, exc, self.source_of(value))]
+        self.state, self.since = after, self.wall()
+        return out, self.DISCARD if after is None else self.RETAIN
+
+    def on_notify(self) -> tuple[list[Y | Rejection], bool]:
+        return [], self.DISCARD
+
+    def notify_at(self) -> datetime | None:
+        kept = None if self.keep is None or self.state is None else self.keep(self.state)
+        return None if kept is None else datetime.fromtimestamp(self.since + kept, UTC)
+
+    def snapshot(self) -> S:
+        return copy.deepcopy(self.state)  # type: ignore[return-value]
+
+
 def guarded_stateful_map(
     step_id: str,
     up: KeyedStream[X],
     fn: Callable[[S | None, X], tuple[S | None, Iterable[Y]]],
     source_of: Callable[[X], SourceRecord],
     copy_state: Callable[[S], S] | None = copy.deepcopy,
+    keep: Callable[[S], float | None] | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> Split[tuple[str, Y]]:
     """``fn(state, item) -> (state, outputs)`` per key, as :func:`bytewax.operators.stateful_map`
     but with any number of outputs. An item ``fn`` fails on yields one rejection and leaves the
     key's state as it was before that item: ``copy_state`` copies it before each call (pass
     ``None`` when ``fn`` never changes the state it is given in place). A ``None`` state
-    discards the key's state."""
+    discards the key's state, and so does ``keep`` (see :class:`GuardedLogic`). The state is
+    kept under the step ids ``op.stateful_map`` gives it, so a recovery store written by a
+    flow that used ``op.stateful_map`` here resumes."""
 
-    def attempt(state: S | None, item: X) -> tuple[S | None, list[Y | Rejection]]:
-        before = state if copy_state is None or state is None else copy_state(state)
-        try:
-            after, outputs = fn(state, item)
-            return after, list(outputs)
-        except Exception as exc:
-            return before, [rejection(step_id, exc, source_of(item))]
+    def build(resumed: S | None) -> GuardedLogic[X, Y, S]:
+        return GuardedLogic(step_id, fn, source_of, copy_state, keep, wall, resumed)
 
-    mapped = op.stateful_map(step_id, up, attempt)
-    flat = op.flat_map(f"{step_id}_flat", mapped, lambda kv: [(kv[0], out) for out in kv[1]])
-    branch = op.branch(f"{step_id}_split", flat, lambda kv: not isinstance(kv[1], Rejection))
+    mixed = _as_stateful_map(step_id, up, build)
+    branch = op.branch(f"{step_id}_split", mixed, lambda kv: not isinstance(kv[1], Rejection))
     return Split(branch.trues, op.map(f"{step_id}_errs", branch.falses, lambda kv: kv[1]))
+
+
+@operator
+def _as_stateful_map(
+    step_id: str, up: KeyedStream[X], builder: Callable[[S | None], op.StatefulLogic]
+) -> KeyedStream:
+    """``op.stateful`` where ``op.stateful_map(step_id, ...)`` keeps its state
+    (``{step_id}.stateful_flat_map.stateful``)."""
+    return _as_stateful_flat_map("stateful_flat_map", up, builder)
+
+
+@operator
+def _as_stateful_flat_map(
+    step_id: str, up: KeyedStream[X], builder: Callable[[S | None], op.StatefulLogic]
+) -> KeyedStream:
+    return op.stateful("stateful", up, builder)

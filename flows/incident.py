@@ -4,7 +4,9 @@
 RabbitMQ and writes Elasticsearch; alarmflow takes the same messages from Kafka (keyed by
 incident id, so one incident's messages stay in order) and keeps the document, its alert links
 and its operation history in Redis. Every step is guarded: a record any step fails on goes to
-the dead-letter topic with its reason, the incident's state as it was before it.
+the dead-letter topic with its reason, the incident's state as it was before it. A recovered,
+closed or merged incident's state is forgotten once it has had no message for as long as Redis
+keeps its document (:func:`kept_for`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from flows.kafka_io import kafka_input
 from flows.redis_sink import Routed
 from operators.bounds import decode_object
 from operators.drops import Drop
-from operators.incident import IncidentState, Sync, fold, parse_sync
+from operators.incident import IncidentState, Sync, fold, is_final, parse_sync
 from operators.rejects import Rejection, SourceRecord
+from state.keys import INCIDENT_DOC_KEY
 from state.writes import incident_push
 
 NAME = "incident"
@@ -34,6 +37,14 @@ def source(item: tuple[SourceRecord, Sync]) -> SourceRecord:
 
 def business(item: tuple[SourceRecord, Sync]) -> object:
     return item[1].info["bk_biz_id"]
+
+
+def kept_for(state: IncidentState) -> float | None:
+    """How long an incident's state outlives its last message: a recovered, closed or merged
+    incident's as long as Redis keeps its document (``INCIDENT_DOC_KEY``'s TTL, which each
+    write sets again), an open one's for ever. The flow's state then no longer grows with
+    every incident it ever saw."""
+    return INCIDENT_DOC_KEY.ttl if is_final(state) else None
 
 
 def pipeline(
@@ -64,7 +75,7 @@ def pipeline(
         "shard", parsed, settings, lambda item: item[1].info["bk_biz_id"], NAME
     )
     keyed = op.key_on("by_incident", mine, lambda item: item[1].incident_id)
-    folded = guarded_stateful_map("document", keyed, step, source, copy_state=None)
+    folded = guarded_stateful_map("document", keyed, step, source, copy_state=None, keep=kept_for)
     return op.map("routed", folded.oks, lambda kv: kv[1]), [rejected, folded.errs]
 
 

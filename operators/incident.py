@@ -44,6 +44,8 @@ SEEN_LIMIT = 64
 STATUS_ORDER = {"abnormal": 0, "recovering": 1, "recovered": 2, "closed": 3, "merged": 4}
 """``IncidentStatus`` and its ``order``."""
 ENDED_STATUSES = ("recovering", "recovered", "merged")
+FINAL_STATUSES = ("recovered", "closed", "merged")
+"""Statuses after which an incident normally hears no more (:func:`is_final`)."""
 ABNORMAL = "abnormal"
 EXPERIENCE_STAGE = "stage_exp"
 NOT_IN_DOCUMENT = ("send_notice", "notice_config", "scope_id", "task_id", "merge_info")
@@ -282,6 +284,13 @@ class IncidentState:
 
     document: dict[str, Any]
     seen: tuple[str, ...]
+
+
+def is_final(state: IncidentState) -> bool:
+    """Whether the incident is recovered, closed or merged: a flow may forget it once it has
+    been quiet for long (an update after that builds its document anew, as bkmonitor's
+    fallback create of an update to an unknown incident does)."""
+    return state.document.get("status") in FINAL_STATUSES
 
 
 def fold(

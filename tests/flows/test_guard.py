@@ -3,6 +3,8 @@ and a keyed step keeps its state as it was before the record it rejected."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import bytewax.operators as op
 import pytest
 import redis
@@ -10,7 +12,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.errors import BytewaxRuntimeError
 from bytewax.testing import TestingSink, TestingSource, run_main
 
-from flows.guard import guarded_map, guarded_stateful_map
+from flows.guard import GuardedLogic, guarded_map, guarded_stateful_map
 from operators.rejects import Reason, Rejected, Rejection, SourceRecord
 
 
@@ -73,3 +75,56 @@ def test_infrastructure_failures_stop_the_flow():
         causes.append(exc)
         exc = exc.__cause__
     assert any(isinstance(cause, redis.ConnectionError) for cause in causes)
+
+
+def count(state: int | None, _record: SourceRecord) -> tuple[int, list[int]]:
+    return (state or 0) + 1, [(state or 0) + 1]
+
+
+@pytest.mark.parametrize(
+    ("keep", "expected"),
+    [(None, [1, 2, 3]), (lambda _state: 3600.0, [1, 2, 3]), (lambda _state: 0.0, [1, 1, 1])],
+)
+def test_a_key_whose_state_is_kept_for_a_while_forgets_it_after_that_while(keep, expected):
+    """The state of a key left without items for ``keep(state)`` seconds is discarded: here a
+    count of three items with a pause of the input between them, kept for ever, an hour, or
+    not at all."""
+    oks: list = []
+    flow = Dataflow("keep")
+    pause = TestingSource.PAUSE(timedelta(milliseconds=20))
+    items = [source(1), pause, source(2), pause, source(3)]
+    up = op.input("in", flow, TestingSource(items))
+    keyed = op.key_on("key", up, lambda _record: "one")
+    split = guarded_stateful_map("count", keyed, count, lambda r: r, keep=keep)
+    op.output("oks", split.oks, TestingSink(oks))
+    run_main(flow)
+    assert [n for _, n in oks] == expected
+
+
+def count_below_four(state: int | None, record: SourceRecord) -> tuple[int, list[int]]:
+    if record.offset == 4:
+        raise Rejected(Reason.WRONG_TYPE, "four is not welcome")
+    return count(state, record)
+
+
+KEEP_SCENARIO = [
+    # wall time, item's offset, outputs, state after it, when it is forgotten (60 s per count)
+    (1000.0, 1, [1], 1, 1060.0),
+    (1030.0, 2, [2], 2, 1150.0),
+    (1100.0, 4, [Reason.WRONG_TYPE], 2, 1220.0),  # rejected: the state stays, its time moves
+    (1300.0, 3, [3], 3, 1480.0),
+]
+
+
+def test_the_state_is_forgotten_its_while_after_the_last_item_on_a_virtual_clock():
+    clock = [0.0]
+    logic = GuardedLogic(
+        "count", count_below_four, lambda r: r, None, lambda n: 60.0 * n, lambda: clock[0], None
+    )
+    for at, offset, outputs, state, forgotten_at in KEEP_SCENARIO:
+        clock[0] = at
+        out, keep = logic.on_item(source(offset))
+        assert [o.reason if isinstance(o, Rejection) else o for o in out] == outputs
+        assert (keep, logic.state) == (GuardedLogic.RETAIN, state)
+        assert logic.notify_at() == datetime.fromtimestamp(forgotten_at, UTC)
+    assert logic.on_notify() == ([], GuardedLogic.DISCARD)

@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from alarmflow.kafka_tools import produce, read_all
+from alarmflow.launch import init_recovery
 from alarmflow.report import snapshot
 from tests.flows.flowrun import FlowEnv, bytewax_command, crash_soak, run
 
@@ -186,3 +187,33 @@ def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(incident_env,
     crash_soak("flows.incident", soaked, tmp_path, kills=4)
 
     assert unprefixed(client, soaked.prefix) == expected
+
+
+def test_a_store_of_main_before_the_performance_work_resumes_today(
+    incident_env, kafka_topics, tmp_path, baseline_checkout
+):
+    """An upgrade: main before the performance work (:data:`~tests.flows.flowrun.BASELINE`,
+    its incidents in ``op.stateful_map``'s state) takes the creates; today's flow, resumed from
+    its recovery store, the updates: the Redis of one uninterrupted run, so the documents came
+    through (lost, an update would build its document anew)."""
+    env = incident_env
+    client = redis.Redis.from_url(env.redis_url)
+    messages = storm(30)
+    creates, updates = messages[:30], messages[30:]
+    produce(env.bootstrap, env.topics["INCIDENT"], messages, by_incident)
+    reference = FlowEnv(env.bootstrap, env.redis_url, env.prefix + "ref", env.topics, env.dlq_topic)
+    run(bytewax_command("flows.incident"), reference.environ())
+
+    [topic] = kafka_topics("upgrade")
+    upgraded = FlowEnv(
+        env.bootstrap, env.redis_url, env.prefix + "up", {"INCIDENT": topic}, env.dlq_topic
+    )
+    recovery = tmp_path / "recovery"
+    init_recovery(recovery, 1)
+    command = bytewax_command("flows.incident", "-r", str(recovery), "-s", "1", "-b", "0")
+    produce(env.bootstrap, topic, creates, by_incident)
+    run(command, upgraded.environ(), baseline_checkout)
+    produce(env.bootstrap, topic, updates, by_incident)
+    run(command, upgraded.environ())
+
+    assert unprefixed(client, upgraded.prefix) == unprefixed(client, reference.prefix)

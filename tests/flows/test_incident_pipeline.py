@@ -7,10 +7,12 @@ from __future__ import annotations
 import orjson
 
 from alarmflow.config import load_settings
-from flows.incident import pipeline
+from flows.incident import kept_for, pipeline
 from flows.redis_sink import Routed
+from operators.incident import IncidentState
 from operators.rejects import Reason, Rejection
 from state.idempotent import Op
+from state.keys import INCIDENT_DOC_KEY
 from tests.flows.inprocess import assert_ring_splits, run_pipeline
 
 T0 = 1_800_000_000
@@ -66,3 +68,8 @@ def test_updates_fold_into_the_incident_state_in_order():
 def test_two_deployments_on_the_ring_together_write_what_one_writes():
     messages = [sync(i, "create", T0 + i, biz=biz) for i, biz in enumerate((2, 3, 4, 5, 6, 7))]
     assert_ring_splits(run, messages, lambda r: documents([r])[0]["bk_biz_id"])
+
+
+def test_a_final_incident_is_kept_as_long_as_redis_keeps_its_document_an_open_one_for_ever():
+    assert kept_for(IncidentState({"status": "merged"}, ())) == INCIDENT_DOC_KEY.ttl == 7 * 86400
+    assert kept_for(IncidentState({"status": "abnormal"}, ())) is None

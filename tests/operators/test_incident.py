@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from operators.incident import SEEN_LIMIT, apply_sync, fold, only_schedules, parse_sync
+from operators.incident import SEEN_LIMIT, apply_sync, fold, is_final, only_schedules, parse_sync
 from operators.rejects import Reason, Rejected
 
 CREATED = 1_720_061_828
@@ -268,3 +268,19 @@ def test_fold_remembers_a_bounded_number_of_messages():
     for minute in range(SEEN_LIMIT + 10):
         state, _, _ = fold(state, parse_sync(message("update", info={"update_time": minute})))
     assert len(state.seen) == SEEN_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("status", "final"),
+    [
+        ("abnormal", False),
+        ("recovering", False),
+        ("recovered", True),
+        ("closed", True),
+        ("merged", True),
+    ],
+)
+def test_a_recovered_closed_or_merged_incident_is_final(status, final):
+    state, _, _ = fold(None, parse_sync(message(info={"status": status})))
+    assert state.document["status"] == status
+    assert is_final(state) is final

@@ -118,7 +118,8 @@ class GuardedLogic(op.StatefulLogic[X, Y | Rejection, S]):
         return None if kept is None else datetime.fromtimestamp(self.since + kept, UTC)
 
     def snapshot(self) -> S:
-        return copy.deepcopy(self.state)  # type: ignore[return-value]
+        assert self.state is not None  # Bytewax snapshots only the keys it retains
+        return copy.deepcopy(self.state)
 
 
 def guarded_stateful_map(

@@ -11,12 +11,6 @@ from state.idempotent import _PUSH_ONCE
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-def test_the_rules_allow_the_prefix_s_keys_and_the_flows_commands_only():
-    assert acl_rules("bk.ee") == (
-        "resetkeys ~bk.ee.* resetchannels -@all " + " ".join(f"+{c}" for c in FLOW_COMMANDS)
-    )
-
-
 def test_every_command_the_push_once_script_runs_is_allowed():
     called = {name.lower() for name in re.findall(r"redis\.call\('(\w+)'", _PUSH_ONCE)}
     assert called

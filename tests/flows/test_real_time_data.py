@@ -165,8 +165,9 @@ def test_writes_what_main_before_the_performance_work_writes(
     assert expected[("queue", ".access.nodata.502.5020")].size == 100 * 38 + 1
     hash_key = ("service", ".access.data.priority.PGK:io")
     span = DELETE_INTERVALS * interval_of(parse_strategies([HIGH])[0].items[0])
+    # The storm's claims expire when 10.0.0.7's point at NOW comes 10 intervals after them,
+    # which depends on when the module was imported: the expected hash is worked out either way.
     expected[hash_key] = unexpired(expected[hash_key], span)
-    assert expected[hash_key].size == 1  # 10.0.0.7's claim at NOW; the storm's are older
     assert snapshot_dbs(clients, today.prefix) == expected
 
 

@@ -7,7 +7,8 @@ The table gives the engine's CPU per action (:func:`operators.converge.driver.ru
 process, the flow's heap settings) for growing storms: what one dimension, which one worker
 owns, can decide per second. A second column gives the CPU per action of the flow's step for
 one dimension (``flows.converge.DimensionLogic``) given the same actions in batches of
-``--batch``, as a tailing flow gets them: it adds the copy of the state it makes per batch.
+``--batch``, as a tailing flow gets them, each followed by the key's next timer: it adds the
+copy of the state it makes per batch and the key's expiry.
 
     python -m bench.converge_hot_dimension [--sizes 1000 4000 16000] [--batch 10]
 """
@@ -75,13 +76,15 @@ def main() -> None:
 
 
 def flow_step(actions: list[Action], batch: int) -> float:
-    """CPU seconds of the flow's step for one dimension deciding ``actions`` in batches."""
+    """CPU seconds of the flow's step for one dimension deciding ``actions`` in batches, each
+    followed by the key's next timer, which Bytewax asks for after every batch."""
     source = SourceRecord("bench", 0, 0, b"")
     planned = [Planned(source, action, plan(action)) for action in actions]
     logic = DimensionLogic(None, DEFAULT)
     started = time.process_time()
     for first in range(0, len(planned), batch):
         logic.on_batch(planned[first : first + batch])
+        logic.notify_at()
     return time.process_time() - started
 
 

@@ -111,7 +111,9 @@ class Dimension:
     action id)`` as a heap, so that pruning takes only what expired (a busy dimension's cost per
     action so does not grow with its index); ``held``: expired entries kept because their
     action waits for a retry (a dict: smaller than a set), put back on ``by_time`` when it
-    leaves the queue.
+    leaves the queue; ``newest``: the latest create time indexed, which is the index's largest
+    while it holds any (pruning takes only entries older than an action just indexed), kept so
+    that the key's expiry is not a walk of its index after every batch.
     """
 
     index: dict[int, float] = field(default_factory=dict)
@@ -126,6 +128,7 @@ class Dimension:
     window_s: int = 0
     by_time: list[tuple[float, int]] = field(default_factory=list)
     held: dict[int, None] = field(default_factory=dict)
+    newest: float = 0.0
 
     def push(self, action: Action, plan: Plan, runtime: Runtime = DEFAULT) -> list[Decision]:
         """Fire the timers due by the action's event time, then decide the action."""
@@ -176,17 +179,21 @@ class Dimension:
             window_s=self.window_s,
             by_time=self.by_time.copy(),
             held=self.held.copy(),
+            newest=self.newest,
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A dimension pickled before ``by_time`` existed (a recovery store of an earlier
-        version) gets it from its index, and its timers are put in heap order."""
+        version) gets it from its index, and its timers are put in heap order; one pickled
+        before ``newest`` existed gets it from its index too."""
         self.__dict__.update(state)
         if "by_time" not in state:
             self.by_time = [(t, a) for a, t in self.index.items()]
             self.held = {}
             heapq.heapify(self.by_time)
             heapq.heapify(self.timers)
+        if "newest" not in state:
+            self.newest = max(self.index.values(), default=0.0)
 
     def drop_due(self, now: float) -> bytes:
         """Drop the timers due by ``now`` and the actions they would retry (after a timer
@@ -207,7 +214,7 @@ class Dimension:
         here: the last action plus the longer of the index TTL and the window."""
         if self.timers or self.queued or not self.index:
             return None
-        return max(self.index.values()) + max(INDEX_TTL_S, self.window_s)
+        return self.newest + max(INDEX_TTL_S, self.window_s)
 
     def is_idle(self) -> bool:
         """Nothing open, queued, due or indexed: nothing can refer to this state."""
@@ -228,6 +235,7 @@ class Dimension:
         """ZADD ``action_{id}`` with its create time; forget entries older than the TTL, unless
         their action waits for a retry (bkmonitor's trim, ``DimensionCalculator``)."""
         self.index[action.id] = action.create_time
+        self.newest = max(self.newest, action.create_time)
         self.statuses[action.id] = action.status
         heapq.heappush(self.by_time, (action.create_time, action.id))
         horizon = action.create_time - INDEX_TTL_S

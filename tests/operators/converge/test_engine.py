@@ -401,12 +401,19 @@ def test_the_index_forgets_what_bkmonitor_trims_whatever_the_order_of_actions():
             expected = set(kept) - forgotten_by_bkmonitor(kept, set(dimension.queued), now)
             dimension._index(action)
             assert set(dimension.index) == expected
+            assert dimension.newest == max(dimension.index.values())
 
 
-def test_a_dimension_pickled_by_an_earlier_version_decides_as_one_never_pickled():
+@pytest.mark.parametrize(
+    "missing",
+    [("by_time", "held", "newest", "executing"), ("newest",)],
+    ids=["before the index heap", "before newest"],
+)
+def test_a_dimension_pickled_by_an_earlier_version_decides_as_one_never_pickled(missing):
     """A recovery store written before the index heap, the held entries and the converge's
-    executing actions existed holds dimensions without them, their timers in no order:
-    unpickled, such a dimension gets them and decides as the dimension never pickled does (a
+    executing actions existed holds dimensions without them, their timers in no order; one
+    written before ``newest`` existed, dimensions without it: unpickled, such a dimension gets
+    them and decides (and expires) as the dimension never pickled does (a
     ``skip_when_success`` dimension busy for longer than the index TTL, its sleepers retrying,
     then the executed action's success)."""
     actions = [at(7 * n, push(n, timeout=7200))[1] for n in range(1, 400)]
@@ -415,12 +422,16 @@ def test_a_dimension_pickled_by_an_earlier_version_decides_as_one_never_pickled(
     for action in actions[:300]:
         kept.push(action, plan(action))
     earlier = kept.copy()
-    del earlier.by_time, earlier.held, earlier.converge.executing
-    earlier.timers.reverse()
+    for name in missing:
+        delattr(earlier.converge if name == "executing" else earlier, name)
+    if "by_time" in missing:
+        earlier.timers.reverse()
     assert kept.held and len(kept.timers) > 1, "the test keeps expired sleepers and timers"
 
     resumed = pickle.loads(pickle.dumps(earlier))
 
+    assert resumed.newest == kept.newest
     for action in actions[300:]:
         assert resumed.push(action, plan(action)) == kept.push(action, plan(action))
+        assert resumed.expires_at() == kept.expires_at()
     assert resumed.flush() == kept.flush()

@@ -128,7 +128,7 @@ class Dimension:
     window_s: int = 0
     by_time: list[tuple[float, int]] = field(default_factory=list)
     held: dict[int, None] = field(default_factory=dict)
-    newest: float = 0.0
+    newest: float = -math.inf
 
     def push(self, action: Action, plan: Plan, runtime: Runtime = DEFAULT) -> list[Decision]:
         """Fire the timers due by the action's event time, then decide the action."""
@@ -193,7 +193,7 @@ class Dimension:
             heapq.heapify(self.by_time)
             heapq.heapify(self.timers)
         if "newest" not in state:
-            self.newest = max(self.index.values(), default=0.0)
+            self.newest = max(self.index.values(), default=-math.inf)
 
     def drop_due(self, now: float) -> bytes:
         """Drop the timers due by ``now`` and the actions they would retry (after a timer

@@ -83,6 +83,25 @@ def test_a_rediss_client_gets_the_tls_files_and_a_redis_one_does_not(tmp_path):
     assert "ssl_ca_certs" not in plain
 
 
+@pytest.mark.parametrize(("password", "given"), [("", ""), ("K3y-S3cret", "K3y-S3cret")])
+def test_a_client_key_always_comes_with_a_password_so_openssl_never_asks_on_a_terminal(
+    tmp_path, password, given
+):
+    """Python's ``ssl`` prompts for an encrypted key's password only when it is given none:
+    with a key, redis-py always gets one, empty when ``ALARMFLOW_REDIS_SSL_KEY_PASSWORD`` is
+    unset (an encrypted key then fails to open, as the start-check test shows)."""
+    files = {}
+    for part in ("CERTIFICATE", "KEY"):
+        files[part] = tmp_path / f"{part.lower()}.pem"
+        files[part].write_text("pem")
+    url = "rediss://h:6380/9"
+    env = {f"ALARMFLOW_REDIS_SSL_{part}_LOCATION": str(f) for part, f in files.items()}
+    settings = load_settings(
+        {"ALARMFLOW_REDIS_URL": url, "ALARMFLOW_REDIS_SSL_KEY_PASSWORD": password, **env}
+    )
+    assert redis_client(url, settings).connection_pool.connection_kwargs["ssl_password"] == given
+
+
 def test_scrub_masks_url_passwords_and_the_given_secrets():
     text = "redis://user:p@ss@h:6379/9 and rediss://:x@h2/8 said K4fka-S3cret"
     assert (

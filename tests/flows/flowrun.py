@@ -55,6 +55,11 @@ class FlowEnv:
         return env
 
 
+def one_partition(_message: bytes) -> bytes:
+    """A Kafka key for every message: all of them on one partition, read in the order sent."""
+    return b"one"
+
+
 def bytewax_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "bytewax.run", module, *args]
 

@@ -20,6 +20,7 @@ from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
     crash_soak,
+    one_partition,
     run,
     snapshot_dbs,
 )
@@ -163,7 +164,7 @@ def test_a_claim_older_than_ten_intervals_leaves_the_priority_hash(event_env, se
         gse("10.0.0.2", now - 700, 6, disk="/", **disk),
         gse("10.0.0.1", now, 6, disk="/data", **disk),
     ]
-    produce(env.bootstrap, env.topics["EVENT"], [orjson.dumps(m) for m in messages], by_disk)
+    produce(env.bootstrap, env.topics["EVENT"], [orjson.dumps(m) for m in messages], one_partition)
 
     run(bytewax_command("flows.event"), env.environ())
 
@@ -173,10 +174,6 @@ def test_a_claim_older_than_ten_intervals_leaves_the_priority_hash(event_env, se
     assert service_client.hgetall(f"{env.prefix}.access.data.priority.disk_full") == {
         md5.encode(): f"20:{now}".encode()
     }
-
-
-def by_disk(_message: bytes) -> bytes:
-    return b"disk"
 
 
 def test_repeated_sigkills_each_resumed_equal_an_uninterrupted_run(

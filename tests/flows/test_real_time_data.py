@@ -20,7 +20,14 @@ from operators.md5 import count_md5
 from operators.priority import DELETE_INTERVALS
 from operators.strategy import parse_strategies
 from operators.strategy_group import interval_of
-from tests.flows.flowrun import FlowEnv, bytewax_command, crash_soak, run, snapshot_dbs
+from tests.flows.flowrun import (
+    FlowEnv,
+    bytewax_command,
+    crash_soak,
+    one_partition,
+    run,
+    snapshot_dbs,
+)
 from tests.flows.inprocess import host_7_record
 from tests.flows.test_real_time_data_pipeline import BUNDLED, HIGH, IO, LOW
 
@@ -151,7 +158,7 @@ def test_writes_what_main_before_the_performance_work_writes(
     in the priority hash after its state had dropped them (``sync_priority`` HDELs them)."""
     env = rt_env
     messages = storm(100) + MESSAGES + list(BAD)
-    produce(env.bootstrap, env.topics["REAL_TIME_DATA"], messages, lambda _m: b"one")
+    produce(env.bootstrap, env.topics["REAL_TIME_DATA"], messages, one_partition)
     clients = {
         "queue": redis.Redis.from_url(env.redis_url),
         "service": redis.Redis.from_url(redis_server.url(10)),

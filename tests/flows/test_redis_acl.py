@@ -25,7 +25,7 @@ from bench.converge_throughput import storm as action_storm
 from operators.strategy import load_strategy_file
 from state.acl import acl_rules
 from state.keys import STRATEGY_CACHE_KEY, STRATEGY_IDS_CACHE_KEY
-from tests.flows.flowrun import FlowEnv, bytewax_command, run, snapshot_dbs
+from tests.flows.flowrun import FlowEnv, bytewax_command, one_partition, run, snapshot_dbs
 from tests.flows.test_data import MESSAGES as DATA_MESSAGES
 from tests.flows.test_data import by_table
 from tests.flows.test_incident import by_incident
@@ -49,10 +49,6 @@ class Case:
     settings: tuple[tuple[str, str], ...] = ()
 
 
-def one_key(_message: bytes) -> bytes:
-    return b"one"
-
-
 CASES = {
     # Strategies from bkmonitor's strategy cache: GET and MGET on the cache database.
     "alert": Case(
@@ -65,7 +61,9 @@ CASES = {
         "EVENT", lambda: list(sample_events(300, int(time.time()))), ".detect.anomaly.", by_host
     ),
     "data": Case("DATA", lambda: DATA_MESSAGES, ".access.data.priority.", by_table),
-    "real_time_data": Case("REAL_TIME_DATA", lambda: REAL_TIME_MESSAGES, ".access.data.", one_key),
+    "real_time_data": Case(
+        "REAL_TIME_DATA", lambda: REAL_TIME_MESSAGES, ".access.data.", one_partition
+    ),
     "incident": Case("INCIDENT", lambda: incident_storm(20), ".incident.doc.", by_incident),
     # bkmonitor's counter lock (its counters stay, at 0, until their TTL).
     "converge": Case(

@@ -31,6 +31,7 @@ from operators.rejects import ERROR_TEXT_LIMIT, Reason
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
+    one_partition,
     recovery_snapshots,
     run,
     snapshot_dbs,
@@ -89,7 +90,7 @@ class FlowRunner:
         return self.env.environ(**self.extra)
 
     def feed(self, messages: list[bytes]) -> None:
-        produce(self.env.bootstrap, self.topic, messages, key=lambda _m: b"one")
+        produce(self.env.bootstrap, self.topic, messages, key=one_partition)
 
     def run(self) -> dict[str, float]:
         done = run(bytewax_command(self.profile.module), self.environ())

@@ -41,6 +41,7 @@ from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
 from alarmflow.services import KafkaBroker, RedisServer, consecutive_free_ports, free_port
+from bench.server_cpu import ServerCpu
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,18 +184,25 @@ def timed_run(command: list[str], bootstrap: str, redis_url: str, topic: str, dl
 class Timing:
     wall_s: float
     cpu_s: float  # user + system of the runner's processes (not the broker's or Redis's)
+    broker_s: float = 0.0  # the broker's CPU seconds meanwhile, when measured
+    redis_s: float = 0.0  # Redis's CPU seconds meanwhile, when measured
 
 
-def measured_run(runner: Runner, env: dict[str, str]) -> Timing:
+def measured_run(runner: Runner, env: dict[str, str], servers: ServerCpu | None = None) -> Timing:
+    """``runner``'s wall and CPU time; with ``servers`` also the broker's and Redis's."""
     env = dict(env, PYTHONPATH=str(runner.checkout))
     command = [str(consecutive_free_ports()) if arg == PORT else arg for arg in runner.command]
+    servers_before = servers.read() if servers is not None else (0.0, 0.0)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, env=env, cwd=runner.checkout, check=True, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return Timing(wall, cpu)
+    if servers is None:
+        return Timing(wall, cpu)
+    (broker, redis_cpu), (broker_before, redis_before) = servers.read(), servers_before
+    return Timing(wall, cpu, broker - broker_before, redis_cpu - redis_before)
 
 
 def check_outputs(all_runners: list[Runner], bootstrap: str, redis_url: str, dlq: str) -> None:
@@ -238,15 +246,16 @@ def main() -> None:
         ensure_topics(bootstrap, [topic, empty, dlq], partitions=PARTITIONS)
         check_outputs(chosen, bootstrap, redis_url, dlq)
         produce(bootstrap, topic, sample_messages(args.alerts, int(time.time())))
+        servers = ServerCpu.of(bootstrap, redis_url)
         runs: dict[str, list[Timing]] = {r.label: [] for r in chosen}
         startup: dict[str, list[Timing]] = {r.label: [] for r in chosen}
         for _ in range(args.repeat):
             for runner in chosen:
                 runs[runner.label].append(
-                    measured_run(runner, alert_environ(bootstrap, redis_url, topic, dlq))
+                    measured_run(runner, alert_environ(bootstrap, redis_url, topic, dlq), servers)
                 )
                 startup[runner.label].append(
-                    measured_run(runner, alert_environ(bootstrap, redis_url, empty, dlq))
+                    measured_run(runner, alert_environ(bootstrap, redis_url, empty, dlq), servers)
                 )
     print_table(chosen, runs, startup, args.alerts, args.repeat)
 
@@ -262,29 +271,40 @@ def print_table(
     partitions: int = PARTITIONS,
 ) -> None:
     """Median wall and CPU per runner; "net" leaves out the start-up run's; ratios of the
-    net rate of the runner labelled ``flow`` to each runner's. ``unit`` names what is counted."""
+    net rate of the runner labelled ``flow`` to each runner's. ``unit`` names what is counted.
+    The broker's and Redis's CPU per unit (net too) are what the runner asked of them: on two
+    shared cores it slows the runner as its own CPU does."""
     print(
         f"\n{alerts:,} {unit}s, {partitions} partitions, median of {repeat} alternating runs each\n"
     )
     print(
         f"| runner | wall s (runs) | start-up s | {unit}s/s (wall) | {unit}s/s (net) | flow is "
-        f"| CPU µs/{unit} (net) |"
+        f"| CPU µs/{unit} (net) | broker CPU µs/{unit} | Redis CPU µs/{unit} |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
-    rows = {}
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+
+    def net_us(label: str, field: str) -> float:
+        """The median of ``field`` over the runs less its median over the start-up runs, in
+        µs per unit."""
+        run = statistics.median(getattr(t, field) for t in runs[label])
+        start = statistics.median(getattr(t, field) for t in startup[label])
+        return (run - start) / alerts * 1e6
+
+    rates = {}
     for runner in chosen:
         wall = statistics.median(t.wall_s for t in runs[runner.label])
         start = statistics.median(t.wall_s for t in startup[runner.label])
-        cpu = statistics.median(t.cpu_s for t in runs[runner.label])
-        cpu_start = statistics.median(t.cpu_s for t in startup[runner.label])
-        rows[runner.label] = (wall, start, alerts / max(wall - start, 1e-9), cpu - cpu_start)
-    flow_net = rows[flow][2]
+        rates[runner.label] = (wall, start, alerts / max(wall - start, 1e-9))
+    flow_net = rates[flow][2]
     for runner in chosen:
-        wall, start, net, cpu = rows[runner.label]
+        wall, start, net = rates[runner.label]
         walls = " / ".join(f"{t.wall_s:.2f}" for t in runs[runner.label])
+        cpu = " | ".join(
+            f"{net_us(runner.label, field):.0f}" for field in ("cpu_s", "broker_s", "redis_s")
+        )
         print(
             f"| {runner.label} | {walls} | {start:.2f} | {alerts / wall:,.0f} | {net:,.0f} "
-            f"| {flow_net / net:.2f}x | {cpu / alerts * 1e6:.0f} |"
+            f"| {flow_net / net:.2f}x | {cpu} |"
         )
 
 

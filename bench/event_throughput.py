@@ -38,6 +38,7 @@ from bench.alert_throughput import (
     print_table,
     services,
 )
+from bench.server_cpu import ServerCpu
 
 PARTITIONS = 3
 FLOW = "event flow"
@@ -75,13 +76,14 @@ def main() -> None:
                 return alert_environ(bootstrap, redis_url, topic, dlq)
             return alert_environ(bootstrap, redis_url, empty, dlq, ALARMFLOW_EVENT_TOPICS=topic)
 
+        servers = ServerCpu.of(bootstrap, redis_url)
         runs: dict[str, list[Timing]] = {r.label: [] for r in chosen}
         startup: dict[str, list[Timing]] = {r.label: [] for r in chosen}
         for _ in range(args.repeat):
             for runner in chosen:
                 topic = alerts if runner.label == ALERT else events
-                runs[runner.label].append(measured_run(runner, environ(runner, topic)))
-                startup[runner.label].append(measured_run(runner, environ(runner, empty)))
+                runs[runner.label].append(measured_run(runner, environ(runner, topic), servers))
+                startup[runner.label].append(measured_run(runner, environ(runner, empty), servers))
     print_table(chosen, runs, startup, args.messages, args.repeat, "message", FLOW, PARTITIONS)
 
 

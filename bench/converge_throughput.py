@@ -10,8 +10,8 @@ The flow (``-w 1``, from its start to the end of the topic) and the pure engine 
 (:func:`engine_run`, CPU seconds of this process) decide the same storm, alternately; after
 each round every flow run's decision messages must be the engine's, byte for byte. The table
 gives each flow's whole run, its start-up (the same command on an empty topic) and the
-difference, in wall and CPU seconds (the flow's processes, not the broker's or Redis's), and
-the flow's decisions/s as a ratio to the engine's. ``--before`` adds main as it was before
+difference, in wall and CPU seconds (CPU of the flow's processes, and apart the broker's and
+Redis's CPU meanwhile), and the flow's decisions/s as a ratio to the engine's. ``--before`` adds main as it was before
 issue 13 (``git worktree add /tmp/before b5717c3``), run the same way.
 
     python -m bench.converge_throughput [--actions 10000] [--repeat 3] [--before DIR]
@@ -35,6 +35,7 @@ import orjson
 
 from alarmflow.kafka_tools import ensure_topics, produce, read_all
 from bench.alert_throughput import Runner, Timing, alert_environ, measured_run, services
+from bench.server_cpu import ServerCpu
 from operators.converge.audit import decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run
@@ -151,13 +152,14 @@ def main() -> None:
         topics = Topics(*(f"{stem}.{n}" for n in ("in", "empty", "dlq", "dec", "audit")))
         ensure_topics(bootstrap, list(topics), 1)
         produce(bootstrap, topics.actions, values, by_dimension)
+        servers = ServerCpu.of(bootstrap, redis_url)
         for repeat in range(args.repeat):
             for name, runner in flows.items():
                 per_run = topics._replace(decisions=f"{topics.decisions}.{name}{repeat}")
                 ensure_topics(bootstrap, [per_run.decisions], 1)
                 for kind, topic in zip(KINDS, (topics.actions, topics.empty), strict=True):
                     env = flow_environ(bootstrap, redis_url, per_run, topic)
-                    timings[f"{name} {kind}"].append(measured_run(runner, env))
+                    timings[f"{name} {kind}"].append(measured_run(runner, env, servers))
             timing, decisions = engine_run(values)
             engine.append(timing)
             for name in flows:
@@ -183,30 +185,37 @@ def table(
         f"{messages:,} messages, {decisions:,} decisions: every flow run wrote the engine's "
         f"decision messages, byte for byte; medians of {repeat} alternating runs",
         "",
-        "| runner | wall s | CPU s | decisions/s (wall) | ratio to the engine (wall) "
-        "| ratio to the engine (CPU) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| runner | wall s | CPU s | broker CPU s | Redis CPU s | decisions/s (wall) "
+        "| ratio to the engine (wall) | ratio to the engine (CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in dict.fromkeys(key.rsplit(" ", 2)[0] for key in timings):
         storm_t, empty_t = timings[f"{name} storm"], timings[f"{name} empty topic"]
-        wall, cpu = (statistics.median(getattr(t, f) for t in storm_t) for f in FIELDS)
-        wall0, cpu0 = (statistics.median(getattr(t, f) for t in empty_t) for f in FIELDS)
+        wall, cpu, broker, redis = (
+            statistics.median(getattr(t, f) for t in storm_t) for f in SERVER_FIELDS
+        )
+        wall0, cpu0, broker0, redis0 = (
+            statistics.median(getattr(t, f) for t in empty_t) for f in SERVER_FIELDS
+        )
         work, work_cpu = wall - wall0, cpu - cpu0
         lines += [
-            f"| {name}, whole run | {wall:.2f} | {cpu:.2f} | {decisions / wall:,.0f} "
-            f"| {engine_s / wall:.2f} | {engine_cpu / cpu:.2f} |",
-            f"| {name}, start-up (empty topic) | {wall0:.2f} | {cpu0:.2f} | | | |",
-            f"| {name} minus start-up | {work:.2f} | {work_cpu:.2f} | {decisions / work:,.0f} "
-            f"| **{engine_s / work:.2f}** | {engine_cpu / work_cpu:.2f} |",
+            f"| {name}, whole run | {wall:.2f} | {cpu:.2f} | {broker:.2f} | {redis:.2f} "
+            f"| {decisions / wall:,.0f} | {engine_s / wall:.2f} | {engine_cpu / cpu:.2f} |",
+            f"| {name}, start-up (empty topic) | {wall0:.2f} | {cpu0:.2f} | {broker0:.2f} "
+            f"| {redis0:.2f} | | | |",
+            f"| {name} minus start-up | {work:.2f} | {work_cpu:.2f} | {broker - broker0:.2f} "
+            f"| {redis - redis0:.2f} | {decisions / work:,.0f} | **{engine_s / work:.2f}** "
+            f"| {engine_cpu / work_cpu:.2f} |",
         ]
     lines.append(
-        f"| pure engine loop | {engine_s:.2f} | {engine_cpu:.2f} | {decisions / engine_s:,.0f} "
-        "| 1.00 | 1.00 |"
+        f"| pure engine loop | {engine_s:.2f} | {engine_cpu:.2f} | | "
+        f"| {decisions / engine_s:,.0f} | 1.00 | 1.00 |"
     )
     return "\n".join(lines)
 
 
 FIELDS = ("wall_s", "cpu_s")
+SERVER_FIELDS = (*FIELDS, "broker_s", "redis_s")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from operators.bounds import decode_object
 from operators.rejects import Rejected, SourceRecord
 from operators.routing import AlertRouter
 from operators.strategy import load_strategy_file
-from state.idempotent import OncePusher
+from state.idempotent import OncePusher, Push
 from state.keys import Backend
 from state.writes import AlertWrites
 
@@ -71,6 +71,17 @@ def c_against_python(
     rows.append((label, best[c], best[python]))
 
 
+def sample_pushes(count: int, now: float, seed: int = 7) -> list[Push]:
+    """The Redis writes of ``count`` sample messages' alerts under a fresh key prefix, as the
+    flow makes them (the bundled strategies)."""
+    messages = sample_messages(count, int(now), seed)
+    records = [SourceRecord("t", 0, i, m) for i, m in enumerate(messages)]
+    router = AlertRouter(load_strategy_file(BUNDLED_STRATEGIES))
+    writes = AlertWrites(f"bench{uuid.uuid4().hex[:8]}.ee", 600)
+    events = keep(lambda d: clean_alert(d, now), keep(lambda r: decode_object(r, 1 << 20), records))
+    return [writes(e, t) for e in events if (t := router.route(e))]
+
+
 def spec(op: str, ttl: int, param: str, backend: str) -> str:
     """A write's script argument as a pusher of database 9 spells it."""
     return f"{op} 9 {ttl} {param}"
@@ -80,10 +91,7 @@ def compare(count: int) -> list[tuple[str, float, float]]:
     now = time.time()
     records = [SourceRecord("t", 0, i, m) for i, m in enumerate(sample_messages(count, int(now)))]
     decoded = keep(lambda r: decode_object(r, 1 << 20), records)
-    router = AlertRouter(load_strategy_file(BUNDLED_STRATEGIES))
-    writes = AlertWrites(f"bench{uuid.uuid4().hex[:8]}.ee", 600)
-    events = keep(lambda d: clean_alert(d, now), decoded)
-    pushes = [writes(e, t) for e in events if (t := router.route(e))]
+    pushes = sample_pushes(count, now)
     calls = []
     for start in range(0, len(pushes), BATCH):
         keys, args = _native.flatten_pushes(pushes[start : start + BATCH], {}, spec)

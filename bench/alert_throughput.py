@@ -7,8 +7,10 @@ Every runner is a fresh process reading the same topic (6 partitions) on the rea
 Redis, run alternately ``--repeat`` times; the table shows the median wall time, alerts/s and
 each runner's ratio to the flow. A run on an empty topic measures each runner's fixed start-up
 cost (interpreter, imports, Kafka metadata; for Quix Streams also its idle stop), and "net"
-alerts/s leaves it out. Before timing, each runner but the limit processes a small topic and
-its Redis output must equal the flow's.
+alerts/s leaves it out. Beside each runner's own CPU per alert the table gives the broker's and
+Redis's meanwhile (``bench/server_cpu.py``): on two cores shared with them, what a runner asks
+of the servers slows it as its own work does. Before timing, each runner but the limit
+processes a small topic and its Redis output must equal the flow's.
 
     python -m bench.alert_throughput [--alerts 100000] [--repeat 3] [--old DIR] [--only LABEL...]
 

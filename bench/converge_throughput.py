@@ -11,8 +11,9 @@ The flow (``-w 1``, from its start to the end of the topic) and the pure engine 
 each round every flow run's decision messages must be the engine's, byte for byte. The table
 gives each flow's whole run, its start-up (the same command on an empty topic) and the
 difference, in wall and CPU seconds (CPU of the flow's processes, and apart the broker's and
-Redis's CPU meanwhile), and the flow's decisions/s as a ratio to the engine's. ``--before`` adds main as it was before
-issue 13 (``git worktree add /tmp/before b5717c3``), run the same way.
+Redis's CPU meanwhile), and the flow's decisions/s as a ratio to the engine's. ``--before``
+adds main as it was before issue 13 (``git worktree add /tmp/before b5717c3``), run the same
+way.
 
     python -m bench.converge_throughput [--actions 10000] [--repeat 3] [--before DIR]
 

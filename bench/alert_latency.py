@@ -36,6 +36,8 @@ from confluent_kafka import Producer
 from alarmflow.kafka_tools import ensure_topics
 from bench.alert_throughput import PARTITIONS, REPO, alert_environ, services
 
+SEND_EVERY_S = 0.001
+SEND_MOST = 1000
 POP_WAIT_S = 0.1
 """How long the watcher's pop blocks when the list is empty before it checks for its stop."""
 POP_MOST = 10_000
@@ -138,15 +140,21 @@ def _watch(
 
 def offer(producer: Producer, topic: str, rate: int, seconds: float, run: str) -> int:
     """Send ``rate`` alerts per second for ``seconds`` (0 rate: as fast as possible, ``seconds``
-    then counts alerts); return how many were sent."""
+    then counts alerts); return how many were sent. Every millisecond it sends what is due by
+    then (up to :data:`SEND_MOST` at a time), each stamped with its send time: a sleep per
+    alert took 36 µs of CPU per alert at 10,000/s, 16 at 30,000/s, a third to a half of a core
+    this machine's flow could not use (2026-12-07)."""
     total = int(seconds) if rate == 0 else int(rate * seconds)
     started = time.perf_counter()
-    for seq in range(total):
-        if rate:
-            due = started + seq / rate
-            while (wait := due - time.perf_counter()) > 0:
-                time.sleep(min(wait, 0.001))
-        producer.produce(topic, orjson.dumps({**alert(seq, run), "sent_at": time.time()}))
+    sent = 0
+    while sent < total:
+        due = total if rate == 0 else min(total, int((time.perf_counter() - started) * rate) + 1)
+        if due == sent:
+            time.sleep(SEND_EVERY_S)
+            continue
+        for seq in range(sent, min(due, sent + SEND_MOST)):
+            producer.produce(topic, orjson.dumps({**alert(seq, run), "sent_at": time.time()}))
+            sent += 1
         producer.poll(0)
     producer.flush(30)
     return total

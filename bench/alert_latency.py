@@ -85,8 +85,9 @@ class Watcher:
     """Takes alerts off the list as they land and records each one's latency, in a process of
     its own: a blocking pop (BLMPOP) wakes it when the flow pushes, and no thread of this
     process (the producer's loop) holds the interpreter lock it would wait for. A thread here
-    polling every 2 ms measured its own period at 3.1 ms median, 10-12 ms p99 and up to 140 ms
-    while the flow ran at 17,000 alerts/s (2026-12-07): delays it added to the latencies."""
+    polling every 2 ms measured its own period (ad hoc) at 3.1 ms median, 10-12 ms p99 and up
+    to 140 ms while the flow ran at 17,000 alerts/s (2026-12-07): delays it added to the
+    latencies."""
 
     def __init__(self, redis_url: str, key: str) -> None:
         spawn = multiprocessing.get_context("spawn")  # not a fork of a process with threads
@@ -142,8 +143,8 @@ def offer(producer: Producer, topic: str, rate: int, seconds: float, run: str) -
     """Send ``rate`` alerts per second for ``seconds`` (0 rate: as fast as possible, ``seconds``
     then counts alerts); return how many were sent. Every millisecond it sends what is due by
     then (up to :data:`SEND_MOST` at a time), each stamped with its send time: a sleep per
-    alert took 36 µs of CPU per alert at 10,000/s, 16 at 30,000/s, a third to a half of a core
-    this machine's flow could not use (2026-12-07)."""
+    alert took 36 µs of CPU per alert at 10,000/s, 16 at 30,000/s (ad hoc), a third to a half
+    of a core this machine's flow could not use (2026-12-07)."""
     total = int(seconds) if rate == 0 else int(rate * seconds)
     started = time.perf_counter()
     sent = 0

@@ -3,7 +3,8 @@ push-once script with the flow's arguments, against a script that does only what
 go without (the once-only marker and the LPUSH), and against scripts that do nothing with the
 same arguments (what passing them costs). Then the marker's ``SET NX EX`` and one LPUSH alone,
 in a loop inside Redis. Each row's median over alternating rounds, each round on fresh
-pushes with an emptied database (Redis from ``ALARMFLOW_REDIS_URL``, or a private one).
+pushes with an emptied database: always a Redis of its own (started here), so that no other
+client's work counts and no one's keys are flushed.
 
     python -m bench.redis_script_cost [--alerts 30000] [--rounds 5]
 
@@ -14,7 +15,6 @@ It gives the floor under the flow's Redis cost per alert that the stack's limit
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -25,6 +25,7 @@ import redis
 
 from alarmflow.services import RedisServer, free_port
 from bench.alert_stages import sample_pushes, spec
+from bench.server_cpu import redis_cpu_s
 from operators import _native
 from state.idempotent import OncePusher, Push
 from state.keys import Backend
@@ -66,11 +67,6 @@ NOTHING = "return #KEYS + #ARGV"
 
 MARKER_LOOP = f"for i = 1, {LOOP} do redis.call('SET', ARGV[1] .. i, '1', 'NX', 'EX', 600) end"
 LPUSH_LOOP = f"for i = 1, {LOOP} do redis.call('LPUSH', KEYS[1], ARGV[1]) end"
-
-
-def redis_cpu_s(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def flow_arguments(pushes: list[Push]) -> list[tuple[list, list]]:
@@ -139,18 +135,13 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=30_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    if os.environ.get("ALARMFLOW_REDIS_URL"):
-        found = rows(
-            redis.Redis.from_url(os.environ["ALARMFLOW_REDIS_URL"]), args.alerts, args.rounds
-        )
-    else:
-        with tempfile.TemporaryDirectory() as run_dir:
-            server = RedisServer(free_port(), Path(run_dir))
-            server.start()
-            try:
-                found = rows(redis.Redis.from_url(server.url(9)), args.alerts, args.rounds)
-            finally:
-                server.stop()
+    with tempfile.TemporaryDirectory() as run_dir:
+        server = RedisServer(free_port(), Path(run_dir))
+        server.start()
+        try:
+            found = rows(redis.Redis.from_url(server.url(9)), args.alerts, args.rounds)
+        finally:
+            server.stop()
     print(f"\nRedis's CPU µs per alert (per operation for the loops), median of {args.rounds}\n")
     print("| work | Redis CPU µs |\n|---|---:|")
     for label, micros in found:

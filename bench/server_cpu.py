@@ -44,6 +44,12 @@ def process_cpu_s(pid: int, proc: Path = PROC) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def redis_cpu_s(client: redis.Redis) -> float:
+    """Redis's user plus system CPU seconds so far, all its threads (``INFO cpu``)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 @dataclass(frozen=True)
 class ServerCpu:
     """Reads the broker's and Redis's CPU seconds so far (the broker's 0 if it is not found)."""
@@ -58,6 +64,5 @@ class ServerCpu:
 
     def read(self) -> tuple[float, float]:
         """``(broker, redis)`` CPU seconds so far."""
-        info = self.redis_client.info("cpu")
         broker = 0.0 if self.broker_pid is None else process_cpu_s(self.broker_pid)
-        return broker, float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        return broker, redis_cpu_s(self.redis_client)

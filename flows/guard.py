@@ -15,6 +15,7 @@ one, so a rejection always names the offending message.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream
 from confluent_kafka import KafkaException
 
+from alarmflow.logs import RateLimited
 from operators.rejects import Rejection, SourceRecord
 
 X = TypeVar("X")
@@ -39,6 +41,8 @@ INFRASTRUCTURE: tuple[type[Exception], ...] = (
     KafkaException,
 )
 """Exceptions that say a service is unreachable: they stop the flow instead of a record."""
+
+_warn = RateLimited(logging.getLogger(__name__)).warning
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,11 @@ def guarded_map(
 class GuardedLogic(op.StatefulLogic[X, Y | Rejection, S]):
     """One key of :func:`guarded_stateful_map`: ``fn`` per item, the state from before an item
     ``fn`` fails on, and the state forgotten once it was left ``keep(state)`` seconds (wall
-    time, ``wall``) without an item (kept for ever when ``keep`` gives None)."""
+    time, ``wall``) without an item (kept for ever when ``keep`` gives None).
+
+    ``keep`` runs on each item's new state inside the guard, so an item it fails on is
+    rejected like one ``fn`` fails on (Bytewax asks for the timer outside any guard). A resumed
+    state it fails on, which no item can answer for, is kept for ever, with a warning."""
 
     def __init__(
         self,
@@ -97,6 +105,14 @@ class GuardedLogic(op.StatefulLogic[X, Y | Rejection, S]):
         self.copy_state, self.keep, self.wall = copy_state, keep, wall
         self.state = state
         self.since = wall()
+        try:
+            self.kept = self._kept(state)
+        except Exception as exc:
+            _warn("%s: a resumed state is kept for ever, keep failed on it: %r", step_id, exc)
+            self.kept = None
+
+    def _kept(self, state: S | None) -> float | None:
+        return None if self.keep is None or state is None else self.keep(state)
 
     def on_item(self, value: X) -> tuple[list[Y | Rejection], bool]:
         state = self.state
@@ -105,16 +121,18 @@ class GuardedLogic(op.StatefulLogic[X, Y | Rejection, S]):
         try:
             after, outputs = self.fn(state, value)
             out = list(outputs)
+            kept = self._kept(after)
         except Exception as exc:
             after, out = before, [rejection(self.step_id, exc, self.source_of(value))]
-        self.state, self.since = after, self.wall()
+            kept = self.kept
+        self.state, self.since, self.kept = after, self.wall(), kept
         return out, self.DISCARD if after is None else self.RETAIN
 
     def on_notify(self) -> tuple[list[Y | Rejection], bool]:
         return [], self.DISCARD
 
     def notify_at(self) -> datetime | None:
-        kept = None if self.keep is None or self.state is None else self.keep(self.state)
+        kept = self.kept
         return None if kept is None else datetime.fromtimestamp(self.since + kept, UTC)
 
     def snapshot(self) -> S:

@@ -128,3 +128,40 @@ def test_the_state_is_forgotten_its_while_after_the_last_item_on_a_virtual_clock
         assert (keep, logic.state) == (GuardedLogic.RETAIN, state)
         assert logic.notify_at() == datetime.fromtimestamp(forgotten_at, UTC)
     assert logic.on_notify() == ([], GuardedLogic.DISCARD)
+
+
+def last_offset(_state: int | None, record: SourceRecord) -> tuple[int, list[int]]:
+    return record.offset, [record.offset]
+
+
+def kept_unless_two(state: int) -> float:
+    if state == 2:
+        raise ValueError("no while for two")
+    return 60.0
+
+
+def test_an_item_whose_new_state_keep_fails_on_is_rejected_and_the_flow_goes_on():
+    """``keep`` fails on the state the item at offset 2 makes: that item is rejected (naming
+    the step), its state undone, and the rest go on; before, Bytewax asked for the timer
+    outside the guard and the exception stopped the flow."""
+    oks, errs = run(
+        lambda up: guarded_stateful_map(
+            "last",
+            op.key_on("key", up, lambda _record: "one"),
+            last_offset,
+            lambda r: r,
+            keep=kept_unless_two,
+        )
+    )
+    assert [n for _, n in oks] == [0, 1, 3, 4, 5]
+    assert [(e.reason, e.record.offset) for e in errs] == [(Reason.INTERNAL_ERROR, 2)]
+    assert errs[0].error == "last: ValueError: no while for two"
+
+
+def test_a_resumed_state_keep_fails_on_is_kept_for_ever_with_a_warning(caplog):
+    logic = GuardedLogic("last", last_offset, lambda r: r, None, kept_unless_two, lambda: 0.0, 2)
+    assert logic.notify_at() is None
+    assert "last: a resumed state is kept for ever, keep failed on it" in caplog.text
+    out, keep = logic.on_item(source(9))
+    assert (out, keep) == ([9], GuardedLogic.RETAIN)
+    assert logic.notify_at() == datetime.fromtimestamp(60.0, UTC)

@@ -177,6 +177,7 @@ class Settings:
     kafka_config: Mapping[str, str] = field(default_factory=dict)
     redis_tls: TlsFiles = TlsFiles()
     redis_ssl_key_password: Secret = Secret("")
+    redis_sentinel_username: str = ""
     redis_sentinel_password: Secret = Secret("")
 
     def __repr__(self) -> str:
@@ -569,6 +570,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         kafka_config=get("ALARMFLOW_KAFKA_CONFIG", "", _kafka_properties),
         redis_tls=tls_files("REDIS"),
         redis_ssl_key_password=get("ALARMFLOW_REDIS_SSL_KEY_PASSWORD", "", Secret),
+        redis_sentinel_username=get("ALARMFLOW_REDIS_SENTINEL_USERNAME", "", str),
         redis_sentinel_password=get("ALARMFLOW_REDIS_SENTINEL_PASSWORD", "", Secret),
     )
     _warn_unknown(set(source), known)
@@ -640,7 +642,10 @@ def _security_errors(settings: Settings) -> list[str]:
         }
         errors += _unused(redis_tls, "a rediss:// ALARMFLOW_REDIS_URL (TLS)")
     if urlsplit(settings.redis_url).scheme != SENTINEL_SCHEME:
-        sentinel = {"ALARMFLOW_REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password}
+        sentinel = {
+            "ALARMFLOW_REDIS_SENTINEL_USERNAME": settings.redis_sentinel_username,
+            "ALARMFLOW_REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password,
+        }
         errors += _unused(sentinel, "a redis+sentinel:// ALARMFLOW_REDIS_URL")
     return errors
 

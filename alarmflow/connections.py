@@ -27,7 +27,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from redis.connection import HiredisRespSerializer
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from alarmflow import kafka_logs
 from alarmflow.config import (
@@ -129,18 +129,29 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -
     return redis.Redis.from_url(url, **options)
 
 
+def sentinel_credentials(settings: Settings | None) -> dict[str, str]:
+    """The sentinels' own user and password (``ALARMFLOW_REDIS_SENTINEL_USERNAME`` and
+    ``_PASSWORD``) as redis-py's options, those that are set."""
+    if settings is None:
+        return {}
+    found = {
+        "username": settings.redis_sentinel_username,
+        "password": settings.redis_sentinel_password.reveal(),
+    }
+    return {option: value for option, value in found.items() if value}
+
+
 def _sentinel_master(url: str, settings: Settings | None, options: dict) -> redis.Redis:
     """A client of the master that the sentinels of a ``redis+sentinel://`` URL name; the
-    sentinels are asked with the connect timeout of ``options`` and the password of
-    ``ALARMFLOW_REDIS_SENTINEL_PASSWORD``."""
+    sentinels are asked with the connect timeout of ``options`` and their own credentials
+    (:func:`sentinel_credentials`)."""
     parts = urlsplit(url)
     timeout = options.get("socket_connect_timeout") or REDIS_CHECK_TIMEOUT_S
     sentinel_options: dict[str, object] = {
         "socket_connect_timeout": timeout,
         "socket_timeout": timeout,
     }
-    if settings is not None and settings.redis_sentinel_password:
-        sentinel_options["password"] = settings.redis_sentinel_password.reveal()
+    sentinel_options.update(sentinel_credentials(settings))
     sentinel = Sentinel(sentinel_addresses(url), sentinel_kwargs=sentinel_options)
     return sentinel.master_for(
         sentinel_master(url),
@@ -279,6 +290,9 @@ def check_redis(
     except redis.ResponseError as exc:
         what = f"no database {db_of(url)} there: " if "DB index" in str(exc) else ""
         raise ConnectFailed(f"Redis at {host} ({name}={mask_url(url)}): {what}{exc}") from None
+    except MasterNotFoundError:
+        answers = "; ".join(_sentinel_answers(url, settings, timeout))
+        raise ConnectFailed(f"Redis at {host} ({name}): no sentinel named it: {answers}") from None
     except redis.ConnectionError as exc:
         hint, text = "", str(exc)
         if parts.scheme == "redis" and ("reset by peer" in text or "closed by server" in text):
@@ -292,6 +306,46 @@ def check_redis(
         raise ConnectFailed(f"Redis at {host} ({name}): {detail}") from None
     finally:
         client.close()
+
+
+def _master_state(state: Mapping[str, object] | None) -> str:
+    """What a sentinel's state of the master says, as redis-py's ``check_master_state`` reads
+    it (a master it sees down is no master to it)."""
+    if state is None:
+        return "knows no master of that name"
+    address = f"{state['ip']}:{state['port']}"
+    if state["is_sdown"] or state["is_odown"] or not state["is_master"]:
+        return f"sees the master {address} down"
+    return f"names the master {address}"
+
+
+def _sentinel_answers(url: str, settings: Settings, timeout: float) -> list[str]:
+    """What each sentinel of ``url`` says when asked for its masters with the flow's
+    credentials: the master's address, that it does not know the master, or why it did not
+    answer (a refusal of the credentials named by setting)."""
+    master, user = sentinel_master(url), settings.redis_sentinel_username or "default"
+    answers = []
+    for host, port in sentinel_addresses(url):
+        sentinel = redis.Redis(
+            host,
+            port,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            **sentinel_credentials(settings),
+        )
+        try:
+            said = _master_state(sentinel.sentinel_masters().get(master))
+        except redis.AuthenticationError:
+            said = (
+                f"refused the credentials of sentinel user {user!r} "
+                "(ALARMFLOW_REDIS_SENTINEL_USERNAME and ALARMFLOW_REDIS_SENTINEL_PASSWORD)"
+            )
+        except redis.RedisError as exc:
+            said = scrub(str(exc), settings.secrets())
+        finally:
+            sentinel.close()
+        answers.append(f"sentinel {host}:{port} {said}")
+    return answers
 
 
 def preflight(settings: Settings) -> None:

@@ -45,3 +45,14 @@ def acl_rules(prefix: str) -> str:
     ``ACL SETUSER alarmflow on >password`` followed by these."""
     commands = " ".join(f"+{command}" for command in FLOW_COMMANDS)
     return f"resetkeys ~{prefix}.* resetchannels -@all {commands}"
+
+
+SENTINEL_COMMANDS: tuple[str, ...] = ("sentinel|masters",)
+"""Every command a flow sends to a sentinel: redis-py asks for the masters it monitors (and
+picks the one the URL names) on each new connection, and so does the start check."""
+
+
+def sentinel_acl_rules() -> str:
+    """The rules of a sentinel's ACL user for the flows (``ALARMFLOW_REDIS_SENTINEL_USERNAME``):
+    ``ACL SETUSER alarmflow on >password`` followed by these."""
+    return "resetkeys resetchannels -@all " + " ".join(f"+{c}" for c in SENTINEL_COMMANDS)

@@ -122,16 +122,25 @@ class RedisServer:
 class RedisSentinel:
     """Debian's ``redis-sentinel`` on ``port`` watching the master on ``master_port`` under the
     name ``master``, alone (quorum 1), quick to fail over (``down_after_ms``); its config file
-    (rewritten by the sentinel), log and pid file live in ``run_dir``."""
+    (rewritten by the sentinel), log and pid file live in ``run_dir``. With ``users`` (name:
+    password and ACL rules) its default user is switched off and only those may log in; its own
+    client logs in as the first."""
 
     def __init__(
-        self, port: int, run_dir: Path, master_port: int, master: str, down_after_ms: int = 1000
+        self,
+        port: int,
+        run_dir: Path,
+        master_port: int,
+        master: str,
+        down_after_ms: int = 1000,
+        users: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         self.port = port
         self.run_dir = Path(run_dir)
         self.master_port = master_port
         self.master = master
         self.down_after_ms = down_after_ms
+        self.users = dict(users or {})
         self._process = ManagedProcess("sentinel", self.run_dir, "redis-sentinel")
 
     def url(self, db: int = 9) -> str:
@@ -139,8 +148,16 @@ class RedisSentinel:
         return f"redis+sentinel://127.0.0.1:{self.port}/{db}?master={self.master}"
 
     def client(self) -> redis.Redis:
+        login = {}
+        if self.users:
+            name, (password, _rules) = next(iter(self.users.items()))
+            login = {"username": name, "password": password}
         return redis.Redis(
-            port=self.port, socket_connect_timeout=1, socket_timeout=5, decode_responses=True
+            port=self.port,
+            socket_connect_timeout=1,
+            socket_timeout=5,
+            decode_responses=True,
+            **login,
         )
 
     def master_address(self) -> tuple[str, int] | None:
@@ -157,6 +174,11 @@ class RedisSentinel:
             f"sentinel monitor {self.master} 127.0.0.1 {self.master_port} 1\n"
             f"sentinel down-after-milliseconds {self.master} {self.down_after_ms}\n"
             f"sentinel failover-timeout {self.master} 10000\n"
+            + "".join(
+                f"user {name} on >{password} {rules}\n"
+                for name, (password, rules) in self.users.items()
+            )
+            + ("user default off\n" if self.users else "")
         )
         ensure_port_free(self.port, "redis-sentinel")
         binary = require_binary("redis-sentinel", "run scripts/setup, which installs it with apt")

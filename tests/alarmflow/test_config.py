@@ -424,6 +424,13 @@ def test_the_sentinel_password_is_a_secret_used_only_with_sentinels():
         load_settings({"ALARMFLOW_REDIS_SENTINEL_PASSWORD": "s3cret"})
 
 
+def test_the_sentinel_user_is_used_only_with_sentinels():
+    env = {"ALARMFLOW_REDIS_URL": SENTINEL, "ALARMFLOW_REDIS_SENTINEL_USERNAME": "alarmflow"}
+    assert load_settings(env).redis_sentinel_username == "alarmflow"
+    with pytest.raises(ConfigError, match="SENTINEL_USERNAME='alarmflow': expected only with"):
+        load_settings({"ALARMFLOW_REDIS_SENTINEL_USERNAME": "alarmflow"})
+
+
 def test_redis_outage_and_replica_settings():
     settings = load_settings({})
     assert (settings.redis_outage_s, settings.redis_replicas) == (300, 0)

@@ -1,6 +1,8 @@
 """Redis Sentinel, bkmonitor's usual high availability, with Debian's ``redis-sentinel`` and two
 ``redis-server``s (a master and its replica): the flow finds the master through the sentinel,
-follows it through a failover mid-run and ends as an uninterrupted run."""
+follows it through a failover mid-run and ends as an uninterrupted run. A sentinel that lets in
+only an ACL user with the flows' one sentinel command serves the flow as an open one does, and
+credentials it refuses stop the flow at start with one line naming them."""
 
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from alarmflow.kafka_tools import produce
 from alarmflow.samples import sample_messages
 from alarmflow.services import RedisServer, port_open
 from alarmflow.services.redis import RedisSentinel
-from state.acl import acl_rules
+from state.acl import acl_rules, sentinel_acl_rules
 from state.idempotent import NotReplicated, OncePusher, Op, Push, Write
 from state.keys import Backend
-from tests.flows.flowrun import bytewax_command, start
+from tests.flows.flowrun import bytewax_command, one_partition, run, snapshot_dbs, start
 from tests.flows.test_redis_outage import ends_as_an_uninterrupted_run, metric, on, wait_for
+from tests.flows.test_secure import start_failure
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +142,78 @@ def test_the_flow_follows_a_failover_mid_run_and_ends_as_an_uninterrupted_run(
         proc.wait(30)
     log = (tmp_path / "flow.log").read_text()
     assert "is back after" in log, "the failover went unnoticed: it happened too late"
+
+
+SENTINEL_USERS = {
+    "admin": ("the-admin-password", "+@all"),
+    "alarmflow": ("the-sentinel-password", sentinel_acl_rules()),
+}
+"""The sentinel's users (its default user off): the test's own, and the flows' with
+:func:`state.acl.sentinel_acl_rules`."""
+
+
+class Guarded(NamedTuple):
+    master: RedisServer
+    sentinel: RedisSentinel
+
+
+@pytest.fixture
+def guarded(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[Guarded]:
+    """A master without replicas and a sentinel that lets in only :data:`SENTINEL_USERS`."""
+    master = RedisServer(free_port(), tmp_path / "master")
+    sentinel = RedisSentinel(
+        free_port(), tmp_path / "sentinel", master.port, MASTER, users=SENTINEL_USERS
+    )
+    try:
+        master.start()
+        sentinel.start()
+        yield Guarded(master, sentinel)
+    finally:
+        sentinel.stop()
+        master.stop()
+
+
+def sentinel_login(user: str, password: str) -> dict[str, str]:
+    return {
+        "ALARMFLOW_REDIS_SENTINEL_USERNAME": user,
+        "ALARMFLOW_REDIS_SENTINEL_PASSWORD": password,
+        "ALARMFLOW_REDIS_MIN_REPLICAS": "0",  # the master has no replica here
+    }
+
+
+def test_the_flow_writes_through_a_sentinel_that_lets_in_only_its_acl_user(flow_env, guarded):
+    """The alert flow finds the master through the sentinel as user ``alarmflow`` (only
+    ``SENTINEL MASTERS``) and writes what a run straight to the master writes."""
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], sample_messages(500, NOW), one_partition)
+    client = redis.Redis(port=guarded.master.port, db=9)
+    prefixes = {"sentinel": flow_env.prefix + "viasentinel", "direct": flow_env.prefix + "direct"}
+    user, (password, _rules) = "alarmflow", SENTINEL_USERS["alarmflow"]
+    through = on(flow_env, guarded.sentinel.url(9), prefixes["sentinel"])
+    run(bytewax_command("flows.alert"), through.environ(**sentinel_login(user, password)))
+    direct = on(flow_env, guarded.master.url(9), prefixes["direct"])
+    run(bytewax_command("flows.alert"), direct.environ())
+
+    written = {name: snapshot_dbs({"9": client}, prefix) for name, prefix in prefixes.items()}
+    assert written["sentinel"] == written["direct"]
+    assert written["sentinel"]
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [("alarmflow", "a-wrong-sentinel-password"), ("", ""), ("admin", "the-sentinel-password")],
+)
+def test_credentials_the_sentinel_refuses_stop_the_flow_at_start_with_one_line(
+    flow_env, guarded, user, password
+):
+    env = on(flow_env, guarded.sentinel.url(9), flow_env.prefix)
+    _elapsed, lines, printed = start_failure(env, **sentinel_login(user, password))
+
+    assert len(lines) == 1, printed[-3000:]
+    sentinel = f"127.0.0.1:{guarded.sentinel.port}"
+    assert f"Redis at master {MASTER} of sentinels {sentinel} (ALARMFLOW_REDIS_URL)" in lines[0]
+    assert (
+        f"sentinel {sentinel} refused the credentials of sentinel user {user or 'default'!r}"
+        " (ALARMFLOW_REDIS_SENTINEL_USERNAME and ALARMFLOW_REDIS_SENTINEL_PASSWORD)" in lines[0]
+    )
+    for secret in ("a-wrong-sentinel-password", "the-sentinel-password"):
+        assert secret not in printed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from state.acl import FLOW_COMMANDS, acl_rules
+from state.acl import FLOW_COMMANDS, acl_rules, sentinel_acl_rules
 from state.idempotent import _PUSH_ONCE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -19,4 +19,9 @@ def test_every_command_the_push_once_script_runs_is_allowed():
 
 def test_the_docs_give_the_rules_of_the_default_prefix():
     line = f"ACL SETUSER alarmflow on >the-redis-password {acl_rules('bk_bkmonitorv3.ee')}"
+    assert line in DOCS.read_text().splitlines()
+
+
+def test_the_docs_give_the_rules_of_the_sentinel_user():
+    line = f"ACL SETUSER alarmflow on >the-sentinel-password {sentinel_acl_rules()}"
     assert line in DOCS.read_text().splitlines()

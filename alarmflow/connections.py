@@ -308,7 +308,7 @@ def check_redis(
         client.close()
 
 
-def _master_state(state: Mapping[str, object] | None) -> str:
+def master_state(state: Mapping[str, object] | None) -> str:
     """What a sentinel's state of the master says, as redis-py's ``check_master_state`` reads
     it (a master it sees down is no master to it)."""
     if state is None:
@@ -334,7 +334,7 @@ def _sentinel_answers(url: str, settings: Settings, timeout: float) -> list[str]
             **sentinel_credentials(settings),
         )
         try:
-            said = _master_state(sentinel.sentinel_masters().get(master))
+            said = master_state(sentinel.sentinel_masters().get(master))
         except redis.AuthenticationError:
             said = (
                 f"refused the credentials of sentinel user {user!r} "

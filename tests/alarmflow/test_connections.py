@@ -20,6 +20,7 @@ from alarmflow.connections import (
     check_redis,
     kafka_config,
     key_hint,
+    master_state,
     redis_client,
     scrub,
 )
@@ -251,3 +252,45 @@ def test_integers_at_the_edges_of_64_bits_are_packed_as_redis_py_packs_them(numb
     assert CommandPacker().pack("SET", number, -number) == HiredisRespSerializer().pack(
         "SET", number, -number
     )
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [
+        (None, "knows no master of that name"),
+        (
+            {
+                "ip": "10.0.0.1",
+                "port": 6379,
+                "is_master": True,
+                "is_sdown": False,
+                "is_odown": False,
+            },
+            "names the master 10.0.0.1:6379",
+        ),
+        (
+            {
+                "ip": "10.0.0.1",
+                "port": 6379,
+                "is_master": True,
+                "is_sdown": True,
+                "is_odown": False,
+            },
+            "sees the master 10.0.0.1:6379 down",
+        ),
+        (
+            {
+                "ip": "10.0.0.1",
+                "port": 6379,
+                "is_master": True,
+                "is_sdown": False,
+                "is_odown": True,
+            },
+            "sees the master 10.0.0.1:6379 down",
+        ),
+    ],
+)
+def test_what_a_sentinel_says_of_the_master_it_is_asked_for(state, said):
+    """A master redis-py's ``check_master_state`` passes over (down subjectively or
+    objectively) is reported down, as no sentinel named it."""
+    assert master_state(state) == said

@@ -217,3 +217,17 @@ def test_credentials_the_sentinel_refuses_stop_the_flow_at_start_with_one_line(
     )
     for secret in ("a-wrong-sentinel-password", "the-sentinel-password"):
         assert secret not in printed
+
+
+def test_a_master_name_the_sentinel_does_not_know_stops_the_flow_at_start_saying_so(
+    flow_env, guarded
+):
+    url = guarded.sentinel.url(9).replace(f"master={MASTER}", "master=nosuch")
+    user, (password, _rules) = "alarmflow", SENTINEL_USERS["alarmflow"]
+    _elapsed, lines, printed = start_failure(
+        on(flow_env, url, flow_env.prefix), **sentinel_login(user, password)
+    )
+
+    assert len(lines) == 1, printed[-3000:]
+    sentinel = f"127.0.0.1:{guarded.sentinel.port}"
+    assert f"no sentinel named it: sentinel {sentinel} knows no master of that name" in lines[0]

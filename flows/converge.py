@@ -31,6 +31,7 @@ notice-collect pool and each alert's audit list, written once per decision id.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -189,21 +190,28 @@ class DimensionLogic(op.StatefulBatchLogic):
         if self.dimension.is_idle():
             self.dimension = Dimension()
 
-    def on_notify(self) -> tuple[list[Out], bool]:
-        now = self.now()
+    def _fire(self, now: float, fire: Callable[[], list[Decision]]) -> list[Out]:
+        """What ``fire`` decides, the key's timers due by ``now``. Should one fail, the key goes
+        back to its state before, and the timers due by ``now`` (with the actions they would
+        retry) are dropped into one dead-letter record that names them."""
         before = self.dimension.copy()
         try:
-            out: list[Out] = list(self.dimension.advance(now, self.runtime))
+            return list(fire())
         except Exception as exc:
             self.dimension = before
             dropped = self.dimension.drop_due(now)
-            out = [rejection("converge_timer", exc, TIMER_SOURCE._replace(value=dropped))]
+            return [rejection("converge_timer", exc, TIMER_SOURCE._replace(value=dropped))]
+
+    def on_notify(self) -> tuple[list[Out], bool]:
+        now = self.now()
+        out = self._fire(now, lambda: self.dimension.advance(now, self.runtime))
         expires = self.dimension.expires_at()
         horizon = max(now, self.watermark.time - INDEX_TTL_S)
         return self._keep(out, expires is not None and expires <= horizon)
 
     def on_eof(self) -> tuple[list[Out], bool]:
-        return self._keep(list(self.dimension.flush(self.runtime.shields)))
+        shields = self.runtime.shields
+        return self._keep(self._fire(math.inf, lambda: self.dimension.flush(shields)))
 
     def notify_at(self) -> datetime | None:
         """The next timer on the key's clock; when none, its expiry, checked against the
@@ -268,7 +276,16 @@ class BusinessLogic(op.StatefulBatchLogic):
         return self._keep(out)
 
     def on_eof(self) -> tuple[list[Out], bool]:
-        return self._keep(list(self.business.end()))
+        """Every window with all its summaries decided; should that fail, the business keeps
+        its windows and one dead-letter record names the summaries they held."""
+        before = self.business.copy()
+        try:
+            out: list[Out] = list(self.business.end())
+        except Exception as exc:
+            self.business = before
+            held = ",".join(d.id for w in before.windows.values() for d in w.held).encode()
+            out = [rejection("biz", exc, TIMER_SOURCE._replace(value=held))]
+        return self._keep(out)
 
     def snapshot(self) -> Business:
         return self.business.copy()

@@ -129,6 +129,58 @@ def test_a_timer_the_step_fails_on_is_dead_lettered_and_dropped():
     assert keep == logic.RETAIN, "the index still counts action 1 for the others"
 
 
+def test_a_timer_that_fails_at_end_of_input_is_dead_lettered_and_the_flow_goes_on(monkeypatch):
+    """The end of input fires every timer as a notify does, behind the same guard: a timer
+    that fails there is dead-lettered by name and the key goes back to its state before."""
+    logic = DimensionLogic(None, DEFAULT, Wall(T0 + 10**6))
+    logic.on_batch([planned(at(0, push(1))[1])])
+    logic.on_batch([planned(at(10, push(2))[1])])
+    [timer] = logic.dimension.timers  # action 2 sleeps: its retry
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(Dimension, "_run", broken)
+    [rejected], keep = logic.on_eof()
+
+    assert rejected.reason == Reason.INTERNAL_ERROR
+    assert rejected.error == "converge_timer: ValueError: boom"
+    assert rejected.record.value == f"{timer.kind}:{timer.ref}".encode() == b"retry:2"
+    assert logic.dimension.timers == [] and logic.dimension.queued == {}
+    assert keep == logic.RETAIN, "the index still counts both actions"
+
+
+def test_a_business_whose_end_of_input_fails_dead_letters_what_it_held(monkeypatch):
+    config = {
+        "is_enabled": True,
+        "converge_func": "collect",
+        "timedelta": 60,
+        "need_biz_converge": True,
+        "sub_converge_config": {"converge_func": "collect_alarm"},
+    }
+    business = BusinessLogic(None)
+    held = []
+    for n in range(3):
+        logic = DimensionLogic(None, DEFAULT)
+        for k in range(2):
+            action = at(n + k, push(10 * n + k, strategy_id=n, converge_config=config))[1]
+            for decision in logic.on_batch([planned(replace(action, plugin_type="notice"))])[0]:
+                business.on_batch([decision])
+        for decision in logic.on_eof()[0]:
+            held += [decision.id] if not business.on_batch([decision])[0] else []
+    assert held, "summaries held for the business window"
+
+    def broken(window, now):
+        raise ValueError("boom")
+
+    monkeypatch.setattr("operators.converge.biz._decide", broken)
+    [rejected], keep = business.on_eof()
+
+    assert rejected.error == "biz: ValueError: boom"
+    assert rejected.record.value == ",".join(held).encode()
+    assert business.business.windows and keep == business.RETAIN
+
+
 def test_a_quiet_dimension_is_discarded_once_nothing_can_refer_to_it():
     """Live: its clock (event time plus wall time) passes its last action by the index TTL
     (longer than its 60 s window)."""

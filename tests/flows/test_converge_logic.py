@@ -150,20 +150,23 @@ def test_a_timer_that_fails_at_end_of_input_is_dead_lettered_and_the_flow_goes_o
     assert keep == logic.RETAIN, "the index still counts both actions"
 
 
+BIZ_COLLECT = {
+    "is_enabled": True,
+    "converge_func": "collect",
+    "timedelta": 60,
+    "need_biz_converge": True,
+    "sub_converge_config": {"converge_func": "collect_alarm"},
+}
+"""A collect converge whose summaries a business summarises in turn."""
+
+
 def test_a_business_whose_end_of_input_fails_dead_letters_what_it_held(monkeypatch):
-    config = {
-        "is_enabled": True,
-        "converge_func": "collect",
-        "timedelta": 60,
-        "need_biz_converge": True,
-        "sub_converge_config": {"converge_func": "collect_alarm"},
-    }
     business = BusinessLogic(None)
     held = []
     for n in range(3):
         logic = DimensionLogic(None, DEFAULT)
         for k in range(2):
-            action = at(n + k, push(10 * n + k, strategy_id=n, converge_config=config))[1]
+            action = at(n + k, push(10 * n + k, strategy_id=n, converge_config=BIZ_COLLECT))[1]
             for decision in logic.on_batch([planned(replace(action, plugin_type="notice"))])[0]:
                 business.on_batch([decision])
         for decision in logic.on_eof()[0]:
@@ -217,18 +220,11 @@ def test_in_a_replay_a_dimension_expires_by_the_worker_s_watermark():
 
 
 def test_business_windows_wait_for_summaries_that_arrive_after_end_of_input():
-    config = {
-        "is_enabled": True,
-        "converge_func": "collect",
-        "timedelta": 60,
-        "need_biz_converge": True,
-        "sub_converge_config": {"converge_func": "collect_alarm"},
-    }
     dims = [DimensionLogic(None, DEFAULT) for _ in range(3)]
     business = BusinessLogic(None)
     for n, logic in enumerate(dims):
         for k in range(2):
-            action = at(n + k, push(10 * n + k, strategy_id=n, converge_config=config))[1]
+            action = at(n + k, push(10 * n + k, strategy_id=n, converge_config=BIZ_COLLECT))[1]
             for decision in logic.on_batch([planned(replace(action, plugin_type="notice"))])[0]:
                 business.on_batch([decision])
     assert business.on_eof() == ([], business.RETAIN)

@@ -254,40 +254,24 @@ def test_integers_at_the_edges_of_64_bits_are_packed_as_redis_py_packs_them(numb
     )
 
 
+def sentinel_state(is_sdown: bool = False, is_odown: bool = False) -> dict[str, object]:
+    """A master's state as redis-py parses ``SENTINEL MASTERS``."""
+    return {
+        "ip": "10.0.0.1",
+        "port": 6379,
+        "is_master": True,
+        "is_sdown": is_sdown,
+        "is_odown": is_odown,
+    }
+
+
 @pytest.mark.parametrize(
     ("state", "said"),
     [
         (None, "knows no master of that name"),
-        (
-            {
-                "ip": "10.0.0.1",
-                "port": 6379,
-                "is_master": True,
-                "is_sdown": False,
-                "is_odown": False,
-            },
-            "names the master 10.0.0.1:6379",
-        ),
-        (
-            {
-                "ip": "10.0.0.1",
-                "port": 6379,
-                "is_master": True,
-                "is_sdown": True,
-                "is_odown": False,
-            },
-            "sees the master 10.0.0.1:6379 down",
-        ),
-        (
-            {
-                "ip": "10.0.0.1",
-                "port": 6379,
-                "is_master": True,
-                "is_sdown": False,
-                "is_odown": True,
-            },
-            "sees the master 10.0.0.1:6379 down",
-        ),
+        (sentinel_state(), "names the master 10.0.0.1:6379"),
+        (sentinel_state(is_sdown=True), "sees the master 10.0.0.1:6379 down"),
+        (sentinel_state(is_odown=True), "sees the master 10.0.0.1:6379 down"),
     ],
 )
 def test_what_a_sentinel_says_of_the_master_it_is_asked_for(state, said):

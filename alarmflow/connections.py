@@ -129,30 +129,27 @@ def redis_client(url: str, settings: Settings | None = None, **kwargs: object) -
     return redis.Redis.from_url(url, **options)
 
 
-def sentinel_credentials(settings: Settings | None) -> dict[str, str]:
-    """The sentinels' own user and password (``ALARMFLOW_REDIS_SENTINEL_USERNAME`` and
-    ``_PASSWORD``) as redis-py's options, those that are set."""
-    if settings is None:
-        return {}
-    found = {
-        "username": settings.redis_sentinel_username,
-        "password": settings.redis_sentinel_password.reveal(),
-    }
-    return {option: value for option, value in found.items() if value}
+def sentinel_options(settings: Settings | None, timeout: float) -> dict[str, object]:
+    """redis-py's options for a connection to a sentinel: ``timeout`` to connect and to answer,
+    and the sentinels' own user and password (``ALARMFLOW_REDIS_SENTINEL_USERNAME`` and
+    ``_PASSWORD``) where set."""
+    options: dict[str, object] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    if settings is not None:
+        login = {
+            "username": settings.redis_sentinel_username,
+            "password": settings.redis_sentinel_password.reveal(),
+        }
+        options.update({option: value for option, value in login.items() if value})
+    return options
 
 
 def _sentinel_master(url: str, settings: Settings | None, options: dict) -> redis.Redis:
     """A client of the master that the sentinels of a ``redis+sentinel://`` URL name; the
-    sentinels are asked with the connect timeout of ``options`` and their own credentials
-    (:func:`sentinel_credentials`)."""
+    sentinels are asked with the connect timeout of ``options`` (:func:`sentinel_options`)."""
     parts = urlsplit(url)
     timeout = options.get("socket_connect_timeout") or REDIS_CHECK_TIMEOUT_S
-    sentinel_options: dict[str, object] = {
-        "socket_connect_timeout": timeout,
-        "socket_timeout": timeout,
-    }
-    sentinel_options.update(sentinel_credentials(settings))
-    sentinel = Sentinel(sentinel_addresses(url), sentinel_kwargs=sentinel_options)
+    asked = sentinel_options(settings, timeout)
+    sentinel = Sentinel(sentinel_addresses(url), sentinel_kwargs=asked)
     return sentinel.master_for(
         sentinel_master(url),
         db=db_of(url),
@@ -326,13 +323,7 @@ def _sentinel_answers(url: str, settings: Settings, timeout: float) -> list[str]
     master, user = sentinel_master(url), settings.redis_sentinel_username or "default"
     answers = []
     for host, port in sentinel_addresses(url):
-        sentinel = redis.Redis(
-            host,
-            port,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            **sentinel_credentials(settings),
-        )
+        sentinel = redis.Redis(host, port, **sentinel_options(settings, timeout))
         try:
             said = master_state(sentinel.sentinel_masters().get(master))
         except redis.AuthenticationError:

@@ -45,7 +45,16 @@ from operators.point_access import (
 )
 from operators.rejects import Rejection
 from operators.strategy_group import strategy_groups
-from operators.windows import AggMethod, Closed, GroupWindows, WindowSpec, WindowState, window_spec
+from operators.windows import (
+    AggMethod,
+    Closed,
+    Closing,
+    GroupWindows,
+    Unclosed,
+    WindowSpec,
+    WindowState,
+    window_spec,
+)
 
 NAME = "data"
 log = logging.getLogger(__name__)
@@ -58,7 +67,8 @@ Rows = tuple[list[Closed], list[Rejection]]
 class WindowLogic(op.StatefulLogic[GroupPoints, Rows, WindowState]):
     """Bytewax's side of :class:`~operators.windows.GroupWindows`: a batch's points in, the
     closed rows out; the idle check on a wall-clock timer; every open bucket closed at end of
-    input. A point the windows reject is a rejection; they reject before changing anything."""
+    input. A point the windows reject is a rejection; they reject before changing anything. A
+    bucket they could not close is a rejection of its newest point's record."""
 
     def __init__(
         self,
@@ -78,7 +88,7 @@ class WindowLogic(op.StatefulLogic[GroupPoints, Rows, WindowState]):
         if self._windows is None:
             self._windows = GroupWindows(self._specs[key], WindowState(key))
         now = self._clock()
-        closed: list[Closed] = []
+        closing: Closing = []
         rejected: list[Rejection] = []
         for source, point in points:
             try:
@@ -87,18 +97,19 @@ class WindowLogic(op.StatefulLogic[GroupPoints, Rows, WindowState]):
             except Exception as exc:
                 rejected.append(rejection("window", exc, source))
                 continue
-            closed.extend(more)
+            closing.extend(more)
             for reason in late:
                 self._dropped(reason)
-        return [(closed, rejected)], self.RETAIN
+        closed, unclosed = rows_of(closing)
+        return [(closed, rejected + unclosed)], self.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Rows], bool]:
         if self._windows is None:
             return [], self.RETAIN if self._orphan is None else self.DISCARD
-        return [(self._windows.idle(self._clock()), [])], self.RETAIN
+        return [rows_of(self._windows.idle(self._clock()))], self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Rows], bool]:
-        return ([] if self._windows is None else [(self._windows.flush(), [])]), self.RETAIN
+        return ([] if self._windows is None else [rows_of(self._windows.flush())]), self.RETAIN
 
     def notify_at(self) -> datetime | None:
         if self._orphan is not None:
@@ -111,6 +122,18 @@ class WindowLogic(op.StatefulLogic[GroupPoints, Rows, WindowState]):
             assert self._orphan is not None  # Bytewax snapshots only logic that saw a call
             return self._orphan
         return copy.deepcopy(self._windows.state)
+
+
+def rows_of(closing: Closing) -> Rows:
+    """The rows the windows closed, and a rejection per bucket they could not close."""
+    closed: list[Closed] = []
+    rejected: list[Rejection] = []
+    for bucket in closing:
+        if isinstance(bucket, Unclosed):
+            rejected.append(rejection("window", bucket.error, bucket.source))
+        else:
+            closed.append(bucket)
+    return closed, rejected
 
 
 def pipeline(

@@ -21,7 +21,11 @@ bkmonitor loses it too (its bucket was read already; a later read of the same bu
 same record id and is a duplicate).
 
 :meth:`GroupWindows.add` raises :class:`~operators.rejects.Rejected` only before it changes
-anything, so a rejected point leaves the group's state as it was.
+anything, so a rejected point leaves the group's state as it was. Closing a bucket cannot fail
+on the values :meth:`~GroupWindows.add` takes (finite numbers; a sum that overflows is an
+infinity, rejected later as out of range), but should it fail all the same, only that bucket
+is lost: it comes out as :class:`Unclosed`, naming its newest point's record, and the other
+buckets close as ever, on a point, a timer or the end of input alike.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -146,6 +150,18 @@ class Closed:
     """The newest bucket start the group has closed (bkmonitor's checkpoint)."""
 
 
+class Unclosed(NamedTuple):
+    """A bucket whose row could not be made: it is gone as a closed bucket is, and its newest
+    point's record is rejected with the error."""
+
+    source: SourceRecord
+    error: Exception
+
+
+Closing = list[Closed | Unclosed]
+"""The buckets a call closed, oldest first."""
+
+
 def point_value(raw: Mapping[str, Any], metric: str) -> float | None:
     """The point's metric as a finite number (``number_format`` first), None when absent."""
     value = raw.get(metric)
@@ -194,7 +210,7 @@ class GroupWindows:
         dimensions: Mapping[str, Any],
         time: float,
         now: float,
-    ) -> tuple[list[Closed], list[Drop]]:
+    ) -> tuple[Closing, list[Drop]]:
         """Add one point (``time``: its checked epoch seconds; ``now``: the wall clock).
         Returns the buckets this closes and, if the point went nowhere, why."""
         spec, state = self.spec, self.state
@@ -224,7 +240,7 @@ class GroupWindows:
         """A bucket starting at ``start`` is closed at the current watermark."""
         return start + self.spec.interval + self.spec.lateness <= self.state.watermark
 
-    def idle(self, now: float) -> list[Closed]:
+    def idle(self, now: float) -> Closing:
         """The group had no point for at least ``idle_s``: the watermark is the one the newest
         point left plus the wall-clock time since (never past ``now``); the buckets that
         passes close."""
@@ -243,29 +259,39 @@ class GroupWindows:
         target = min(state.buckets) + self.spec.interval + self.spec.lateness
         return state.last_arrival + max(self.spec.idle_s, target - state.arrival_watermark)
 
-    def flush(self) -> list[Closed]:
+    def flush(self) -> Closing:
         """Close every open bucket (end of input)."""
         return self._close(list(self.state.buckets))
 
-    def _advance(self, to: float) -> list[Closed]:
+    def _advance(self, to: float) -> Closing:
         self.state.watermark = max(self.state.watermark, to)
         return self._close([start for start in self.state.buckets if self.is_closed(start)])
 
-    def _close(self, starts: Sequence[int]) -> list[Closed]:
+    def _close(self, starts: Sequence[int]) -> Closing:
         """Close the buckets of ``starts``, oldest first, series in md5 order."""
-        out = []
-        spec, state = self.spec, self.state
+        out: Closing = []
+        state = self.state
         for start in sorted(starts):
             series = state.buckets.pop(start)
             state.checkpoint = max(state.checkpoint, start)
             for md5 in sorted(series):
                 bucket = series[md5]
-                value = aggregate(spec.method, list(bucket.values.values()))
-                row = {
-                    **bucket.dimensions,
-                    spec.alias: value,
-                    RESULT_FIELD: value,
-                    TSDB_TIME_FIELD: start,
-                }
+                try:
+                    row = self._row(bucket)
+                except Exception as exc:  # a failure nobody foresaw loses this bucket only
+                    out.append(Unclosed(bucket.source, exc))
+                    continue
                 out.append(Closed(state.key, bucket.source, row, state.watermark, state.checkpoint))
         return out
+
+    def _row(self, bucket: Bucket) -> dict[str, Any]:
+        """A bucket's TSDB row: its dimensions, the aggregate under the metric's column and
+        ``_result_``, and its start as ``_time_``."""
+        spec = self.spec
+        value = aggregate(spec.method, list(bucket.values.values()))
+        return {
+            **bucket.dimensions,
+            spec.alias: value,
+            RESULT_FIELD: value,
+            TSDB_TIME_FIELD: bucket.start,
+        }

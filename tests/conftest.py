@@ -218,3 +218,19 @@ def secure_flow_env(secure_services: SecureServices, key_prefix: str) -> FlowEnv
     )
     secure_services.kafka.create_topics([*env.topics.values(), env.dlq_topic], 3)
     return env
+
+
+@pytest.fixture
+def unlucky_13(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Aggregating a window bucket that holds the value 13 fails, as a bug nobody foresaw
+    would (``operators.windows.aggregate``)."""
+    from operators import windows
+
+    aggregate = windows.aggregate
+
+    def failing(method: windows.AggMethod, values: list[float]) -> float | int:
+        if 13.0 in values:
+            raise KeyError("unlucky")
+        return aggregate(method, values)
+
+    monkeypatch.setattr(windows, "aggregate", failing)

@@ -147,6 +147,32 @@ def test_a_bucket_whose_aggregate_overflows_is_a_rejection():
     assert [r["value"] for r in lists(pushes, f"{P}.access.data.404.4040")] == [5.0]
 
 
+@pytest.mark.parametrize("closed_by", ["a later point", "the end of input"])
+@pytest.mark.usefixtures("unlucky_13")
+def test_a_bucket_that_cannot_close_is_a_rejection_and_the_flow_goes_on(closed_by):
+    """A failure nobody foresaw while a bucket closes (``unlucky_13``) rejects that bucket
+    alone, naming its newest point's message as ``internal_error`` of the window step, whether
+    a later point or the end of input closes it; the flow writes the rest."""
+    messages = [
+        point(MEM, "10.0.0.7", {"pct_used": 13.0}, T + 1),
+        point(MEM, "10.0.0.8", {"pct_used": 20.0}, T + 2),
+    ]
+    if closed_by == "a later point":
+        messages.append(point(MEM, "10.0.0.9", {"pct_used": 30.0}, T + 70))
+
+    pushes, rejections = run(messages)
+
+    assert [(r.reason, r.error, r.record.offset) for r in rejections] == [
+        ("internal_error", "window: KeyError: 'unlucky'", 0)
+    ]
+    values = {
+        r["dimensions"]["bk_target_ip"]: r["value"]
+        for r in lists(pushes, f"{P}.access.data.404.4040")
+    }
+    expected = {"10.0.0.8": 20.0, "10.0.0.9": 30.0}
+    assert values == (expected if closed_by == "a later point" else {"10.0.0.8": 20.0})
+
+
 def test_a_point_later_than_the_lateness_is_dropped_and_counted():
     before = dropped("late")
     pushes, rejections = run(

@@ -21,7 +21,7 @@ from operators.conditions import compile_conditions
 from operators.drops import Drop
 from operators.md5 import count_md5
 from operators.rejects import Rejected, SourceRecord
-from operators.windows import AggMethod, GroupWindows, WindowSpec, WindowState
+from operators.windows import AggMethod, GroupWindows, Unclosed, WindowSpec, WindowState
 
 T = 1_800_000_000  # a multiple of 60
 SRC = SourceRecord("t", 0, 0, b"")
@@ -137,6 +137,31 @@ def test_an_idle_group_never_moves_past_the_wall_clock():
     assert future.state.watermark == T
     # Its bucket closes when the wall clock is past it, not before: no busy idle checks.
     assert future.idle_due() == T + 600 + 70
+
+
+@pytest.mark.usefixtures("unlucky_13")
+@pytest.mark.parametrize("closes", ["point", "idle", "flush"])
+def test_a_bucket_that_cannot_close_is_lost_alone_naming_its_newest_point(closes):
+    """Series a and b of bucket T close together, b's row cannot be made: b comes out as
+    Unclosed with the record of its newest point (offset 2) and the error, a closes as ever,
+    and b's bucket is gone as a closed one is (the group's state goes on)."""
+    w = GroupWindows(make_spec(), WindowState("g"))
+    add(w, "a", T + 1, 1.0, now=T + 2, offset=0)
+    add(w, "b", T + 2, 13.0, now=T + 3, offset=1)
+    add(w, "b", T + 3, 2.0, now=T + 4, offset=2)
+    if closes == "point":
+        closing, _ = add(w, "c", T + 70, 5.0, now=T + 71, offset=3)
+    elif closes == "idle":
+        closing = w.idle(T + 4 + 69)
+    else:
+        closing = w.flush()
+
+    failed = [c for c in closing if isinstance(c, Unclosed)]
+    assert [(f.source.offset, repr(f.error)) for f in failed] == [(2, "KeyError('unlucky')")]
+    assert [c.row for c in closing if not isinstance(c, Unclosed)] == [
+        {"ip": "a", "usage": 1.0, "_result_": 1.0, "_time_": T}
+    ]
+    assert T not in w.state.buckets and w.state.checkpoint == T
 
 
 def test_points_the_query_would_not_return():

@@ -6,7 +6,7 @@ a 300 s window), ten actions per second of event time, so the dimension's index 
 The table gives the engine's CPU per action (:func:`operators.converge.driver.run`, in this
 process, the flow's heap settings) for growing storms: what one dimension, which one worker
 owns, can decide per second. A second column gives the CPU per action of the flow's step for
-one dimension (``flows.converge.DimensionLogic``) given the same actions in batches of
+one dimension (``flows.converge_logic.DimensionLogic``) given the same actions in batches of
 ``--batch``, as a tailing flow gets them, each followed by the key's next timer: it adds the
 copy of the state it makes per batch and the key's expiry.
 
@@ -19,7 +19,7 @@ import argparse
 import time
 
 from alarmflow.heap import settle_heap
-from flows.converge import DimensionLogic
+from flows.converge_logic import DimensionLogic
 from operators.converge.context import Action, parse_action
 from operators.converge.driver import run
 from operators.converge.engine import DEFAULT

@@ -41,7 +41,15 @@ CONVERGE_CATEGORIES = (
     ),
     ("metrics", ("prometheus_client", "alarmflow/metrics.py")),
     ("Kafka (source, sinks)", ("connectors/kafka", "kafka_io.py", "cimpl")),
-    ("the flow's steps (flows/converge.py, intake)", ("flows/converge.py", "converge/intake.py")),
+    (
+        "the flow's steps (flows/converge*.py, intake)",
+        (
+            "flows/converge.py",
+            "flows/converge_logic.py",
+            "converge_outputs.py",
+            "converge/intake.py",
+        ),
+    ),
     ("Bytewax and the rest", ("",)),
 )
 

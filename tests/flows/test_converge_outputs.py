@@ -1,0 +1,22 @@
+"""A batch of converge decisions made into its messages and Redis writes
+(``flows/converge_outputs.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flows.converge_outputs import Outcome, outputs
+from operators.converge.context import parse_action
+from operators.converge.driver import run
+from tests.operators.converge.timeline import action_json
+
+
+def test_a_decision_whose_outputs_cannot_be_made_is_dead_lettered_and_the_batch_goes_on():
+    good, bad = run([parse_action(action_json(n, converge_config=None)) for n in (1, 2)])
+    bad = replace(bad, alert_ids=(object(),))
+    made = outputs("p", "converge")(Outcome([good, bad]))
+    assert [m[0] for m in made.decisions] == [m[0] for m in made.audit] == [good.id]
+    assert [r.push.marker.key for r in made.routed] == [f"p.fta_action.converge.decision.{good.id}"]
+    [rejected] = made.rejected
+    assert rejected.error.startswith("outputs: TypeError")
+    assert rejected.record.value == bad.id.encode()

@@ -43,8 +43,7 @@ FLOW_COMMANDS: tuple[str, ...] = (
 def acl_rules(prefix: str) -> str:
     """The rules of an ACL user that runs the flows under ``prefix`` and can do nothing else:
     ``ACL SETUSER alarmflow on >password`` followed by these."""
-    commands = " ".join(f"+{command}" for command in FLOW_COMMANDS)
-    return f"resetkeys ~{prefix}.* resetchannels -@all {commands}"
+    return f"resetkeys ~{prefix}.* resetchannels -@all {_allowed(FLOW_COMMANDS)}"
 
 
 SENTINEL_COMMANDS: tuple[str, ...] = ("sentinel|masters",)
@@ -55,4 +54,8 @@ picks the one the URL names) on each new connection, and so does the start check
 def sentinel_acl_rules() -> str:
     """The rules of a sentinel's ACL user for the flows (``ALARMFLOW_REDIS_SENTINEL_USERNAME``):
     ``ACL SETUSER alarmflow on >password`` followed by these."""
-    return "resetkeys resetchannels -@all " + " ".join(f"+{c}" for c in SENTINEL_COMMANDS)
+    return f"resetkeys resetchannels -@all {_allowed(SENTINEL_COMMANDS)}"
+
+
+def _allowed(commands: tuple[str, ...]) -> str:
+    return " ".join(f"+{command}" for command in commands)

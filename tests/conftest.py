@@ -22,6 +22,7 @@ from alarmflow.services import KafkaBroker, RedisServer, free_ports
 from alarmflow.services import free_port as pick_free_port
 from alarmflow.services.kafka import SecureListener
 from alarmflow.services.tls import Certificates, make_certificates
+from operators import windows
 from tests.flows.flowrun import BASELINE, FlowEnv, export_commit
 
 
@@ -224,8 +225,6 @@ def secure_flow_env(secure_services: SecureServices, key_prefix: str) -> FlowEnv
 def unlucky_13(monkeypatch: pytest.MonkeyPatch) -> None:
     """Aggregating a window bucket that holds the value 13 fails, as a bug nobody foresaw
     would (``operators.windows.aggregate``)."""
-    from operators import windows
-
     aggregate = windows.aggregate
 
     def failing(method: windows.AggMethod, values: list[float]) -> float | int:

@@ -37,7 +37,14 @@ CONVERGE_CATEGORIES = (
     ("decision and audit messages", ("converge/audit.py", "outputs.<locals>.make")),
     (
         "Redis script (packing, call)",
-        ("redis/", "hiredis", "OncePusher.push", "CommandPacker", "redis_sink.py"),
+        (
+            "redis/",
+            "hiredis",
+            "OncePusher.push",
+            "CommandPacker",
+            "redis_sink.py",
+            "write_behind.py",
+        ),
     ),
     ("metrics", ("prometheus_client", "alarmflow/metrics.py")),
     ("Kafka (source, sinks)", ("connectors/kafka", "kafka_io.py", "cimpl")),

@@ -18,7 +18,8 @@ from alarmflow.heap import settle_heap
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter, kafka_parts, part_name
-from flows.redis_sink import PushSink, Routed, WriteBehindSink
+from flows.redis_sink import PushSink, Routed
+from flows.write_behind import WriteBehindSink
 from operators.drops import Drop
 from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejection, SourceRecord
@@ -118,7 +119,7 @@ def write_behind(
 ) -> None:
     """Write every batch of routed records to Redis once, as :func:`write_once` does, but
     behind the worker: while Redis runs a batch's writes, the worker works on its next batch
-    (:class:`~flows.redis_sink.WriteBehindSink`; a snapshot waits for the writes). Each batch is
+    (:class:`~flows.write_behind.WriteBehindSink`; a snapshot waits for the writes). Each batch is
     keyed by the partition of ``topics`` its first record came from."""
     sink = WriteBehindSink(push_sink(settings, flow, kind), lambda: kafka_parts(settings, topics))
     op.output(step_id, op.filter_map(f"{step_id}_keyed", batches, by_source_part), sink)

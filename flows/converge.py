@@ -40,7 +40,8 @@ from flows.common import dead_letters, flow_from_env, load_strategies
 from flows.converge_logic import BusinessLogic, dimension_logic, keyed_state
 from flows.converge_outputs import Outcome, Outputs, OutputsWrites, gather, outputs, records
 from flows.kafka_io import Input, LocalParts, kafka_batches, kafka_parts
-from flows.redis_sink import Outage, WriteBehindSink
+from flows.outage import Outage
+from flows.write_behind import WriteBehindSink
 from operators.converge.engine import NO_LOCK, Lock, Runtime
 from operators.converge.intake import Intake, Planner
 from operators.converge.records import Decision, Planned
@@ -130,7 +131,7 @@ def converge(
 
 def build_flow(settings: Settings) -> Dataflow:
     """The pipeline, its outputs written behind the worker
-    (:class:`~flows.redis_sink.WriteBehindSink`, a snapshot waits for them) by the worker that
+    (:class:`~flows.write_behind.WriteBehindSink`, a snapshot waits for them) by the worker that
     made them: each batch of outputs is keyed by a Kafka partition its worker reads."""
     flow = Dataflow(NAME)
     topics = settings.topics_for("action")

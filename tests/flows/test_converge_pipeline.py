@@ -14,14 +14,14 @@ from alarmflow.config import ConfigError, load_settings
 from bench.converge_throughput import storm
 from flows.converge import PatientLock, converge, runtime
 from flows.converge_outputs import Outputs
-from flows.redis_sink import Outage
+from flows.outage import Outage
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run
 from operators.converge.engine import DEFAULT
 from operators.rejects import Reason, SourceRecord
 from state.converge_writes import DecisionWrites
-from tests.flows.test_redis_sink import Clock
+from tests.flows.test_outage import Clock
 from tests.operators.converge.timeline import action_json
 
 

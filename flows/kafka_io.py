@@ -59,6 +59,10 @@ learns of the end from a fetch that found nothing, which the broker holds this l
 ``ALARMFLOW_KAFKA_CONFIG`` may set it."""
 DELIVERY_TIMEOUT_S = 30.0
 POLL_TIMEOUT_S = 0.0
+SOURCE_PROPERTIES = ("group.id", "enable.auto.commit", "enable.partition.eof")
+"""The source's consumers set these themselves, as Bytewax's own partitions do (offsets live in
+the recovery store; a run that ends at the end of its input needs the end-of-partition events):
+``ALARMFLOW_KAFKA_CONFIG`` does not change them."""
 """How long a partition's poll waits for messages: none. A poll takes what librdkafka has
 fetched, and Bytewax waits 1 ms before polling a partition whose poll found nothing. Bytewax's
 own Kafka partitions wait up to 1 ms in each poll, which a worker pays once per partition in
@@ -257,7 +261,11 @@ class CheckedKafkaSource(KafkaSource):
     ) -> None:
         start = settings.start
         offsets = {"earliest": OFFSET_BEGINNING, "latest": OFFSET_END, "offset": start.value}
-        config = kafka_config(settings)
+        config = {
+            key: value
+            for key, value in kafka_config(settings).items()
+            if key not in SOURCE_PROPERTIES
+        }
         if not settings.tail:
             config = {"fetch.wait.max.ms": END_FETCH_WAIT_MS, **config}
         super().__init__(

@@ -11,6 +11,7 @@ from alarmflow.config import StartPosition, load_settings
 from flows import kafka_io
 from flows.kafka_io import (
     END_FETCH_WAIT_MS,
+    SOURCE_PROPERTIES,
     BrokerUnavailable,
     CheckedKafkaSource,
     LocalParts,
@@ -32,6 +33,19 @@ def test_a_run_that_reads_to_the_end_sees_the_end_without_the_brokers_long_wait(
 def test_kafka_config_sets_another_fetch_wait():
     setting = '{"fetch.wait.max.ms": 250}'
     assert fetch_wait(ALARMFLOW_TAIL="0", ALARMFLOW_KAFKA_CONFIG=setting) == "250"
+
+
+def test_kafka_config_does_not_change_what_the_source_sets_itself():
+    """The consumers' own group, commits and end-of-partition events win over
+    ALARMFLOW_KAFKA_CONFIG (which Bytewax's partitions and ours apply after their own)."""
+    setting = (
+        '{"group.id": "mine", "enable.auto.commit": true, "enable.partition.eof": false,'
+        ' "client.id": "alarmflow-a"}'
+    )
+    environ = {"ALARMFLOW_TAIL": "0", "ALARMFLOW_KAFKA_CONFIG": setting}
+    source = CheckedKafkaSource(load_settings(environ), ["alarmflow.alert"])
+    assert source._add_config["client.id"] == "alarmflow-a"
+    assert not set(SOURCE_PROPERTIES) & set(source._add_config)
 
 
 def test_topics_seen_once_are_not_asked_for_again_and_a_missing_one_is(

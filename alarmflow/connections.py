@@ -19,8 +19,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import redis
@@ -350,3 +351,13 @@ def preflight(settings: Settings) -> None:
         urls["ALARMFLOW_REDIS_CACHE_URL"] = settings.redis_cache_url
     for name, url in urls.items():
         check_redis(url, settings, name)
+
+
+def reachable_or_exit(command: str, check: Callable[[], None]) -> None:
+    """Run ``check`` (:func:`preflight`, :func:`check_kafka`, ...) for ``command``; when a
+    service is unreachable or refuses it, one line saying so and exit 2, as a flow does."""
+    try:
+        check()
+    except ConnectFailed as exc:
+        print(f"{command}: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

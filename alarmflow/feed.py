@@ -11,6 +11,7 @@ import argparse
 import time
 
 from alarmflow.config import ACCESS_TYPES, settings_or_exit
+from alarmflow.connections import check_kafka, reachable_or_exit
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.samples import sample_messages
 
@@ -21,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
     args = parser.parse_args(argv)
     settings = settings_or_exit()
+    reachable_or_exit("alarmflow.feed", lambda: check_kafka(settings))
     topic = settings.topics_for("alert")[0]
     inputs = [topic for kind in ACCESS_TYPES for topic in settings.topics_for(kind)]
     outputs = [settings.dlq_topic, settings.decision_topic, settings.audit_topic]

@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from alarmflow.config import Settings, settings_or_exit
-from alarmflow.connections import kafka_config
+from alarmflow.connections import kafka_config, preflight, reachable_or_exit
 from alarmflow.services import free_port
 from flows.kafka_io import offset_at
 
@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         env["ALARMFLOW_AUDIT_TOPIC"] = args.audit_topic
     env.pop("BYTEWAX_PROCESS_ID", None)
     settings = settings_or_exit(env)
+    reachable_or_exit("alarmflow.replay", lambda: preflight(settings))
     topics = settings.topics_for(access_type(args.flow))
     total = messages_to_read(settings, topics)
     print(

@@ -6,6 +6,7 @@ queue and the rejected counts by reason, using the same settings as the flows.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from collections import Counter
@@ -15,7 +16,7 @@ import orjson
 import redis
 
 from alarmflow.config import Settings, mask_url, settings_or_exit
-from alarmflow.connections import redis_client
+from alarmflow.connections import preflight, reachable_or_exit, redis_client
 from alarmflow.kafka_tools import read_all
 from state.keys import REGISTRY, RedisType, prefix_pattern
 
@@ -145,8 +146,11 @@ def print_report(settings: Settings, out=sys.stdout) -> None:
     )
 
 
-def main() -> int:
-    print_report(settings_or_exit())
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m alarmflow.report", description=__doc__).parse_args(argv)
+    settings = settings_or_exit()
+    reachable_or_exit("alarmflow.report", lambda: preflight(settings))
+    print_report(settings)
     return 0
 
 

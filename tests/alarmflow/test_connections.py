@@ -3,14 +3,16 @@ masking of secrets in what they print."""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from functools import partial
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.connection import HiredisRespSerializer
 
-from alarmflow import kafka_logs
+from alarmflow import connections, kafka_logs
 from alarmflow.config import Settings, load_settings
 from alarmflow.connections import (
     CommandPacker,
@@ -278,3 +280,29 @@ def test_what_a_sentinel_says_of_the_master_it_is_asked_for(state, said):
     """A master redis-py's ``check_master_state`` passes over (down subjectively or
     objectively) is reported down, as no sentinel named it."""
     assert master_state(state) == said
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        ("report", []),
+        ("feed", ["--seconds", "1"]),
+        ("replay", ["alert", "--prefix", "t_replay_unreachable", "--from-beginning"]),
+    ],
+)
+def test_a_command_that_cannot_reach_kafka_says_so_in_one_line_and_exits_2(
+    module, argv, free_port, monkeypatch, capsys
+):
+    command = importlib.import_module(f"alarmflow.{module}")
+    quick = partial(check_kafka, timeout=1)
+    monkeypatch.setattr(connections, "check_kafka", quick)
+    monkeypatch.setattr(command, "check_kafka", quick, raising=False)
+    monkeypatch.setenv("ALARMFLOW_KAFKA_BOOTSTRAP", f"127.0.0.1:{free_port()}")
+
+    with pytest.raises(SystemExit) as exited:
+        command.main(argv)
+
+    assert exited.value.code == 2
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1
+    assert said[0].startswith(f"alarmflow.{module}: cannot start: Kafka at 127.0.0.1:")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from operators.bounds import TimeWindow, decode_object
 from operators.drops import Drop
 from operators.hosts import HostIndex
-from operators.records import Point, parse_point
+from operators.records import Point, parse_point, time_field
 from operators.rejects import Rejection, SourceRecord, messages
 from operators.timeseries import AccessRecord, GroupPlan, RecordMaker, plans_by_table, plans_for
 from operators.windows import Closed, WindowSpec, point_value
@@ -68,7 +68,8 @@ class PointReader:
         for record in messages(inputs, out.rejected):
             try:
                 point = parse_point(decode_object(record, self._max_bytes))
-                self._window.check(point.raw["time"], now, "time")
+                name, value = time_field(point.raw)
+                self._window.check(value, now, name)
             except Exception as exc:
                 out.rejected.append(Rejection.from_exception("parse", exc, record))
                 continue

@@ -122,6 +122,23 @@ def test_a_metric_round_would_raise_on_is_a_rejection(bad, reason):
     assert len(writes(pushes, Op.LPUSH, f"{P}.access.data.501.5010")) == 1
 
 
+@pytest.mark.parametrize(
+    ("data_time", "reason"), [(4_102_444_800, "future_time"), (NOW * 1000, "millisecond_time")]
+)
+def test_a_time_dimension_outside_the_window_is_rejected_as_the_message_time_would_be(
+    data_time, reason
+):
+    """``_time_`` is the data time when set (``access/data/records.py`` ``DataRecord.time``:
+    ``raw_data.get("_time_") or raw_data["time"]``), so the window checks it, not only the
+    message's ``time``."""
+    odd = point(IO, "10.0.0.7", {"util": 1.0})
+    odd["dimensions"]["_time_"] = data_time
+    pushes, rejections = run([odd, point(IO, "10.0.0.8", {"util": 3.0})])
+    assert [(r.reason, r.record.offset) for r in rejections] == [(reason, 0)]
+    assert "'_time_'" in rejections[0].error
+    assert len(writes(pushes, Op.LPUSH, f"{P}.access.data.501.5010")) == 1
+
+
 def test_a_record_the_filters_remove_writes_nothing():
     pushes, _ = run(
         [

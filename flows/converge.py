@@ -39,7 +39,7 @@ from alarmflow.metrics import CLEANED, DROPPED, Stage
 from flows.common import dead_letters, flow_from_env, load_strategies
 from flows.converge_logic import BusinessLogic, dimension_logic, keyed_state
 from flows.converge_outputs import Outcome, Outputs, OutputsWrites, gather, outputs, records
-from flows.kafka_io import Input, LocalParts, kafka_batches, kafka_parts
+from flows.kafka_io import Input, LocalParts, kafka_batches, kafka_parts, largest_value
 from flows.outage import Outage
 from flows.write_behind import WriteBehindSink
 from operators.converge.engine import NO_LOCK, Lock, Runtime
@@ -126,7 +126,8 @@ def converge(
     )
     rejected = op.map("plan_rejected", planned, lambda i: Outcome(rejected=i.rejected))
     decided = op.merge("decided", rejected, no_biz, summarised)
-    return op.map("outputs", decided, outputs(settings.key_prefix, NAME))
+    made = outputs(settings.key_prefix, NAME, largest_value(settings))
+    return op.map("outputs", decided, made)
 
 
 def build_flow(settings: Settings) -> Dataflow:

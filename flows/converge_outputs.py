@@ -20,7 +20,7 @@ from flows.redis_sink import Routed
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.records import Decision
 from operators.json_bytes import json_bytes
-from operators.rejects import Rejection
+from operators.rejects import Reason, Rejected, Rejection
 from state.converge_writes import DecisionWrites
 
 
@@ -53,10 +53,12 @@ class Outputs:
     rejected: list[Rejection]
 
 
-def outputs(prefix: str, flow: str) -> Callable[[Outcome], Outputs]:
+def outputs(prefix: str, flow: str, largest: int) -> Callable[[Outcome], Outputs]:
     """A batch of decisions' messages and writes (the audit record encoded once for its topic
-    and Redis), counted per batch. A decision they cannot be made of goes to the DLQ, named
-    by its id, and the batch goes on."""
+    and Redis), counted per batch. A decision they cannot be made of, or whose decision or
+    audit message would be larger than ``largest`` bytes (the producer would refuse it, and
+    would refuse it again after every restart), goes to the DLQ, named by its id, and the
+    batch goes on."""
     writes = DecisionWrites(prefix)
 
     def make(outcome: Outcome) -> Outputs:
@@ -67,6 +69,7 @@ def outputs(prefix: str, flow: str) -> Callable[[Outcome], Outputs]:
             try:
                 record = json_bytes(audit_record(decision))
                 message = json_bytes(decision_message(decision))
+                _within(max(len(record), len(message)), largest)
                 push = writes(decision, record)
             except Exception as exc:
                 made.rejected.append(rejection("outputs", exc, timer_source(decision)))
@@ -79,6 +82,15 @@ def outputs(prefix: str, flow: str) -> Callable[[Outcome], Outputs]:
         return made
 
     return make
+
+
+def _within(size: int, largest: int) -> None:
+    if size > largest:
+        raise Rejected(
+            Reason.TOO_LARGE,
+            f"its decision or audit message is {size} bytes, more than the {largest} "
+            "a message may have (message.max.bytes)",
+        )
 
 
 class _OutputsPartition(StatelessSinkPartition[Outputs]):

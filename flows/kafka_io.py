@@ -59,6 +59,10 @@ learns of the end from a fetch that found nothing, which the broker holds this l
 ``ALARMFLOW_KAFKA_CONFIG`` may set it."""
 DELIVERY_TIMEOUT_S = 30.0
 POLL_TIMEOUT_S = 0.0
+PRODUCER_MESSAGE_MAX_BYTES = 1_000_000
+"""librdkafka's default ``message.max.bytes``: a producer refuses a larger message outright."""
+MESSAGE_FRAMING_BYTES = 1024
+"""Room a message's value leaves under ``message.max.bytes`` for its key and framing."""
 SOURCE_PROPERTIES = ("group.id", "enable.auto.commit", "enable.partition.eof")
 """The source's consumers set these themselves, as Bytewax's own partitions do (offsets live in
 the recovery store; a run that ends at the end of its input needs the end-of-partition events):
@@ -403,6 +407,15 @@ def kafka_batches(
 
 Message = tuple[str, bytes]
 """A message key and value."""
+
+
+def largest_value(settings: Settings) -> int:
+    """The largest message value the flows' producers take: their ``message.max.bytes``
+    (``ALARMFLOW_KAFKA_CONFIG`` may set it) less room for the key and framing. A larger one
+    would make ``produce`` raise and stop the flow; a flow that makes its own messages checks
+    them against this first. (The topic's ``max.message.bytes`` must be as large.)"""
+    configured = settings.kafka_config.get("message.max.bytes", PRODUCER_MESSAGE_MAX_BYTES)
+    return int(configured) - MESSAGE_FRAMING_BYTES
 
 
 def dead_letter(flow: str) -> Callable[[Rejection], Message]:

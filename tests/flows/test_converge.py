@@ -307,3 +307,28 @@ def test_live_a_lock_held_by_another_deployment_makes_actions_wait_then_converge
     assert {i: (m["decision"], m["converge_id"] != "") for i, m in got.items()} == expected
     assert min(m["time"] for m in got.values()) >= now + 3, "decided after a lock retry"
     assert max(m["time"] for m in got.values()) <= time.time()
+
+
+def test_a_decision_too_large_to_produce_is_dead_lettered_and_the_flow_goes_on(
+    action_env, kafka_topics
+):
+    """An action of 103 alerts with ids of 10,000 characters (1.03 MB, within
+    ``ALARMFLOW_MAX_MESSAGE_BYTES``) and no converge config is executed; its decision and audit
+    messages would be larger than the producer's ``message.max.bytes`` (1,000,000), which it
+    refuses, and would refuse again after every restart."""
+    base = {"status": "received", "signal": "abnormal", "strategy_id": 1, "bk_biz_id": 2}
+    base |= {"plugin_type": "webhook", "create_time": int(NOW) - 5}
+    big = {**base, "id": 1, "alerts": [{"id": f"{n:05d}" + "a" * 9995} for n in range(103)]}
+    small = {**base, "id": 2, "alerts": [{"id": "small"}]}
+    messages = [orjson.dumps(big), orjson.dumps(small)]
+    assert 1_000_000 < len(messages[0]) < 1 << 20
+    produce(action_env.bootstrap, action_env.topics["ACTION"], messages, by_dimension)
+    env = outputs(action_env, kafka_topics, "big")
+
+    run(bytewax_command("flows.converge"), env.environ())
+
+    too_large, fits = run_engine([parse_action(big), parse_action(small)])
+    assert list(read_decisions(env)) == [fits.id]
+    [dead] = [orjson.loads(m) for m in read_all(env.bootstrap, env.dlq_topic)]
+    assert dead["reason"] == "too_large"
+    assert dead["raw"] == too_large.id

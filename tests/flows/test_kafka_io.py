@@ -16,6 +16,7 @@ from flows.kafka_io import (
     CheckedKafkaSource,
     LocalParts,
     check_topics,
+    largest_value,
     start_offset,
 )
 
@@ -33,6 +34,12 @@ def test_a_run_that_reads_to_the_end_sees_the_end_without_the_brokers_long_wait(
 def test_kafka_config_sets_another_fetch_wait():
     setting = '{"fetch.wait.max.ms": 250}'
     assert fetch_wait(ALARMFLOW_TAIL="0", ALARMFLOW_KAFKA_CONFIG=setting) == "250"
+
+
+def test_the_largest_message_value_follows_the_producers_message_max_bytes():
+    assert largest_value(load_settings({})) == 1_000_000 - 1024
+    raised = load_settings({"ALARMFLOW_KAFKA_CONFIG": '{"message.max.bytes": 4194304}'})
+    assert largest_value(raised) == 4_194_304 - 1024
 
 
 def test_kafka_config_does_not_change_what_the_source_sets_itself():

@@ -120,8 +120,11 @@ class DimensionLogic(op.StatefulBatchLogic):
     def _pushed(self, value: Planned) -> None:
         """After an action: the key's clock anchored, the watermark moved, an idle dimension
         started afresh."""
-        self.anchor = (self.dimension.clock, self.wall())
-        self.watermark.see(value.action.create_time)
+        wall = self.wall()
+        self.anchor = (self.dimension.clock, wall)
+        # An action dated ahead of the wall clock (ALARMFLOW_MAX_FUTURE_S allows an hour)
+        # moves the shared watermark only as far as now, or it would expire other keys.
+        self.watermark.see(min(value.action.create_time, wall))
         if self.dimension.is_idle():
             self.dimension = Dimension()
 
@@ -189,8 +192,9 @@ class BusinessLogic(op.StatefulBatchLogic):
     :meth:`Business.end` at end of input (summaries flushed after it still complete their
     windows)."""
 
-    def __init__(self, resumed: Business | None) -> None:
+    def __init__(self, resumed: Business | None, wall: Callable[[], float] = time.time) -> None:
         self.business = resumed or Business()
+        self.wall = wall
 
     def _keep(self, out: list[Out]) -> tuple[list[Out], bool]:
         return out, self.RETAIN if self.business.windows else self.DISCARD
@@ -202,7 +206,7 @@ class BusinessLogic(op.StatefulBatchLogic):
         for value in values:
             before = self.business.savepoint(value)
             try:
-                out += self.business.take(value)
+                out += self.business.take(value, self.wall())
             except Exception as exc:
                 self.business = before
                 out.append(rejection("biz", exc, timer_source(value)))

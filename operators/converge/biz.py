@@ -19,6 +19,7 @@ input ended, and each later summary may still complete a window.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from operators.converge.config import MULTI_STRATEGY_COLLECT_THRESHOLD as THRESHOLD
@@ -75,18 +76,19 @@ class Business:
             return decision.time // WINDOW * WINDOW
         return self.converges.get(decision.converge_id)
 
-    def take(self, decision: Decision) -> list[Decision]:
+    def take(self, decision: Decision, now: float = math.inf) -> list[Decision]:
         """Note a converge opening, or hold a per-dimension summary; then decide what is
-        ready."""
-        return self._take(decision) + self._ready()
+        ready. The business's clock follows the decisions' times, but not past ``now`` (the
+        wall clock): a decision dated ahead must not close the windows of the others."""
+        return self._take(decision, now) + self._ready()
 
     def end(self) -> list[Decision]:
         """End of input: decide every window that has all its summaries."""
         self.ended = True
         return self._ready()
 
-    def _take(self, decision: Decision) -> list[Decision]:
-        self.clock = max(self.clock, decision.time)
+    def _take(self, decision: Decision, now: float) -> list[Decision]:
+        self.clock = max(self.clock, min(decision.time, now))
         start = self._window_of(decision)
         if decision.opened and start is not None:
             window = self.windows.setdefault(start, BizWindow(start))

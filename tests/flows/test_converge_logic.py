@@ -201,6 +201,23 @@ def test_in_a_replay_a_dimension_expires_by_the_worker_s_watermark():
     assert quiet.on_notify()[1] == quiet.DISCARD
 
 
+def test_an_action_dated_ahead_of_the_wall_clock_does_not_expire_other_keys():
+    """Live, an action an hour ahead (``ALARMFLOW_MAX_FUTURE_S`` takes it) moves the shared
+    watermark only to now: a key whose window is still open is kept, and decides its next
+    action as converged."""
+    wall, watermark = Wall(T0), Watermark()
+    config = WEBHOOK | {"timedelta": 300, "converge_func": "skip_when_exceed", "count": 1}
+    quiet = DimensionLogic(None, DEFAULT, wall, watermark)
+    ahead = DimensionLogic(None, DEFAULT, wall, watermark)
+    quiet.on_batch([planned(at(0, push(1, converge_config=config))[1])])
+    wall.now = T0 + 60
+    ahead.on_batch([planned(at(3659, push(2, strategy_id=9, converge_config=config))[1])])
+    wall.now = T0 + 120
+    assert quiet.on_notify()[1] == quiet.RETAIN
+    [decision] = quiet.on_batch([planned(at(121, push(3, converge_config=config))[1])])[0]
+    assert decision.decision == "skipped"
+
+
 def test_business_windows_wait_for_summaries_that_arrive_after_end_of_input():
     dims = [DimensionLogic(None, DEFAULT) for _ in range(3)]
     business = BusinessLogic(None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from operators.converge.biz import Business
+from operators.converge.records import Decision, Verdict
 from tests.operators.converge.timeline import T0, at, push, scenario
 
 NOTICE = {
@@ -80,3 +81,37 @@ def test_a_savepoint_is_what_the_business_was_before_taking_the_decision():
         point = business.savepoint(d)
         business.take(d)
         assert point == before
+
+
+def test_a_decision_dated_ahead_of_now_does_not_close_the_windows_of_its_business():
+    """Live, each decision is taken at about its own time; one dated an hour ahead (the time
+    window takes it) moves the business's clock only to now, so the window of now still waits
+    for its third converge and becomes one business summary (``push_to_sub_converge_queue``),
+    rather than closing early on two and releasing each converge's own summary."""
+    start, biz = T0 // 120 * 120, "2.abnormal.mail.alice.1"
+
+    def decided(id_: str, converge: str, verdict: Verdict, t: float, **more) -> Decision:
+        fields = (id_, 1, ("a",), converge, converge, "collect", verdict, "", t)
+        return Decision(*fields, biz=biz, **more)
+
+    def opened(converge: str, t: float) -> Decision:
+        return decided(f"{converge}.1", converge, Verdict.EXECUTE, t, opened=True)
+
+    def summary(converge: str, t: float) -> Decision:
+        skipped = (int(converge[1:]),)
+        return decided(f"collect.{converge}", converge, Verdict.COLLECT, t, skipped=skipped)
+
+    live = [opened("c1", start), opened("c2", start + 10), summary("c1", start + 60)]
+    live += [summary("c2", start + 70), opened("c3", start + 100), summary("c3", start + 160)]
+    live += [decided("98.1", "", Verdict.EXECUTE, start + 400)]
+    business = Business()
+    out = business.take(decided("99.1", "", Verdict.EXECUTE, start + 3500), now=start)
+    for decision in live:
+        out += business.take(decision, now=decision.time)
+    summaries = [(d.decision, d.id) for d in out if d.decision in (Verdict.COLLECT, "suppressed")]
+    assert summaries == [
+        ("suppressed", "suppressed.c1"),
+        ("suppressed", "suppressed.c2"),
+        ("suppressed", "suppressed.c3"),
+        ("collect", f"collect.biz:{biz}@{start}"),
+    ]

@@ -154,6 +154,11 @@ def parse_sync(data: Mapping[str, Any]) -> Sync:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise _wrong(f"incident_info.{field}", "epoch seconds (a number)", value)
     _known_status(info["status"], "incident_info.status")
+    extra = info.get("extra_info")
+    if extra is not None and not isinstance(extra, Mapping):
+        # bkmonitor's document keeps merge_info in it; an incident created with another
+        # type would fail every later merge of it.
+        raise _wrong("incident_info.extra_info", "an object", extra)
     if data["sync_type"] == "update" and "update_time" not in info:
         raise _missing("incident_info.update_time")
     if "rca_time" not in data:

@@ -218,6 +218,7 @@ def test_the_sync_id_does_not_depend_on_key_order():
         (lambda m: m["incident_info"].update(status=3), Reason.WRONG_TYPE, "incident_info.status"),
         (lambda m: m["incident_info"].update(status="gone"), Reason.WRONG_TYPE, "status"),
         (lambda m: m["incident_info"].update(update_time="now"), Reason.WRONG_TYPE, "update_time"),
+        (lambda m: m["incident_info"].update(extra_info=[1]), Reason.WRONG_TYPE, "extra_info"),
         (lambda m: m.update(scope={"alerts": "a1"}), Reason.MISSING_FIELD, "scope.bk_biz_ids"),
         (lambda m: m["scope"].update(alerts="a1"), Reason.WRONG_TYPE, "scope.alerts"),
         (lambda m: m["scope"].update(alerts=[{"id": 1}]), Reason.WRONG_TYPE, "scope.alerts"),

@@ -372,17 +372,22 @@ class Decided(NamedTuple):
 
 class PriorityBatch(NamedTuple):
     """The anomalies of one flat record whose strategies share a priority group, highest
-    priority first, and the interval bkmonitor's ``sync_priority`` uses for the batch (that of
-    the record's first, highest-priority, anomaly)."""
+    priority first, the interval bkmonitor's ``sync_priority`` uses for the batch (that of
+    the record's first, highest-priority, anomaly), and the clock its claims are stamped and
+    expired with: the record's event time, never later than the wall clock at access (the
+    time window takes events up to an hour ahead; one must not expire the group's claims)."""
 
     group: str
     anomalies: tuple[EventAnomaly, ...]
     sync_interval: int
+    clock: int
 
 
-def by_priority_group(anomalies: list[EventAnomaly]) -> tuple[list[Decided], list[PriorityBatch]]:
-    """Split a record's anomalies (highest priority first) into those no priority group
-    concerns, which pass as they are, and one batch per group."""
+def by_priority_group(
+    anomalies: list[EventAnomaly], now: float
+) -> tuple[list[Decided], list[PriorityBatch]]:
+    """Split a record's anomalies (highest priority first), accessed at ``now``, into those no
+    priority group concerns, which pass as they are, and one batch per group."""
     free = [Decided(a) for a in anomalies if a.contender is None]
     groups: dict[str, list[EventAnomaly]] = {}
     for a in anomalies:
@@ -391,17 +396,18 @@ def by_priority_group(anomalies: list[EventAnomaly]) -> tuple[list[Decided], lis
     if not groups:
         return free, []
     sync = interval_of(anomalies[0].strategy.items[0])
-    return free, [PriorityBatch(g, tuple(found), sync) for g, found in groups.items()]
+    clock = min(anomalies[0].event_time, int(now))
+    return free, [PriorityBatch(g, tuple(found), sync, clock) for g, found in groups.items()]
 
 
 def inhibit(
     stored: Mapping[str, str] | None, batch: PriorityBatch
 ) -> tuple[dict[str, str] | None, list[Decided]]:
-    """``PriorityChecker.check_records`` and ``sync_priority`` for one batch, with the event
-    time as the clock: the group's next hash (None once it is empty) and each anomaly's
-    decision; the first anomaly's writes carry the batch's claims and deletions."""
+    """``PriorityChecker.check_records`` and ``sync_priority`` for one batch, on the batch's
+    clock: the group's next hash (None once it is empty) and each anomaly's decision; the
+    first anomaly's writes carry the batch's claims and deletions."""
     before = dict(stored or {})
-    now = batch.anomalies[0].event_time
+    now = batch.clock
     records = [(a.dimension_md5, [a.contender]) for a in batch.anomalies if a.contender]
     outcome = check_records({batch.group: before}, records, now, batch.sync_interval)
     after = outcome.hashes_after({batch.group: before}).get(batch.group, before)

@@ -116,7 +116,7 @@ class EventAccess:
             found, drops = access(
                 flat, self._hosts, self._strategies, self._prefix, now, self._language
             )
-            free, batches = by_priority_group(found)
+            free, batches = by_priority_group(found, now)
             pushes = [self._push(d, record) for d in free]
         except Exception as exc:
             out.rejected.append(Rejection.from_exception(stage, exc, record))

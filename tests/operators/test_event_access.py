@@ -19,7 +19,7 @@ from operators.rejects import Reason, Rejection, SourceRecord
 from state.idempotent import Op
 from tests.operators.test_event_priority import HOSTS, STRATEGIES, T
 
-NOW = T + 3
+NOW = T + 60
 
 
 def event_access() -> EventAccess:
@@ -67,13 +67,13 @@ def test_a_group_keeps_its_hash_across_records_and_a_failing_record_leaves_it_as
     access = event_access()
     first = access([record(0, custom(T, "a"))], NOW).grouped["g"]
     later = access([record(2, custom(T + 10, "a"))], NOW).grouped["g"]
-    broken = (record(1, b"{}"), PriorityBatch("g", (), 60))  # no anomalies: inhibit fails
+    broken = (record(1, b"{}"), PriorityBatch("g", (None,), 60, T))  # not an anomaly: fails
 
     stored, out = access.prioritise(None, [*first, broken, *later])
 
     [rejection] = out.rejected
     assert (rejection.record.offset, rejection.reason) == (1, Reason.INTERNAL_ERROR)
-    assert rejection.error.startswith("priority: IndexError")
+    assert rejection.error.startswith("priority: AttributeError")
     # 62 claims the series at T and inhibits 61 at T and again at T + 10 (5 x 60 s later at
     # most); 65's priority 0 is lower than 62's too. 62 claims again at T + 10.
     assert anomaly_lists(out.pushes) == [

@@ -64,10 +64,10 @@ def anomalies(at: int):
     return found
 
 
-def decide(states: dict, at: int) -> dict[int, tuple[bool, tuple]]:
+def decide(states: dict, at: int, now: int | None = None) -> dict[int, tuple[bool, tuple]]:
     """Every anomaly of one record at ``at``: strategy id → (inhibited, claims); ``states``
     (group → hash) is updated as the flow's keyed state would be."""
-    free, batches = by_priority_group(anomalies(at))
+    free, batches = by_priority_group(anomalies(at), at if now is None else now)
     out = {d.anomaly.strategy.id: (d.inhibited, d.claims) for d in free}
     for batch in batches:
         states[batch.group], decided = inhibit(states.get(batch.group), batch)
@@ -96,7 +96,7 @@ def test_a_claim_inhibits_for_five_intervals_and_is_deleted_after_ten():
     assert decide(states, T)[62] == (True, ())
     assert states["g"] == {md5: f"9:{T}", "kept": f"9:{T - 599}"}
     # The batch's first anomaly carries the deletion to Redis (sync_priority's hdel).
-    [g] = [b for b in by_priority_group(anomalies(T))[1] if b.group == "g"]
+    [g] = [b for b in by_priority_group(anomalies(T), T)[1] if b.group == "g"]
     _, decided = inhibit({md5: f"9:{T}", "old": f"9:{T - 601}", "kept": f"9:{T - 599}"}, g)
     assert [d.drops for d in decided] == [(("old", f"9:{T - 601}"),)] + [()] * (len(decided) - 1)
     states = {"g": {md5: f"9:{T - 299}"}}
@@ -117,6 +117,16 @@ def test_an_equal_or_lower_claim_does_not_inhibit_and_priority_zero_never_claims
     )
     message = {"_server_": "10.0.0.7", "_utctime_": format_time(T), "_value_": ["down"]}
     [record] = flat_event(message)[1]
-    [batch] = by_priority_group(access(record, HOSTS, only_zero, P, T)[0])[1]
+    [batch] = by_priority_group(access(record, HOSTS, only_zero, P, T)[0], T)[1]
     after, [zero] = inhibit({}, batch)
     assert (after, zero.inhibited, zero.claims) == (None, False, ())
+
+
+def test_an_event_dated_ahead_claims_and_expires_on_the_wall_clock():
+    """bkmonitor's clock is ``time.time()`` at processing. An event an hour ahead (the time
+    window takes it), accessed at T, stamps its claim T and deletes only claims older than 10
+    intervals before T: the group's other claims stay."""
+    md5 = anomalies(T)[0].dimension_md5
+    states = {"g": {"other": f"9:{T - 300}"}}
+    assert decide(states, T + 3500, now=T)[62] == (False, ((md5, f"5:{T}"),))
+    assert states["g"] == {"other": f"9:{T - 300}", md5: f"5:{T}"}

@@ -8,9 +8,11 @@ ignored, and a key the data does not have counts as a match, as in bkmonitor.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from operators.strategy import objects
 
 MISSING = object()
 Lookup = Callable[[str], Any]
@@ -143,14 +145,20 @@ class ConditionSet:
         return False
 
 
-def compile_conditions(raw: Sequence[Mapping[str, Any]] | None) -> ConditionSet:
-    """Build a :class:`ConditionSet` from bkmonitor's ``agg_condition`` list."""
+def compile_conditions(raw: Any) -> ConditionSet:
+    """Build a :class:`ConditionSet` from bkmonitor's ``agg_condition`` list; one that is not a
+    list of objects is a :class:`~operators.strategy.StrategyError`."""
     groups: list[list[Condition]] = []
-    for index, entry in enumerate(raw or ()):
+    for index, entry in enumerate(objects(raw, "agg_condition", "conditions")):
         if index == 0 or entry.get("condition") == "or":
             groups.append([])
         key, method, value = entry.get("key"), entry.get("method"), entry.get("value")
-        if not key or method not in METHODS or value in (None, "", []):
+        if (
+            not key
+            or not isinstance(method, str)
+            or method not in METHODS
+            or value in (None, "", [])
+        ):
             continue
         values = tuple(_as_list(value))
         groups[-1].append(Condition(str(key), str(method), values, METHODS[method](list(values))))

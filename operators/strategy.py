@@ -83,6 +83,16 @@ def whole_number(
     return int(value)
 
 
+def objects(value: Any, name: str, where: str) -> tuple[Mapping[str, Any], ...]:
+    """``value``, the field ``name``, as a list of objects (none when it is None), else a
+    :class:`StrategyError` naming ``where`` and the field."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
+        raise StrategyError(f"{where}: '{name}' must be a list of objects, got {value!r}")
+    return tuple(value)
+
+
 def parse_strategy(obj: Any) -> Strategy:
     if not isinstance(obj, Mapping):
         raise StrategyError(f"strategy must be an object, got {type(obj).__name__}")

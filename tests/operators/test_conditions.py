@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from operators.conditions import compile_conditions, mapping_lookup
+from operators.strategy import StrategyError
 
 DATA = {"device": "eth0", "mount": "/data/logs", "usage": "87.5", "tags": ["a", "b"], "zero": 0}
 
@@ -48,6 +49,7 @@ def cond(key, method, value, condition=None):
         ([{"key": "device", "method": "eq"}], True),
         ([{"method": "eq", "value": ["lo"]}], True),
         ([cond("device", "unknown-method", ["lo"])], True),
+        ([cond("device", ["eq"], ["lo"])], True),
     ],
 )
 def test_condition_table(conditions, matches):
@@ -56,3 +58,9 @@ def test_condition_table(conditions, matches):
 
 def test_none_compiles_to_match_everything():
     assert compile_conditions(None).matches(mapping_lookup({}))
+
+
+@pytest.mark.parametrize("raw", ["abc", [1], [cond("device", "eq", ["lo"]), "or"], {"key": "k"}])
+def test_a_list_of_other_than_condition_objects_is_refused(raw):
+    with pytest.raises(StrategyError, match="'agg_condition' must be a list of objects"):
+        compile_conditions(raw)

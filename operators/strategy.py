@@ -93,6 +93,28 @@ def objects(value: Any, name: str, where: str) -> tuple[Mapping[str, Any], ...]:
     return tuple(value)
 
 
+def _check_query_config(config: Mapping[str, Any], where: str) -> None:
+    """The fields of a query config the flows read are of the types bkmonitor gives them (each
+    may be missing or None), else a :class:`StrategyError` naming ``where`` and the field:
+    ``agg_condition`` a list of condition objects, ``alert_name`` and the source labels
+    strings, ``agg_interval`` a whole number (an int or a string of digits) or empty, and
+    ``agg_dimension`` a list of strings."""
+    objects(config.get("agg_condition"), "agg_condition", where)
+    for name in ("alert_name", "data_source_label", "data_type_label"):
+        value = config.get(name)
+        if value is not None and not isinstance(value, str):
+            raise StrategyError(f"{where}: '{name}' must be a string, got {value!r}")
+    if config.get("agg_interval") not in (None, ""):
+        whole_number(config, "agg_interval", where)
+    dimensions = config.get("agg_dimension")
+    if dimensions is not None and (
+        not isinstance(dimensions, list) or not all(isinstance(d, str) for d in dimensions)
+    ):
+        raise StrategyError(
+            f"{where}: 'agg_dimension' must be a list of strings, got {dimensions!r}"
+        )
+
+
 def parse_strategy(obj: Any) -> Strategy:
     if not isinstance(obj, Mapping):
         raise StrategyError(f"strategy must be an object, got {type(obj).__name__}")
@@ -105,17 +127,21 @@ def parse_strategy(obj: Any) -> Strategy:
     for item in items:
         if not isinstance(item, Mapping):
             raise StrategyError(f"{where}: every item must be an object")
-        configs = item.get("query_configs", [])
-        if not isinstance(configs, list) or not all(isinstance(c, Mapping) for c in configs):
-            raise StrategyError(f"{where}: 'query_configs' must be a list of objects")
+        configs = objects(item.get("query_configs"), "query_configs", where)
+        for config in configs:
+            _check_query_config(config, where)
         target = item.get("target") or ()
-        if not isinstance(target, list | tuple):
-            raise StrategyError(f"{where}: 'target' must be a list of condition groups")
+        if not isinstance(target, list | tuple) or not all(
+            isinstance(group, list | tuple) for group in target
+        ):
+            raise StrategyError(
+                f"{where}: 'target' must be a list of condition groups (lists), got {target!r}"
+            )
         parsed.append(
             Item(
                 whole_number(item, "id", where),
-                tuple(configs),
-                tuple(item.get("algorithms") or ()),
+                configs,
+                objects(item.get("algorithms"), "algorithms", where),
                 tuple(target),
             )
         )

@@ -61,6 +61,51 @@ def test_bad_strategies_are_named(objs, message):
         parse_strategies(objs)
 
 
+def item(**fields) -> dict:
+    """A strategy whose one item has ``fields`` beside its id, its query config's fields taken
+    from ``query``."""
+    query = {"alert_name": "x", **fields.pop("query", {})}
+    return strategy(id=7, items=[{"id": 70, "query_configs": [query], **fields}])
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        (item(query={"agg_condition": "abc"}), "'agg_condition' must be a list of objects"),
+        (item(query={"agg_condition": [1]}), "'agg_condition' must be a list of objects"),
+        (item(query={"alert_name": ["x"]}), "'alert_name' must be a string"),
+        (item(query={"data_source_label": ["bk_monitor"]}), "'data_source_label' must be a str"),
+        (item(query={"data_type_label": 5}), "'data_type_label' must be a string"),
+        (item(query={"agg_interval": "1m"}), "'agg_interval' must be a non-negative integer"),
+        (item(query={"agg_interval": [60]}), "'agg_interval' must be a non-negative integer"),
+        (item(query={"agg_dimension": 5}), "'agg_dimension' must be a list of strings"),
+        (item(query={"agg_dimension": [["ip"]]}), "'agg_dimension' must be a list of strings"),
+        (item(algorithms="abc"), "'algorithms' must be a list of objects"),
+        (item(algorithms=[1]), "'algorithms' must be a list of objects"),
+        (item(target=[5]), "'target' must be a list of condition groups"),
+        (item(target={"field": "ip"}), "'target' must be a list of condition groups"),
+    ],
+)
+def test_fields_the_flows_read_of_a_wrong_type_are_named(obj, message):
+    with pytest.raises(StrategyError, match=f"strategy 7: {message}"):
+        parse_strategies([obj])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"query": {"agg_interval": 60, "agg_dimension": ["ip"], "agg_condition": []}},
+        {"query": {"agg_interval": "60", "data_source_label": "bk_monitor"}},
+        {"query": {"agg_interval": None, "agg_condition": None, "alert_name": None}},
+        {"query": {"agg_interval": ""}, "algorithms": None, "target": None},
+        {"target": [[]], "algorithms": [{"type": "Threshold", "level": 1}]},
+        {"target": [[{"field": "ip", "method": "eq", "value": ["10.0.0.8"]}]]},
+    ],
+)
+def test_fields_in_the_shapes_bkmonitor_gives_load(fields):
+    assert parse_strategies([item(**fields)])[0].id == 7
+
+
 @pytest.mark.parametrize(
     ("content", "message"), [("{not json", "cannot read"), ('{"a": 1}', "JSON list")]
 )

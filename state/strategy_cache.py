@@ -19,6 +19,8 @@ def load_cached_strategies(client: redis.Redis, prefix: str) -> tuple[Strategy, 
         ids = orjson.loads(raw_ids)
     except orjson.JSONDecodeError as exc:
         raise StrategyError(f"{ids_key}: not a JSON list of ids: {exc}") from None
+    if not isinstance(ids, list):
+        raise StrategyError(f"{ids_key}: not a JSON list of ids: {ids!r}")
     keys = [STRATEGY_CACHE_KEY.key(prefix, strategy_id=sid) for sid in ids]
     documents = client.mget(keys) if keys else []
     try:

@@ -198,8 +198,10 @@ def parse_shield(raw: Any) -> tuple[int, ShieldConfig]:
     if not isinstance(raw, dict):
         raise ShieldError(f"a shield config must be an object, not {type(raw).__name__}")
     cycle = raw.get("cycle_config") or {}
-    if not isinstance(cycle, dict) or int(cycle.get("type", 1)) != 1:
-        raise ShieldError(f"shield {raw.get('id')}: only single time ranges (type 1)")
+    if not isinstance(cycle, dict) or cycle.get("type", 1) not in (1, "1"):
+        raise ShieldError(
+            f"shield {raw.get('id')}: only single time ranges (type 1), got cycle_config {cycle!r}"
+        )
     try:
         biz, begin, end = int(raw["bk_biz_id"]), float(raw["begin_time"]), float(raw["end_time"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -218,8 +220,11 @@ def shield_table(
     """The shield table from its JSON document (see ``docs/converge.md``)."""
     if not isinstance(raw, dict):
         raise ShieldError("the shield table must be a JSON object")
+    listed = raw.get("shields") or []
+    if not isinstance(listed, list):
+        raise ShieldError(f"shields must be a list of shield configs, got {listed!r}")
     configs: dict[int, list[ShieldConfig]] = {}
-    for item in raw.get("shields") or []:
+    for item in listed:
         biz, config = parse_shield(item)
         configs.setdefault(biz, []).append(config)
     zones = raw.get("timezones") or {}

@@ -143,6 +143,11 @@ def test_strategy_uptime(ranges, shielded):
         [],
         {"shields": [1]},
         {"shields": [config(cycle_config={"type": 2})]},
+        {"shields": [config(cycle_config={"type": "x"})]},
+        {"shields": [config(cycle_config={"type": None})]},
+        {"shields": [config(cycle_config={"type": [1]})]},
+        {"shields": 5},
+        {"shields": {"id": 7}},
         {"shields": [{"id": 1}]},
         {"shields": [config(dimension_config=[1])]},
         {"shields": [config(dimension_config={"dimension_conditions": [{"method": "reg"}]})]},
@@ -152,3 +157,9 @@ def test_strategy_uptime(ranges, shielded):
 def test_invalid_shield_tables_are_refused(raw):
     with pytest.raises(ShieldError):
         shield_table(raw)
+
+
+@pytest.mark.parametrize("cycle", [None, {}, {"type": 1}, {"type": "1"}])
+def test_single_time_ranges_are_read(cycle):
+    table = shield_table({"shields": [config(cycle_config=cycle)]})
+    assert [c.id for c in table.configs[2]] == ["7"]

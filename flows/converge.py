@@ -84,7 +84,7 @@ def runtime(settings: Settings) -> Runtime:
     try:
         raw = orjson.loads(Path(settings.shields).read_bytes())
         return Runtime(lock, shield_table(raw, strategies))
-    except (orjson.JSONDecodeError, ShieldError) as exc:
+    except (OSError, orjson.JSONDecodeError, ShieldError) as exc:
         raise ConfigError(f"ALARMFLOW_SHIELDS={settings.shields}: {exc}") from None
 
 

@@ -3,6 +3,8 @@ table) and its counter lock, without a broker."""
 
 from __future__ import annotations
 
+import re
+
 import bytewax.operators as op
 import orjson
 import pytest
@@ -63,6 +65,33 @@ def test_the_shield_table_is_read_at_start_and_a_bad_one_is_a_config_error(tmp_p
     assert table.strategies, "the strategy table comes along for uptime and StrategyNotFound"
     with pytest.raises(ConfigError, match="only single time ranges"):
         runtime(load_settings({"ALARMFLOW_SHIELDS": str(bad)}))
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"shields": [{"id": 1, "bk_biz_id": 2, "cycle_config": {"type": "x"}}]},
+        {"shields": [{"id": 1, "bk_biz_id": 2, "cycle_config": {"type": None}}]},
+        {"shields": 5},
+    ],
+)
+def test_a_shield_table_of_a_wrong_inner_shape_is_a_config_error(tmp_path, table):
+    path = tmp_path / "shields.json"
+    path.write_bytes(orjson.dumps(table))
+    with pytest.raises(ConfigError, match=re.escape(f"ALARMFLOW_SHIELDS={path}: ")):
+        runtime(load_settings({"ALARMFLOW_SHIELDS": str(path)}))
+
+
+def test_an_unreadable_shield_table_is_a_config_error(tmp_path):
+    path = tmp_path / "shields.json"
+    path.write_bytes(b"{}")
+    settings = load_settings({"ALARMFLOW_SHIELDS": str(path)})
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(
+        ConfigError, match=re.escape(f"ALARMFLOW_SHIELDS={path}: ") + ".*Is a directory"
+    ):
+        runtime(settings)
 
 
 class FlakyLock:

@@ -24,6 +24,7 @@ from operators.drops import Drop
 from operators.hosts import HostError, HostIndex, load_host_file
 from operators.rejects import Rejection, SourceRecord
 from operators.strategy import Strategy, StrategyError, load_strategy_file
+from operators.targets import DynamicGroupError
 from state.strategy_cache import load_cached_strategies
 
 X = TypeVar("X")
@@ -33,24 +34,41 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
     """The entry point of every flow module: settings from the environment, logging at
     ``ALARMFLOW_LOG_LEVEL`` with secrets masked, then (run by ``bytewax.run``) a check that Kafka
     and Redis accept the settings, then the flow. On bad config or a refused connection print
-    one line per problem and exit 2. A flow run by ``bytewax.run`` then settles its heap; a
-    process that only imports the module keeps its own collector settings."""
+    one line per problem and exit 2; an unusable strategy, host or dynamic-group table is named
+    by its setting (``ALARMFLOW_STRATEGIES=<path>: strategy 101: ...``). A flow run by
+    ``bytewax.run`` then settles its heap; a process that only imports the module keeps its own
+    collector settings."""
     try:
         settings = load_settings()
+    except ConfigError as exc:
+        exit_on_config_error(exc)
+    try:
         logs.configure(settings.log_level)
         mask_secrets_in_logs(settings)
         run_by_bytewax = _run_by_bytewax()
         if run_by_bytewax:
             preflight(settings)
         flow = build(settings)
-    except (ConfigError, StrategyError, HostError) as exc:
+    except ConfigError as exc:
         exit_on_config_error(exc)
+    except (StrategyError, HostError) as exc:
+        exit_on_config_error(ConfigError(f"{table_setting(exc, settings)}: {exc}"))
     except ConnectFailed as exc:
         print(f"alarmflow: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     if run_by_bytewax:
         settle_heap()
     return flow
+
+
+def table_setting(exc: StrategyError | HostError, settings: Settings) -> str:
+    """``NAME=value`` of the setting that names the table ``exc`` is about: the dynamic groups,
+    the hosts or the strategies."""
+    if isinstance(exc, DynamicGroupError):
+        return f"ALARMFLOW_DYNAMIC_GROUPS={settings.dynamic_groups}"
+    if isinstance(exc, HostError):
+        return f"ALARMFLOW_HOSTS={settings.hosts}"
+    return f"ALARMFLOW_STRATEGIES={settings.strategies}"
 
 
 def _run_by_bytewax() -> bool:
@@ -67,7 +85,7 @@ def load_strategies(settings: Settings) -> tuple[Strategy, ...]:
         try:
             return load_cached_strategies(client, settings.key_prefix)
         except redis.RedisError as exc:
-            raise StrategyError(f"ALARMFLOW_STRATEGIES=redis: {exc}") from None
+            raise StrategyError(str(exc)) from None
     return load_strategy_file(settings.strategies)
 
 

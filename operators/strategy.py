@@ -161,13 +161,14 @@ def parse_strategies(objs: Sequence[Any]) -> tuple[Strategy, ...]:
 
 
 def read_json_list(path: str | Path, what: str, error: type[ValueError] = StrategyError) -> list:
-    """The JSON list in the file at ``path`` (a table of ``what``), else ``error`` saying why."""
+    """The JSON list in the file at ``path`` (a table of ``what``), else ``error`` saying why
+    (its caller names the file)."""
     try:
         data = orjson.loads(Path(path).read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
-        raise error(f"{path}: cannot read {what}: {exc}") from None
+        raise error(f"cannot read {what}: {exc}") from None
     if not isinstance(data, list):
-        raise error(f"{path}: expected a JSON list of {what}")
+        raise error(f"expected a JSON list of {what}")
     return data
 
 

@@ -83,7 +83,7 @@ def load_dynamic_groups(path: str | Path) -> DynamicGroups:
     try:
         return parse_dynamic_groups(orjson.loads(Path(path).read_bytes()))
     except (OSError, orjson.JSONDecodeError) as exc:
-        raise DynamicGroupError(f"dynamic groups {path}: {exc}") from None
+        raise DynamicGroupError(f"cannot read dynamic groups: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ def load_cached_strategies(client: redis.Redis, prefix: str) -> tuple[Strategy, 
     ids_key = STRATEGY_IDS_CACHE_KEY.key(prefix)
     raw_ids = client.get(ids_key)
     if raw_ids is None:
-        raise StrategyError(f"ALARMFLOW_STRATEGIES=redis: {ids_key} does not exist")
+        raise StrategyError(f"{ids_key} does not exist")
     try:
         ids = orjson.loads(raw_ids)
     except orjson.JSONDecodeError as exc:
@@ -26,6 +26,4 @@ def load_cached_strategies(client: redis.Redis, prefix: str) -> tuple[Strategy, 
     try:
         return parse_strategies([orjson.loads(doc) for doc in documents if doc is not None])
     except orjson.JSONDecodeError as exc:
-        raise StrategyError(
-            f"ALARMFLOW_STRATEGIES=redis: a cached strategy is not JSON: {exc}"
-        ) from None
+        raise StrategyError(f"a cached strategy is not JSON: {exc}") from None

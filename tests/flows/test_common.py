@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import bytewax.operators as op
+import orjson
+import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 from prometheus_client import REGISTRY
 
 from alarmflow.config import load_settings
-from flows.common import shard_by_business
+from flows.common import flow_from_env, load_hosts, load_strategies, shard_by_business
 from operators.hashring import HashRing
+from operators.targets import load_dynamic_groups
 
 NODES = ("node-a", "node-b", "node-c")
 EVENTS = [{"event_id": f"e{biz}", "bk_biz_id": biz} for biz in range(1, 31)]
@@ -48,3 +51,43 @@ def test_each_deployment_keeps_the_businesses_it_owns_and_counts_the_rest():
         assert dropped(f"shard_{node}") == len(EVENTS) - len(kept[node])
     assert sorted(e["bk_biz_id"] for part in kept.values() for e in part) == list(range(1, 31))
     assert all(kept.values()), "30 businesses over 3 nodes should give each node some"
+
+
+BAD_STRATEGY = {
+    "id": 101,
+    "bk_biz_id": 2,
+    "items": [{"id": 1, "query_configs": [{"agg_condition": "abc"}]}],
+}
+
+
+@pytest.mark.parametrize(
+    ("setting", "table", "load", "problem"),
+    [
+        (
+            "ALARMFLOW_STRATEGIES",
+            [BAD_STRATEGY],
+            load_strategies,
+            "strategy 101: 'agg_condition' must be a list of objects, got 'abc'",
+        ),
+        ("ALARMFLOW_STRATEGIES", {}, load_strategies, "expected a JSON list of strategies"),
+        ("ALARMFLOW_HOSTS", [{"bk_host_id": "x"}], load_hosts, "host: 'bk_host_id' must be"),
+        (
+            "ALARMFLOW_DYNAMIC_GROUPS",
+            [],
+            lambda settings: load_dynamic_groups(settings.dynamic_groups),
+            "dynamic groups must be an object of group id -> group",
+        ),
+    ],
+)
+def test_an_unusable_table_is_one_config_line_naming_its_setting(
+    monkeypatch, capsys, tmp_path, setting, table, load, problem
+):
+    path = tmp_path / "table.json"
+    path.write_bytes(orjson.dumps(table))
+    monkeypatch.setenv(setting, str(path))
+    monkeypatch.setattr("alarmflow.logs.configure", lambda level: None)
+    with pytest.raises(SystemExit) as exit_:
+        flow_from_env(load)
+    assert exit_.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"alarmflow: config error: {setting}={path}: {problem}")

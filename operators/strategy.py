@@ -115,11 +115,39 @@ def _check_query_config(config: Mapping[str, Any], where: str) -> None:
         )
 
 
+def _object(value: Any, name: str, where: str) -> Mapping[str, Any]:
+    """``value``, the field ``name``, as an object (empty when it is None or empty), else a
+    :class:`StrategyError` naming ``where`` and the field."""
+    if not value:
+        return {}
+    if not isinstance(value, Mapping):
+        raise StrategyError(f"{where}: '{name}' must be an object, got {value!r}")
+    return value
+
+
+def _check_options(obj: Mapping[str, Any], where: str) -> None:
+    """The strategy's own fields the flows read: ``priority`` a whole number (or None), and
+    ``notice.options.noise_reduce_config`` objects."""
+    if obj.get("priority") is not None:
+        whole_number(obj, "priority", where)
+    notice = _object(obj.get("notice"), "notice", where)
+    options = _object(notice.get("options"), "notice.options", where)
+    _object(options.get("noise_reduce_config"), "notice.options.noise_reduce_config", where)
+
+
+def _check_algorithms(algorithms: tuple[Mapping[str, Any], ...], where: str) -> None:
+    """An algorithm's ``level``, read per record by static thresholds, is a whole number."""
+    for algorithm in algorithms:
+        if algorithm.get("level") is not None:
+            whole_number(algorithm, "level", where)
+
+
 def parse_strategy(obj: Any) -> Strategy:
     if not isinstance(obj, Mapping):
         raise StrategyError(f"strategy must be an object, got {type(obj).__name__}")
     sid = whole_number(obj, "id", "strategy")
     where = f"strategy {sid}"
+    _check_options(obj, where)
     items = obj.get("items")
     if not isinstance(items, list) or not items:
         raise StrategyError(f"{where}: 'items' must be a non-empty list")
@@ -130,6 +158,9 @@ def parse_strategy(obj: Any) -> Strategy:
         configs = objects(item.get("query_configs"), "query_configs", where)
         for config in configs:
             _check_query_config(config, where)
+        algorithms = objects(item.get("algorithms"), "algorithms", where)
+        _check_algorithms(algorithms, where)
+        _object(item.get("no_data_config"), "no_data_config", where)
         target = item.get("target") or ()
         if not isinstance(target, list | tuple) or not all(
             isinstance(group, list | tuple) for group in target
@@ -141,7 +172,7 @@ def parse_strategy(obj: Any) -> Strategy:
             Item(
                 whole_number(item, "id", where),
                 configs,
-                objects(item.get("algorithms"), "algorithms", where),
+                algorithms,
                 tuple(target),
             )
         )

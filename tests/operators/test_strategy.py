@@ -84,6 +84,15 @@ def item(**fields) -> dict:
         (item(algorithms=[1]), "'algorithms' must be a list of objects"),
         (item(target=[5]), "'target' must be a list of condition groups"),
         (item(target={"field": "ip"}), "'target' must be a list of condition groups"),
+        (item(no_data_config=[1]), "'no_data_config' must be an object"),
+        (item(algorithms=[{"level": "x"}]), "'level' must be a non-negative integer"),
+        ({**item(), "priority": "high"}, "'priority' must be a non-negative integer"),
+        ({**item(), "notice": [1]}, "'notice' must be an object"),
+        ({**item(), "notice": {"options": 1}}, "'notice.options' must be an object"),
+        (
+            {**item(), "notice": {"options": {"noise_reduce_config": "on"}}},
+            "'notice.options.noise_reduce_config' must be an object",
+        ),
     ],
 )
 def test_fields_the_flows_read_of_a_wrong_type_are_named(obj, message):
@@ -100,6 +109,8 @@ def test_fields_the_flows_read_of_a_wrong_type_are_named(obj, message):
         {"query": {"agg_interval": ""}, "algorithms": None, "target": None},
         {"target": [[]], "algorithms": [{"type": "Threshold", "level": 1}]},
         {"target": [[{"field": "ip", "method": "eq", "value": ["10.0.0.8"]}]]},
+        {"no_data_config": {"is_enabled": True, "continuous": 5}, "algorithms": [{"level": "2"}]},
+        {"no_data_config": None, "algorithms": [{"level": None}]},
     ],
 )
 def test_fields_in_the_shapes_bkmonitor_gives_load(fields):

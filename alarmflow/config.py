@@ -73,6 +73,7 @@ SECRET_NAMES = frozenset(
 OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT")
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
+INT64_LIMIT = 1 << 63
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
 
 
@@ -396,7 +397,8 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _start(value: str) -> StartPosition:
+def _start_position(value: str) -> StartPosition | None:
+    """The position ``value`` names, or ``None`` when it names none."""
     kind, _, rest = value.partition(":")
     if value in ("earliest", "latest"):
         return StartPosition(value)
@@ -411,9 +413,21 @@ def _start(value: str) -> StartPosition:
             return StartPosition("time", int(rest) * 1000)
         if moment is not None and moment.tzinfo is not None:
             return StartPosition("time", int(moment.timestamp() * 1000))
-    raise ValueError(
-        "expected earliest, latest, offset:N, time:EPOCH_SECONDS or time:ISO-8601 with a zone"
-    )
+    return None
+
+
+def _start(value: str) -> StartPosition:
+    position = _start_position(value)
+    if position is None:
+        raise ValueError(
+            "expected earliest, latest, offset:N, time:EPOCH_SECONDS or time:ISO-8601 with a zone"
+        )
+    # librdkafka takes offsets and times as signed 64-bit numbers.
+    if position.value >= INT64_LIMIT:
+        raise ValueError(
+            "expected an offset, or a time in milliseconds, below 2**63 (Kafka's 64-bit limit)"
+        )
+    return position
 
 
 def _shields(value: str) -> str:

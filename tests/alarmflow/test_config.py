@@ -103,6 +103,20 @@ def test_bad_start_positions_are_refused(value):
         load_settings({"ALARMFLOW_START": value})
 
 
+def test_a_start_position_fits_kafka_s_64_bit_offsets_and_times():
+    largest = 2**63 - 1
+    assert load_settings({"ALARMFLOW_START": f"offset:{largest}"}).start.value == largest
+    last_second = largest // 1000
+    assert load_settings({"ALARMFLOW_START": f"time:{last_second}"}).start.value < 2**63
+    for value in (f"offset:{2**63}", "offset:99999999999999999999", f"time:{last_second + 1}"):
+        with pytest.raises(ConfigError) as error:
+            load_settings({"ALARMFLOW_START": value})
+        assert str(error.value) == (
+            f"ALARMFLOW_START={value!r}: expected an offset, or a time in milliseconds, "
+            "below 2**63 (Kafka's 64-bit limit)"
+        )
+
+
 def test_metrics_address_must_be_an_ip_address():
     assert load_settings({"ALARMFLOW_METRICS_ADDR": "0.0.0.0"}).metrics_addr == "0.0.0.0"
     with pytest.raises(ConfigError, match="ALARMFLOW_METRICS_ADDR='everywhere'"):

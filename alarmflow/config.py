@@ -268,11 +268,16 @@ def _warn_unknown(names: set[str], known: set[str]) -> None:
         log.warning("%s is not a setting, ignored (%s)", name, hint)
 
 
+def _is_port(text: str) -> bool:
+    """Whether ``text`` is a TCP port a client can connect to, 1 to 65535."""
+    return text.isdigit() and 0 < int(text) < 65536
+
+
 def _bootstrap(value: str) -> str:
     for server in value.split(","):
         host, sep, port = server.strip().rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError("expected host:port[,host:port...]")
+        if not sep or not host or not _is_port(port):
+            raise ValueError("expected host:port[,host:port...] with ports from 1 to 65535")
     return value
 
 
@@ -303,10 +308,10 @@ def _redis_url(value: str) -> str:
     try:
         if parts.scheme == SENTINEL_SCHEME:
             sentinel_addresses(value)
-        else:
-            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+        elif parts.port == 0:  # urlsplit refuses the ports above 65535 when asked for one
+            raise ValueError
     except ValueError:
-        raise ValueError("expected a port number from 0 to 65535 after the host") from None
+        raise ValueError("expected a port number from 1 to 65535 after the host") from None
     if parts.scheme == SENTINEL_SCHEME and not sentinel_master(value):
         raise ValueError(
             "expected redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/DB?master=NAME"
@@ -323,7 +328,7 @@ def sentinel_addresses(url: str) -> list[tuple[str, int]]:
         host, sep, port = address.rpartition(":")
         if not sep:
             host, port = address, str(SENTINEL_PORT)
-        if not port.isdigit() or not 0 < int(port) < 65536:
+        if not _is_port(port):
             raise ValueError(f"not a port number: {port!r}")
         addresses.append((host, int(port)))
     return addresses

@@ -241,7 +241,7 @@ def serve(endpoint: Endpoint, flow: str) -> None:
         port = endpoint.base_port + process_id()
         try:
             start_http_server(port, addr=endpoint.address)
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:  # OverflowError: base port + id above 65535
             log.error("metrics endpoint on port %d not started: %s", port, exc)
             return
         log.info("metrics on :%d/metrics", port)

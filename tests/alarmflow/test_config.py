@@ -117,6 +117,32 @@ def test_a_start_position_fits_kafka_s_64_bit_offsets_and_times():
         )
 
 
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_a_kafka_port_outside_1_to_65535_is_refused(port):
+    value = f"127.0.0.1:9092,127.0.0.1:{port}"
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_KAFKA_BOOTSTRAP": value})
+    assert str(error.value) == (
+        f"ALARMFLOW_KAFKA_BOOTSTRAP={value!r}: expected host:port[,host:port...] with ports "
+        "from 1 to 65535"
+    )
+
+
+@pytest.mark.parametrize("port", ["0", "65536"])
+def test_a_redis_port_outside_1_to_65535_is_refused(port):
+    url = f"redis://127.0.0.1:{port}/9"
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_REDIS_URL": url})
+    assert str(error.value) == (
+        f"ALARMFLOW_REDIS_URL={url!r}: expected a port number from 1 to 65535 after the host"
+    )
+
+
+def test_the_highest_ports_are_ports():
+    env = {"ALARMFLOW_KAFKA_BOOTSTRAP": "k:65535", "ALARMFLOW_REDIS_URL": "redis://r:65535/9"}
+    assert load_settings(env).redis_url == "redis://r:65535/9"
+
+
 def test_metrics_address_must_be_an_ip_address():
     assert load_settings({"ALARMFLOW_METRICS_ADDR": "0.0.0.0"}).metrics_addr == "0.0.0.0"
     with pytest.raises(ConfigError, match="ALARMFLOW_METRICS_ADDR='everywhere'"):

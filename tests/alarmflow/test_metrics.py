@@ -7,8 +7,16 @@ import socket
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from alarmflow import metrics
 from alarmflow.config import load_settings
-from alarmflow.metrics import DEFINED, observe_all, register_target, scrape_target
+from alarmflow.metrics import (
+    DEFINED,
+    Endpoint,
+    observe_all,
+    register_target,
+    scrape_target,
+    serve,
+)
 
 
 def test_every_metric_is_an_alarmflow_counter_histogram_or_gauge_with_a_help_text():
@@ -33,6 +41,18 @@ def test_a_registered_target_is_one_file_sd_entry_labelled_with_its_flow(tmp_pat
     entry = {"targets": ["alert:9109"], "labels": {"flow": "alert"}}
     assert json.loads(path.read_text()) == [entry]
     assert [p.name for p in directory.iterdir()] == [path.name]
+
+
+def test_a_port_beyond_65535_after_the_process_offset_is_logged_and_the_flow_runs_on(
+    monkeypatch, caplog
+):
+    monkeypatch.setattr(metrics, "_served", False)
+    monkeypatch.setenv("BYTEWAX_PROCESS_ID", "1")
+    with caplog.at_level("ERROR", logger="alarmflow.metrics"):
+        serve(Endpoint("127.0.0.1", 65535), "incident")
+    assert caplog.messages == [
+        "metrics endpoint on port 65536 not started: bind(): port must be 0-65535."
+    ]
 
 
 def test_the_targets_directory_is_optional():

@@ -40,16 +40,23 @@ class Entry:
     address: str
 
 
+def port(text: str) -> int:
+    """A TCP port option's value, 1 to 65535; anything else is a usage error."""
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, not {text!r}")
+    return int(text)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m alarmflow.services", description=__doc__)
     parser.add_argument("action", choices=("up", "down", "status"))
     parser.add_argument("--run-dir", type=Path, default=REPO / ".run")
-    # String defaults go through type=int too, so a bad ALARMFLOW_*_PORT is a usage error.
+    # String defaults go through type=port too, so a bad ALARMFLOW_*_PORT is a usage error.
     kafka_port = os.environ.get("ALARMFLOW_KAFKA_PORT", "9092")
     redis_port = os.environ.get("ALARMFLOW_REDIS_PORT", "6379")
-    parser.add_argument("--kafka-port", type=int, default=kafka_port)
-    parser.add_argument("--kafka-controller-port", type=int, default="9093")
-    parser.add_argument("--redis-port", type=int, default=redis_port)
+    parser.add_argument("--kafka-port", type=port, default=kafka_port)
+    parser.add_argument("--kafka-controller-port", type=port, default="9093")
+    parser.add_argument("--redis-port", type=port, default=redis_port)
     parser.add_argument("--topics", default="", help="comma-separated topics to create (3 parts)")
     parser.add_argument("--no-kafka", action="store_true", help="leave Kafka alone")
     parser.add_argument("--no-redis", action="store_true", help="leave Redis alone")

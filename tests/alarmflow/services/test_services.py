@@ -137,3 +137,36 @@ def test_a_benchmark_broker_runs_the_optimizing_compiler(tmp_path: Path) -> None
     assert full.jvm_flags == [flag for flag in quick.jvm_flags if flag != QUICK_COMPILER]
     assert parse_args(["up", "--full-jit"]).full_jit
     assert not parse_args(["up"]).full_jit
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "environ"),
+    [
+        ("--kafka-port", "70000", {}),
+        ("--redis-port", "0", {}),
+        ("--kafka-controller-port", "x", {}),
+        ("--kafka-port", "70000", {"ALARMFLOW_KAFKA_PORT": "70000"}),
+        ("--redis-port", "65536", {"ALARMFLOW_REDIS_PORT": "65536"}),
+    ],
+)
+def test_a_port_outside_1_to_65535_is_a_usage_error(
+    option: str,
+    value: str,
+    environ: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, port in environ.items():
+        monkeypatch.setenv(name, port)
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["up"] if environ else ["up", option, value])
+    assert exit_.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(f"argument {option}: expected a port from 1 to 65535, not {value!r}")
+    )
+
+
+def test_the_highest_port_is_a_port() -> None:
+    assert parse_args(["up", "--kafka-port", "65535"]).kafka_port == 65535

@@ -60,6 +60,8 @@ NAMED_KAFKA_PROPERTIES = {
     "ssl.key.location": "ALARMFLOW_KAFKA_SSL_KEY_LOCATION",
     "ssl.key.password": "ALARMFLOW_KAFKA_SSL_KEY_PASSWORD",
 }
+# The JSON values a librdkafka property of ALARMFLOW_KAFKA_CONFIG may have.
+KAFKA_VALUE_TYPES = (str, int, float, bool)
 # Settings whose values are never shown.
 SECRET_NAMES = frozenset(
     {
@@ -74,7 +76,9 @@ OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
 INT64_LIMIT = 1 << 63
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^/\s]*@")
+# In free text a URL's password runs from the ``:`` after its user to the last ``@`` on the line
+# before the next URL (a word with ``://`` after a space), whatever characters it has.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)(?:(?!\s\S*://)[^\n])*@")
 
 
 class ConfigError(ValueError):
@@ -101,14 +105,34 @@ class Secret:
         return f"Secret({str(self)!r})"
 
 
-def mask_url(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
+def _url_login(url: str) -> tuple[str, str, str] | None:
+    """``scheme://user``, the password and the rest after the ``@`` of one URL, its password
+    being everything between the ``:`` after the user and the last ``@`` (a raw ``/``, ``@``,
+    ``:`` or space is part of it); ``None`` when the URL has no password."""
+    scheme, sep, rest = url.partition("://")
+    login, at, host = rest.rpartition("@")
+    user, colon, password = login.partition(":")
+    if not (sep and at and colon):
+        return None
+    return f"{scheme}://{user}", password, host
+
+
+def mask_url(url: str) -> str:
+    """One URL with its password (:func:`_url_login`) replaced by ``***``."""
+    login = _url_login(url)
+    return f"{login[0]}:{MASK}@{login[2]}" if login else url
+
+
+def mask_urls(text: str) -> str:
+    """Free ``text`` with the password of every URL in it replaced by ``***``."""
     return _URL_PASSWORD.sub(rf"\g<1>{MASK}@", text)
 
 
 def secret_property(name: str) -> bool:
-    """Whether a librdkafka property holds a secret (its value is never shown)."""
-    return "password" in name or "secret" in name or name in ("ssl.key.pem", "ssl_key")
+    """Whether a librdkafka property holds a secret (its value is never shown); an OAUTHBEARER
+    configuration may hold a client secret."""
+    words = ("password", "secret", "oauthbearer.config")
+    return name in ("ssl.key.pem", "ssl_key") or any(word in name for word in words)
 
 
 @dataclass(frozen=True)
@@ -182,22 +206,25 @@ class Settings:
     redis_sentinel_password: Secret = Secret("")
 
     def __repr__(self) -> str:
-        """The fields with URL passwords and secrets masked."""
+        """The fields with URL passwords and secrets masked, each field apart."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         if values["kafka_config"]:
             values["kafka_config"] = {
                 k: MASK if secret_property(k) else v for k, v in values["kafka_config"].items()
             }
-        return mask_url(f"Settings({', '.join(f'{k}={v!r}' for k, v in values.items())})")
+        for name in ("redis_url", "redis_service_url", "redis_cache_url"):
+            values[name] = mask_url(values[name])
+        return f"Settings({', '.join(f'{k}={mask_urls(repr(v))}' for k, v in values.items())})"
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value this configuration holds (for scrubbing text that might echo
-        one): the SASL and key passwords, secret pass-through properties, URL passwords."""
+        one): the SASL and key passwords, secret pass-through properties, URL passwords as
+        written."""
         values = [self.kafka_sasl_password.reveal(), self.kafka_ssl_key_password.reveal()]
         values += [self.redis_ssl_key_password.reveal(), self.redis_sentinel_password.reveal()]
         values += [v for k, v in self.kafka_config.items() if secret_property(k)]
         urls = (self.redis_url, self.redis_service_url, self.redis_cache_url)
-        values += [urlsplit(url).password or "" for url in urls]
+        values += [login[1] for url in urls if (login := _url_login(url))]
         return tuple(v for v in dict.fromkeys(values) if v)
 
     def topics_for(self, access_type: str) -> tuple[str, ...]:
@@ -245,7 +272,8 @@ def _read_file(path: str) -> dict[str, str]:
 
 def _shown(name: str, raw: str) -> str:
     """How a setting's value appears in a message: secrets masked, URL passwords masked, and
-    the secret properties of ``ALARMFLOW_KAFKA_CONFIG`` masked (all of it if it is no JSON)."""
+    the secret properties of ``ALARMFLOW_KAFKA_CONFIG`` and its values that are no string,
+    number or boolean masked (all of it if it is no JSON object)."""
     if name in SECRET_NAMES and raw:
         return repr(MASK)
     if name == "ALARMFLOW_KAFKA_CONFIG" and raw.strip():
@@ -253,9 +281,13 @@ def _shown(name: str, raw: str) -> str:
             properties = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return repr(MASK)
-        if isinstance(properties, dict):
-            masked = {k: MASK if secret_property(k) else v for k, v in properties.items()}
-            return repr(orjson.dumps(masked).decode())
+        if not isinstance(properties, dict):
+            return repr(MASK)
+        masked = {
+            k: MASK if secret_property(k) or not isinstance(v, KAFKA_VALUE_TYPES) else v
+            for k, v in properties.items()
+        }
+        return repr(orjson.dumps(masked).decode())
     return repr(mask_url(raw))
 
 
@@ -491,7 +523,7 @@ def _kafka_properties(value: str) -> dict[str, str]:
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"{expected} ({exc})") from None
     if not isinstance(properties, dict) or not all(
-        isinstance(v, str | int | float | bool) for v in properties.values()
+        isinstance(v, KAFKA_VALUE_TYPES) for v in properties.values()
     ):
         raise ValueError(expected)
     named = [

@@ -37,6 +37,7 @@ from alarmflow.config import (
     Settings,
     db_of,
     mask_url,
+    mask_urls,
     sentinel_addresses,
     sentinel_master,
 )
@@ -163,7 +164,7 @@ def _sentinel_master(url: str, settings: Settings | None, options: dict) -> redi
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
     """``text`` with URL passwords and each of ``secrets`` replaced by ``***`` (a secret shorter
     than :data:`SCRUBBED_LENGTH` would mask random letters of the text, and is left alone)."""
-    text = mask_url(text)
+    text = mask_urls(text)
     for secret in secrets:
         if len(secret) >= SCRUBBED_LENGTH:
             text = text.replace(secret, MASK)

@@ -489,3 +489,69 @@ def test_the_start_check_names_the_sentinels_when_none_answers(free_port):
         check_redis(url, settings, "ALARMFLOW_REDIS_URL", timeout=1)
     assert f"master bkmonitor of sentinels 127.0.0.1:{port}" in str(failed.value)
     assert "secret" not in str(failed.value)
+
+
+PASSWORDS = ["pa/ss-word", "pa ss word", "p@ss:w/rd x", "a://b@c", ":@/"]
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("ALARMFLOW_REDIS_URL", "redis://alarm:{}@redis.example:6379/9x"),
+        ("ALARMFLOW_REDIS_SERVICE_URL", "rediss://:{}@redis.example/nine"),
+        ("ALARMFLOW_REDIS_CACHE_URL", "redis://alarm:{}@redis.example:0/8"),
+        ("ALARMFLOW_REDIS_URL", "redis+sentinel://:{}@s1:26379,s2:26380/9x?master=m"),
+    ],
+)
+def test_a_url_password_is_masked_whatever_characters_it_has(name, url, password):
+    with pytest.raises(ConfigError) as error:
+        load_settings({name: url.format(password)})
+    [line] = str(error.value).splitlines()
+    assert line.startswith(f"{name}={url.format('***')!r}: expected ")
+    assert password not in line
+
+
+def test_a_valid_url_s_password_is_a_secret_whatever_characters_it_has():
+    password = "p@ss: word"
+    url = f"redis://alarm:{password}@redis.example:6379/9"
+    settings = load_settings({"ALARMFLOW_REDIS_URL": url})
+    assert settings.secrets() == (password,)
+    assert password not in repr(settings)
+    assert "redis_url='redis://alarm:***@redis.example:6379/9'" in repr(settings)
+
+
+def test_the_settings_repr_masks_each_url_apart_from_the_fields_after_it():
+    env = {
+        "ALARMFLOW_REDIS_URL": "redis://:pw@h:6379/9",
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "ALARMFLOW_KAFKA_SASL_MECHANISM": "PLAIN",
+        "ALARMFLOW_KAFKA_SASL_USERNAME": "alarm@corp",
+        "ALARMFLOW_KAFKA_SASL_PASSWORD": "K4fka-S3cret",
+    }
+    assert "kafka_sasl_username='alarm@corp'" in repr(load_settings(env))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '[{"sasl.password": "hunter2secret"}]',
+        '"hunter2secret"',
+        '{"client.id": {"sasl.password": "hunter2secret"}}',
+        '{"sasl.oauthbearer.config": "clientSecret=hunter2secret", "acks": [1]}',
+        '{"sasl.oauthbearer.config": "x", "acks": [1], "ssl.keystore.password": "hunter2secret"}',
+    ],
+)
+def test_kafka_config_is_shown_without_its_secrets_whatever_its_shape(value):
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_KAFKA_CONFIG": value})
+    [line] = str(error.value).splitlines()
+    assert line.startswith("ALARMFLOW_KAFKA_CONFIG=")
+    assert "hunter2secret" not in line and "***" in line
+
+
+def test_an_oauthbearer_config_is_a_secret():
+    value = '{"sasl.oauthbearer.config": "clientSecret=hunter2secret"}'
+    settings = load_settings({"ALARMFLOW_KAFKA_CONFIG": value})
+    assert settings.secrets() == ("clientSecret=hunter2secret",)
+    assert "hunter2secret" not in repr(settings)

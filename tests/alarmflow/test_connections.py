@@ -113,6 +113,11 @@ def test_scrub_masks_url_passwords_and_the_given_secrets():
     )
 
 
+def test_scrub_masks_url_passwords_whatever_characters_they_have():
+    text = "(redis://:pa ss word@h:16379/99) then rediss://u:p@s/s: x@h2/8, redis://h3/9 ok"
+    assert scrub(text) == "(redis://:***@h:16379/99) then rediss://u:***@h2/8, redis://h3/9 ok"
+
+
 def test_a_log_line_that_would_show_a_secret_is_masked():
     record = logging.LogRecord(
         "x", logging.ERROR, __file__, 1, "url %s pw %s", ("redis://:a@h/9", "K4fka"), None
@@ -129,6 +134,18 @@ def test_a_database_the_server_does_not_have_stops_the_start(redis_server):
     assert str(error.value) == (
         f"Redis at 127.0.0.1:{redis_server.port} (ALARMFLOW_REDIS_SERVICE_URL="
         f"{redis_server.url(16)}): no database 16 there: DB index is out of range"
+    )
+
+
+def test_a_start_failure_masks_a_url_password_with_spaces(redis_server):
+    url = f"redis://:pa ss word@127.0.0.1:{redis_server.port}/16"
+    settings = load_settings({"ALARMFLOW_REDIS_URL": url})
+    with pytest.raises(ConnectFailed) as error:
+        check_redis(url, settings, "ALARMFLOW_REDIS_URL")
+    assert str(error.value) == (
+        f"Redis at 127.0.0.1:{redis_server.port} (ALARMFLOW_REDIS_URL="
+        f"redis://:***@127.0.0.1:{redis_server.port}/16): no database 16 there: "
+        "DB index is out of range"
     )
 
 

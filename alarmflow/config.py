@@ -15,6 +15,7 @@ import difflib
 import io
 import ipaddress
 import logging
+import math
 import os
 import re
 import sys
@@ -23,7 +24,7 @@ from dataclasses import astuple, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit, urlunsplit
 
 import orjson
 from dotenv.parser import parse_stream
@@ -76,9 +77,16 @@ OTHER_NAMES = ("ALARMFLOW_CONFIG", "ALARMFLOW_KAFKA_PORT", "ALARMFLOW_REDIS_PORT
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
 INT64_LIMIT = 1 << 63
+# The parameters a Redis URL may have: a sentinel URL's name the master; the timeouts (seconds)
+# go to redis-py's connection, which would take any other name as an unknown keyword.
+REDIS_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+REDIS_PARAMETERS = ("db", *REDIS_TIMEOUTS)
+SENTINEL_PARAMETERS = ("master", "db")
 # In free text a URL's password runs from the ``:`` after its user to the last ``@`` on the line
 # before the next URL (a word with ``://`` after a space), whatever characters it has.
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)(?:(?!\s\S*://)[^\n])*@")
+# A password given as a URL parameter (redis-py reads ?password=), refused but shown.
+_PARAMETER_PASSWORD = re.compile(r"([?&][^=&]*password=)[^&#]*")
 
 
 class ConfigError(ValueError):
@@ -118,9 +126,11 @@ def _url_login(url: str) -> tuple[str, str, str] | None:
 
 
 def mask_url(url: str) -> str:
-    """One URL with its password (:func:`_url_login`) replaced by ``***``."""
+    """One URL with its password (:func:`_url_login`, or a ``password`` parameter) replaced by
+    ``***``."""
     login = _url_login(url)
-    return f"{login[0]}:{MASK}@{login[2]}" if login else url
+    masked = f"{login[0]}:{MASK}@{login[2]}" if login else url
+    return _PARAMETER_PASSWORD.sub(rf"\g<1>{MASK}", masked)
 
 
 def mask_urls(text: str) -> str:
@@ -344,12 +354,32 @@ def _redis_url(value: str) -> str:
             raise ValueError
     except ValueError:
         raise ValueError("expected a port number from 1 to 65535 after the host") from None
+    _check_parameters(parts)
     if parts.scheme == SENTINEL_SCHEME and not sentinel_master(value):
         raise ValueError(
             "expected redis+sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/DB?master=NAME"
         )
     db_of(value)
     return value
+
+
+def _check_parameters(parts: SplitResult) -> None:
+    """ValueError unless each parameter of a Redis URL is one alarmflow knows for its scheme,
+    each timeout a number of seconds above 0."""
+    known = SENTINEL_PARAMETERS if parts.scheme == SENTINEL_SCHEME else REDIS_PARAMETERS
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in known:
+            raise ValueError(f"expected no URL parameter but {', '.join(known)} (not {name})")
+        if name in REDIS_TIMEOUTS and not _above_zero(value):
+            raise ValueError(f"expected {name} in seconds, a number above 0")
+
+
+def _above_zero(text: str) -> bool:
+    """Whether ``text`` is a finite number above 0."""
+    try:
+        return 0 < float(text) < math.inf
+    except ValueError:
+        return False
 
 
 def sentinel_addresses(url: str) -> list[tuple[str, int]]:
@@ -399,11 +429,13 @@ def _server_of(url: str) -> tuple[str, str]:
 
 
 def _same_server(queue_url: str, db: int) -> str:
-    """The queue URL's server with another database (bkmonitor: service 10, cache 8)."""
+    """The queue URL's server and parameters with another database (bkmonitor: service 10,
+    cache 8)."""
     parts = urlsplit(queue_url)
+    kept = [pair for pair in parts.query.split("&") if pair and pair.partition("=")[0] != "db"]
     if parts.scheme == "unix":
-        return f"{queue_url.split('?')[0]}?db={db}"
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+        return f"{queue_url.split('?')[0]}?{'&'.join([*kept, f'db={db}'])}"
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", "&".join(kept), ""))
 
 
 def _nonempty(value: str) -> str:

@@ -555,3 +555,67 @@ def test_an_oauthbearer_config_is_a_secret():
     settings = load_settings({"ALARMFLOW_KAFKA_CONFIG": value})
     assert settings.secrets() == ("clientSecret=hunter2secret",)
     assert "hunter2secret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/9?socket_timeout=2.5&socket_connect_timeout=1",
+        "rediss://:pw@h:6380/9?db=9&socket_timeout=5",
+        "unix:///tmp/r.sock?db=9&socket_connect_timeout=0.5",
+        "redis+sentinel://:pw@s1,s2:26380/9?master=m&db=9",
+    ],
+)
+def test_a_redis_url_may_have_the_parameters_alarmflow_knows(url):
+    assert load_settings({"ALARMFLOW_REDIS_URL": url}).redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            "?foo=bar",
+            "expected no URL parameter but db, socket_timeout, socket_connect_timeout (not foo)",
+        ),
+        ("?socket_timeout=abc", "expected socket_timeout in seconds, a number above 0"),
+        (
+            "?socket_connect_timeout=-1",
+            "expected socket_connect_timeout in seconds, a number above 0",
+        ),
+        ("?socket_timeout=0", "expected socket_timeout in seconds, a number above 0"),
+        ("?socket_timeout=nan", "expected socket_timeout in seconds, a number above 0"),
+    ],
+)
+def test_a_redis_url_parameter_alarmflow_does_not_know_is_one_config_line(query, expected):
+    url = f"redis://127.0.0.1:16379/9{query}"
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_REDIS_URL": url})
+    assert str(error.value).splitlines() == [f"ALARMFLOW_REDIS_URL={url!r}: {expected}"]
+
+
+def test_a_password_given_as_a_redis_url_parameter_is_refused_masked():
+    url = "redis://h:6379/9?socket_timeout=1&sentinel_password=S3cr3t&x=1"
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_REDIS_URL": url})
+    assert str(error.value) == (
+        "ALARMFLOW_REDIS_URL='redis://h:6379/9?socket_timeout=1&sentinel_password=***&x=1': "
+        "expected no URL parameter but db, socket_timeout, socket_connect_timeout "
+        "(not sentinel_password)"
+    )
+
+
+def test_the_derived_urls_keep_the_queue_url_s_parameters_but_its_database():
+    settings = load_settings({"ALARMFLOW_REDIS_URL": "redis://h:6379?db=9&socket_timeout=5"})
+    assert settings.redis_service_url == "redis://h:6379/10?socket_timeout=5"
+    unix = load_settings({"ALARMFLOW_REDIS_URL": "unix:///tmp/r.sock?socket_timeout=5&db=9"})
+    assert unix.redis_cache_url == "unix:///tmp/r.sock?socket_timeout=5&db=8"
+
+
+def test_a_sentinel_url_has_no_parameter_but_master_and_db():
+    url = "redis+sentinel://s1/9?master=m&socket_timeout=1"
+    with pytest.raises(ConfigError) as error:
+        load_settings({"ALARMFLOW_REDIS_SERVICE_URL": url, "ALARMFLOW_REDIS_URL": SENTINEL})
+    assert str(error.value).splitlines() == [
+        f"ALARMFLOW_REDIS_SERVICE_URL={url!r}: expected no URL parameter but master, db "
+        "(not socket_timeout)"
+    ]

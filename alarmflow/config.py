@@ -695,8 +695,14 @@ def settings_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
 def _security_errors(settings: Settings) -> list[str]:
     """Settings that are each valid but do not fit together (a SASL password without SASL,
     a TLS file without TLS): refused rather than silently ignored."""
+    return _kafka_security_errors(settings) + _redis_security_errors(settings)
+
+
+def _kafka_security_errors(settings: Settings) -> list[str]:
+    """The Kafka settings that do not fit the security protocol (none when it is invalid,
+    which is reported already)."""
     protocol = settings.kafka_security_protocol
-    if protocol is None or settings.redis_url is None:
+    if protocol is None:
         return []
     sasl = {
         "ALARMFLOW_KAFKA_SASL_MECHANISM": settings.kafka_sasl_mechanism,
@@ -718,13 +724,23 @@ def _security_errors(settings: Settings) -> list[str]:
         errors = _unused(sasl, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT")
     if not protocol.endswith("SSL"):
         errors += _unused(kafka_tls, "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
-    if urlsplit(settings.redis_url).scheme != "rediss":
+    return errors
+
+
+def _redis_security_errors(settings: Settings) -> list[str]:
+    """The Redis settings that do not fit the scheme of ``ALARMFLOW_REDIS_URL`` (none when it
+    is invalid, which is reported already)."""
+    if settings.redis_url is None:
+        return []
+    scheme = urlsplit(settings.redis_url).scheme
+    errors: list[str] = []
+    if scheme != "rediss":
         redis_tls = {
             **settings.redis_tls.by_name("REDIS"),
             "ALARMFLOW_REDIS_SSL_KEY_PASSWORD": settings.redis_ssl_key_password,
         }
         errors += _unused(redis_tls, "a rediss:// ALARMFLOW_REDIS_URL (TLS)")
-    if urlsplit(settings.redis_url).scheme != SENTINEL_SCHEME:
+    if scheme != SENTINEL_SCHEME:
         sentinel = {
             "ALARMFLOW_REDIS_SENTINEL_USERNAME": settings.redis_sentinel_username,
             "ALARMFLOW_REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password,

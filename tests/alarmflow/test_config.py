@@ -619,3 +619,32 @@ def test_a_sentinel_url_has_no_parameter_but_master_and_db():
         f"ALARMFLOW_REDIS_SERVICE_URL={url!r}: expected no URL parameter but master, db "
         "(not socket_timeout)"
     ]
+
+
+def test_settings_that_do_not_fit_together_are_reported_beside_a_bad_url_or_protocol(tmp_path):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    env = {
+        "ALARMFLOW_KAFKA_SASL_PASSWORD": "K4fka-S3cret",
+        "ALARMFLOW_REDIS_URL": "http://x",
+    }
+    with pytest.raises(ConfigError) as error:
+        load_settings(env)
+    assert str(error.value).splitlines() == [
+        "ALARMFLOW_REDIS_URL='http://x': expected a redis:// , rediss:// , unix:// or "
+        "redis+sentinel:// URL",
+        "ALARMFLOW_KAFKA_SASL_PASSWORD='***': expected only with "
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL=SASL_SSL or SASL_PLAINTEXT",
+    ]
+    env = {
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL": "TLS",
+        "ALARMFLOW_REDIS_SSL_CA_LOCATION": str(ca),
+    }
+    with pytest.raises(ConfigError) as error:
+        load_settings(env)
+    assert str(error.value).splitlines() == [
+        "ALARMFLOW_KAFKA_SECURITY_PROTOCOL='TLS': expected one of PLAINTEXT, SSL, SASL_PLAINTEXT, "
+        "SASL_SSL",
+        f"ALARMFLOW_REDIS_SSL_CA_LOCATION={str(ca)!r}: expected only with a rediss:// "
+        "ALARMFLOW_REDIS_URL (TLS)",
+    ]

@@ -12,7 +12,9 @@
   new connection, so that it follows a failover. Its commands are packed by
   :class:`CommandPacker`.
 - :func:`preflight` checks at start, within seconds, that Kafka and Redis accept these
-  settings; :class:`ConnectFailed` says what failed and on which host, never a secret.
+  settings, that librdkafka accepts them for a consumer and a producer too, and that every
+  topic a flow uses (:func:`flow_topics`) exists; :class:`ConnectFailed` says what failed and
+  on which host, never a secret.
 - :func:`scrub` and :class:`SecretFilter` mask secrets in any text or log line.
 """
 
@@ -25,7 +27,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import redis
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from redis.connection import HiredisRespSerializer
 from redis.sentinel import MasterNotFoundError, Sentinel
@@ -48,6 +50,16 @@ KafkaTarget = Settings | str
 test services and the tools run against them)."""
 
 PREFLIGHT_TIMEOUT_S = 10.0
+DELIVERY_TIMEOUT_S = 30.0
+DELIVERY_PROPERTIES = {
+    "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
+    "acks": "all",
+    "enable.idempotence": True,
+}
+"""The properties of every flow's producers (dead letters, converge decisions and audit): a
+message counts as delivered once every in-sync replica has it, once only."""
+FLOW_ACCESS_TYPES = {"converge": "action"}
+"""Flows that read the topics of another access type than their name says."""
 REDIS_CHECK_TIMEOUT_S = 5.0
 PLAINTEXT_CLOSES = 3
 SCRUBBED_LENGTH = 4
@@ -231,14 +243,42 @@ def key_hint(service: str) -> str:
     return f" (is the key encrypted? its password goes in ALARMFLOW_{service}_SSL_KEY_PASSWORD)"
 
 
-def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
-    """Raise :class:`ConnectFailed` unless the brokers answer a metadata request with these
-    settings; an authentication or TLS failure is reported as soon as librdkafka sees it."""
+def access_type(flow: str) -> str:
+    """The access type whose topics the flow ``flow`` reads (``alert`` or ``flows.alert``)."""
+    name = flow.rsplit(".", 1)[-1]
+    return FLOW_ACCESS_TYPES.get(name, name)
+
+
+def flow_topics(settings: Settings, flow: str) -> tuple[str, ...]:
+    """Every topic the flow ``flow`` reads or writes: its input topics, the dead-letter topic,
+    and the converge flow's decision and audit topics."""
+    topics = [*settings.topics_for(access_type(flow)), settings.dlq_topic]
+    if access_type(flow) == "action":
+        topics += [settings.decision_topic, settings.audit_topic]
+    return tuple(dict.fromkeys(topics))
+
+
+def _make_clients(settings: Settings, seen: _Seen) -> AdminClient:
+    """The admin client of the start check, once librdkafka has accepted the settings for a
+    consumer and a producer as the flows make them (built and closed without connecting)."""
+    reports = {"error_cb": seen.error, "logger": seen}
+    consumer = Consumer(kafka_config(settings, {**reports, "group.id": "alarmflow-preflight"}))
+    consumer.close()
+    Producer(kafka_config(settings, {**reports, **DELIVERY_PROPERTIES})).close()
+    return AdminClient(kafka_config(settings, reports))
+
+
+def check_kafka(
+    settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S, topics: tuple[str, ...] = ()
+) -> None:
+    """Raise :class:`ConnectFailed` unless librdkafka accepts these settings for every kind of
+    client, the brokers answer a metadata request with them and each of ``topics`` exists; an
+    authentication or TLS failure is reported as soon as librdkafka sees it."""
     seen = _Seen()
     secrets = settings.secrets()
     where = f"Kafka at {settings.kafka_bootstrap} ({settings.kafka_security_protocol})"
     try:
-        admin = AdminClient(kafka_config(settings, {"error_cb": seen.error, "logger": seen}))
+        admin = _make_clients(settings, seen)
     except KafkaException as exc:
         detail = scrub(exc.args[0].str(), secrets)
         if "ssl.key.location failed" in detail:
@@ -247,8 +287,8 @@ def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> Non
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
-            return
+            found = admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            break
         except KafkaException:
             admin.poll(0)
         fatal = seen.fatal()
@@ -257,6 +297,9 @@ def check_kafka(settings: Settings, timeout: float = PREFLIGHT_TIMEOUT_S) -> Non
         if time.monotonic() >= deadline:
             detail = scrub(seen.last(), secrets)
             raise ConnectFailed(f"{where} did not answer within {timeout:.0f}s: {detail}")
+    missing = [topic for topic in topics if topic not in found.topics]
+    if missing:
+        raise ConnectFailed(f"{where}: no topic named {', '.join(map(repr, missing))}")
 
 
 def check_redis(
@@ -341,9 +384,10 @@ def _sentinel_answers(url: str, settings: Settings, timeout: float) -> list[str]
     return answers
 
 
-def preflight(settings: Settings) -> None:
-    """Check Kafka and every Redis database the flow uses; raise :class:`ConnectFailed`."""
-    check_kafka(settings)
+def preflight(settings: Settings, topics: tuple[str, ...] = ()) -> None:
+    """Check Kafka, the ``topics`` there and every Redis database the flow uses; raise
+    :class:`ConnectFailed`."""
+    check_kafka(settings, topics=topics)
     urls = {
         "ALARMFLOW_REDIS_URL": settings.redis_url,
         "ALARMFLOW_REDIS_SERVICE_URL": settings.redis_service_url,

@@ -13,7 +13,13 @@ from bytewax.dataflow import Dataflow, Stream
 
 from alarmflow import logs
 from alarmflow.config import ConfigError, Settings, exit_on_config_error, load_settings
-from alarmflow.connections import ConnectFailed, mask_secrets_in_logs, preflight, redis_client
+from alarmflow.connections import (
+    ConnectFailed,
+    flow_topics,
+    mask_secrets_in_logs,
+    preflight,
+    redis_client,
+)
 from alarmflow.heap import settle_heap
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
 from flows.guard import guarded_map
@@ -33,11 +39,12 @@ X = TypeVar("X")
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
     """The entry point of every flow module: settings from the environment, logging at
     ``ALARMFLOW_LOG_LEVEL`` with secrets masked, then (run by ``bytewax.run``) a check that Kafka
-    and Redis accept the settings, then the flow. On bad config or a refused connection print
-    one line per problem and exit 2; an unusable strategy, host or dynamic-group table is named
-    by its setting (``ALARMFLOW_STRATEGIES=<path>: strategy 101: ...``). A flow run by
-    ``bytewax.run`` then settles its heap; a process that only imports the module keeps its own
-    collector settings."""
+    and Redis accept the settings and that every topic the flow uses exists (the flow is the
+    module of ``build``), then the flow. On bad config or a refused connection print one line
+    per problem and exit 2; an unusable strategy, host or dynamic-group table is named by its
+    setting (``ALARMFLOW_STRATEGIES=<path>: strategy 101: ...``). A flow run by ``bytewax.run``
+    then settles its heap; a process that only imports the module keeps its own collector
+    settings."""
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -47,7 +54,7 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
         mask_secrets_in_logs(settings)
         run_by_bytewax = _run_by_bytewax()
         if run_by_bytewax:
-            preflight(settings)
+            preflight(settings, flow_topics(settings, build.__module__))
         flow = build(settings)
     except ConfigError as exc:
         exit_on_config_error(exc)

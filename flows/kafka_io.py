@@ -43,7 +43,13 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter
 
 from alarmflow.config import Settings, StartPosition
-from alarmflow.connections import KafkaTarget, bootstrap_of, kafka_config
+from alarmflow.connections import (
+    DELIVERY_PROPERTIES,
+    DELIVERY_TIMEOUT_S,
+    KafkaTarget,
+    bootstrap_of,
+    kafka_config,
+)
 from alarmflow.logs import RateLimited
 from alarmflow.metrics import CONSUMED, REJECTED, Stage
 from flows import input_end
@@ -57,7 +63,6 @@ END_FETCH_WAIT_MS = 10
 learns of the end from a fetch that found nothing, which the broker holds this long
 (librdkafka's default, 500 ms, was a third of such a run's start-up on an empty topic).
 ``ALARMFLOW_KAFKA_CONFIG`` may set it."""
-DELIVERY_TIMEOUT_S = 30.0
 POLL_TIMEOUT_S = 0.0
 PRODUCER_MESSAGE_MAX_BYTES = 1_000_000
 """librdkafka's default ``message.max.bytes``: a producer refuses a larger message outright."""
@@ -525,16 +530,7 @@ class DeliveredSink(DynamicSink[Message]):
     def partition(self) -> DeliveredPartition:
         """A partition of this sink: a producer of its own."""
         check_topics(self._target, [self._topic])
-        producer = Producer(
-            kafka_config(
-                self._target,
-                {
-                    "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
-                    "acks": "all",
-                    "enable.idempotence": True,
-                },
-            )
-        )
+        producer = Producer(kafka_config(self._target, DELIVERY_PROPERTIES))
         return DeliveredPartition(
             producer, self._topic, self._flow, self._stage, self._on_delivered
         )

@@ -20,6 +20,7 @@ from alarmflow.connections import (
     SecretFilter,
     check_kafka,
     check_redis,
+    flow_topics,
     kafka_config,
     key_hint,
     master_state,
@@ -169,6 +170,49 @@ def test_a_property_librdkafka_does_not_know_stops_the_start_masked():
     assert "0auth-S3cret" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("properties", "refusal"),
+    [
+        ('{"fetch.max.bytes": "1000"}', "Failed to create consumer: `fetch.max.bytes` must be"),
+        (
+            '{"max.in.flight.requests.per.connection": "10"}',
+            "Failed to create producer: `max.in.flight` must be set <= 5",
+        ),
+    ],
+)
+def test_properties_a_consumer_or_producer_refuses_stop_the_start(properties, refusal):
+    """The admin client of the check accepts them; the flows' source or sinks would not."""
+    settings = load_settings({"ALARMFLOW_KAFKA_CONFIG": properties})
+    with pytest.raises(ConnectFailed) as error:
+        check_kafka(settings, timeout=1)
+    assert str(error.value).startswith(
+        f"Kafka at 127.0.0.1:9092 (PLAINTEXT): librdkafka refuses the configuration: {refusal}"
+    )
+
+
+def test_topics_missing_on_the_broker_stop_the_start(kafka_broker, kafka_topics):
+    [there] = kafka_topics("in")
+    settings = load_settings({"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap})
+    check_kafka(settings, topics=(there,))
+    with pytest.raises(ConnectFailed) as error:
+        check_kafka(settings, topics=(there, f"{there}.missing", "bad name"))
+    assert str(error.value) == (
+        f"Kafka at {kafka_broker.bootstrap} (PLAINTEXT): "
+        f"no topic named '{there}.missing', 'bad name'"
+    )
+
+
+def test_a_flow_uses_its_input_topics_the_dead_letters_and_converge_its_outputs_too():
+    settings = load_settings({"ALARMFLOW_ALERT_TOPICS": "a1,a2", "ALARMFLOW_ACTION_TOPICS": "act"})
+    assert flow_topics(settings, "flows.alert") == ("a1", "a2", "alarmflow.dlq")
+    assert flow_topics(settings, "flows.converge") == (
+        "act",
+        "alarmflow.dlq",
+        "alarmflow.converge.decisions",
+        "alarmflow.converge.audit",
+    )
+
+
 def test_a_secret_too_short_to_mask_safely_leaves_the_text_readable():
     assert scrub("sasl_ssl://h:1/bootstrap: Connect failed", ("p",)) == (
         "sasl_ssl://h:1/bootstrap: Connect failed"
@@ -304,7 +348,7 @@ def test_what_a_sentinel_says_of_the_master_it_is_asked_for(state, said):
     [
         ("report", []),
         ("feed", ["--seconds", "1"]),
-        ("replay", ["alert", "--prefix", "t_replay_unreachable", "--from-beginning"]),
+        ("replay", ["flows.alert", "--prefix", "t_replay_unreachable", "--from-beginning"]),
     ],
 )
 def test_a_command_that_cannot_reach_kafka_says_so_in_one_line_and_exits_2(

@@ -1,6 +1,9 @@
-"""Building blocks of flows/common.py, run in-process with Bytewax's testing source and sink."""
+"""Building blocks of flows/common.py, run in-process with Bytewax's testing source and sink,
+and the start of a flow run by ``bytewax.run``."""
 
 from __future__ import annotations
+
+import subprocess
 
 import bytewax.operators as op
 import orjson
@@ -13,6 +16,7 @@ from alarmflow.config import load_settings
 from flows.common import flow_from_env, load_hosts, load_strategies, shard_by_business
 from operators.hashring import HashRing
 from operators.targets import load_dynamic_groups
+from tests.flows.flowrun import REPO, RUN_TIMEOUT_S, bytewax_command
 
 NODES = ("node-a", "node-b", "node-c")
 EVENTS = [{"event_id": f"e{biz}", "bk_biz_id": biz} for biz in range(1, 31)]
@@ -91,3 +95,31 @@ def test_an_unusable_table_is_one_config_line_naming_its_setting(
     assert exit_.value.code == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"alarmflow: config error: {setting}={path}: {problem}")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("module", "setting", "topic"),
+    [
+        ("flows.alert", "ALARMFLOW_ALERT_TOPICS", "missing.topic"),
+        ("flows.alert", "ALARMFLOW_DLQ_TOPIC", "missing"),
+        ("flows.converge", "ALARMFLOW_AUDIT_TOPIC", "missing.audit"),
+    ],
+)
+def test_a_topic_the_flow_uses_missing_on_kafka_stops_its_start_in_one_line(
+    flow_env, module, setting, topic
+):
+    """Checked before Bytewax builds the flow: no panic, no traceback."""
+    env = flow_env.environ(**{setting: topic}, ALARMFLOW_ACTION_TOPICS=flow_env.topics["ALERT"])
+    done = subprocess.run(
+        bytewax_command(module),
+        env=dict(env, PYTHONPATH=str(REPO)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("alarmflow: cannot start: Kafka at ")
+    assert f"'{topic}'" in line.split("no topic named ", 1)[1]

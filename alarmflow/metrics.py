@@ -30,6 +30,8 @@ from typing import ParamSpec, TypeVar
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
+from alarmflow.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -230,6 +232,21 @@ def register_target(directory: Path, flow: str, target: str) -> Path:
     return path
 
 
+def make_targets_dir(endpoint: Endpoint) -> None:
+    """Make the targets directory of an endpoint that will serve, at start; raise
+    :class:`~alarmflow.config.ConfigError` if it cannot be made (a file of that name, no
+    permission)."""
+    if endpoint.base_port == 0 or endpoint.targets_dir is None:
+        return
+    try:
+        endpoint.targets_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"ALARMFLOW_METRICS_TARGETS_DIR={str(endpoint.targets_dir)!r}: expected a directory, "
+            f"or a path where one can be made ({exc.strerror})"
+        ) from None
+
+
 def serve(endpoint: Endpoint, flow: str) -> None:
     """Start this process's metrics endpoint once, and register it as a scrape target of
     ``flow`` until the process exits."""
@@ -246,9 +263,12 @@ def serve(endpoint: Endpoint, flow: str) -> None:
             return
         log.info("metrics on :%d/metrics", port)
         if endpoint.targets_dir is not None:
-            path = register_target(
-                endpoint.targets_dir, flow, scrape_target(endpoint.address, port)
-            )
+            target = scrape_target(endpoint.address, port)
+            try:
+                path = register_target(endpoint.targets_dir, flow, target)
+            except OSError as exc:
+                log.error("metrics target %s not registered: %s", target, exc)
+                return
             atexit.register(path.unlink, missing_ok=True)
 
 

@@ -21,7 +21,7 @@ from alarmflow.connections import (
     redis_client,
 )
 from alarmflow.heap import settle_heap
-from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint
+from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint, make_targets_dir
 from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter, kafka_parts, part_name
 from flows.redis_sink import PushSink, Routed
@@ -38,13 +38,13 @@ X = TypeVar("X")
 
 def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
     """The entry point of every flow module: settings from the environment, logging at
-    ``ALARMFLOW_LOG_LEVEL`` with secrets masked, then (run by ``bytewax.run``) a check that Kafka
-    and Redis accept the settings and that every topic the flow uses exists (the flow is the
-    module of ``build``), then the flow. On bad config or a refused connection print one line
-    per problem and exit 2; an unusable strategy, host or dynamic-group table is named by its
-    setting (``ALARMFLOW_STRATEGIES=<path>: strategy 101: ...``). A flow run by ``bytewax.run``
-    then settles its heap; a process that only imports the module keeps its own collector
-    settings."""
+    ``ALARMFLOW_LOG_LEVEL`` with secrets masked, then (run by ``bytewax.run``) the metrics
+    targets directory made and a check that Kafka and Redis accept the settings and that every
+    topic the flow uses exists (the flow is the module of ``build``), then the flow. On bad
+    config or a refused connection print one line per problem and exit 2; an unusable
+    strategy, host or dynamic-group table is named by its setting
+    (``ALARMFLOW_STRATEGIES=<path>: strategy 101: ...``). A flow run by ``bytewax.run`` then
+    settles its heap; a process that only imports the module keeps its own collector settings."""
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -54,6 +54,7 @@ def flow_from_env(build: Callable[[Settings], Dataflow]) -> Dataflow:
         mask_secrets_in_logs(settings)
         run_by_bytewax = _run_by_bytewax()
         if run_by_bytewax:
+            make_targets_dir(metrics_endpoint(settings))
             preflight(settings, flow_topics(settings, build.__module__))
         flow = build(settings)
     except ConfigError as exc:
@@ -161,9 +162,13 @@ def by_source_part(batch: list[Routed]) -> tuple[str, list[Routed]] | None:
 
 def push_sink(settings: Settings, flow: str, kind: str, batched: bool = False) -> PushSink:
     """The sink of :func:`write_once` (and the writes of :func:`write_behind`)."""
-    endpoint = Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
     dlq = dead_letter_sink(settings, flow)
-    return PushSink(settings, flow, kind, endpoint, dlq, batched=batched)
+    return PushSink(settings, flow, kind, metrics_endpoint(settings), dlq, batched=batched)
+
+
+def metrics_endpoint(settings: Settings) -> Endpoint:
+    """Where the flow serves its metrics, and registers them for Prometheus."""
+    return Endpoint(settings.metrics_addr, settings.metrics_port, settings.metrics_targets_dir)
 
 
 def shard_by_business(

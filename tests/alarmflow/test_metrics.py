@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from alarmflow import metrics
-from alarmflow.config import load_settings
+from alarmflow.config import ConfigError, load_settings
 from alarmflow.metrics import (
     DEFINED,
     Endpoint,
+    make_targets_dir,
     observe_all,
     register_target,
     scrape_target,
@@ -59,6 +62,33 @@ def test_the_targets_directory_is_optional():
     assert load_settings({}).metrics_targets_dir is None
     settings = load_settings({"ALARMFLOW_METRICS_TARGETS_DIR": "/srv/prometheus/targets"})
     assert str(settings.metrics_targets_dir) == "/srv/prometheus/targets"
+
+
+def test_the_targets_directory_is_made_at_start_or_refused_in_one_line(tmp_path):
+    make_targets_dir(Endpoint("127.0.0.1", 9108, tmp_path / "made" / "targets"))
+    assert (tmp_path / "made" / "targets").is_dir()
+    a_file = tmp_path / "targets.json"
+    a_file.write_text("[]")
+    make_targets_dir(Endpoint("127.0.0.1", 0, a_file))
+    with pytest.raises(ConfigError) as error:
+        make_targets_dir(Endpoint("127.0.0.1", 9108, a_file))
+    assert str(error.value) == (
+        f"ALARMFLOW_METRICS_TARGETS_DIR='{a_file}': expected a directory, "
+        "or a path where one can be made (File exists)"
+    )
+
+
+def test_a_target_that_cannot_be_registered_is_logged_not_raised(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(metrics, "_served", False)
+    monkeypatch.setattr(metrics, "start_http_server", lambda port, addr: None)
+    a_file = tmp_path / "targets.json"
+    a_file.write_text("[]")
+
+    with caplog.at_level(logging.ERROR, "alarmflow.metrics"):
+        serve(Endpoint("127.0.0.1", 9108, a_file), "incident")
+
+    [record] = caplog.records
+    assert record.getMessage().startswith("metrics target 127.0.0.1:9108 not registered: ")
 
 
 def test_observing_a_batch_at_once_counts_what_observing_each_value_counts():

@@ -3,6 +3,7 @@ and the start of a flow run by ``bytewax.run``."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import bytewax.operators as op
@@ -123,3 +124,25 @@ def test_a_topic_the_flow_uses_missing_on_kafka_stops_its_start_in_one_line(
     [line] = done.stderr.splitlines()
     assert line.startswith("alarmflow: cannot start: Kafka at ")
     assert f"'{topic}'" in line.split("no topic named ", 1)[1]
+
+
+def test_a_metrics_targets_directory_that_cannot_be_made_stops_the_start_in_one_line(tmp_path):
+    a_file = tmp_path / "targets.json"
+    a_file.write_text("[]")
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(REPO),
+        "ALARMFLOW_METRICS_PORT": "29108",
+        "ALARMFLOW_METRICS_TARGETS_DIR": str(a_file),
+    }
+    done = subprocess.run(
+        bytewax_command("flows.incident"),
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"alarmflow: config error: ALARMFLOW_METRICS_TARGETS_DIR='{a_file}'")

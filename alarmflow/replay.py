@@ -30,20 +30,29 @@ from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from alarmflow.config import Settings, settings_or_exit
-from alarmflow.connections import kafka_config, preflight, reachable_or_exit
+from alarmflow.connections import (
+    access_type,
+    flow_topics,
+    kafka_config,
+    preflight,
+    reachable_or_exit,
+)
+from alarmflow.run_access import ACCESS_FLOWS
 from alarmflow.services import free_port
 from flows.kafka_io import offset_at
 
 REPO = Path(__file__).resolve().parents[1]
 BAR_WIDTH = 30
 TAIL_LINES = 60
-# Flows that read the topics of another access type than their name says.
-FLOW_ACCESS_TYPES = {"converge": "action"}
+LAST_OFFSET = 2**63 - 1
+"""The highest offset Kafka has (a signed 64-bit number)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m alarmflow.replay", description=__doc__)
-    parser.add_argument("flow", help="flow module, e.g. flows.alert")
+    parser.add_argument(
+        "flow", choices=sorted(ACCESS_FLOWS.values()), metavar="flow", help="one of %(choices)s"
+    )
     parser.add_argument("--prefix", required=True, help="key prefix to write under")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--from-offset", type=int, help="start every partition at this offset")
@@ -57,7 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--audit-topic", help="converge: topic for the replayed audit records (not the live one)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.from_offset is not None and not 0 <= args.from_offset <= LAST_OFFSET:
+        parser.error(f"--from-offset must be an offset from 0 to {LAST_OFFSET}")
+    return args
 
 
 def refusal(args: argparse.Namespace, live: Settings) -> str | None:
@@ -100,12 +112,7 @@ def messages_to_read(settings: Settings, topics: tuple[str, ...]) -> int:
         for topic in topics:
             for partition in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-                start = {
-                    "earliest": low,
-                    "offset": settings.start.value,
-                    "time": offset_at(settings, topic, partition, settings.start.value),
-                }[settings.start.kind]
-                total += max(0, high - max(low, start if start >= 0 else high))
+                total += max(0, high - max(low, first_offset(settings, topic, partition, high)))
     finally:
         consumer.close()
     return total
@@ -134,12 +141,6 @@ def draw(done: float, total: int, started: float) -> None:
         f"{done:,.0f}/{total:,} messages, {rate:,.0f}/s"
     )
     sys.stderr.flush()
-
-
-def access_type(flow: str) -> str:
-    """The access type whose topics the flow module ``flow`` reads."""
-    name = flow.rsplit(".", 1)[-1]
-    return FLOW_ACCESS_TYPES.get(name, name)
 
 
 class FlowLog:
@@ -189,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         env["ALARMFLOW_AUDIT_TOPIC"] = args.audit_topic
     env.pop("BYTEWAX_PROCESS_ID", None)
     settings = settings_or_exit(env)
-    reachable_or_exit("alarmflow.replay", lambda: preflight(settings))
+    reachable_or_exit(
+        "alarmflow.replay", lambda: preflight(settings, flow_topics(settings, args.flow))
+    )
     topics = settings.topics_for(access_type(args.flow))
     total = messages_to_read(settings, topics)
     print(

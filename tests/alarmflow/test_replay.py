@@ -5,13 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import orjson
 import pytest
 import redis
 
+from alarmflow import replay as replay_module
+from alarmflow.config import load_settings
 from alarmflow.kafka_tools import produce, read_all
-from alarmflow.replay import TAIL_LINES, FlowLog, consumed_in
+from alarmflow.replay import TAIL_LINES, FlowLog, consumed_in, messages_to_read, parse_args
 from alarmflow.report import snapshot
 from bench.converge_throughput import storm
 from tests.flows.flowrun import REPO, FlowEnv
@@ -107,17 +110,63 @@ def test_a_replay_logging_more_than_a_pipe_buffer_of_warnings_finishes(
     assert replayed_ids(client, f"{stem}m.ee") == {f"e{i}" for i in range(20)}
 
 
-def test_a_failed_replay_shows_what_was_read_not_a_full_bar(flow_env):
+def test_a_failed_replay_shows_what_was_read_not_a_full_bar(flow_env, tmp_path):
+    """The flow fails at its own start (a metrics targets directory it cannot make), after the
+    replay's checks passed."""
     produce(flow_env.bootstrap, flow_env.topics["ALERT"], alerts(0, 5))
     stem = flow_env.prefix.split(".")[0]
-    env = FlowEnv(
-        flow_env.bootstrap, flow_env.redis_url, flow_env.prefix, flow_env.topics, "no-such-dlq"
-    )
+    a_file = tmp_path / "targets.json"
+    a_file.write_text("[]")
+    env = replace(flow_env, settings=(("ALARMFLOW_METRICS_TARGETS_DIR", str(a_file)),))
 
     done = replay(env, "--prefix", f"{stem}f.ee", "--from-beginning")
 
     assert done.returncode != 0
     assert " 0/5 messages" in last_bar(done.stderr)
+
+
+def test_a_topic_the_flow_uses_missing_on_kafka_stops_the_replay_in_one_line(flow_env):
+    stem = flow_env.prefix.split(".")[0]
+    env = replace(flow_env, dlq_topic="no-such-dlq")
+
+    done = replay(env, "--prefix", f"{stem}f.ee", "--from-beginning")
+
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"alarmflow.replay: cannot start: Kafka at {flow_env.bootstrap} (PLAINTEXT): "
+        "no topic named 'no-such-dlq'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flow", "where", "message"),
+    [
+        ("flows.nope", "--from-beginning", "argument flow: invalid choice: 'flows.nope'"),
+        ("flows.alert", f"--from-offset={2**63}", "--from-offset must be an offset from 0 to"),
+        ("flows.alert", "--from-offset=-1", "--from-offset must be an offset from 0 to"),
+    ],
+)
+def test_an_unknown_flow_or_an_offset_kafka_cannot_have_is_a_usage_error(
+    flow, where, message, capsys
+):
+    with pytest.raises(SystemExit) as exited:
+        parse_args([flow, "--prefix", "p", where])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_only_a_start_at_a_time_looks_offsets_up_by_time(make_flow_env, monkeypatch):
+    flow_env = make_flow_env(1)
+    produce(flow_env.bootstrap, flow_env.topics["ALERT"], alerts(0, 6))
+
+    def no_lookup(*_args: object) -> int:
+        raise AssertionError("offset_at called")
+
+    monkeypatch.setattr(replay_module, "offset_at", no_lookup)
+    topics = tuple(flow_env.topics.values())
+    for start, to_read in (("earliest", 6), ("offset:1", 5), (f"offset:{2**63 - 1}", 0)):
+        settings = load_settings(flow_env.environ(ALARMFLOW_START=start))
+        assert messages_to_read(settings, topics) == to_read
 
 
 def test_a_converge_replay_reads_the_action_topics_into_topics_of_its_own(

@@ -448,6 +448,12 @@ def _topics(value: str) -> tuple[str, ...]:
     topics = tuple(t.strip() for t in value.split(",") if t.strip())
     if not topics:
         raise ValueError("expected a comma-separated list of topic names")
+    # Kafka's rule for a topic name (org.apache.kafka.common.internals.Topic).
+    bad = [t for t in topics if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", t) or t in (".", "..")]
+    if bad:
+        raise ValueError(
+            f"expected topic names of at most 249 letters, digits, '.', '_' and '-': {bad[0]!r}"
+        )
     return topics
 
 

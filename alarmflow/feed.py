@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     topic = settings.topics_for("alert")[0]
     inputs = [topic for kind in ACCESS_TYPES for topic in settings.topics_for(kind)]
     outputs = [settings.dlq_topic, settings.decision_topic, settings.audit_topic]
-    ensure_topics(settings, [*inputs, *outputs], partitions=3)
+    reachable_or_exit(
+        "alarmflow.feed", lambda: ensure_topics(settings, [*inputs, *outputs], partitions=3)
+    )
     started = time.monotonic()
     seed = 0
     while not args.seconds or time.monotonic() - started < args.seconds:

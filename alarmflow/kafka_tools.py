@@ -7,20 +7,24 @@ from collections.abc import Callable, Iterable
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from alarmflow.connections import KafkaTarget, kafka_config
+from alarmflow.connections import ConnectFailed, KafkaTarget, bootstrap_of, kafka_config
 
 
 def ensure_topics(target: KafkaTarget, topics: Iterable[str], partitions: int = 3) -> None:
-    """Create the topics that do not exist yet (``partitions`` each) and wait for them."""
+    """Create the topics that do not exist yet (``partitions`` each) and wait for them; raise
+    :class:`ConnectFailed` for a topic Kafka refuses to create (an invalid name, no right)."""
     admin = AdminClient(kafka_config(target))
     existing = admin.list_topics(timeout=10).topics
     wanted = [NewTopic(t, partitions, 1) for t in topics if t not in existing]
-    for future in admin.create_topics(wanted, operation_timeout=30).values() if wanted else ():
+    created = admin.create_topics(wanted, operation_timeout=30) if wanted else {}
+    for topic, future in created.items():
         try:
             future.result()
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+                where = f"Kafka at {bootstrap_of(target)}"
+                refusal = exc.args[0].str()
+                raise ConnectFailed(f"{where}: topic {topic!r} not created: {refusal}") from None
 
 
 def produce(

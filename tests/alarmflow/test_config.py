@@ -46,6 +46,19 @@ def test_values_are_read_and_topics_split():
     assert (settings.tail, settings.start) == (False, StartPosition("earliest"))
 
 
+@pytest.mark.parametrize("name", ["bad name", "a/b", ".", "..", "x" * 250, "主题"])
+def test_a_topic_name_kafka_refuses_is_a_config_error(name):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"ALARMFLOW_ALERT_TOPICS": f"ok.topic,{name}"})
+    assert str(caught.value) == (
+        f"ALARMFLOW_ALERT_TOPICS='ok.topic,{name}': expected topic names of at most 249 "
+        f"letters, digits, '.', '_' and '-': {name!r}"
+    )
+    assert load_settings({"ALARMFLOW_ALERT_TOPICS": "a-b_c.D9"}).topics_for("alert") == (
+        "a-b_c.D9",
+    )
+
+
 def test_every_bad_value_is_reported_on_its_own_line():
     with pytest.raises(ConfigError) as caught:
         load_settings(

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +34,7 @@ POLL_S = 0.05
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 MESH_WAIT_S = 30.0
 LISTEN = "0A"  # a socket's state in /proc/net/tcp: TCP_LISTEN
+LAST_PORT = 65535
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,15 +56,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "-a", "--addresses", help='every host\'s "host:port", ";"-separated, the same on each'
     )
     args = parser.parse_args(argv)
+    if not module_exists(args.import_str):
+        parser.error(f"no module {args.import_str} here")
     if args.processes < 1 or args.workers_per_process < 1:
         parser.error("-p and -w must be at least 1")
+    if not 1 <= args.base_port <= LAST_PORT - args.processes + 1:
+        parser.error(f"--base-port: the ports of -p {args.processes} must be 1 to {LAST_PORT}")
     if (args.process_id is None) != (args.addresses is None):
         parser.error("-i and -a go together")
+    malformed = [a for a in (args.addresses or "").split(";") if port_of(a) is None]
+    if args.addresses is not None and malformed:
+        parser.error(f'-a: expected "host:port;host:port;...", not {malformed[0]!r}')
     if args.addresses is not None and args.processes != 1:
         parser.error("-p starts local processes; with -i/-a each host runs one")
     if args.addresses is not None and not 0 <= args.process_id < len(hosts(args)):
         parser.error(f"-i must be 0 to {len(hosts(args)) - 1}: -a names {len(hosts(args))}")
     return args
+
+
+def module_exists(name: str) -> bool:
+    """Whether the module ``name`` (e.g. ``flows.alert``) can be imported from here."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def port_of(address: str) -> int | None:
+    """The port of a ``host:port`` address, or ``None`` if it is not one (port 1 to 65535)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= LAST_PORT:
+        return None
+    return int(port)
 
 
 def hosts(args: argparse.Namespace) -> list[str]:
@@ -187,12 +213,52 @@ def await_mesh_port(proc: subprocess.Popen, port: int, timeout: float = MESH_WAI
         time.sleep(0.005)
 
 
+def mesh_addresses(args: argparse.Namespace) -> list[str]:
+    """The mesh addresses this host's processes listen on (none for a single process)."""
+    if args.addresses is not None:
+        return [hosts(args)[args.process_id]]
+    return hosts(args) if args.processes > 1 else []
+
+
+def cannot_listen(address: str) -> str | None:
+    """Why a process could not listen on ``address`` (``host:port``), or ``None``: bound as
+    Bytewax binds it (with ``SO_REUSEADDR``, so only a socket listening there stands in the
+    way) and let go at once."""
+    host, _, port = address.rpartition(":")
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, int(port)))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def start_error(args: argparse.Namespace) -> str | None:
+    """Why the processes of ``args`` cannot start (a mesh port taken, a recovery directory that
+    cannot be made or initialised), or ``None`` once the recovery directory is ready."""
+    for address in mesh_addresses(args):
+        refused = cannot_listen(address)
+        if refused is not None:
+            return f"mesh address {address}: {refused}"
+    if args.recovery_directory is not None:
+        try:
+            init_recovery(args.recovery_directory, *recovery_share(args))
+        except OSError as exc:
+            return f"recovery directory {args.recovery_directory}: {exc.strerror or exc}"
+    return None
+
+
 def run(args: argparse.Namespace, max_uptime: float | None = None) -> int:
     """Start the processes of ``args``, each local one once the one before listens on its mesh
-    port, and supervise them, for ``max_uptime`` seconds at most."""
+    port, and supervise them, for ``max_uptime`` seconds at most. If one exits before the next
+    starts, start no more and return its exit code. Exit code 2, after one line, if they cannot
+    start (:func:`start_error`)."""
     deadline = None if max_uptime is None else time.monotonic() + max_uptime
-    if args.recovery_directory is not None:
-        init_recovery(args.recovery_directory, *recovery_share(args))
+    refused = start_error(args)
+    if refused is not None:
+        print(f"alarmflow.launch: cannot start: {refused}", file=sys.stderr)
+        return 2
     preexec = die_with(os.getpid())
     procs: list[subprocess.Popen] = []
     signalled: list[int] = []
@@ -208,7 +274,7 @@ def run(args: argparse.Namespace, max_uptime: float | None = None) -> int:
     for index, (cmd, env) in enumerate(commands(args)):
         if procs:
             await_mesh_port(procs[-1], args.base_port + index - 1)
-        if signalled:
+        if signalled or (procs and procs[-1].poll() is not None):
             break
         procs.append(subprocess.Popen(cmd, env=env, preexec_fn=preexec))
     return supervise(procs, deadline)

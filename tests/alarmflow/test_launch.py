@@ -5,6 +5,7 @@ recovery partitions."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -22,11 +23,12 @@ from alarmflow.launch import (
     listening,
     parse_args,
     recovery_share,
+    run,
     supervise,
 )
 from alarmflow.samples import sample_messages
 from alarmflow.services import consecutive_free_ports
-from tests.flows.flowrun import REPO, launcher_command, start, wait_until
+from tests.flows.flowrun import REPO, bytewax_command, launcher_command, start, wait_until
 
 NOW = int(time.time())
 
@@ -107,6 +109,68 @@ def test_host_options_that_cannot_run_are_refused(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["flows.nope"], "no module flows.nope here"),
+        (["nope.flows"], "no module nope.flows here"),
+        (["flows.alert", "--base-port", "70000"], "the ports of -p 1 must be 1 to 65535"),
+        (["flows.alert", "--base-port", "0"], "the ports of -p 1 must be 1 to 65535"),
+        (["flows.alert", "-p", "3", "--base-port", "65534"], "the ports of -p 3 must be 1 to"),
+        (["flows.alert", "-i", "0", "-a", "garbage"], '-a: expected "host:port;host:port;'),
+        (["flows.alert", "-i", "0", "-a", "h:1;h:70000"], "not 'h:70000'"),
+        (["flows.alert", "-i", "0", "-a", "h:1;:2"], "not ':2'"),
+    ],
+)
+def test_a_module_or_ports_that_cannot_run_are_usage_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_recovery_directory_that_cannot_be_made_stops_the_start_in_one_line(tmp_path, capsys):
+    a_file = tmp_path / "recovery"
+    a_file.write_text("")
+
+    assert run(parse_args(["flows.alert", "-r", str(a_file)])) == 2
+
+    assert capsys.readouterr().err.splitlines() == [
+        f"alarmflow.launch: cannot start: recovery directory {a_file}: File exists"
+    ]
+
+
+def test_a_mesh_port_in_use_stops_the_start_before_any_process_in_one_line(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        args = parse_args(["flows.alert", "-p", "2", "--base-port", str(port - 1)])
+
+        assert run(args, max_uptime=1) == 2
+
+    assert capsys.readouterr().err.splitlines() == [
+        f"alarmflow.launch: cannot start: mesh address 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+def test_a_process_that_exits_before_the_next_starts_ends_the_launch_with_its_code():
+    """A bad setting is reported once, by the first process: no process starts after one
+    exited."""
+    done = subprocess.run(
+        launcher_command("flows.alert", "-p", "3", "--base-port", str(consecutive_free_ports())),
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "ALARMFLOW_START": "x"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("alarmflow: config error: ALARMFLOW_START='x'")
+
+
 def children(pid: int) -> list[int]:
     """The pids of the live processes whose parent is ``pid``."""
     found = []
@@ -175,16 +239,17 @@ def redis_keys(env) -> bool:
 
 @pytest.mark.integration
 def test_a_flow_that_cannot_start_its_mesh_does_not_log_the_end_of_input(flow_env, tmp_path):
-    """The second process finds its mesh port taken, and the first loses its peer (or is
-    stopped by the launcher), before any partition is opened: neither read its input to the
-    end, though Bytewax may close their sinks."""
+    """A process finds its mesh port taken (after the launcher's check, or started without the
+    launcher) before any partition is opened: it did not read its input to the end, though
+    Bytewax may close its sinks."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        base = taken.getsockname()[1] - 1
+        port = taken.getsockname()[1]
+        addresses = f"127.0.0.1:{port};127.0.0.1:{consecutive_free_ports()}"
         done = subprocess.run(
-            launcher_command("flows.alert", "-p", "2", "--base-port", str(base)),
-            env=flow_env.environ(),
+            bytewax_command("flows.alert"),
+            env=flow_env.environ(BYTEWAX_PROCESS_ID="0", BYTEWAX_ADDRESSES=addresses),
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -9,7 +9,6 @@ whole mapping.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shlex
 import sys
@@ -73,7 +72,8 @@ line before it starts.
 
 
 class PlanError(ValueError):
-    """A flag, or a combination of flags and settings, that cannot run."""
+    """A flag, or a combination of flags and settings, that cannot run: one line per
+    problem."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,8 @@ def _ring_note(environ: Mapping[str, str]) -> str:
     try:
         settings = load_settings(environ)
     except ConfigError as exc:
-        raise PlanError(f"--hash-ring 1: {exc}") from None
+        lines = [f"--hash-ring 1: {line}" for line in str(exc).splitlines()]
+        raise PlanError("\n".join(lines)) from None
     if not settings.hash_ring_nodes:
         raise PlanError(
             "--hash-ring 1 needs ALARMFLOW_HASH_RING_NODES (every deployment's name, "
@@ -194,9 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         the_plan = plan(sys.argv[1:] if argv is None else argv, os.environ)
     except PlanError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"{PROG}: error: {line}", file=sys.stderr)
         return 2
-    if importlib.util.find_spec(the_plan.module) is None:
+    if not launch.module_exists(the_plan.module):
         print(f"{PROG}: error: {the_plan.module} is not in this checkout", file=sys.stderr)
         return 2
     for note in the_plan.notes:

@@ -14,7 +14,7 @@ import redis
 from alarmflow import launch
 from alarmflow.event_samples import by_host, sample_events
 from alarmflow.kafka_tools import produce
-from alarmflow.run_access import ACCESS_FLOWS, PlanError, command_line, plan
+from alarmflow.run_access import ACCESS_FLOWS, PROG, PlanError, command_line, main, plan
 from alarmflow.samples import sample_messages
 from bench.converge_throughput import by_dimension, storm
 from bench.real_time_data_throughput import points
@@ -93,6 +93,28 @@ def test_bad_combinations_are_refused_with_one_sentence(argv, environ, message):
         plan(["--access-type", "alert", *argv], environ)
     assert message in str(error.value)
     assert len(str(error.value).splitlines()) == 1
+
+
+def test_every_line_of_a_multi_line_refusal_has_the_prefix(monkeypatch, capsys):
+    monkeypatch.setenv("ALARMFLOW_DEDUP_TTL", "0")
+    monkeypatch.setenv("ALARMFLOW_START", "x")
+
+    assert main(["--access-type", "alert", "--hash-ring", "1"]) == 2
+
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(f"{PROG}: error: --hash-ring 1: ALARMFLOW_") for line in lines)
+
+
+def test_a_recovery_directory_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    a_file = tmp_path / "recovery"
+    a_file.write_text("")
+
+    assert main(["--access-type", "alert", "-r", str(a_file)]) == 2
+
+    assert capsys.readouterr().err.splitlines() == [
+        f"alarmflow.launch: cannot start: recovery directory {a_file}: File exists"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from alarmflow.config import Settings, settings_or_exit
-from alarmflow.connections import kafka_config, redis_client
+from alarmflow.connections import kafka_config, preflight, reachable_or_exit, redis_client
 from alarmflow.event_samples import sample_events
 from alarmflow.kafka_tools import ensure_topics, produce
 from alarmflow.report import print_report
@@ -45,11 +45,11 @@ def recreate_topics(settings: Settings, topics: list[str]) -> None:
     ensure_topics(settings, topics, partitions=3)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flow", choices=sorted(DEMO_TOPICS), default="alert")
     parser.add_argument("--alerts", type=int, default=5000, help="sample messages to send (5000)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     topic = DEMO_TOPICS[args.flow]
     env = dict(
         os.environ,
@@ -60,6 +60,7 @@ def main() -> int:
         ALARMFLOW_START="earliest",
     )
     settings = settings_or_exit(env)
+    reachable_or_exit("alarmflow.demo", lambda: preflight(settings))
     recreate_topics(settings, [topic, DEMO_DLQ])
     for url in (settings.redis_url, settings.redis_service_url):
         client = redis_client(url, settings)

@@ -347,6 +347,7 @@ def test_what_a_sentinel_says_of_the_master_it_is_asked_for(state, said):
     ("module", "argv"),
     [
         ("report", []),
+        ("demo", []),
         ("feed", ["--seconds", "1"]),
         ("replay", ["flows.alert", "--prefix", "t_replay_unreachable", "--from-beginning"]),
     ],

@@ -27,6 +27,9 @@ VOLATILE_FIELDS = ("access_time", "create_time")
 VOLATILE_ANOMALY_FIELDS = ("anomaly_time",)
 # Lists of ids whose data changed (printed as queues, not sampled as records).
 SIGNAL_KINDS = ("DATA_SIGNAL_KEY", "ANOMALY_SIGNAL_KEY", "INCIDENT_SIGNAL_KEY")
+NOT_DEAD_LETTER = "(not a dead-letter record)"
+"""What the report counts a message of the dead-letter topic under when it is no dead-letter
+record (another producer's, or not JSON)."""
 
 
 def _normalise(entry: bytes) -> str:
@@ -104,8 +107,20 @@ def snapshot(client: redis.Redis, prefix: str) -> dict[str, Entry]:
     return state
 
 
+def dlq_reason(message: bytes) -> str:
+    """The reason a dead-letter record gives, or :data:`NOT_DEAD_LETTER` for a message that is
+    no such record (not JSON, not an object, no reason)."""
+    try:
+        record = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return NOT_DEAD_LETTER
+    reason = record.get("reason") if isinstance(record, dict) else None
+    return reason if isinstance(reason, str) else NOT_DEAD_LETTER
+
+
 def dlq_reasons(settings: Settings) -> Counter[str]:
-    return Counter(orjson.loads(m)["reason"] for m in read_all(settings, settings.dlq_topic))
+    """How many messages of the dead-letter topic give each reason."""
+    return Counter(map(dlq_reason, read_all(settings, settings.dlq_topic)))
 
 
 def print_report(settings: Settings, out=sys.stdout) -> None:

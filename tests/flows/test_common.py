@@ -98,6 +98,22 @@ def test_an_unusable_table_is_one_config_line_naming_its_setting(
     assert line.startswith(f"alarmflow: config error: {setting}={path}: {problem}")
 
 
+def start_refused(module: str, env: dict[str, str]) -> str:
+    """``python -m bytewax.run module`` under ``env``: it must exit 2 with one line on stderr,
+    which is returned."""
+    done = subprocess.run(
+        bytewax_command(module),
+        env=dict(env, PYTHONPATH=str(REPO)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    return line
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     ("module", "setting", "topic"),
@@ -112,16 +128,7 @@ def test_a_topic_the_flow_uses_missing_on_kafka_stops_its_start_in_one_line(
 ):
     """Checked before Bytewax builds the flow: no panic, no traceback."""
     env = flow_env.environ(**{setting: topic}, ALARMFLOW_ACTION_TOPICS=flow_env.topics["ALERT"])
-    done = subprocess.run(
-        bytewax_command(module),
-        env=dict(env, PYTHONPATH=str(REPO)),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-    assert done.returncode == 2
-    [line] = done.stderr.splitlines()
+    line = start_refused(module, env)
     assert line.startswith("alarmflow: cannot start: Kafka at ")
     assert f"'{topic}'" in line.split("no topic named ", 1)[1]
 
@@ -131,18 +138,8 @@ def test_a_metrics_targets_directory_that_cannot_be_made_stops_the_start_in_one_
     a_file.write_text("[]")
     env = {
         "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(REPO),
         "ALARMFLOW_METRICS_PORT": "29108",
         "ALARMFLOW_METRICS_TARGETS_DIR": str(a_file),
     }
-    done = subprocess.run(
-        bytewax_command("flows.incident"),
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-    assert done.returncode == 2
-    [line] = done.stderr.splitlines()
+    line = start_refused("flows.incident", env)
     assert line.startswith(f"alarmflow: config error: ALARMFLOW_METRICS_TARGETS_DIR='{a_file}'")

@@ -60,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"no module {args.import_str} here")
     if args.processes < 1 or args.workers_per_process < 1:
         parser.error("-p and -w must be at least 1")
+    if args.snapshot_interval < 1 or args.backup_interval < 0:
+        parser.error("-s must be at least 1 second, -b at least 0")
     if not 1 <= args.base_port <= LAST_PORT - args.processes + 1:
         parser.error(f"--base-port: the ports of -p {args.processes} must be 1 to {LAST_PORT}")
     if (args.process_id is None) != (args.addresses is None):

@@ -120,6 +120,8 @@ def test_host_options_that_cannot_run_are_refused(argv, message, capsys):
         (["flows.alert", "-i", "0", "-a", "garbage"], '-a: expected "host:port;host:port;'),
         (["flows.alert", "-i", "0", "-a", "h:1;h:70000"], "not 'h:70000'"),
         (["flows.alert", "-i", "0", "-a", "h:1;:2"], "not ':2'"),
+        (["flows.alert", "-s", "0"], "-s must be at least 1 second, -b at least 0"),
+        (["flows.alert", "-b", "-1"], "-s must be at least 1 second, -b at least 0"),
     ],
 )
 def test_a_module_or_ports_that_cannot_run_are_usage_errors(argv, message, capsys):

@@ -64,6 +64,11 @@ learns of the end from a fetch that found nothing, which the broker holds this l
 (librdkafka's default, 500 ms, was a third of such a run's start-up on an empty topic).
 ``ALARMFLOW_KAFKA_CONFIG`` may set it."""
 POLL_TIMEOUT_S = 0.0
+"""How long a partition's poll waits for messages: none. A poll takes what librdkafka has
+fetched, and Bytewax waits 1 ms before polling a partition whose poll found nothing. Bytewax's
+own Kafka partitions wait up to 1 ms in each poll, which a worker pays once per partition in
+each round of polls: up to 6 ms with six partitions, the most of a tailing alert flow's
+latency (``bench.alert_latency``)."""
 PRODUCER_MESSAGE_MAX_BYTES = 1_000_000
 """librdkafka's default ``message.max.bytes``: a producer refuses a larger message outright."""
 MESSAGE_FRAMING_BYTES = 1024
@@ -72,11 +77,6 @@ SOURCE_PROPERTIES = ("group.id", "enable.auto.commit", "enable.partition.eof")
 """The source's consumers set these themselves, as Bytewax's own partitions do (offsets live in
 the recovery store; a run that ends at the end of its input needs the end-of-partition events):
 ``ALARMFLOW_KAFKA_CONFIG`` does not change them."""
-"""How long a partition's poll waits for messages: none. A poll takes what librdkafka has
-fetched, and Bytewax waits 1 ms before polling a partition whose poll found nothing. Bytewax's
-own Kafka partitions wait up to 1 ms in each poll, which a worker pays once per partition in
-each round of polls: up to 6 ms with six partitions, the most of a tailing alert flow's
-latency (``bench.alert_latency``)."""
 
 Input = SourceRecord | Rejection
 """A message read, or the rejection of one the consumer could not read."""

@@ -24,7 +24,6 @@ REAL_TIME = "REAL_TIME"
 PROC_PORT_METRIC = "bk_monitor.proc_port"
 PROC_PORT_DYNAMIC_DIMENSIONS = ("listen", "nonlisten", "not_accurate_listen", "protocol", "bind_ip")
 RESULT_FIELD = "_result_"
-TIME_FIELDS = ("_time_", "time")
 
 
 @dataclass(frozen=True)

@@ -1058,6 +1058,39 @@ failed:
     return NULL;
 }
 
+/* The bytes of the values of a list of state.idempotent.Push (a str value counts its characters):
+ * what a script call carries, besides its keys and specs. */
+static PyObject *py_values_size(PyObject *Py_UNUSED(module), PyObject *pushes) {
+    if (!PyList_Check(pushes)) {
+        PyErr_SetString(PyExc_TypeError, "values_size(pushes: list)");
+        return NULL;
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pushes); i++) {
+        PyObject *push = PyList_GET_ITEM(pushes, i);
+        if (!PyTuple_Check(push) || PyTuple_GET_SIZE(push) != 2 ||
+            !PyTuple_Check(PyTuple_GET_ITEM(push, 1))) {
+            PyErr_SetString(PyExc_TypeError, "a push must be a Push");
+            return NULL;
+        }
+        PyObject *writes = PyTuple_GET_ITEM(push, 1);
+        for (Py_ssize_t w = -1; w < PyTuple_GET_SIZE(writes); w++) {
+            PyObject *write = w < 0 ? PyTuple_GET_ITEM(push, 0) : PyTuple_GET_ITEM(writes, w);
+            if (!PyTuple_Check(write) || PyTuple_GET_SIZE(write) != 6) {
+                PyErr_SetString(PyExc_TypeError, "a write must be a Write");
+                return NULL;
+            }
+            PyObject *value = PyTuple_GET_ITEM(write, 2);
+            if (PyBytes_Check(value)) {
+                size += PyBytes_GET_SIZE(value);
+            } else if (PyUnicode_Check(value)) {
+                size += PyUnicode_GET_LENGTH(value);
+            }
+        }
+    }
+    return PyLong_FromSsize_t(size);
+}
+
 /* A new tuple of `size` items still to be set, of `type`: tuple or a subclass (a named tuple). */
 static PyObject *new_tuple(PyTypeObject *type, Py_ssize_t size) {
     return type == &PyTuple_Type ? PyTuple_New(size) : type->tp_alloc(type, size);
@@ -1154,6 +1187,9 @@ static PyMethodDef methods[] = {
     {"flatten_pushes", (PyCFunction)(void (*)(void))py_flatten_pushes, METH_FASTCALL,
      "flatten_pushes(pushes, specs, make_spec) -> (keys, argv): the push-once script's KEYS "
      "and ARGV for a list of state.idempotent.Push (see OncePusher.push)."},
+    {"values_size", py_values_size, METH_O,
+     "values_size(pushes) -> int: the bytes of the values of a list of state.idempotent.Push "
+     "(a str value counts its characters)."},
     {"exact_bytes", py_exact_bytes, METH_O,
      "exact_bytes(value: bytes) -> bytes: a copy of value in a new object of its own size "
      "(the buffer of an orjson.dumps result stays at 8 KiB whatever its length)."},

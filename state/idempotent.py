@@ -12,9 +12,11 @@ leaves it; a gate counter is incremented once per record, never again on replay.
 Writes name their backend (bkmonitor's ``queue`` db 9, ``service`` db 10, ...); the script
 ``SELECT``s the database of each write, so a record's queue and service keys commit together,
 atomically, on one server. A batch is one command: one round trip, atomic, so a consumer never
-sees a signal before its data. Inside it, list pushes and EXPIREs are gathered per key (a
-list's first push of the batch, then one variadic LPUSH of the rest, and one EXPIRE per key per
-batch), which leaves Redis exactly as running each write in turn would.
+sees a signal before its data (a batch of more than :data:`MAX_CALL_BYTES` of values is several
+commands in one round trip, each atomic over its records). Inside it, list pushes and EXPIREs
+are gathered per key (a list's first push of the batch, then one variadic LPUSH of the rest,
+and one EXPIRE per key per batch), which leaves Redis exactly as running each write in turn
+would.
 
 A record whose write fails for its own values (a key holding another type, a score that is no
 number) does not fail the batch: its result is the error text and its marker is taken back
@@ -137,6 +139,14 @@ _PUSH_ONCE = (Path(__file__).parent / "push_once.lua").read_text()
 returns, and how it gathers list pushes and EXPIREs)."""
 
 
+MAX_CALL_BYTES = 16 << 20
+"""The most bytes of values one script call carries: a larger batch is written in several calls,
+in order, each its records' writes. Redis counts a call's arguments against ``maxmemory`` while
+it runs and refuses the whole call past it (an outage to the sink, so the same call would be
+retried until the flow stops), however little of it is new data: a burst of large records
+(replayed duplicates among them) must not need more free memory than a few of them write. A
+single record larger than this is still one call of its own."""
+
 _SPECS_KEPT = 4096
 """How many distinct write specs a pusher remembers (params such as ZADD scores vary)."""
 
@@ -168,22 +178,41 @@ class OncePusher:
 
     def push(self, pushes: Sequence[Push]) -> list[Result]:
         """Write ``pushes``; per push, the signals it pushed, :data:`DUPLICATE`, :data:`GATED`
-        or its error text. Raises :class:`NotReplicated` when fewer than ``replicas``
-        acknowledged the batch within ``replica_timeout_ms``."""
-        if not pushes:
+        or its error text. A batch of more than :data:`MAX_CALL_BYTES` of values is sent as
+        several calls in one round trip. Raises :class:`NotReplicated` when fewer than
+        ``replicas`` acknowledged the batch within ``replica_timeout_ms``."""
+        batch = list(pushes)
+        if not batch:
             return []
         # Per push its number of writes, then per write its spec and value (in C).
-        keys, args = _native.flatten_pushes(list(pushes), self._specs, self._spec)
-        if not self._replicas:
+        calls = [_native.flatten_pushes(part, self._specs, self._spec) for part in _parts(batch)]
+        if len(calls) == 1 and not self._replicas:
+            keys, args = calls[0]
             return _results(self._script(keys=keys, args=args))
         pipe = self._client.pipeline(transaction=False)
-        self._script(keys=keys, args=args, client=pipe)
-        pipe.execute_command("WAIT", self._replicas, self._replica_timeout_ms)
-        raw, acknowledged = pipe.execute()
-        results = _results(raw)
-        if acknowledged < self._replicas:
-            raise NotReplicated(acknowledged, self._replicas, results)
+        for keys, args in calls:
+            self._script(keys=keys, args=args, client=pipe)
+        if self._replicas:
+            # WAIT counts every write this connection sent before it: all of the calls.
+            pipe.execute_command("WAIT", self._replicas, self._replica_timeout_ms)
+        # The server's own error, not the pipeline's rewording of it (which hides its code).
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        results = [result for raw in replies[: len(calls)] for result in _results(raw)]
+        if self._replicas and replies[-1] < self._replicas:
+            raise NotReplicated(replies[-1], self._replicas, results)
         return results
+
+
+def _parts(batch: list[Push]) -> list[list[Push]]:
+    """``batch`` in order, in parts of up to :data:`MAX_CALL_BYTES` of values (a larger push
+    alone)."""
+    if len(batch) > 1 and _native.values_size(batch) > MAX_CALL_BYTES:
+        half = len(batch) // 2
+        return _parts(batch[:half]) + _parts(batch[half:])
+    return [batch]
 
 
 def _results(raw: list[int | bytes]) -> list[Result]:

@@ -140,6 +140,11 @@ local function record(a, k, w)
 end
 -- A record whose write fails (its values, e.g. a key of another type) reports the error as its
 -- result; its marker is taken back, so that a replay tries it again, and the batch goes on.
+-- A refusal of the server rather than of the record's values (out of memory, a replica, a
+-- failed save, too few replicas) refuses the whole call with that error instead, for the
+-- caller to wait out: Redis refuses these from a script's first write on, so nothing of the
+-- call was written.
+local REFUSALS = {OOM = true, READONLY = true, MISCONF = true, NOREPLICAS = true}
 local function unmark(a, k)
   local parsed = spec(ARGV[a])
   use(parsed[2])
@@ -159,7 +164,11 @@ while a <= #ARGV do
     if type(result) == 'table' then
       result = result.err
     end
-    result = 'ERR ' .. tostring(result)
+    result = tostring(result)
+    if REFUSALS[string.match(result, '^(%u+) ')] then
+      return redis.error_reply(result)
+    end
+    result = 'ERR ' .. result
     if marked then
       pcall(unmark, a + 1, k)
     end

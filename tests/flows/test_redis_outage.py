@@ -133,3 +133,36 @@ def test_an_outage_longer_than_the_limit_stops_the_flow_without_claiming_the_end
     assert "unavailable for 2s; stopping, recovery replays" in log
     assert "stopped before its input ended" in log
     assert "end of input: " not in log
+
+
+def test_a_full_redis_is_waited_out_and_its_records_are_not_dead_lettered(
+    flow_env, own_redis, free_port, tmp_path
+):
+    """A Redis at its ``maxmemory`` refuses writes (``OOM``) until memory is freed: the flow
+    waits as for any outage, and once Redis takes writes again ends as an uninterrupted run. (The
+    push-once script used to take the refusal for each record's own error and dead-letter
+    every record of the batch.)"""
+    client = redis.Redis.from_url(own_redis.url(9))
+    topic = flow_env.topics["ALERT"]
+    produce(flow_env.bootstrap, topic, list(sample_messages(200, NOW, seed=11)))
+    metrics_port = free_port()
+    while port_open(metrics_port):
+        metrics_port = free_port()
+    live = on(flow_env, own_redis.url(9), flow_env.prefix + "live")
+    env = live.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(metrics_port))
+    proc = start(bytewax_command("flows.alert"), env, tmp_path / "flow.log")
+    try:
+        consumed = "alarmflow_consumed_total"
+        wait_for(lambda: metric(metrics_port, consumed) == 200, 60, "the first alerts")
+        client.config_set("maxmemory", 1)
+        produce(flow_env.bootstrap, topic, list(sample_messages(200, NOW, seed=12)))
+        wait_for(lambda: metric(metrics_port, "alarmflow_redis_waiting") == 1, 30, "waiting")
+        client.config_set("maxmemory", 0)
+        wait_for(lambda: metric(metrics_port, "alarmflow_redis_waiting") == 0, 60, "Redis back")
+
+        ends_as_an_uninterrupted_run(flow_env, own_redis.url(9), client, live, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    outage = [line for line in (tmp_path / "flow.log").read_text().splitlines() if "outage" in line]
+    assert "used memory > 'maxmemory'" in outage[0]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alarmflow.services import RedisServer
+from flows.outage import unavailable
 from operators import _native
+from state import idempotent
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push, Write
 from state.keys import Backend
 from tests import main_33cd407
@@ -288,13 +292,18 @@ pushes = st.builds(
 )
 
 
+@pytest.mark.parametrize("call_bytes", [idempotent.MAX_CALL_BYTES, 2])
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(st.lists(pushes, max_size=8), min_size=1, max_size=4), st.data())
-def test_the_batched_script_leaves_redis_as_mains_script_does(client, service, batches, data):
+def test_the_batched_script_leaves_redis_as_mains_script_does(
+    client, service, monkeypatch, call_bytes, batches, data
+):
     """Batches of random pushes through today's script and main's (commit 33cd407, frozen in
-    tests/main_33cd407.py), each under its own prefix: same results, same Redis bytes."""
+    tests/main_33cd407.py), each under its own prefix: same results, same Redis bytes; also
+    when a batch is split into calls of a few records each (a tiny ``MAX_CALL_BYTES``)."""
+    monkeypatch.setattr(idempotent, "MAX_CALL_BYTES", call_bytes)
     clients = {"queue": client, "service": service}
     prefixes = {"old": f"old{uuid.uuid4().hex[:8]}", "new": f"new{uuid.uuid4().hex[:8]}"}
     pushers = {"old": main_33cd407.OncePusher(client, DBS), "new": OncePusher(client, DBS)}
@@ -347,3 +356,74 @@ def test_a_record_whose_write_fails_reports_its_error_and_the_batch_goes_on(clie
 def test_the_script_s_arguments_are_made_only_of_pushes(push):
     with pytest.raises(TypeError):
         _native.flatten_pushes([push], {}, lambda *shape: "spec")
+
+
+@pytest.fixture
+def small_redis(tmp_path, free_port) -> Iterator[redis.Redis]:
+    """A Redis of this test's own, for a ``maxmemory`` of its own."""
+    server = RedisServer(free_port(), tmp_path / "redis")
+    server.start()
+    client = redis.Redis.from_url(server.url(1))
+    yield client
+    client.close()
+    server.stop()
+
+
+def refuse_writes(client: redis.Redis, how: str, free_port) -> None:
+    if how == "OOM":
+        client.config_set("maxmemory", 1)
+    elif how == "READONLY":
+        client.replicaof("127.0.0.1", free_port())  # a master that is not there
+    else:
+        client.config_set("min-replicas-to-write", 1)
+
+
+def take_writes(client: redis.Redis) -> None:
+    client.config_set("maxmemory", 0)
+    client.replicaof("no", "one")
+    client.config_set("min-replicas-to-write", 0)
+
+
+@pytest.mark.parametrize(
+    ("how", "says"),
+    [("OOM", "maxmemory"), ("READONLY", "read only replica"), ("NOREPLICAS", "NOREPLICAS")],
+)
+@pytest.mark.parametrize(("replicas", "call_bytes"), [(0, None), (0, 2), (1, None)])
+def test_a_server_that_takes_no_writes_refuses_the_call_not_each_record(
+    small_redis, free_port, monkeypatch, how, says, replicas, call_bytes
+):
+    """Out of memory, a replica, too few replicas: Redis refuses a script's writes from its first
+    one, so the call is refused as a whole with the server's error (the sink waits it out as an
+    outage, ``flows.outage.unavailable``) instead of each record reporting it as its own error
+    (which the sink would dead-letter), and nothing is written. The same through a pipeline:
+    calls split by size, or followed by ``WAIT`` for replicas."""
+    if call_bytes is not None:
+        monkeypatch.setattr(idempotent, "MAX_CALL_BYTES", call_bytes)
+    batch = [Push(mark(f"m{i}"), (lpush("l", b"v"), signal("s", "1"))) for i in range(3)]
+    refuse_writes(small_redis, how, free_port)
+    with pytest.raises(redis.RedisError, match=says) as refused:
+        OncePusher(small_redis, DBS, replicas, replica_timeout_ms=10).push(batch)
+    assert unavailable(refused.value)
+    take_writes(small_redis)
+    assert small_redis.keys() == []
+    assert OncePusher(small_redis, DBS).push(batch) == [1, 0, 0]
+
+
+def test_a_batch_larger_than_redis_s_free_memory_is_written_in_calls_that_fit(
+    small_redis, monkeypatch
+):
+    """Redis counts a call's arguments against ``maxmemory`` while it runs and refuses the whole
+    call past it (``OutOfMemoryError``, an outage to the sink, retried until the flow stops),
+    even when the call writes nothing new: here a replay of 40 records of 256 KiB, every one
+    written already, with 4 MiB free. In calls of up to ``MAX_CALL_BYTES`` (1 MiB here) each
+    call fits, and the replay finds its 40 duplicates."""
+    batch = [Push(mark(f"m{i}"), (lpush("l", bytes([i]) * (256 << 10)),)) for i in range(40)]
+    pusher = OncePusher(small_redis, DBS)
+    assert pusher.push(batch) == [0] * 40
+    used = small_redis.info("memory")["used_memory"]
+    small_redis.config_set("maxmemory", used + (4 << 20))
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        pusher.push(batch)
+    monkeypatch.setattr(idempotent, "MAX_CALL_BYTES", 1 << 20)
+    assert pusher.push(batch) == [DUPLICATE] * 40
+    assert small_redis.llen("l") == 40

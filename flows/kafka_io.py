@@ -215,7 +215,8 @@ class _RecordBatches(_KafkaSourcePartition):
                 self._eof = True
                 break
             else:
-                last = msg.offset()
+                # An error of the consumer rather than of a message has no offset.
+                last = msg.offset() if msg.offset() is not None else last
                 records.append(self._on_error(KafkaError(error, _message(msg))))
         if last is not None:
             self._offset = last + 1

@@ -5,7 +5,8 @@ reads."""
 import threading
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Producer
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, Producer
+from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from alarmflow.config import StartPosition, load_settings
 from flows import kafka_io
@@ -124,3 +125,47 @@ def test_local_parts_give_each_worker_the_first_partition_it_built():
 
     assert local.part() == "1-t"
     assert other == ["", "2-t"]
+
+
+class Polled:
+    """A consumer whose one poll returns ``messages``."""
+
+    def __init__(self, messages: list[Message]) -> None:
+        self._messages = messages
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        messages, self._messages = self._messages, []
+        return messages
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_error_of_the_consumer_after_a_message_keeps_the_message_s_offset():
+    """A poll may hand an error event of the consumer itself (the broker's connection lost), with
+    no offset, after its messages: the snapshot still resumes after the last message read, not
+    at the poll's start (which read that poll again after a crash)."""
+    rejected = []
+    batches = kafka_io._RecordBatches(
+        "in",
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
+        "t",
+        0,
+        OFFSET_BEGINNING,
+        5,
+        100,
+        False,
+        on_error=rejected.append,
+    )
+    batches._consumer.close()
+    batches._consumer = Polled(
+        [
+            Message(topic="t", partition=0, offset=5, value=b"{}"),
+            Message(topic="t", partition=0, offset=6, value=b"{}"),
+            Message(error=ConfluentKafkaError(ConfluentKafkaError._TRANSPORT)),
+        ]
+    )
+    [records] = batches.next_batch()
+    assert [record.offset for record in records[:2]] == [5, 6]
+    assert len(rejected) == 1
+    assert batches.snapshot() == 7

@@ -24,7 +24,7 @@ from alarmflow.heap import settle_heap
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint, make_targets_dir
 from flows.guard import guarded_map
 from flows.kafka_io import DeliveredSink, dead_letter, kafka_parts, part_name
-from flows.redis_sink import PushSink, Routed
+from flows.redis_sink import PushSink, Routed, routed_size
 from flows.write_behind import WriteBehindSink
 from operators.drops import Drop
 from operators.hosts import HostError, HostIndex, load_host_file
@@ -147,7 +147,9 @@ def write_behind(
     behind the worker: while Redis runs a batch's writes, the worker works on its next batch
     (:class:`~flows.write_behind.WriteBehindSink`; a snapshot waits for the writes). Each batch is
     keyed by the partition of ``topics`` its first record came from."""
-    sink = WriteBehindSink(push_sink(settings, flow, kind), lambda: kafka_parts(settings, topics))
+    sink = WriteBehindSink(
+        push_sink(settings, flow, kind), lambda: kafka_parts(settings, topics), routed_size
+    )
     op.output(step_id, op.filter_map(f"{step_id}_keyed", batches, by_source_part), sink)
 
 

@@ -38,7 +38,7 @@ from alarmflow.connections import redis_client
 from alarmflow.metrics import CLEANED, DROPPED, Stage
 from flows.common import dead_letters, flow_from_env, load_strategies
 from flows.converge_logic import BusinessLogic, dimension_logic, keyed_state
-from flows.converge_outputs import Outcome, Outputs, OutputsWrites, gather, outputs, records
+from flows.converge_outputs import Outcome, Outputs, OutputsWrites, gather, outputs, size
 from flows.kafka_io import Input, LocalParts, kafka_batches, kafka_parts, largest_value
 from flows.outage import Outage
 from flows.write_behind import WriteBehindSink
@@ -140,7 +140,7 @@ def build_flow(settings: Settings) -> Dataflow:
     batches = kafka_batches("kafka", flow, settings, topics, NAME, local)
     made = converge(batches, settings, runtime(settings))
     parts = partial(kafka_parts, settings, topics)
-    sink = WriteBehindSink(OutputsWrites(settings, NAME), parts, records)
+    sink = WriteBehindSink(OutputsWrites(settings, NAME), parts, size)
     op.output("out", op.map("out_keyed", made, lambda m: (local.part(), [m])), sink)
     dead_letters("dlq", settings, NAME, op.flat_map("rejections", made, lambda m: m.rejected))
     return flow

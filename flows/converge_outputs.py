@@ -16,7 +16,8 @@ from flows.common import push_sink
 from flows.converge_logic import Out, timer_source
 from flows.guard import rejection
 from flows.kafka_io import DeliveredPartition, DeliveredSink, Message, check_topics
-from flows.redis_sink import Routed
+from flows.redis_sink import Routed, routed_size
+from flows.write_behind import Size
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.records import Decision
 from operators.json_bytes import json_bytes
@@ -130,6 +131,10 @@ class OutputsWrites:
         )
 
 
-def records(outputs: list[Outputs]) -> int:
-    """What a list of outputs counts for in a writer's queue: each batch and its decisions."""
-    return sum(1 + len(made.routed) for made in outputs)
+def size(outputs: list[Outputs]) -> Size:
+    """What a list of outputs counts for in a writer's queue: each batch and its decisions, and
+    the bytes of their messages and Redis values."""
+    records = sum(1 + len(made.routed) for made in outputs)
+    messages = sum(len(value) for made in outputs for _, value in (*made.decisions, *made.audit))
+    routed = [one for made in outputs for one in made.routed]
+    return Size(records, messages + routed_size(routed).bytes)

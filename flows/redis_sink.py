@@ -40,6 +40,8 @@ from alarmflow.metrics import (
 from flows import input_end
 from flows.kafka_io import DeliveredSink, Message, dead_letter
 from flows.outage import Outage, unavailable
+from flows.write_behind import Size
+from operators import _native
 from operators.drops import Drop
 from operators.rejects import Reason, Rejection, SourceRecord, bounded_text
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push, Result
@@ -70,9 +72,16 @@ def routed(pushes: Iterable[tuple[Push, SourceRecord]]) -> list[Routed]:
     return [Routed(push, record.timestamp_ms, record) for push, record in pushes]
 
 
+_push_of = attrgetter("push")
 _op_of = attrgetter("op")
 _writes_of = attrgetter("push.writes")
 _timestamp_of = attrgetter("timestamp_ms")
+
+
+def routed_size(batch: list[Routed]) -> Size:
+    """What a list of records counts for in a writer's queue: the records and the bytes of
+    their values."""
+    return Size(len(batch), _native.values_size(list(map(_push_of, batch))))
 
 
 def _is_new(result: Result) -> bool:

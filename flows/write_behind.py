@@ -17,7 +17,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
 
@@ -29,6 +29,25 @@ when the worker wrote the batches of a Bytewax activation itself. Redis runs a c
 break, so this also bounds how long one call keeps Redis from its other clients."""
 WRITE_BEHIND_QUEUED = 2 * WRITE_BEHIND_BATCH
 """Records a worker hands on ahead of its writer before it waits for the writer."""
+WRITE_BEHIND_BATCH_BYTES = 32 << 20
+"""Bytes of values one write takes at most, for large records: 5,000 alerts of 1 MiB would
+otherwise be one write of 5 GiB."""
+WRITE_BEHIND_QUEUED_BYTES = 2 * WRITE_BEHIND_BATCH_BYTES
+"""Bytes of values a worker hands on ahead of its writer before it waits for the writer: while
+Redis is away the worker reads on up to this (or :data:`WRITE_BEHIND_QUEUED` records), so large
+records cannot fill the worker's memory."""
+
+
+class Size(NamedTuple):
+    """What a list handed on to a writer counts for in its queue."""
+
+    records: int
+    bytes: int
+
+
+def counted(items: list) -> Size:
+    """Each item a record, of no size in bytes."""
+    return Size(len(items), 0)
 
 
 T = TypeVar("T")
@@ -37,8 +56,9 @@ T_contra = TypeVar("T_contra", contravariant=True)
 
 class _Behind(Generic[T]):
     """One worker's writer: a thread that writes, as one batch, all that the worker handed on
-    since its last write (up to :data:`WRITE_BEHIND_BATCH` records, as ``size`` counts them).
-    The worker waits only when it is :data:`WRITE_BEHIND_QUEUED` records ahead, or in
+    since its last write (up to :data:`WRITE_BEHIND_BATCH` records and
+    :data:`WRITE_BEHIND_BATCH_BYTES`, as ``size`` counts them). The worker waits only when it is
+    :data:`WRITE_BEHIND_QUEUED` records or :data:`WRITE_BEHIND_QUEUED_BYTES` ahead, or in
     :meth:`wait`. A write that raises stops the writer, and the worker raises the same error at
     its next call (the flow stops, and recovery replays what was not written)."""
 
@@ -46,13 +66,14 @@ class _Behind(Generic[T]):
         self,
         partition: StatelessSinkPartition[T],
         name: str,
-        size: Callable[[list[T]], int] = len,
+        size: Callable[[list[T]], Size] = counted,
     ) -> None:
         self._partition = partition
         self._size = size
         self._changed = threading.Condition()
-        self._queued: deque[tuple[list[T], int]] = deque()
+        self._queued: deque[tuple[list[T], Size]] = deque()
         self._queued_records = 0
+        self._queued_bytes = 0
         self._busy = False
         self._closing = False
         self._error: BaseException | None = None
@@ -64,11 +85,15 @@ class _Behind(Generic[T]):
         """Hand ``items`` on to be written after everything handed on before them."""
         size = self._size(items)
         with self._changed:
-            while self._error is None and self._queued_records >= WRITE_BEHIND_QUEUED:
+            while self._error is None and (
+                self._queued_records >= WRITE_BEHIND_QUEUED
+                or self._queued_bytes >= WRITE_BEHIND_QUEUED_BYTES
+            ):
                 self._changed.wait()
             self._raise_error()
             self._queued.append((items, size))
-            self._queued_records += size
+            self._queued_records += size.records
+            self._queued_bytes += size.bytes
             self._changed.notify_all()
 
     def wait(self) -> None:
@@ -108,12 +133,20 @@ class _Behind(Generic[T]):
             while not self._queued and not self._closing:
                 self._changed.wait()
             batch: list[T] = []
-            size = 0
-            while self._queued and (not batch or size + self._queued[0][1] <= WRITE_BEHIND_BATCH):
+            records = size = 0
+            while self._queued and (
+                not batch
+                or (
+                    records + self._queued[0][1].records <= WRITE_BEHIND_BATCH
+                    and size + self._queued[0][1].bytes <= WRITE_BEHIND_BATCH_BYTES
+                )
+            ):
                 items, one = self._queued.popleft()
                 batch += items
-                size += one
-            self._queued_records -= size
+                records += one.records
+                size += one.bytes
+            self._queued_records -= records
+            self._queued_bytes -= size
             self._busy = bool(batch)
             return batch or None
 
@@ -160,7 +193,7 @@ class Writes(Protocol[T_contra]):
 class WriteBehindSink(FixedPartitionedSink[list[T], None]):
     """Writes batches (lists of ``T``: :class:`~flows.redis_sink.Routed` for the Redis writes
     of a flow) as the partitions of ``sink`` do, behind the worker (see the module); ``size``
-    counts the records of a list.
+    counts the records and bytes of a list.
 
     Items are ``(part, batch)``, ``part`` naming the Kafka partition the batch came from as
     the flow's Kafka source names its partitions (:func:`flows.kafka_io.part_name`), or one
@@ -174,7 +207,7 @@ class WriteBehindSink(FixedPartitionedSink[list[T], None]):
         self,
         sink: Writes[T],
         parts: Callable[[], list[str]],
-        size: Callable[[list[T]], int] = len,
+        size: Callable[[list[T]], Size] = counted,
     ) -> None:
         self._sink = sink
         self._parts = parts

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flows.converge_outputs import Outcome, outputs
+from flows.converge_outputs import Outcome, outputs, size
 from operators.converge.context import parse_action
 from operators.converge.driver import run
 from tests.operators.converge.timeline import action_json
@@ -30,3 +30,12 @@ def test_a_decision_whose_messages_would_be_too_large_to_produce_is_dead_lettere
     [rejected] = made.rejected
     assert (rejected.reason, rejected.record.value) == ("too_large", big.id.encode())
     assert "more than the 1500 a message may have" in rejected.error
+
+
+def test_outputs_count_in_a_writer_s_queue_for_their_decisions_and_bytes():
+    made = outputs("p", "converge", 1_000_000)(
+        Outcome(run([parse_action(action_json(n, converge_config=None)) for n in (1, 2)]))
+    )
+    messages = sum(len(value) for _, value in (*made.decisions, *made.audit))
+    values = sum(len(w.value) for r in made.routed for w in (r.push.marker, *r.push.writes))
+    assert size([made, made]) == (2 * (1 + len(made.routed)), 2 * (messages + values))

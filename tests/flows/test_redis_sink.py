@@ -7,7 +7,7 @@ import orjson
 import redis
 
 from flows.outage import Outage
-from flows.redis_sink import Routed, _PushPartition
+from flows.redis_sink import Routed, _PushPartition, routed_size
 from operators.rejects import SourceRecord
 from state.idempotent import OncePusher, Op, Push, Write
 from state.keys import Backend
@@ -85,3 +85,11 @@ def test_a_batch_refused_as_a_whole_is_split_until_the_refused_record_is_alone(k
     assert "invalid bulk length" in orjson.loads(dlq.messages[0][1])["error"]
     # 8 refused; 0-3 written; 4-7 refused; 4-5 refused; 4 written; 5 refused; 6-7 written.
     assert pusher.batches == [8, 4, 4, 2, 1, 1, 2]
+
+
+def test_a_list_of_records_counts_in_a_writer_s_queue_for_its_records_and_values():
+    lists = [
+        routed("p", 1, Write(Op.LPUSH, "p.l", b"x" * 1000), Write(Op.SIGNAL, "p.s", "12")),
+        routed("p", 2, Write(Op.LPUSH, "p.l", "ü" * 10)),  # a str counts its characters
+    ]
+    assert routed_size(lists) == (2, 1000 + 2 + 10)

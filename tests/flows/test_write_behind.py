@@ -16,7 +16,7 @@ from flows import write_behind
 from flows.common import by_source_part
 from flows.kafka_io import LocalParts, part_name
 from flows.redis_sink import Routed
-from flows.write_behind import WriteBehindSink, _Behind, _BehindPart
+from flows.write_behind import Size, WriteBehindSink, _Behind, _BehindPart
 from tests.flows.test_redis_sink import routed
 
 
@@ -92,6 +92,33 @@ def test_the_worker_waits_once_it_is_the_limit_ahead_and_batches_keep_to_their_s
 
     # [2] and [3, 4] would pass the batch size together; a hand-on larger than it goes whole.
     assert gated.batches == [[1], [2], [3, 4], [5, 6, 7]]
+
+
+def test_large_records_count_by_their_bytes_too(monkeypatch):
+    """Items are sizes in bytes here: the worker waits once it is the byte limit ahead (as
+    while Redis is away, so that large records cannot fill its memory), and a batch keeps to
+    the byte limit of a write."""
+    monkeypatch.setattr(write_behind, "WRITE_BEHIND_BATCH_BYTES", 100)
+    monkeypatch.setattr(write_behind, "WRITE_BEHIND_QUEUED_BYTES", 150)
+    gated = Gated()
+    behind = _Behind(gated, "t-writer", lambda items: Size(len(items), sum(items)))
+    behind.write([10])
+    assert gated.started.acquire(timeout=10)
+    behind.write([60])
+    behind.write([50])
+    behind.write([40])  # 150 bytes ahead of the writer
+
+    ahead = threading.Thread(target=behind.write, args=([1],))
+    ahead.start()
+    assert still_blocked(ahead)
+
+    gated.gate.set()
+    ahead.join(10)
+    behind.close()
+
+    assert [one for batch in gated.batches for one in batch] == [10, 60, 50, 40, 1]
+    # 60 + 50 would pass the limit; [1] may or may not join the last batch.
+    assert gated.batches[:2] == [[10], [60]] and gated.batches[2][:2] == [50, 40]
 
 
 def test_a_write_that_fails_is_raised_at_the_workers_next_call():

@@ -138,13 +138,12 @@ local function record(a, k, w)
   end
   return result
 end
+-- A refusal of the server rather than of a record's values (out of memory, a replica, a failed
+-- save, too few replicas) refuses the whole call with that error, for the caller to wait out:
+-- Redis refuses these from a script's first write on, so nothing of the call was written.
+local REFUSALS = {OOM = true, READONLY = true, MISCONF = true, NOREPLICAS = true}
 -- A record whose write fails (its values, e.g. a key of another type) reports the error as its
 -- result; its marker is taken back, so that a replay tries it again, and the batch goes on.
--- A refusal of the server rather than of the record's values (out of memory, a replica, a
--- failed save, too few replicas) refuses the whole call with that error instead, for the
--- caller to wait out: Redis refuses these from a script's first write on, so nothing of the
--- call was written.
-local REFUSALS = {OOM = true, READONLY = true, MISCONF = true, NOREPLICAS = true}
 local function unmark(a, k)
   local parsed = spec(ARGV[a])
   use(parsed[2])

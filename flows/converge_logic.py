@@ -23,7 +23,7 @@ from typing import TypeVar
 import bytewax.operators as op
 from bytewax.dataflow import operator
 
-from flows.guard import rejection
+from flows.guard import infrastructure, rejection
 from operators.converge.biz import Business
 from operators.converge.engine import INDEX_TTL_S, Dimension, Runtime
 from operators.converge.records import Decision, Planned
@@ -95,8 +95,10 @@ class DimensionLogic(op.StatefulBatchLogic):
         for value in values:
             try:
                 out += self.dimension.push(value.action, value.plan, self.runtime)
-            except Exception:
+            except Exception as exc:
                 self.dimension = savepoint
+                if infrastructure(exc):  # waited out already: not again, action by action
+                    raise
                 return self._keep(self._each_alone(values))
             self._pushed(value)
         return self._keep(out)

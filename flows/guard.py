@@ -5,8 +5,9 @@ Composite operators in the shape of Bytewax's Kafka operators: each returns :cla
 records it could not handle, which the flow sends to the dead-letter topic. A
 :class:`~operators.rejects.Rejected` raised by the step keeps its reason; any other exception
 becomes ``internal_error`` naming the step and the exception type. Infrastructure failures
-(:data:`INFRASTRUCTURE`: Redis and Kafka unreachable) are not a record's fault and propagate,
-so the flow stops and recovery replays.
+(:func:`infrastructure`: Redis and Kafka unreachable, or a Redis that takes no writes, as
+:func:`flows.outage.unavailable` says) are not a record's fault and propagate, so the flow
+stops and recovery replays.
 
 Every item carries the Kafka message it came from; ``source_of(item)`` tells the guard which
 one, so a rejection always names the offending message.
@@ -29,6 +30,7 @@ from bytewax.operators import KeyedStream
 from confluent_kafka import KafkaException
 
 from alarmflow.logs import RateLimited
+from flows.outage import unavailable
 from operators.rejects import Rejection, SourceRecord
 
 X = TypeVar("X")
@@ -41,6 +43,16 @@ INFRASTRUCTURE: tuple[type[Exception], ...] = (
     KafkaException,
 )
 """Exceptions that say a service is unreachable: they stop the flow instead of a record."""
+
+
+def infrastructure(exc: BaseException) -> bool:
+    """Whether ``exc`` is a service's failure rather than a record's: a service unreachable, or
+    a Redis that takes no writes (read-only, out of memory, too few replicas, ...: the
+    converge lock raises these once it has waited them out for ``ALARMFLOW_REDIS_OUTAGE_S``)."""
+    return isinstance(exc, INFRASTRUCTURE) or (
+        isinstance(exc, redis.RedisError) and unavailable(exc)
+    )
+
 
 _warn = RateLimited(logging.getLogger(__name__)).warning
 
@@ -55,7 +67,7 @@ class Split(Generic[Y]):
 
 def rejection(step_id: str, exc: Exception, source: SourceRecord) -> Rejection:
     """The rejection of ``source`` by ``step_id``; infrastructure failures are re-raised."""
-    if isinstance(exc, INFRASTRUCTURE):
+    if infrastructure(exc):
         raise exc
     return Rejection.from_exception(step_id, exc, source)
 

@@ -4,6 +4,7 @@ table) and its counter lock, without a broker."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import bytewax.operators as op
 import orjson
@@ -13,18 +14,23 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alarmflow.config import ConfigError, load_settings
+from alarmflow.services import RedisServer
 from bench.converge_throughput import storm
 from flows.converge import PatientLock, converge, runtime
+from flows.converge_logic import DimensionLogic
 from flows.converge_outputs import Outputs
-from flows.outage import Outage
+from flows.outage import Outage, unavailable
 from operators.converge.audit import audit_record, decision_message
 from operators.converge.context import parse_action
 from operators.converge.driver import run
-from operators.converge.engine import DEFAULT
+from operators.converge.engine import DEFAULT, Runtime
+from operators.converge.plan import plan
+from operators.converge.records import Planned
 from operators.rejects import Reason, SourceRecord
+from state.converge_lock import RedisLock
 from state.converge_writes import DecisionWrites
 from tests.flows.test_outage import Clock
-from tests.operators.converge.timeline import action_json
+from tests.operators.converge.timeline import WEBHOOK, action_json, at, push
 
 
 def test_the_pipeline_in_process_equals_the_engine():
@@ -136,3 +142,39 @@ def test_the_counter_lock_gives_up_after_the_outage_limit():
     with pytest.raises(redis.ConnectionError):
         lock.acquire("!sha1#d", 1)
     assert clock.now - 1000.0 == pytest.approx(30)
+
+
+@pytest.fixture
+def own_redis(tmp_path, free_port) -> Iterator[redis.Redis]:
+    """A Redis of this test's own, to refuse writes (database 10, the converge lock's)."""
+    server = RedisServer(free_port(), tmp_path / "redis")
+    server.start()
+    client = redis.Redis.from_url(server.url(10))
+    yield client
+    client.close()
+    server.stop()
+
+
+@pytest.mark.parametrize("how", ["READONLY", "OOM", "NOREPLICAS"])
+def test_a_lock_on_a_redis_that_takes_no_writes_past_the_limit_stops_the_flow(
+    own_redis, free_port, how
+):
+    """A Redis that takes no writes (a replica, at its ``maxmemory``, short of
+    ``min-replicas-to-write``) for longer than the outage limit stops the flow, as the sink's
+    writes do: the lock's error leaves the step, waited out once. (The step used to take it for
+    the action's own error and dead-letter the action, and each action of its batch after it,
+    each waiting out the limit again, while the log said the flow was stopping.)"""
+    if how == "READONLY":
+        own_redis.replicaof("127.0.0.1", free_port())  # a master that is not there
+    elif how == "OOM":
+        own_redis.config_set("maxmemory", 1)
+    else:
+        own_redis.config_set("min-replicas-to-write", 1)
+    clock = Clock()
+    outage = Outage("t_lock_ro", "redis://h:1/10", 30, clock.sleep, lambda: clock.now)
+    logic = DimensionLogic(None, Runtime(PatientLock(RedisLock(own_redis, "t"), outage)))
+    actions = [at(0, push(i, converge_config=WEBHOOK | {"count": 2}))[1] for i in (1, 2)]
+    with pytest.raises(redis.RedisError) as refused:
+        logic.on_batch([Planned(SourceRecord("a", 0, 0, b"{}"), a, plan(a)) for a in actions])
+    assert unavailable(refused.value)
+    assert clock.now - 1000.0 == pytest.approx(30), "waited out once"

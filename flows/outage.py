@@ -1,10 +1,10 @@
 """Waiting out a Redis outage: an attempt retried while Redis cannot take writes (down,
-restarting, read-only during a failover, loading, out of memory, too few replicas), with capped
-backoff, for up to ``ALARMFLOW_REDIS_OUTAGE_S``; logged once when Redis goes, every
-:data:`REMIND_S` while it stays away and once when it is back, and kept in the
-``alarmflow_redis_waiting`` gauge. Past that time the error is raised: the flow stops and
-recovery replays from the last snapshot. An error that says a batch is bad rather than Redis
-away is raised at once.
+restarting, read-only during a failover, loading, out of memory, too few replicas, an ACL user
+refused a command the flows need), with capped backoff, for up to ``ALARMFLOW_REDIS_OUTAGE_S``;
+logged once when Redis goes, every :data:`REMIND_S` while it stays away and once when it is
+back, and kept in the ``alarmflow_redis_waiting`` gauge. Past that time the error is raised:
+the flow stops and recovery replays from the last snapshot. An error that says a batch is bad
+rather than Redis away is raised at once.
 
 Every Redis sink runs its batches through an :class:`Outage`
 (:mod:`flows.redis_sink`), and the converge flow its counter lock.
@@ -35,6 +35,8 @@ _UNAVAILABLE = (
     redis.TimeoutError,
     redis.exceptions.ReadOnlyError,  # a replica now: the master failed over
     redis.exceptions.OutOfMemoryError,
+    # An ACL user lacking a command or key the flows need: a grant mends it, not the record.
+    redis.exceptions.NoPermissionError,
     redis.exceptions.MasterDownError,
     redis.exceptions.TryAgainError,
     redis.exceptions.ClusterDownError,

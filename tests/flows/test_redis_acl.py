@@ -1,8 +1,9 @@
 """Every flow under a least-privilege Redis ACL user (:func:`state.acl.acl_rules`: its
 prefix's keys, the commands of :data:`state.acl.FLOW_COMMANDS`) on the real broker and Redis:
 the same Redis and the same dead letters as a run of the default user. A command missing
-from the list fails the start check, or comes back as ``NOPERM`` on a record's writes or the
-converge lock, and the record becomes a dead letter the default user's run does not have."""
+from the list fails the start check; refused to the script's call or to the converge lock
+(``NOPERM``), it is waited out and stops the flow; refused inside the script, it comes back on
+a record's writes, and the record becomes a dead letter the default user's run does not have."""
 
 from __future__ import annotations
 

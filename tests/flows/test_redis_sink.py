@@ -9,6 +9,7 @@ import redis
 from flows.outage import Outage
 from flows.redis_sink import Routed, _PushPartition, routed_size
 from operators.rejects import SourceRecord
+from state.acl import acl_rules
 from state.idempotent import OncePusher, Op, Push, Write
 from state.keys import Backend
 from tests.flows.test_outage import Clock
@@ -93,3 +94,34 @@ def test_a_list_of_records_counts_in_a_writer_s_queue_for_its_records_and_values
         routed("p", 2, Write(Op.LPUSH, "p.l", "ü" * 10)),  # a str counts its characters
     ]
     assert routed_size(lists) == (2, 1000 + 2 + 10)
+
+
+def test_a_user_refused_the_script_is_waited_out_and_its_records_are_not_dead_lettered(
+    redis_server, redis_client, key_prefix
+):
+    """An ACL user without a command the flows need (here ``EVALSHA``, missing from its grants)
+    is refused each batch as a whole (``NOPERM``): a deployment's fault, not the records', so
+    the sink waits as for any outage, and writes the batch once the user is granted the command.
+    (The sink used to split the batch down to each record and dead-letter every one.)"""
+    user, password = f"u{key_prefix}", "secret"
+    rules = acl_rules(key_prefix).replace("+evalsha ", "").split()
+    redis_client.execute_command("ACL", "SETUSER", user, "on", f">{password}", *rules)
+    url = redis_server.url(9).replace("redis://", f"redis://{user}:{password}@", 1)
+    narrow = redis.Redis.from_url(url)
+    items = [routed(key_prefix, n, Write(Op.LPUSH, f"{key_prefix}.l", b"v")) for n in range(4)]
+    dlq = Collected()
+    clock = Clock()
+
+    def granted_while_waiting(seconds: float) -> None:
+        redis_client.execute_command("ACL", "SETUSER", user, "+evalsha")
+        clock.sleep(seconds)
+
+    outage = Outage("t_noperm", "redis://h:1/9", 60, granted_while_waiting, lambda: clock.now)
+    pusher = OncePusher(narrow, {Backend.QUEUE: 9})
+    try:
+        _PushPartition(pusher, outage, dlq, "t_noperm", "alert", "qos").write_batch(items)
+    finally:
+        redis_client.execute_command("ACL", "DELUSER", user)
+    assert dlq.messages == []
+    assert clock.sleeps == [0.1]
+    assert redis_client.llen(f"{key_prefix}.l") == 4

@@ -73,10 +73,14 @@ PRODUCER_MESSAGE_MAX_BYTES = 1_000_000
 """librdkafka's default ``message.max.bytes``: a producer refuses a larger message outright."""
 MESSAGE_FRAMING_BYTES = 1024
 """Room a message's value leaves under ``message.max.bytes`` for its key and framing."""
-SOURCE_PROPERTIES = ("group.id", "enable.auto.commit", "enable.partition.eof")
+SOURCE_PROPERTIES = ("group.id", "enable.auto.commit", "enable.partition.eof", "auto.offset.reset")
 """The source's consumers set these themselves, as Bytewax's own partitions do (offsets live in
 the recovery store; a run that ends at the end of its input needs the end-of-partition events):
 ``ALARMFLOW_KAFKA_CONFIG`` does not change them."""
+OFFSET_RESET = {"auto.offset.reset": "earliest"}
+"""Where a consumer goes on from an offset the broker no longer has (retention deleted the
+records up to past a recovered offset): the first offset it still has. librdkafka's default,
+the end, skipped every record left between them."""
 
 Input = SourceRecord | Rejection
 """A message read, or the rejection of one the consumer could not read."""
@@ -276,6 +280,7 @@ class CheckedKafkaSource(KafkaSource):
             for key, value in kafka_config(settings).items()
             if key not in SOURCE_PROPERTIES
         }
+        config.update(OFFSET_RESET)
         if not settings.tail:
             config = {"fetch.wait.max.ms": END_FETCH_WAIT_MS, **config}
         super().__init__(

@@ -3,10 +3,12 @@ the topic check and the start offsets on the real broker, and the partitions eac
 reads."""
 
 import threading
+import time
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, Producer
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
+from confluent_kafka.admin import AdminClient
 
 from alarmflow.config import StartPosition, load_settings
 from flows import kafka_io
@@ -48,12 +50,13 @@ def test_kafka_config_does_not_change_what_the_source_sets_itself():
     ALARMFLOW_KAFKA_CONFIG (which Bytewax's partitions and ours apply after their own)."""
     setting = (
         '{"group.id": "mine", "enable.auto.commit": true, "enable.partition.eof": false,'
-        ' "client.id": "alarmflow-a"}'
+        ' "auto.offset.reset": "latest", "client.id": "alarmflow-a"}'
     )
     environ = {"ALARMFLOW_TAIL": "0", "ALARMFLOW_KAFKA_CONFIG": setting}
     source = CheckedKafkaSource(load_settings(environ), ["alarmflow.alert"])
     assert source._add_config["client.id"] == "alarmflow-a"
-    assert not set(SOURCE_PROPERTIES) & set(source._add_config)
+    assert source._add_config["auto.offset.reset"] == "earliest"
+    assert set(SOURCE_PROPERTIES) & set(source._add_config) == {"auto.offset.reset"}
 
 
 def test_topics_seen_once_are_not_asked_for_again_and_a_missing_one_is(
@@ -99,6 +102,38 @@ def test_a_start_is_looked_up_as_an_offset_of_the_broker(kafka_broker, kafka_top
     assert start("offset", 2) == 2
     assert start("time", 1_500) == 1
     assert start("time", 9_000) == OFFSET_END
+
+
+def test_a_resume_offset_the_broker_no_longer_has_goes_on_from_its_first_offset(
+    kafka_broker, kafka_topics
+):
+    """Retention deleted the records up to past the recovered offset: the resume reads the
+    records still there, where librdkafka's default reset went to the end and skipped them."""
+    [topic] = kafka_topics("retained", partitions=1)
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for _ in range(10):
+        producer.produce(topic, b"{}", partition=0)
+    assert producer.flush(30) == 0
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    [deleted] = admin.delete_records([TopicPartition(topic, 0, 6)]).values()
+    assert deleted.result(30).low_watermark == 6
+    settings = load_settings(
+        {"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, "ALARMFLOW_TAIL": "0"}
+    )
+    source = CheckedKafkaSource(settings, [topic], lambda err: pytest.fail(str(err)), tail=False)
+    part = source.build_part("in", f"0-{topic}", 2)
+    offsets: list[int] = []
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            try:
+                batches = part.next_batch()
+            except StopIteration:
+                break
+            offsets += [record.offset for batch in batches for record in batch]
+    finally:
+        part.close()
+    assert offsets == [6, 7, 8, 9]
 
 
 def test_a_start_the_broker_does_not_answer_for_is_left_to_librdkafka(free_port, monkeypatch):

@@ -23,7 +23,7 @@ from alarmflow.connections import (
 from alarmflow.heap import settle_heap
 from alarmflow.metrics import DLQ_PRODUCED, DROPPED, Endpoint, make_targets_dir
 from flows.guard import guarded_map
-from flows.kafka_io import DeliveredSink, dead_letter, kafka_parts, part_name
+from flows.kafka_io import DeliveredSink, dead_letter, kafka_parts, part_name, without_raw
 from flows.redis_sink import PushSink, Routed, routed_size
 from flows.write_behind import WriteBehindSink
 from operators.drops import Drop
@@ -122,9 +122,10 @@ def dead_letters(
 
 
 def dead_letter_sink(settings: Settings, flow: str) -> DeliveredSink:
-    """The dead-letter topic's sink, counting what it delivered."""
+    """The dead-letter topic's sink, counting what it delivered; a message larger than the
+    topic takes goes without its ``raw`` (:func:`~flows.kafka_io.without_raw`)."""
     delivered = DLQ_PRODUCED.labels(flow).inc
-    return DeliveredSink(settings, settings.dlq_topic, flow, "dlq", delivered)
+    return DeliveredSink(settings, settings.dlq_topic, flow, "dlq", delivered, without_raw)
 
 
 def write_once(

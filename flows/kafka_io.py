@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -53,6 +54,7 @@ from alarmflow.connections import (
 from alarmflow.logs import RateLimited
 from alarmflow.metrics import CONSUMED, REJECTED, Stage
 from flows import input_end
+from operators.json_bytes import json_bytes
 from operators.rejects import Reason, Rejection, SourceRecord
 
 log = logging.getLogger(__name__)
@@ -453,10 +455,23 @@ def dead_letter(flow: str) -> Callable[[Rejection], Message]:
     return to_message
 
 
+def without_raw(value: bytes) -> bytes:
+    """A dead-letter message with its ``raw`` left empty (``raw_bytes`` still says how large
+    the message was, and the topic, partition and offset where it is): what the dead-letter
+    topic gets in place of one larger than the topic's ``max.message.bytes``, which the broker
+    would refuse after every restart."""
+    record = json.loads(value)
+    record["raw"] = ""
+    return json_bytes(record)
+
+
 class DeliveredPartition(StatelessSinkPartition[Message]):
     """Produces messages and waits for their delivery reports: :meth:`write_batch` does both,
     or :meth:`send` produces (to more than one topic, if need be) and :meth:`wait` waits, so
-    that other work can run while the broker acknowledges."""
+    that other work can run while the broker acknowledges. With ``shrink``, the messages the
+    broker refuses as too large are sent again each alone (the broker refuses a whole batch for
+    one message too large, and its neighbours are not), and one refused alone as ``shrink`` makes
+    it."""
 
     def __init__(
         self,
@@ -465,18 +480,53 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         flow: str,
         stage: str,
         on_delivered: Callable[[int], None] | None,
+        shrink: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._producer = producer
         self._topic = topic
         self._flow = flow
         self._stage = Stage(flow, stage)
         self._on_delivered = on_delivered
+        self._shrink = shrink
         self._failures: list[str] = []
+        self._too_large: list[tuple[str, bytes | None, bytes]] = []
         self._sent: dict[str, int] = {}
 
     def _on_delivery(self, err, msg) -> None:
-        if err is not None:
+        if err is None:
+            return
+        if err.code() == ConfluentKafkaError.MSG_SIZE_TOO_LARGE and self._shrink is not None:
+            self._too_large.append((msg.topic(), msg.key(), msg.value()))
+        else:
             self._failures.append(f"{msg.topic()}: {err}")
+
+    def _send_alone(self, topic: str, key: bytes | None, value: bytes) -> None:
+        """Send a message refused as too large in a batch of its own, and if the broker refuses
+        it alone too, as ``shrink`` makes it; a failure of the last attempt is a failure."""
+        assert self._shrink is not None
+        error = self._deliver(topic, key, value)
+        if error is not None and error.code() == ConfluentKafkaError.MSG_SIZE_TOO_LARGE:
+            smaller = self._shrink(value)
+            error = self._deliver(topic, key, smaller)
+            if error is None:
+                log.warning(
+                    "%s: %s refused a message of %d bytes as too large; sent as %d bytes",
+                    self._flow,
+                    topic,
+                    len(value),
+                    len(smaller),
+                )
+        if error is not None:
+            self._failures.append(f"{topic}: {error}")
+
+    def _deliver(self, topic: str, key: bytes | None, value: bytes) -> ConfluentKafkaError | None:
+        """Produce one message and wait for its delivery report: its error, or ``None``."""
+        reports: list[ConfluentKafkaError | None] = []
+        self._producer.produce(
+            topic, value, key=key, on_delivery=lambda err, _msg: reports.append(err)
+        )
+        self._producer.flush(DELIVERY_TIMEOUT_S)
+        return reports[0] if reports else ConfluentKafkaError(ConfluentKafkaError._MSG_TIMED_OUT)
 
     def send(self, items: list[Message], topic: str = "") -> None:
         """Produce ``items`` to ``topic`` (this sink's unless given) without waiting."""
@@ -491,6 +541,9 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         """Wait for the delivery of everything sent; a failed delivery stops the flow."""
         with self._stage.batch(0):
             pending = self._producer.flush(DELIVERY_TIMEOUT_S)
+            too_large, self._too_large = self._too_large, []
+            for topic, key, value in too_large:
+                self._send_alone(topic, key, value)
         failures, sent = self._failures, self._sent
         self._failures, self._sent = [], {}
         if failures or pending:
@@ -513,8 +566,9 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
 class DeliveredSink(DynamicSink[Message]):
     """Produces ``(key, value)`` messages to ``topic`` and waits for every delivery report; a
     failed delivery stops the flow (recovery then replays it), never dropped silently as
-    Bytewax's ``KafkaSink`` would. ``stage`` names its time in the stage metrics, and
-    ``on_delivered(n)`` is told of each delivered batch."""
+    Bytewax's ``KafkaSink`` would. ``stage`` names its time in the stage metrics,
+    ``on_delivered(n)`` is told of each delivered batch, and ``shrink`` makes a message the
+    broker refuses as too large smaller (:class:`DeliveredPartition`)."""
 
     def __init__(
         self,
@@ -523,12 +577,14 @@ class DeliveredSink(DynamicSink[Message]):
         flow: str,
         stage: str,
         on_delivered: Callable[[int], None] | None = None,
+        shrink: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._target = target
         self._topic = topic
         self._flow = flow
         self._stage = stage
         self._on_delivered = on_delivered
+        self._shrink = shrink
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> DeliveredPartition:
         return self.partition()
@@ -538,5 +594,5 @@ class DeliveredSink(DynamicSink[Message]):
         check_topics(self._target, [self._topic])
         producer = Producer(kafka_config(self._target, DELIVERY_PROPERTIES))
         return DeliveredPartition(
-            producer, self._topic, self._flow, self._stage, self._on_delivered
+            producer, self._topic, self._flow, self._stage, self._on_delivered, self._shrink
         )

@@ -2,15 +2,17 @@
 the topic check and the start offsets on the real broker, and the partitions each worker
 reads."""
 
+import json
 import threading
 import time
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, Producer, TopicPartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from alarmflow.config import StartPosition, load_settings
+from alarmflow.kafka_tools import read_all
 from flows import kafka_io
 from flows.kafka_io import (
     END_FETCH_WAIT_MS,
@@ -21,7 +23,9 @@ from flows.kafka_io import (
     check_topics,
     largest_value,
     start_offset,
+    without_raw,
 )
+from operators.rejects import Reason, Rejection, SourceRecord
 
 
 def fetch_wait(**environ: str) -> object:
@@ -204,3 +208,28 @@ def test_an_error_of_the_consumer_after_a_message_keeps_the_message_s_offset():
     assert [record.offset for record in records[:2]] == [5, 6]
     assert len(rejected) == 1
     assert batches.snapshot() == 7
+
+
+def test_a_dead_letter_larger_than_its_topic_takes_goes_without_its_raw(kafka_broker, kafka_topics):
+    """A dead-letter topic whose max.message.bytes is below a dead letter's 64 KiB of raw: the
+    broker refused the batch, the flow stopped and its replay was refused again, forever. The
+    large message now goes without its raw, and the small ones refused in its batch go whole."""
+    [dlq] = kafka_topics("dlq", partitions=1)
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    limit = ConfigEntry("max.message.bytes", "20000", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource("topic", dlq, incremental_configs=[limit])
+    [altered] = admin.incremental_alter_configs([resource]).values()
+    altered.result(30)
+    record = SourceRecord("in", 0, 7, b"x" * 100_000, None)
+    large = Rejection(Reason.NOT_JSON, "not valid JSON", record)
+    small = Rejection(Reason.NOT_JSON, "not valid JSON", SourceRecord("in", 0, 8, b"bad", None))
+    sink = kafka_io.DeliveredSink(kafka_broker.bootstrap, dlq, "t", "dlq", shrink=without_raw)
+    partition = sink.partition()
+    partition.write_batch([("", large.to_dlq("t")), ("", small.to_dlq("t"))])
+    partition.close()
+    letters = sorted(
+        (json.loads(value) for value in read_all(kafka_broker.bootstrap, dlq)),
+        key=lambda letter: letter["offset"],
+    )
+    assert [(letter["offset"], letter["raw"]) for letter in letters] == [(7, ""), (8, "bad")]
+    assert letters[0]["raw_bytes"] == 100_000

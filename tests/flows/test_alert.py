@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -10,6 +12,8 @@ from collections import Counter
 import orjson
 import pytest
 import redis
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewPartitions
 
 from alarmflow.kafka_tools import produce, read_all
 from alarmflow.report import snapshot
@@ -320,3 +324,44 @@ def test_two_deployments_on_the_hash_ring_split_businesses_and_together_write_on
     assert {key: sorted(content) for key, content in merged.items()} == {
         key: sorted(values(entry)) for key, entry in expected.items()
     }
+
+
+def consumed_at_end(done) -> int:
+    """The alerts a run consumed, from its "end of input" line."""
+    [line] = [line for line in done.stderr.splitlines() if "end of input: " in line]
+    return int(line.split("consumed[", 1)[1].split("]=", 1)[1].split(" ", 1)[0])
+
+
+def test_partitions_added_to_the_input_are_read_by_a_restart_with_start_earliest(
+    make_flow_env, tmp_path
+):
+    """A flow reads the partitions its topic had when it started. After partitions are added,
+    a restart from the recovery store starts each partition with no recovered offset where
+    ``ALARMFLOW_START`` says: with the default, ``latest``, at its end (skipping what was
+    produced into it meanwhile), with ``earliest`` at its beginning, while the partitions
+    with a recovered offset resume there either way (docs/delivery.md, "Sizing")."""
+    env = make_flow_env(1)
+    topic = env.topics["ALERT"]
+    store = tmp_path / "recovery"
+    store.mkdir()
+    run([sys.executable, "-m", "bytewax.recovery", str(store), "1"], env.environ())
+    recovered = bytewax_command("flows.alert", "-r", str(store), "-s", "1", "-b", "10")
+    produce(env.bootstrap, topic, sample_messages(50, NOW, seed=21))
+    first = run(recovered, env.environ(ALARMFLOW_START="earliest", ALARMFLOW_LOG_LEVEL="INFO"))
+    assert consumed_at_end(first) == 50
+
+    admin = AdminClient({"bootstrap.servers": env.bootstrap})
+    [added] = admin.create_partitions([NewPartitions(topic, 2)]).values()
+    added.result(30)
+    producer = Producer({"bootstrap.servers": env.bootstrap})
+    for message in sample_messages(40, NOW, seed=22):
+        producer.produce(topic, message, partition=1)
+    assert producer.flush(30) == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+
+    latest = run(recovered, env.environ(ALARMFLOW_START="latest", ALARMFLOW_LOG_LEVEL="INFO"))
+    assert consumed_at_end(latest) == 0
+    earliest = bytewax_command("flows.alert", "-r", str(copy), "-s", "1", "-b", "10")
+    resumed = run(earliest, env.environ(ALARMFLOW_START="earliest", ALARMFLOW_LOG_LEVEL="INFO"))
+    assert consumed_at_end(resumed) == 40

@@ -46,6 +46,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         server.stop()
 
 
+@pytest.fixture
+def own_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test's own (to refuse writes, or for a ``maxmemory`` of its own)."""
+    server = RedisServer(pick_free_port(), tmp_path / "own-redis")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def baseline_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The code of main before the performance work (:data:`~tests.flows.flowrun.BASELINE`),

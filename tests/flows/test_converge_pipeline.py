@@ -14,7 +14,6 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from alarmflow.config import ConfigError, load_settings
-from alarmflow.services import RedisServer
 from bench.converge_throughput import storm
 from flows.converge import PatientLock, converge, runtime
 from flows.converge_logic import DimensionLogic
@@ -31,6 +30,7 @@ from state.converge_lock import RedisLock
 from state.converge_writes import DecisionWrites
 from tests.flows.test_outage import Clock
 from tests.operators.converge.timeline import WEBHOOK, action_json, at, push
+from tests.refusals import REFUSALS, refuse_writes
 
 
 def test_the_pipeline_in_process_equals_the_engine():
@@ -145,17 +145,14 @@ def test_the_counter_lock_gives_up_after_the_outage_limit():
 
 
 @pytest.fixture
-def own_redis(tmp_path, free_port) -> Iterator[redis.Redis]:
-    """A Redis of this test's own, to refuse writes (database 10, the converge lock's)."""
-    server = RedisServer(free_port(), tmp_path / "redis")
-    server.start()
-    client = redis.Redis.from_url(server.url(10))
+def own_redis(own_redis_server) -> Iterator[redis.Redis]:
+    """Database 10 (the converge lock's) of a Redis of this test's own, to refuse writes."""
+    client = redis.Redis.from_url(own_redis_server.url(10))
     yield client
     client.close()
-    server.stop()
 
 
-@pytest.mark.parametrize("how", ["READONLY", "OOM", "NOREPLICAS"])
+@pytest.mark.parametrize("how", REFUSALS)
 def test_a_lock_on_a_redis_that_takes_no_writes_past_the_limit_stops_the_flow(
     own_redis, free_port, how
 ):
@@ -164,12 +161,7 @@ def test_a_lock_on_a_redis_that_takes_no_writes_past_the_limit_stops_the_flow(
     writes do: the lock's error leaves the step, waited out once. (The step used to take it for
     the action's own error and dead-letter the action, and each action of its batch after it,
     each waiting out the limit again, while the log said the flow was stopping.)"""
-    if how == "READONLY":
-        own_redis.replicaof("127.0.0.1", free_port())  # a master that is not there
-    elif how == "OOM":
-        own_redis.config_set("maxmemory", 1)
-    else:
-        own_redis.config_set("min-replicas-to-write", 1)
+    refuse_writes(own_redis, how, free_port)
     clock = Clock()
     outage = Outage("t_lock_ro", "redis://h:1/10", 30, clock.sleep, lambda: clock.now)
     logic = DimensionLogic(None, Runtime(PatientLock(RedisLock(own_redis, "t"), outage)))

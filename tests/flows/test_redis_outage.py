@@ -62,6 +62,19 @@ def metric(port: int, name: str) -> float:
         return -1.0
 
 
+def start_live(
+    flow_env: FlowEnv, own_redis: RedisServer, free_port: Callable[[], int], tmp_path: Path
+) -> tuple[FlowEnv, subprocess.Popen, int]:
+    """Start the alert flow tailing the topic into a "live" prefix on ``own_redis``, logging
+    to ``flow.log``: its environment, its process and its metrics port."""
+    metrics_port = free_port()
+    while port_open(metrics_port):
+        metrics_port = free_port()
+    live = on(flow_env, own_redis.url(9), flow_env.prefix + "live")
+    env = live.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(metrics_port))
+    return live, start(bytewax_command("flows.alert"), env, tmp_path / "flow.log"), metrics_port
+
+
 def ends_as_an_uninterrupted_run(
     flow_env: FlowEnv, url: str, client: redis.Redis, live: FlowEnv, proc: subprocess.Popen
 ) -> None:
@@ -83,12 +96,7 @@ def test_a_redis_restart_mid_run_is_ridden_out_and_ends_as_an_uninterrupted_run(
     client = redis.Redis.from_url(own_redis.url(9))
     topic = flow_env.topics["ALERT"]
     produce(flow_env.bootstrap, topic, before)
-    metrics_port = free_port()
-    while port_open(metrics_port):
-        metrics_port = free_port()
-    live = on(flow_env, own_redis.url(9), flow_env.prefix + "live")
-    env = live.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(metrics_port))
-    proc = start(bytewax_command("flows.alert"), env, tmp_path / "flow.log")
+    live, proc, metrics_port = start_live(flow_env, own_redis, free_port, tmp_path)
     try:
         consumed = "alarmflow_consumed_total"
         wait_for(lambda: metric(metrics_port, consumed) == len(before), 60, "the first half")
@@ -145,12 +153,7 @@ def test_a_full_redis_is_waited_out_and_its_records_are_not_dead_lettered(
     client = redis.Redis.from_url(own_redis.url(9))
     topic = flow_env.topics["ALERT"]
     produce(flow_env.bootstrap, topic, list(sample_messages(200, NOW, seed=11)))
-    metrics_port = free_port()
-    while port_open(metrics_port):
-        metrics_port = free_port()
-    live = on(flow_env, own_redis.url(9), flow_env.prefix + "live")
-    env = live.environ(ALARMFLOW_TAIL="1", ALARMFLOW_METRICS_PORT=str(metrics_port))
-    proc = start(bytewax_command("flows.alert"), env, tmp_path / "flow.log")
+    live, proc, metrics_port = start_live(flow_env, own_redis, free_port, tmp_path)
     try:
         consumed = "alarmflow_consumed_total"
         wait_for(lambda: metric(metrics_port, consumed) == 200, 60, "the first alerts")

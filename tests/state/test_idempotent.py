@@ -11,13 +11,13 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alarmflow.services import RedisServer
 from flows.outage import unavailable
 from operators import _native
 from state import idempotent
 from state.idempotent import DUPLICATE, GATED, OncePusher, Op, Push, Write
 from state.keys import Backend
 from tests import main_33cd407
+from tests.refusals import REFUSALS, refuse_writes, take_writes
 
 DBS = {Backend.QUEUE: 1, Backend.SERVICE: 2}
 
@@ -359,35 +359,13 @@ def test_the_script_s_arguments_are_made_only_of_pushes(push):
 
 
 @pytest.fixture
-def small_redis(tmp_path, free_port) -> Iterator[redis.Redis]:
-    """A Redis of this test's own, for a ``maxmemory`` of its own."""
-    server = RedisServer(free_port(), tmp_path / "redis")
-    server.start()
-    client = redis.Redis.from_url(server.url(1))
+def small_redis(own_redis_server) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(own_redis_server.url(1))
     yield client
     client.close()
-    server.stop()
 
 
-def refuse_writes(client: redis.Redis, how: str, free_port) -> None:
-    if how == "OOM":
-        client.config_set("maxmemory", 1)
-    elif how == "READONLY":
-        client.replicaof("127.0.0.1", free_port())  # a master that is not there
-    else:
-        client.config_set("min-replicas-to-write", 1)
-
-
-def take_writes(client: redis.Redis) -> None:
-    client.config_set("maxmemory", 0)
-    client.replicaof("no", "one")
-    client.config_set("min-replicas-to-write", 0)
-
-
-@pytest.mark.parametrize(
-    ("how", "says"),
-    [("OOM", "maxmemory"), ("READONLY", "read only replica"), ("NOREPLICAS", "NOREPLICAS")],
-)
+@pytest.mark.parametrize(("how", "says"), REFUSALS.items())
 @pytest.mark.parametrize(("replicas", "call_bytes"), [(0, None), (0, 2), (1, None)])
 def test_a_server_that_takes_no_writes_refuses_the_call_not_each_record(
     small_redis, free_port, monkeypatch, how, says, replicas, call_bytes

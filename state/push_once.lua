@@ -153,6 +153,26 @@ local function unmark(a, k)
     redis.call('SREM', KEYS[k], ARGV[a + 1])
   end
 end
+-- The commands the script runs, checked once per call before anything is written (Redis 7's
+-- redis.acl_check_cmd; KEYS[1] stands for every key, all of which EVALSHA checked already).
+-- Redis checks a script's commands only as each runs, so a user refused one (LPOS, say) would
+-- have every record refused after its first writes; refusing the call instead lets the caller
+-- wait it out, as it waits out a user refused EVALSHA, until a grant mends it.
+if redis.acl_check_cmd then
+  local key = KEYS[1]
+  local probes = {
+    {'SELECT', '0'}, {'SET', key, '1'}, {'DEL', key}, {'EXISTS', key}, {'EXPIRE', key, '1'},
+    {'SADD', key, 'v'}, {'SREM', key, 'v'}, {'LPUSH', key, 'v'}, {'LPOS', key, 'v'},
+    {'ZADD', key, '1', 'v'}, {'ZREMRANGEBYSCORE', key, '0', '1'}, {'HSET', key, 'f', 'v'},
+    {'HGET', key, 'f'}, {'HDEL', key, 'f'}, {'HINCRBY', key, 'f', '1'},
+  }
+  for _, probe in ipairs(probes) do
+    if not redis.acl_check_cmd(unpack(probe)) then
+      return redis.error_reply(
+        'NOPERM this user may not run ' .. probe[1] .. ', which the push-once script runs')
+    end
+  end
+end
 local results = {}
 local a, k = 1, 1
 while a <= #ARGV do

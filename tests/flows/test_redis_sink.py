@@ -4,6 +4,7 @@ refuses goes to the dead-letter topic and the rest of its batch is written."""
 from __future__ import annotations
 
 import orjson
+import pytest
 import redis
 
 from flows.outage import Outage
@@ -96,24 +97,34 @@ def test_a_list_of_records_counts_in_a_writer_s_queue_for_its_records_and_values
     assert routed_size(lists) == (2, 1000 + 2 + 10)
 
 
+@pytest.mark.parametrize("missing", ["evalsha", "lpos"])
 def test_a_user_refused_the_script_is_waited_out_and_its_records_are_not_dead_lettered(
-    redis_server, redis_client, key_prefix
+    redis_server, redis_client, key_prefix, missing
 ):
-    """An ACL user without a command the flows need (here ``EVALSHA``, missing from its grants)
-    is refused each batch as a whole (``NOPERM``): a deployment's fault, not the records', so
-    the sink waits as for any outage, and writes the batch once the user is granted the command.
-    (The sink used to split the batch down to each record and dead-letter every one.)"""
+    """An ACL user without a command the flows need (``EVALSHA``, or ``LPOS``, which the script
+    runs for a signal) is refused each batch as a whole (``NOPERM``): a deployment's fault, not
+    the records', so the sink waits as for any outage, and writes the batch once the user is
+    granted the command. (The sink used to split the batch down to each record and dead-letter
+    every one; without ``LPOS``, each record was refused after its first writes.)"""
     user, password = f"u{key_prefix}", "secret"
-    rules = acl_rules(key_prefix).replace("+evalsha ", "").split()
+    rules = acl_rules(key_prefix).replace(f"+{missing} ", "").split()
     redis_client.execute_command("ACL", "SETUSER", user, "on", f">{password}", *rules)
     url = redis_server.url(9).replace("redis://", f"redis://{user}:{password}@", 1)
     narrow = redis.Redis.from_url(url)
-    items = [routed(key_prefix, n, Write(Op.LPUSH, f"{key_prefix}.l", b"v")) for n in range(4)]
+    items = [
+        routed(
+            key_prefix,
+            n,
+            Write(Op.LPUSH, f"{key_prefix}.l", b"v"),
+            Write(Op.SIGNAL, f"{key_prefix}.s", "1"),
+        )
+        for n in range(4)
+    ]
     dlq = Collected()
     clock = Clock()
 
     def granted_while_waiting(seconds: float) -> None:
-        redis_client.execute_command("ACL", "SETUSER", user, "+evalsha")
+        redis_client.execute_command("ACL", "SETUSER", user, f"+{missing}")
         clock.sleep(seconds)
 
     outage = Outage("t_noperm", "redis://h:1/9", 60, granted_while_waiting, lambda: clock.now)
@@ -125,3 +136,4 @@ def test_a_user_refused_the_script_is_waited_out_and_its_records_are_not_dead_le
     assert dlq.messages == []
     assert clock.sleeps == [0.1]
     assert redis_client.llen(f"{key_prefix}.l") == 4
+    assert redis_client.lrange(f"{key_prefix}.s", 0, -1) == [b"1"]

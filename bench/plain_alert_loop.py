@@ -34,7 +34,7 @@ def main() -> None:
                 "group.id": "alarmflow-bench-baseline",
                 "enable.auto.commit": False,
                 "enable.partition.eof": True,
-                "fetch.wait.max.ms": END_FETCH_WAIT_MS,  # as the flow's reading to the end
+                "fetch.wait.max.ms": END_FETCH_WAIT_MS,  # its end seen from an empty fetch, at once
             },
         )
     )

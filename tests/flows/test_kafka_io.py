@@ -34,8 +34,13 @@ def fetch_wait(**environ: str) -> object:
 
 
 def test_a_run_that_reads_to_the_end_sees_the_end_without_the_brokers_long_wait():
+    """Bytewax's own partitions see the end from an empty fetch, which the broker holds for
+    the wait; the batch partitions from the high watermark, and keep librdkafka's wait."""
     assert fetch_wait(ALARMFLOW_TAIL="0") == END_FETCH_WAIT_MS
     assert fetch_wait(ALARMFLOW_TAIL="1") is None  # librdkafka's own, for a tailing run
+    settings = load_settings({"ALARMFLOW_TAIL": "0"})
+    batches = CheckedKafkaSource(settings, ["alarmflow.alert"], lambda err: pytest.fail(str(err)))
+    assert "fetch.wait.max.ms" not in batches._add_config
 
 
 def test_kafka_config_sets_another_fetch_wait():
@@ -125,7 +130,12 @@ def test_a_resume_offset_the_broker_no_longer_has_goes_on_from_its_first_offset(
         {"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, "ALARMFLOW_TAIL": "0"}
     )
     source = CheckedKafkaSource(settings, [topic], lambda err: pytest.fail(str(err)), tail=False)
-    part = source.build_part("in", f"0-{topic}", 2)
+    assert read_to_the_end(source.build_part("in", f"0-{topic}", 2)) == [6, 7, 8, 9]
+
+
+def read_to_the_end(part) -> list[int]:
+    """The offsets a source partition hands on until it ends; fails unless it ends within 30
+    s."""
     offsets: list[int] = []
     deadline = time.monotonic() + 30
     try:
@@ -133,11 +143,43 @@ def test_a_resume_offset_the_broker_no_longer_has_goes_on_from_its_first_offset(
             try:
                 batches = part.next_batch()
             except StopIteration:
-                break
+                return offsets
             offsets += [record.offset for batch in batches for record in batch]
     finally:
         part.close()
-    assert offsets == [6, 7, 8, 9]
+    pytest.fail(f"the partition did not end within 30 s, after offsets {offsets}")
+
+
+@pytest.mark.parametrize(
+    ("records", "resume", "offsets"),
+    [
+        (5, None, [0, 1, 2, 3, 4]),  # read to its high watermark
+        (0, None, []),  # empty as it opens
+        (5, 5, []),  # resumed at its end
+        (3, 10, [0, 1, 2]),  # resumed past its end: librdkafka starts it again from its first
+    ],
+)
+def test_a_partition_read_to_the_end_ends_at_its_high_watermark_without_an_empty_fetch(
+    kafka_broker, kafka_topics, records, resume, offsets
+):
+    """A run that ends at the end of its input sees the end from the partition's high
+    watermark, not from an empty fetch: here the broker would hold that fetch for a minute
+    (``fetch.wait.max.ms``), and each partition still ends within the test's 30 s."""
+    [topic] = kafka_topics("ends", partitions=1)
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for _ in range(records):
+        producer.produce(topic, b"{}", partition=0)
+    assert producer.flush(30) == 0
+    environ = {
+        "ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+        "ALARMFLOW_TAIL": "0",
+        "ALARMFLOW_START": "earliest",
+        "ALARMFLOW_KAFKA_CONFIG": json.dumps({"fetch.wait.max.ms": 60_000}),
+    }
+    source = CheckedKafkaSource(
+        load_settings(environ), [topic], lambda err: pytest.fail(str(err)), tail=False
+    )
+    assert read_to_the_end(source.build_part("in", f"0-{topic}", resume)) == offsets
 
 
 def test_a_start_the_broker_does_not_answer_for_is_left_to_librdkafka(free_port, monkeypatch):

@@ -106,6 +106,14 @@ REDIS_WAITING: Gauge = Gauge(
     "Sink workers waiting for Redis to take their writes again (0 when it does).",
     ["flow"],
 )
+# Gauge, per input topic: 1 while the broker says the topic is gone (deleted; librdkafka then
+# says nothing to a consumer of assigned partitions), 0 once it is there again; asked every 30 s
+# (flows/kafka_io.py TopicWatch). The flow waits for the topic meanwhile.
+INPUT_MISSING: Gauge = Gauge(
+    "alarmflow_input_missing",
+    "1 while an input topic is gone from the broker (the flow waits for it), else 0.",
+    ["flow", "topic"],
+)
 # Histogram, of records written for the first time.
 END_TO_END_SECONDS = _histogram(
     "alarmflow_end_to_end_seconds",
@@ -132,6 +140,7 @@ DEFINED: tuple[MetricWrapperBase, ...] = (
     REDIS_BATCH_SECONDS,
     REDIS_ERRORS,
     REDIS_WAITING,
+    INPUT_MISSING,
     END_TO_END_SECONDS,
     CONVERGE_DECISIONS,
 )

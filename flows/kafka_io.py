@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
 
@@ -36,6 +38,7 @@ from confluent_kafka import (
     Consumer,
     KafkaException,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka import KafkaError as ConfluentKafkaError
@@ -52,7 +55,7 @@ from alarmflow.connections import (
     kafka_config,
 )
 from alarmflow.logs import RateLimited
-from alarmflow.metrics import CONSUMED, REJECTED, Stage
+from alarmflow.metrics import CONSUMED, INPUT_MISSING, REJECTED, Stage
 from flows import input_end
 from operators.json_bytes import json_bytes
 from operators.rejects import Reason, Rejection, SourceRecord
@@ -173,14 +176,101 @@ def start_offset(target: KafkaTarget, topic: str, partition: int, start: StartPo
     return low if logical == OFFSET_BEGINNING else high
 
 
-class _EndReporting(StatefulSourcePartition):
-    """A source partition that tells :mod:`flows.input_end` when it opens and when it ends."""
+TOPIC_CHECK_S = 30.0
+"""How often (wall time) a flow asks the broker whether each of its input topics is there."""
+TOPIC_CHECK_TIMEOUT_S = 10.0
+"""How long the broker has to answer that."""
 
-    def __init__(self, inner: StatefulSourcePartition) -> None:
+
+class TopicWatch:
+    """Whether one input topic of a flow is still on the broker: ``alarmflow_input_missing``
+    and a log line when it goes and when it comes back. librdkafka says nothing to a consumer of
+    assigned partitions whose topic was deleted, and the flow would wait in silence.
+
+    The topic's partitions call :meth:`poll` as they poll Kafka, on any worker; every
+    :data:`TOPIC_CHECK_S` one of them takes the answer to the last request (a topic the broker
+    does not know is gone; no answer, as while the broker is away, says nothing) and sends the
+    next one. Nothing waits for the broker."""
+
+    def __init__(
+        self,
+        flow: str,
+        topic: str,
+        admin: Callable[[], AdminClient],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._flow = flow
+        self._topic = topic
+        self._admin = admin
+        self._clock = clock
+        self._gauge = INPUT_MISSING.labels(flow, topic)
+        self._gauge.set(0)
+        self._lock = threading.Lock()
+        self._next = clock() + TOPIC_CHECK_S
+        self._asked: Future | None = None
+        self._missing = False
+
+    def poll(self) -> None:
+        """Every :data:`TOPIC_CHECK_S`: the last request's answer, and the next request."""
+        if self._clock() < self._next:
+            return
+        with self._lock:
+            if self._clock() < self._next:
+                return
+            self._next = self._clock() + TOPIC_CHECK_S
+            asked = self._asked
+            if asked is not None and not asked.done():
+                return
+            if asked is not None:
+                self._answered(asked.exception())
+            topics, timeout = TopicCollection([self._topic]), TOPIC_CHECK_TIMEOUT_S
+            try:
+                asking = self._admin().describe_topics(topics, request_timeout=timeout)
+            except KafkaException:  # not even sent: asked again at the next check
+                self._asked = None
+                return
+            self._asked = asking[self._topic]
+
+    def _answered(self, error: BaseException | None) -> None:
+        """The topic is there (no error) or gone (the broker does not know it); any other
+        error (no answer in time, the broker away) says neither."""
+        if error is None:
+            present = True
+        elif isinstance(error, KafkaException):
+            code = error.args[0].code()
+            if code != ConfluentKafkaError.UNKNOWN_TOPIC_OR_PART:
+                return
+            present = False
+        else:
+            return
+        if self._missing != present:
+            return
+        self._missing = not present
+        self._gauge.set(0 if present else 1)
+        if present:
+            log.warning("%s: input topic %s is on the broker again", self._flow, self._topic)
+        else:
+            log.error(
+                "%s: input topic %s is gone from the broker (deleted?); its partitions wait for "
+                "it. When it is back, each goes on at its offset, or at the topic's first offset "
+                "when its own is past the topic's end",
+                self._flow,
+                self._topic,
+            )
+
+
+class _Reporting(StatefulSourcePartition):
+    """A source partition that tells :mod:`flows.input_end` when it opens and when it ends,
+    and its topic's :class:`TopicWatch` (if any) each time it polls."""
+
+    def __init__(self, inner: StatefulSourcePartition, watch: TopicWatch | None = None) -> None:
         self._inner = inner
+        self._watch = watch
         input_end.partition_opened()
 
     def next_batch(self) -> Iterable:
+        if self._watch is not None:
+            self._watch.poll()
         try:
             return self._inner.next_batch()
         except StopIteration:
@@ -297,7 +387,8 @@ class CheckedKafkaSource(KafkaSource):
     bounded pre-flight check before listing partitions, and a partition with no recovered
     offset started at the offset :func:`start_offset` finds. With ``on_error`` each partition
     hands on one list of records per poll (:class:`_RecordBatches`), else Bytewax's messages;
-    with ``local_parts`` it records the partitions each worker reads."""
+    with ``local_parts`` it records the partitions each worker reads; with ``flow`` its
+    partitions watch that their topics are still there (:class:`TopicWatch`)."""
 
     def __init__(
         self,
@@ -305,6 +396,7 @@ class CheckedKafkaSource(KafkaSource):
         topics: list[str],
         on_error: Callable[[KafkaError], Rejection] | None = None,
         local_parts: LocalParts | None = None,
+        flow: str | None = None,
         **kwargs,
     ) -> None:
         start = settings.start
@@ -329,6 +421,14 @@ class CheckedKafkaSource(KafkaSource):
         self._start: StartPosition = start
         self._on_error = on_error
         self._local_parts = local_parts
+        self._admin: AdminClient | None = None
+        self._watches = {t: TopicWatch(flow, t, self._admin_client) for t in topics} if flow else {}
+
+    def _admin_client(self) -> AdminClient:
+        """The admin client the topic watches ask the broker with, made on first use."""
+        if self._admin is None:
+            self._admin = AdminClient(kafka_config(self._settings))
+        return self._admin
 
     def list_parts(self) -> list[str]:
         check_topics(self._settings, self._topic_list)
@@ -338,10 +438,11 @@ class CheckedKafkaSource(KafkaSource):
         if self._local_parts is not None:
             self._local_parts.record(for_part)
         index, topic = for_part.split("-", 1)
+        watch = self._watches.get(topic)
         if resume_state is None:
             resume_state = start_offset(self._settings, topic, int(index), self._start)
         if self._on_error is None:
-            return _EndReporting(super().build_part(step_id, for_part, resume_state))
+            return _Reporting(super().build_part(step_id, for_part, resume_state), watch)
         config = {
             # As Bytewax's own partitions: offsets live in the recovery store.
             "group.id": "BYTEWAX_IGNORED",
@@ -363,7 +464,7 @@ class CheckedKafkaSource(KafkaSource):
             on_error=self._on_error,
             ends=not self._tail,
         )
-        return _EndReporting(batches)
+        return _Reporting(batches, watch)
 
 
 def part_name(topic: str, partition: int) -> str:
@@ -382,9 +483,11 @@ def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
 
 
 def _kafka_source(
-    step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...]
+    step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...], name: str
 ) -> Stream[KafkaSourceMessage | KafkaError]:
-    source = CheckedKafkaSource(settings, list(topics), tail=settings.tail, raise_on_errors=False)
+    source = CheckedKafkaSource(
+        settings, list(topics), flow=name, tail=settings.tail, raise_on_errors=False
+    )
     return op.input(step_id, flow, source)
 
 
@@ -402,7 +505,7 @@ def kafka_input(
     step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...], name: str
 ) -> tuple[Stream[SourceRecord], Stream[Rejection]]:
     """The flow's input records, and rejections for messages the consumer could not read."""
-    raw = _kafka_source(step_id, flow, settings, topics)
+    raw = _kafka_source(step_id, flow, settings, topics, name)
     split = op.branch(f"{step_id}_ok", raw, lambda m: isinstance(m, KafkaSourceMessage))
 
     consumed = {topic: CONSUMED.labels(name, topic) for topic in topics}
@@ -434,6 +537,7 @@ def kafka_batches(
         list(topics),
         _consumer_error(name),
         local_parts,
+        flow=name,
         tail=settings.tail,
         raise_on_errors=False,
     )

@@ -5,11 +5,21 @@ reads."""
 import json
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    KafkaException,
+    Message,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka import KafkaError as ConfluentKafkaError
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from prometheus_client import REGISTRY
 
 from alarmflow.config import StartPosition, load_settings
 from alarmflow.kafka_tools import read_all
@@ -119,10 +129,7 @@ def test_a_resume_offset_the_broker_no_longer_has_goes_on_from_its_first_offset(
     """Retention deleted the records up to past the recovered offset: the resume reads the
     records still there, where librdkafka's default reset went to the end and skipped them."""
     [topic] = kafka_topics("retained", partitions=1)
-    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
-    for _ in range(10):
-        producer.produce(topic, b"{}", partition=0)
-    assert producer.flush(30) == 0
+    produce_to(kafka_broker.bootstrap, topic, 10)
     admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
     [deleted] = admin.delete_records([TopicPartition(topic, 0, 6)]).values()
     assert deleted.result(30).low_watermark == 6
@@ -166,10 +173,7 @@ def test_a_partition_read_to_the_end_ends_at_its_high_watermark_without_an_empty
     watermark, not from an empty fetch: here the broker would hold that fetch for a minute
     (``fetch.wait.max.ms``), and each partition still ends within the test's 30 s."""
     [topic] = kafka_topics("ends", partitions=1)
-    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
-    for _ in range(records):
-        producer.produce(topic, b"{}", partition=0)
-    assert producer.flush(30) == 0
+    produce_to(kafka_broker.bootstrap, topic, records)
     environ = {
         "ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
         "ALARMFLOW_TAIL": "0",
@@ -275,3 +279,99 @@ def test_a_dead_letter_larger_than_its_topic_takes_goes_without_its_raw(kafka_br
     )
     assert [(letter["offset"], letter["raw"]) for letter in letters] == [(7, ""), (8, "bad")]
     assert letters[0]["raw_bytes"] == 100_000
+
+
+class Admin:
+    """An admin client whose answers the test gives (futures it keeps)."""
+
+    def __init__(self) -> None:
+        self.asked: list[Future] = []
+
+    def describe_topics(self, topics: TopicCollection, request_timeout: float) -> dict:
+        self.asked.append(Future())
+        return {topics.topic_names[0]: self.asked[-1]}
+
+
+def test_a_topic_watch_asks_every_interval_never_waits_and_reads_no_answer_as_nothing():
+    """Every TOPIC_CHECK_S one request; one not answered yet is not asked again; a timeout (the
+    broker away) changes nothing; an unknown topic is missing until the broker knows it again."""
+    now = [0.0]
+    admin = Admin()
+    watch = kafka_io.TopicWatch("alert", "t.watched", lambda: admin, clock=lambda: now[0])
+
+    def at(seconds: float) -> float | None:
+        now[0] = seconds
+        watch.poll()
+        return REGISTRY.get_sample_value(
+            "alarmflow_input_missing", {"flow": "alert", "topic": "t.watched"}
+        )
+
+    assert (at(29), len(admin.asked)) == (0, 0)
+    assert (at(30), len(admin.asked)) == (0, 1)
+    assert (at(60), len(admin.asked)) == (0, 1)  # not answered yet
+    admin.asked[0].set_exception(
+        KafkaException(ConfluentKafkaError(ConfluentKafkaError._TIMED_OUT))
+    )
+    assert (at(90), len(admin.asked)) == (0, 2)
+    unknown = ConfluentKafkaError(ConfluentKafkaError.UNKNOWN_TOPIC_OR_PART)
+    admin.asked[1].set_exception(KafkaException(unknown))
+    assert (at(120), len(admin.asked)) == (1, 3)
+    admin.asked[2].set_result(object())
+    assert (at(150), len(admin.asked)) == (0, 4)
+
+
+def produce_to(bootstrap: str, topic: str, count: int) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for _ in range(count):
+        producer.produce(topic, b"{}", partition=0)
+    assert producer.flush(30) == 0
+
+
+def missing(topic: str) -> float | None:
+    return REGISTRY.get_sample_value("alarmflow_input_missing", {"flow": "alert", "topic": topic})
+
+
+@pytest.mark.parametrize("batches", [True, False], ids=["record batches", "bytewax messages"])
+def test_an_input_topic_deleted_under_a_running_flow_is_reported_and_read_again_when_it_is_back(
+    kafka_broker, kafka_topics, monkeypatch, caplog, batches
+):
+    """librdkafka says nothing to a consumer of assigned partitions whose topic was deleted: the
+    flow waited in silence. Its partitions now find the topic gone (the gauge, a log line),
+    wait for it, and read the topic made again from its first offset."""
+    monkeypatch.setattr(kafka_io, "TOPIC_CHECK_S", 0.0)
+    [topic] = kafka_topics("deleted", partitions=1)
+    produce_to(kafka_broker.bootstrap, topic, 5)
+    settings = load_settings(
+        {"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, "ALARMFLOW_START": "earliest"}
+    )
+    on_error = (lambda err: pytest.fail(str(err))) if batches else None
+    source = CheckedKafkaSource(settings, [topic], on_error, flow="alert", tail=True)
+    part = source.build_part("in", f"0-{topic}", None)
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+
+    def read_until(done) -> list[int]:
+        offsets: list[int] = []
+        deadline = time.monotonic() + 30
+        while not done(offsets):
+            assert time.monotonic() < deadline, f"read {offsets}, gauge {missing(topic)}"
+            items = part.next_batch()
+            read = [m for batch in items for m in batch] if batches else items
+            offsets += [m.offset for m in read]
+        return offsets
+
+    try:
+        assert missing(topic) == 0
+        assert read_until(lambda offsets: len(offsets) == 5) == [0, 1, 2, 3, 4]
+        [deleted] = admin.delete_topics([topic]).values()
+        deleted.result(30)
+        with caplog.at_level("WARNING", logger="flows.kafka_io"):
+            assert read_until(lambda _: missing(topic) == 1) == []
+            kafka_broker.create_topics([topic], partitions=1)
+            produce_to(kafka_broker.bootstrap, topic, 3)
+            assert read_until(lambda offsets: len(offsets) == 3) == [0, 1, 2]
+            read_until(lambda _: missing(topic) == 0)
+        gone, back = [r.getMessage() for r in caplog.records if r.name == "flows.kafka_io"]
+        assert gone.startswith(f"alert: input topic {topic} is gone from the broker (deleted?)")
+        assert back == f"alert: input topic {topic} is on the broker again"
+    finally:
+        part.close()

@@ -203,6 +203,7 @@ class Settings:
     data_lateness_s: int
     redis_outage_s: int
     redis_replicas: int
+    kafka_outage_s: int
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
@@ -640,6 +641,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         dynamic_groups=get("ALARMFLOW_DYNAMIC_GROUPS", "", _file_or_empty("JSON")),
         data_lateness_s=get("ALARMFLOW_DATA_LATENESS_S", "10", _int_range(0, 86400)),
         redis_outage_s=get("ALARMFLOW_REDIS_OUTAGE_S", "300", _int_range(0, 7 * 86400)),
+        kafka_outage_s=get("ALARMFLOW_KAFKA_OUTAGE_S", "300", _int_range(1, 7 * 86400)),
         # Behind Sentinel a batch waits for one replica: a failover then loses no write.
         redis_replicas=get(
             "ALARMFLOW_REDIS_MIN_REPLICAS",

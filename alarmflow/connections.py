@@ -50,14 +50,28 @@ KafkaTarget = Settings | str
 test services and the tools run against them)."""
 
 PREFLIGHT_TIMEOUT_S = 10.0
-DELIVERY_TIMEOUT_S = 30.0
-DELIVERY_PROPERTIES = {
-    "message.timeout.ms": int(DELIVERY_TIMEOUT_S * 1000),
-    "acks": "all",
-    "enable.idempotence": True,
-}
-"""The properties of every flow's producers (dead letters, converge decisions and audit): a
-message counts as delivered once every in-sync replica has it, once only."""
+DELIVERY_TIMEOUT_S = 300.0
+"""How long a producer of a bare bootstrap string (the tools, the test services) waits for a
+delivery; a flow's producers wait ``ALARMFLOW_KAFKA_OUTAGE_S``."""
+
+
+def delivery_timeout_s(target: KafkaTarget) -> float:
+    """How long a producer of ``target`` waits for the broker to acknowledge a message before
+    it gives the message up (and the flow stops, for recovery to replay it)."""
+    return float(target.kafka_outage_s) if isinstance(target, Settings) else DELIVERY_TIMEOUT_S
+
+
+def delivery_properties(target: KafkaTarget) -> dict[str, object]:
+    """The properties of every flow's producers (dead letters, converge decisions and audit): a
+    message counts as delivered once every in-sync replica has it, once only, and it waits out
+    a broker away for :func:`delivery_timeout_s`, as a flow waits out Redis."""
+    return {
+        "message.timeout.ms": int(delivery_timeout_s(target) * 1000),
+        "acks": "all",
+        "enable.idempotence": True,
+    }
+
+
 FLOW_ACCESS_TYPES = {"converge": "action"}
 """Flows that read the topics of another access type than their name says."""
 REDIS_CHECK_TIMEOUT_S = 5.0
@@ -264,7 +278,7 @@ def _make_clients(settings: Settings, seen: _Seen) -> AdminClient:
     reports = {"error_cb": seen.error, "logger": seen}
     consumer = Consumer(kafka_config(settings, {**reports, "group.id": "alarmflow-preflight"}))
     consumer.close()
-    Producer(kafka_config(settings, {**reports, **DELIVERY_PROPERTIES})).close()
+    Producer(kafka_config(settings, {**reports, **delivery_properties(settings)})).close()
     return AdminClient(kafka_config(settings, reports))
 
 

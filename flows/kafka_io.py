@@ -48,10 +48,10 @@ from prometheus_client import Counter
 
 from alarmflow.config import Settings, StartPosition
 from alarmflow.connections import (
-    DELIVERY_PROPERTIES,
-    DELIVERY_TIMEOUT_S,
     KafkaTarget,
     bootstrap_of,
+    delivery_properties,
+    delivery_timeout_s,
     kafka_config,
 )
 from alarmflow.logs import RateLimited
@@ -602,6 +602,10 @@ def without_raw(value: bytes) -> bytes:
     return json_bytes(record)
 
 
+FLUSH_MARGIN_S = 5.0
+"""How much longer than its messages' own timeout a producer's flush waits for their reports."""
+
+
 class DeliveredPartition(StatelessSinkPartition[Message]):
     """Produces messages and waits for their delivery reports: :meth:`write_batch` does both,
     or :meth:`send` produces (to more than one topic, if need be) and :meth:`wait` waits, so
@@ -617,6 +621,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         flow: str,
         stage: str,
         on_delivered: Callable[[int], None] | None,
+        timeout_s: float,
         shrink: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self._producer = producer
@@ -625,6 +630,9 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         self._stage = Stage(flow, stage)
         self._on_delivered = on_delivered
         self._shrink = shrink
+        # The producer's message.timeout.ms is timeout_s: a flush waits a little longer, so
+        # that every message's report, delivered or timed out, is in when it returns.
+        self._flush_s = timeout_s + FLUSH_MARGIN_S
         self._failures: list[str] = []
         self._too_large: list[tuple[str, bytes | None, bytes]] = []
         self._sent: dict[str, int] = {}
@@ -662,7 +670,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         self._producer.produce(
             topic, value, key=key, on_delivery=lambda err, _msg: reports.append(err)
         )
-        self._producer.flush(DELIVERY_TIMEOUT_S)
+        self._producer.flush(self._flush_s)
         return reports[0] if reports else ConfluentKafkaError(ConfluentKafkaError._MSG_TIMED_OUT)
 
     def send(self, items: list[Message], topic: str = "") -> None:
@@ -677,7 +685,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
     def wait(self) -> None:
         """Wait for the delivery of everything sent; a failed delivery stops the flow."""
         with self._stage.batch(0):
-            pending = self._producer.flush(DELIVERY_TIMEOUT_S)
+            pending = self._producer.flush(self._flush_s)
             too_large, self._too_large = self._too_large, []
             for topic, key, value in too_large:
                 self._send_alone(topic, key, value)
@@ -697,7 +705,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         self.wait()
 
     def close(self) -> None:
-        self._producer.flush(DELIVERY_TIMEOUT_S)
+        self._producer.flush(self._flush_s)
 
 
 class DeliveredSink(DynamicSink[Message]):
@@ -729,7 +737,13 @@ class DeliveredSink(DynamicSink[Message]):
     def partition(self) -> DeliveredPartition:
         """A partition of this sink: a producer of its own."""
         check_topics(self._target, [self._topic])
-        producer = Producer(kafka_config(self._target, DELIVERY_PROPERTIES))
+        producer = Producer(kafka_config(self._target, delivery_properties(self._target)))
         return DeliveredPartition(
-            producer, self._topic, self._flow, self._stage, self._on_delivered, self._shrink
+            producer,
+            self._topic,
+            self._flow,
+            self._stage,
+            self._on_delivered,
+            delivery_timeout_s(self._target),
+            self._shrink,
         )

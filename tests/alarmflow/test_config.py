@@ -494,6 +494,13 @@ def test_redis_outage_and_replica_settings():
         load_settings({"ALARMFLOW_REDIS_OUTAGE_S": "-1"})
 
 
+def test_kafka_outage_setting():
+    assert load_settings({}).kafka_outage_s == 300
+    assert load_settings({"ALARMFLOW_KAFKA_OUTAGE_S": "45"}).kafka_outage_s == 45
+    with pytest.raises(ConfigError, match="ALARMFLOW_KAFKA_OUTAGE_S='0'"):
+        load_settings({"ALARMFLOW_KAFKA_OUTAGE_S": "0"})
+
+
 def test_the_start_check_names_the_sentinels_when_none_answers(free_port):
     port = free_port()
     url = f"redis+sentinel://:secret@127.0.0.1:{port}/9?master=bkmonitor"

@@ -23,12 +23,14 @@ from prometheus_client import REGISTRY
 
 from alarmflow.config import StartPosition, load_settings
 from alarmflow.kafka_tools import read_all
+from alarmflow.services import KafkaBroker, free_ports
 from flows import kafka_io
 from flows.kafka_io import (
     END_FETCH_WAIT_MS,
     SOURCE_PROPERTIES,
     BrokerUnavailable,
     CheckedKafkaSource,
+    DeliveredSink,
     LocalParts,
     check_topics,
     largest_value,
@@ -375,3 +377,31 @@ def test_an_input_topic_deleted_under_a_running_flow_is_reported_and_read_again_
         assert back == f"alert: input topic {topic} is on the broker again"
     finally:
         part.close()
+
+
+@pytest.mark.integration
+def test_a_delivery_waits_out_a_broker_away_longer_than_thirty_seconds(tmp_path):
+    """A message in flight (a dead letter, a converge decision) while the broker is away for 35
+    s: the producer gave it up after 30 s and the flow stopped. It now waits for
+    ALARMFLOW_KAFKA_OUTAGE_S, as a flow waits out Redis, and delivers it once the broker is
+    back."""
+    broker = KafkaBroker(*free_ports(2), tmp_path / "kafka")
+    broker.start()
+    try:
+        broker.create_topics(["dlq"], 1)
+        settings = load_settings(
+            {"ALARMFLOW_KAFKA_BOOTSTRAP": broker.bootstrap, "ALARMFLOW_KAFKA_OUTAGE_S": "180"}
+        )
+        part = DeliveredSink(settings, "dlq", "alert", "dlq").partition()
+        part.write_batch([("", b"before")])
+        broker.stop()
+        stopped = time.monotonic()
+        part.send([("", b"during")])
+        time.sleep(35)  # the outage
+        broker.start()
+        part.wait()
+        assert time.monotonic() - stopped > 35
+        assert sorted(read_all(broker.bootstrap, "dlq")) == [b"before", b"during"]
+        part.close()
+    finally:
+        broker.stop()

@@ -243,10 +243,11 @@ class TopicWatch:
             present = False
         else:
             return
-        if self._missing != present:
+        missing = not present
+        if missing == self._missing:
             return
-        self._missing = not present
-        self._gauge.set(0 if present else 1)
+        self._missing = missing
+        self._gauge.set(1 if missing else 0)
         if present:
             log.warning("%s: input topic %s is on the broker again", self._flow, self._topic)
         else:

@@ -157,10 +157,11 @@ def test_a_lock_on_a_redis_that_takes_no_writes_past_the_limit_stops_the_flow(
     own_redis, free_port, how
 ):
     """A Redis that takes no writes (a replica, at its ``maxmemory``, short of
-    ``min-replicas-to-write``) for longer than the outage limit stops the flow, as the sink's
-    writes do: the lock's error leaves the step, waited out once. (The step used to take it for
-    the action's own error and dead-letter the action, and each action of its batch after it,
-    each waiting out the limit again, while the log said the flow was stopping.)"""
+    ``min-replicas-to-write``, unable to persist) for longer than the outage limit stops the
+    flow, as the sink's writes do: the lock's error leaves the step, waited out once. (The step
+    used to take it for the action's own error and dead-letter the action, and each action of
+    its batch after it, each waiting out the limit again, while the log said the flow was
+    stopping.)"""
     refuse_writes(own_redis, how, free_port)
     clock = Clock()
     outage = Outage("t_lock_ro", "redis://h:1/10", 30, clock.sleep, lambda: clock.now)

@@ -370,11 +370,12 @@ def small_redis(own_redis_server) -> Iterator[redis.Redis]:
 def test_a_server_that_takes_no_writes_refuses_the_call_not_each_record(
     small_redis, free_port, monkeypatch, how, says, replicas, call_bytes
 ):
-    """Out of memory, a replica, too few replicas: Redis refuses a script's writes from its first
-    one, so the call is refused as a whole with the server's error (the sink waits it out as an
-    outage, ``flows.outage.unavailable``) instead of each record reporting it as its own error
-    (which the sink would dead-letter), and nothing is written. The same through a pipeline:
-    calls split by size, or followed by ``WAIT`` for replicas."""
+    """Out of memory, a replica, too few replicas, a snapshot that failed: Redis refuses a
+    script's writes from its first one, so the call is refused as a whole with the server's
+    error (the sink waits it out as an outage, ``flows.outage.unavailable``) instead of each
+    record reporting it as its own error (which the sink would dead-letter), and nothing is
+    written. The same through a pipeline: calls split by size, or followed by ``WAIT`` for
+    replicas."""
     if call_bytes is not None:
         monkeypatch.setattr(idempotent, "MAX_CALL_BYTES", call_bytes)
     batch = [Push(mark(f"m{i}"), (lpush("l", b"v"), signal("s", "1"))) for i in range(3)]

@@ -18,7 +18,7 @@ from alarmflow.config import Settings
 from alarmflow.metrics import CLEANED, DROPPED, Stage
 from flows.common import dead_letters, flow_from_env, parse_records, shard_by_business, write_once
 from flows.guard import guarded_stateful_map
-from flows.kafka_io import kafka_input
+from flows.kafka_io import kafka_records
 from flows.redis_sink import Routed
 from operators.bounds import decode_object
 from operators.drops import Drop
@@ -81,7 +81,8 @@ def pipeline(
 
 def build_flow(settings: Settings) -> Dataflow:
     flow = Dataflow(NAME)
-    records, consumer_errors = kafka_input("kafka", flow, settings, settings.topics_for(NAME), NAME)
+    topics = settings.topics_for(NAME)
+    records, consumer_errors = kafka_records("kafka", flow, settings, topics, NAME)
     routed, errs = pipeline(records, settings)
     write_once("redis", routed, settings, NAME, "incident")
     dead_letters("dlq", settings, NAME, *errs, consumer_errors)

@@ -1,11 +1,12 @@
 """Kafka in and out for every flow: Bytewax adapters, no business logic.
 
-- :func:`kafka_input` reads the configured topics with Bytewax's Kafka source (offsets live
-  in the recovery store), checks the broker and topics first with a timeout (Bytewax's own
-  check hangs forever on an unreachable broker), counts what it reads, and turns consumer
-  errors into rejections. :func:`kafka_batches` reads them a poll at a time: each partition
-  hands on the list of records of each poll as one item, built straight from librdkafka's
-  messages. :class:`LocalParts` tells a later step which partitions its worker reads.
+- :func:`kafka_batches` reads the configured topics with Bytewax's Kafka source (offsets live
+  in the recovery store) a poll at a time: each partition hands on the list of records of
+  each poll as one item, built straight from librdkafka's messages, with a rejection in place
+  of each message the consumer could not read. It checks the broker and topics first with a
+  timeout (Bytewax's own check hangs forever on an unreachable broker) and counts what it
+  reads. :func:`kafka_records` hands the same on a record at a time, for a flow whose steps
+  take one. :class:`LocalParts` tells a later step which partitions its worker reads.
 - :class:`DeliveredSink` produces messages (the dead-letter topic's, converge decisions and
   audit records) and waits for every delivery report: a failed delivery stops the flow
   (recovery then replays), it is never dropped silently as Bytewax's ``KafkaSink`` would.
@@ -28,6 +29,7 @@ from bytewax.connectors.kafka import (
     KafkaSource,
     KafkaSourceMessage,
     _KafkaSourcePartition,
+    _list_parts,
 )
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import StatefulSourcePartition
@@ -63,15 +65,6 @@ from operators.rejects import Reason, Rejection, SourceRecord
 log = logging.getLogger(__name__)
 
 PREFLIGHT_TIMEOUT_S = 10.0
-END_FETCH_WAIT_MS = 10
-"""``fetch.wait.max.ms`` of Bytewax's own Kafka partitions (the incident flow's) in a run that
-ends at the end of its input (``ALARMFLOW_TAIL=0``): they learn of the end from a fetch that
-found nothing, which the broker holds this long (librdkafka's default, 500 ms, was a third of
-such a run's start-up on an empty topic). The other flows' partitions see the end from the
-partition's high watermark instead (:class:`_RecordBatches`) and keep librdkafka's wait: a
-consumer that has fetched to the end while its flow still works on what it fetched polls the
-broker once per wait, and at 10 ms six such consumers doubled the broker's CPU in a run of
-100,000 alerts. ``ALARMFLOW_KAFKA_CONFIG`` may set it."""
 POLL_TIMEOUT_S = 0.0
 """How long a partition's poll waits for messages: none. A poll takes what librdkafka has
 fetched, and Bytewax waits 1 ms before polling a partition whose poll found nothing. Bytewax's
@@ -385,17 +378,18 @@ class LocalParts:
 
 class CheckedKafkaSource(KafkaSource):
     """Bytewax's Kafka source with the settings' client configuration (security included), a
-    bounded pre-flight check before listing partitions, and a partition with no recovered
-    offset started at the offset :func:`start_offset` finds. With ``on_error`` each partition
-    hands on one list of records per poll (:class:`_RecordBatches`), else Bytewax's messages;
-    with ``local_parts`` it records the partitions each worker reads; with ``flow`` its
-    partitions watch that their topics are still there (:class:`TopicWatch`)."""
+    bounded pre-flight check before listing partitions (:func:`kafka_parts`), and a partition
+    with no recovered offset started at the offset :func:`start_offset` finds. Each partition
+    hands on one list of records per poll (:class:`_RecordBatches`), ``on_error`` making the
+    rejection of a message the consumer could not read; with ``local_parts`` it records the
+    partitions each worker reads; with ``flow`` its partitions watch that their topics are
+    still there (:class:`TopicWatch`)."""
 
     def __init__(
         self,
         settings: Settings,
         topics: list[str],
-        on_error: Callable[[KafkaError], Rejection] | None = None,
+        on_error: Callable[[KafkaError], Rejection],
         local_parts: LocalParts | None = None,
         flow: str | None = None,
         **kwargs,
@@ -408,8 +402,6 @@ class CheckedKafkaSource(KafkaSource):
             if key not in SOURCE_PROPERTIES
         }
         config.update(OFFSET_RESET)
-        if not settings.tail and on_error is None:
-            config = {"fetch.wait.max.ms": END_FETCH_WAIT_MS, **config}
         super().__init__(
             [config.pop("bootstrap.servers")],
             topics,
@@ -432,8 +424,7 @@ class CheckedKafkaSource(KafkaSource):
         return self._admin
 
     def list_parts(self) -> list[str]:
-        check_topics(self._settings, self._topic_list)
-        return super().list_parts()
+        return kafka_parts(self._settings, tuple(self._topic_list))
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None):
         if self._local_parts is not None:
@@ -442,8 +433,6 @@ class CheckedKafkaSource(KafkaSource):
         watch = self._watches.get(topic)
         if resume_state is None:
             resume_state = start_offset(self._settings, topic, int(index), self._start)
-        if self._on_error is None:
-            return _Reporting(super().build_part(step_id, for_part, resume_state), watch)
         config = {
             # As Bytewax's own partitions: offsets live in the recovery store.
             "group.id": "BYTEWAX_IGNORED",
@@ -474,22 +463,15 @@ def part_name(topic: str, partition: int) -> str:
 
 
 def kafka_parts(settings: Settings, topics: tuple[str, ...]) -> list[str]:
-    """The partitions of ``topics``, named as the flow's Kafka source names them."""
-    return CheckedKafkaSource(settings, list(topics)).list_parts()
+    """The partitions of ``topics``, named as the flow's Kafka source names them, once the
+    broker and the topics have been checked (:func:`check_topics`)."""
+    check_topics(settings, list(topics))
+    return list(_list_parts(AdminClient(kafka_config(settings)), topics))
 
 
 def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
     timestamp = msg.timestamp[1] if msg.timestamp and msg.timestamp[1] > 0 else None
     return SourceRecord(msg.topic or "", msg.partition or 0, msg.offset or 0, msg.value, timestamp)
-
-
-def _kafka_source(
-    step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...], name: str
-) -> Stream[KafkaSourceMessage | KafkaError]:
-    source = CheckedKafkaSource(
-        settings, list(topics), flow=name, tail=settings.tail, raise_on_errors=False
-    )
-    return op.input(step_id, flow, source)
 
 
 def _consumer_error(name: str) -> Callable[[KafkaError], Rejection]:
@@ -500,25 +482,6 @@ def _consumer_error(name: str) -> Callable[[KafkaError], Rejection]:
         return Rejection(Reason.KAFKA_ERROR, str(err.err), _to_record(err.msg))
 
     return consumer_error
-
-
-def kafka_input(
-    step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...], name: str
-) -> tuple[Stream[SourceRecord], Stream[Rejection]]:
-    """The flow's input records, and rejections for messages the consumer could not read."""
-    raw = _kafka_source(step_id, flow, settings, topics, name)
-    split = op.branch(f"{step_id}_ok", raw, lambda m: isinstance(m, KafkaSourceMessage))
-
-    consumed = {topic: CONSUMED.labels(name, topic) for topic in topics}
-
-    def count(msg: KafkaSourceMessage) -> SourceRecord:
-        consumed[msg.topic].inc()
-        return _to_record(msg)
-
-    return (
-        op.map(f"{step_id}_record", split.trues, count),
-        op.map(f"{step_id}_error", split.falses, _consumer_error(name)),
-    )
 
 
 def kafka_batches(
@@ -554,6 +517,17 @@ def kafka_batches(
         return batch
 
     return op.map(f"{step_id}_count", op.input(step_id, flow, source), count)
+
+
+def kafka_records(
+    step_id: str, flow: Dataflow, settings: Settings, topics: tuple[str, ...], name: str
+) -> tuple[Stream[SourceRecord], Stream[Rejection]]:
+    """The flow's input records one at a time (:func:`kafka_batches` taken apart), and the
+    rejections of messages the consumer could not read."""
+    batches = kafka_batches(step_id, flow, settings, topics, name)
+    inputs = op.flat_map(f"{step_id}_records", batches, lambda batch: batch)
+    split = op.branch(f"{step_id}_ok", inputs, lambda item: type(item) is SourceRecord)
+    return split.trues, split.falses  # type: ignore[return-value]
 
 
 Message = tuple[str, bytes]

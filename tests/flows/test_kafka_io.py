@@ -8,6 +8,7 @@ import time
 from concurrent.futures import Future
 
 import pytest
+from bytewax.connectors.kafka import KafkaError
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -26,7 +27,6 @@ from alarmflow.kafka_tools import read_all
 from alarmflow.services import KafkaBroker, free_ports
 from flows import kafka_io
 from flows.kafka_io import (
-    END_FETCH_WAIT_MS,
     SOURCE_PROPERTIES,
     BrokerUnavailable,
     CheckedKafkaSource,
@@ -40,24 +40,27 @@ from flows.kafka_io import (
 from operators.rejects import Reason, Rejection, SourceRecord
 
 
-def fetch_wait(**environ: str) -> object:
-    source = CheckedKafkaSource(load_settings(environ), ["alarmflow.alert"])
-    return source._add_config.get("fetch.wait.max.ms")
+def no_error(err: KafkaError) -> Rejection:
+    pytest.fail(str(err))
 
 
-def test_a_run_that_reads_to_the_end_sees_the_end_without_the_brokers_long_wait():
-    """Bytewax's own partitions see the end from an empty fetch, which the broker holds for
-    the wait; the batch partitions from the high watermark, and keep librdkafka's wait."""
-    assert fetch_wait(ALARMFLOW_TAIL="0") == END_FETCH_WAIT_MS
-    assert fetch_wait(ALARMFLOW_TAIL="1") is None  # librdkafka's own, for a tailing run
-    settings = load_settings({"ALARMFLOW_TAIL": "0"})
-    batches = CheckedKafkaSource(settings, ["alarmflow.alert"], lambda err: pytest.fail(str(err)))
-    assert "fetch.wait.max.ms" not in batches._add_config
+def source_config(**environ: str) -> dict:
+    return CheckedKafkaSource(load_settings(environ), ["alarmflow.alert"], no_error)._add_config
+
+
+def test_a_run_that_reads_to_the_end_keeps_librdkafkas_fetch_wait():
+    """A partition sees the end of its input from its high watermark, not from an empty fetch
+    the broker holds for ``fetch.wait.max.ms``: no run needs a shorter wait."""
+    assert "fetch.wait.max.ms" not in source_config(ALARMFLOW_TAIL="0")
+    assert "fetch.wait.max.ms" not in source_config(ALARMFLOW_TAIL="1")
 
 
 def test_kafka_config_sets_another_fetch_wait():
     setting = '{"fetch.wait.max.ms": 250}'
-    assert fetch_wait(ALARMFLOW_TAIL="0", ALARMFLOW_KAFKA_CONFIG=setting) == "250"
+    assert (
+        source_config(ALARMFLOW_TAIL="0", ALARMFLOW_KAFKA_CONFIG=setting)["fetch.wait.max.ms"]
+        == "250"
+    )
 
 
 def test_the_largest_message_value_follows_the_producers_message_max_bytes():
@@ -73,11 +76,10 @@ def test_kafka_config_does_not_change_what_the_source_sets_itself():
         '{"group.id": "mine", "enable.auto.commit": true, "enable.partition.eof": false,'
         ' "auto.offset.reset": "latest", "client.id": "alarmflow-a"}'
     )
-    environ = {"ALARMFLOW_TAIL": "0", "ALARMFLOW_KAFKA_CONFIG": setting}
-    source = CheckedKafkaSource(load_settings(environ), ["alarmflow.alert"])
-    assert source._add_config["client.id"] == "alarmflow-a"
-    assert source._add_config["auto.offset.reset"] == "earliest"
-    assert set(SOURCE_PROPERTIES) & set(source._add_config) == {"auto.offset.reset"}
+    config = source_config(ALARMFLOW_TAIL="0", ALARMFLOW_KAFKA_CONFIG=setting)
+    assert config["client.id"] == "alarmflow-a"
+    assert config["auto.offset.reset"] == "earliest"
+    assert set(SOURCE_PROPERTIES) & set(config) == {"auto.offset.reset"}
 
 
 def test_topics_seen_once_are_not_asked_for_again_and_a_missing_one_is(
@@ -138,7 +140,7 @@ def test_a_resume_offset_the_broker_no_longer_has_goes_on_from_its_first_offset(
     settings = load_settings(
         {"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, "ALARMFLOW_TAIL": "0"}
     )
-    source = CheckedKafkaSource(settings, [topic], lambda err: pytest.fail(str(err)), tail=False)
+    source = CheckedKafkaSource(settings, [topic], no_error, tail=False)
     assert read_to_the_end(source.build_part("in", f"0-{topic}", 2)) == [6, 7, 8, 9]
 
 
@@ -182,9 +184,7 @@ def test_a_partition_read_to_the_end_ends_at_its_high_watermark_without_an_empty
         "ALARMFLOW_START": "earliest",
         "ALARMFLOW_KAFKA_CONFIG": json.dumps({"fetch.wait.max.ms": 60_000}),
     }
-    source = CheckedKafkaSource(
-        load_settings(environ), [topic], lambda err: pytest.fail(str(err)), tail=False
-    )
+    source = CheckedKafkaSource(load_settings(environ), [topic], no_error, tail=False)
     assert read_to_the_end(source.build_part("in", f"0-{topic}", resume)) == offsets
 
 
@@ -333,9 +333,8 @@ def missing(topic: str) -> float | None:
     return REGISTRY.get_sample_value("alarmflow_input_missing", {"flow": "alert", "topic": topic})
 
 
-@pytest.mark.parametrize("batches", [True, False], ids=["record batches", "bytewax messages"])
 def test_an_input_topic_deleted_under_a_running_flow_is_reported_and_read_again_when_it_is_back(
-    kafka_broker, kafka_topics, monkeypatch, caplog, batches
+    kafka_broker, kafka_topics, monkeypatch, caplog
 ):
     """librdkafka says nothing to a consumer of assigned partitions whose topic was deleted: the
     flow waited in silence. Its partitions now find the topic gone (the gauge, a log line),
@@ -346,8 +345,7 @@ def test_an_input_topic_deleted_under_a_running_flow_is_reported_and_read_again_
     settings = load_settings(
         {"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, "ALARMFLOW_START": "earliest"}
     )
-    on_error = (lambda err: pytest.fail(str(err))) if batches else None
-    source = CheckedKafkaSource(settings, [topic], on_error, flow="alert", tail=True)
+    source = CheckedKafkaSource(settings, [topic], no_error, flow="alert", tail=True)
     part = source.build_part("in", f"0-{topic}", None)
     admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
 
@@ -356,9 +354,7 @@ def test_an_input_topic_deleted_under_a_running_flow_is_reported_and_read_again_
         deadline = time.monotonic() + 30
         while not done(offsets):
             assert time.monotonic() < deadline, f"read {offsets}, gauge {missing(topic)}"
-            items = part.next_batch()
-            read = [m for batch in items for m in batch] if batches else items
-            offsets += [m.offset for m in read]
+            offsets += [record.offset for batch in part.next_batch() for record in batch]
         return offsets
 
     try:

@@ -27,7 +27,8 @@ READY_TIMEOUT_S = 20.0
 
 
 class RedisServer:
-    """A ``redis-server`` on ``port`` with its log (``redis.log``) and pid file in ``run_dir``."""
+    """A ``redis-server`` on ``port`` with its log (``redis.log``) and pid file in ``run_dir``;
+    ``options`` are further server settings (name: value, as in ``redis.conf``)."""
 
     def __init__(
         self,
@@ -39,6 +40,7 @@ class RedisServer:
         users: Mapping[str, str] | None = None,
         persistent: bool = False,
         replica_of: int | None = None,
+        options: Mapping[str, str] | None = None,
     ) -> None:
         self.port = port
         self.run_dir = Path(run_dir)
@@ -47,6 +49,7 @@ class RedisServer:
         self.users = dict(users or {})
         self.persistent = persistent
         self.replica_of = replica_of
+        self.options = dict(options or {})
         self._process = ManagedProcess("redis", self.run_dir, "redis-server")
 
     @property
@@ -108,6 +111,7 @@ class RedisServer:
                 ("tls-ca-cert-file", str(self.tls.ca)),
                 ("tls-auth-clients", "yes" if self.client_certificates else "no"),
             ]
+        options += self.options.items()
         binary = require_binary("redis-server", "run scripts/setup, which installs it with apt")
         command = [binary, *(arg for name, value in options for arg in (f"--{name}", value))]
         if self.replica_of is not None:

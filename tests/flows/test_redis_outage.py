@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from alarmflow.config import load_settings
+from alarmflow.connections import redis_client
 from alarmflow.kafka_tools import produce
 from alarmflow.report import snapshot
 from alarmflow.samples import sample_messages
 from alarmflow.services import RedisServer, port_open
+from flows.outage import Outage
+from state.idempotent import OncePusher, Op, Push, Write
+from state.keys import Backend
 from tests.flows.flowrun import (
     FlowEnv,
     bytewax_command,
@@ -169,3 +177,53 @@ def test_a_full_redis_is_waited_out_and_its_records_are_not_dead_lettered(
         proc.wait(30)
     outage = [line for line in (tmp_path / "flow.log").read_text().splitlines() if "outage" in line]
     assert "used memory > 'maxmemory'" in outage[0]
+
+
+LOADING_KEYS = 10_000
+"""Keys a restarted Redis reads back, a millisecond each (``key-load-delay``): ten seconds of
+LOADING, longer than redis-py's own retries of a command (three, at most 7 s of backoff)."""
+
+
+def loading(client: redis.Redis) -> bool:
+    """Whether the server answers that it is loading its data (False while it does not
+    listen yet)."""
+    try:
+        client.ping()
+    except redis.BusyLoadingError:
+        return True
+    except redis.ConnectionError:
+        return False
+    return False
+
+
+def test_a_redis_loading_its_data_after_a_restart_is_waited_out(tmp_path, free_port, caplog):
+    """A restarted Redis answers LOADING until it has read its data back (minutes, for a large
+    one): the sink's script call is refused as a whole and waited out as an outage, not taken
+    for its records' error, and its records are written once the data is in."""
+    slow_load = {"key-load-delay": "1000", "loading-process-events-interval-bytes": "1024"}
+    server = RedisServer(free_port(), tmp_path / "redis", options=slow_load)
+    server.start()
+    restart = threading.Thread(target=server.start)
+    probe = redis.Redis.from_url(server.url(1), retry=Retry(NoBackoff(), 0))
+    batch = [
+        Push(Write(Op.MARK, f"m{i}", ttl=60), (Write(Op.LPUSH, "l", b"v", 60),)) for i in range(3)
+    ]
+    try:
+        probe.mset({f"k{i}": i for i in range(LOADING_KEYS)})
+        probe.save()
+        server.stop()
+        restart.start()
+        wait_for(lambda: loading(probe), 30, "the restarted server to load its data")
+        client = redis_client(server.url(1), load_settings({}))
+        pusher = OncePusher(client, {Backend.QUEUE: 1, Backend.SERVICE: 2})
+        with caplog.at_level("WARNING", logger="flows.outage"):
+            written = Outage("t_loading", server.url(1), 60).run(lambda: pusher.push(batch))
+        assert written == [0, 0, 0]
+        assert not loading(probe)
+        assert probe.llen("l") == 3
+        refused, back = [r.getMessage() for r in caplog.records if r.name == "flows.outage"]
+        assert "loading the dataset in memory" in refused
+        assert "is back after" in back
+    finally:
+        restart.join()
+        server.stop()

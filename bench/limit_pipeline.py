@@ -9,10 +9,11 @@ if its own work cost nothing. Settings from the flow's environment variables.
 from __future__ import annotations
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer
 
 from alarmflow.config import settings_or_exit
 from alarmflow.connections import kafka_config, redis_client
+from bench.topic_end import TopicEnd
 
 BATCH = 1000
 
@@ -26,23 +27,18 @@ def main() -> None:
             {
                 "group.id": "alarmflow-bench-limit",
                 "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,  # its end seen from an empty fetch, within 10 ms
             },
         )
     )
     topic = settings.topics_for("alert")[0]
     key = f"{settings.key_prefix}.limit"
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    open_parts = set(partitions)
-    while open_parts:
+    end = TopicEnd(consumer, topic)
+    while end.open():
         pipe = client.pipeline(transaction=False)
         for msg in consumer.consume(BATCH, 0.1):
             if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    open_parts.discard(msg.partition())
                 continue
+            end.read(msg)
             try:
                 value = orjson.loads(msg.value())
             except orjson.JSONDecodeError:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 from alarmflow.config import settings_or_exit
 from alarmflow.connections import kafka_config, redis_client
+from bench.topic_end import TopicEnd
 from operators.alert_access import AlertAccess
 from operators.rejects import SourceRecord
 from operators.strategy import load_strategy_file
@@ -32,23 +33,18 @@ def main() -> None:
             {
                 "group.id": "alarmflow-bench-baseline",
                 "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,  # its end seen from an empty fetch, within 10 ms
             },
         )
     )
     dead_letters = Producer(kafka_config(settings, {"acks": "all"}))
     topic = settings.topics_for("alert")[0]
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    open_parts = set(partitions)
-    while open_parts:
+    end = TopicEnd(consumer, topic)
+    while end.open():
         records = []
         for msg in consumer.consume(BATCH, 0.1):
             if msg.error() is not None:
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    open_parts.discard(msg.partition())
                 continue
+            end.read(msg)
             ts = msg.timestamp()[1]
             records.append(
                 SourceRecord(msg.topic(), msg.partition(), msg.offset(), msg.value(), ts)

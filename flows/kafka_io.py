@@ -18,10 +18,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
-from datetime import datetime
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import (
@@ -32,7 +31,6 @@ from bytewax.connectors.kafka import (
     _list_parts,
 )
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -253,34 +251,6 @@ class TopicWatch:
             )
 
 
-class _Reporting(StatefulSourcePartition):
-    """A source partition that tells :mod:`flows.input_end` when it opens and when it ends,
-    and its topic's :class:`TopicWatch` (if any) each time it polls."""
-
-    def __init__(self, inner: StatefulSourcePartition, watch: TopicWatch | None = None) -> None:
-        self._inner = inner
-        self._watch = watch
-        input_end.partition_opened()
-
-    def next_batch(self) -> Iterable:
-        if self._watch is not None:
-            self._watch.poll()
-        try:
-            return self._inner.next_batch()
-        except StopIteration:
-            input_end.partition_ended()
-            raise
-
-    def next_awake(self) -> datetime | None:
-        return self._inner.next_awake()
-
-    def snapshot(self) -> int | None:
-        return self._inner.snapshot()
-
-    def close(self) -> None:
-        self._inner.close()
-
-
 class _RecordBatches(_KafkaSourcePartition):
     """Bytewax's Kafka partition (its consumer, offsets and lag gauge) handing on each poll as
     one item: the list of its records, built straight from librdkafka's messages, with a
@@ -291,18 +261,24 @@ class _RecordBatches(_KafkaSourcePartition):
     response gave it (librdkafka keeps it; no request). An end-of-partition event comes only
     from a later fetch that found nothing, which the broker holds for ``fetch.wait.max.ms``; it
     still ends a partition whose watermark does not say so (a transaction's marker past the
-    last record, a recovered offset past the end that librdkafka resets)."""
+    last record, a recovered offset past the end that librdkafka resets).
+
+    It tells :mod:`flows.input_end` when it opens and when it ends, and asks its topic's
+    :class:`TopicWatch` (if any) each time it polls."""
 
     def __init__(
         self,
         *args,
         on_error: Callable[[KafkaError], Rejection],
         ends: bool = False,
+        watch: TopicWatch | None = None,
         **kwargs,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._on_error = on_error
         self._ends = ends
+        self._watch = watch
+        input_end.partition_opened()
         self._partition = TopicPartition(self._topic, self._part_idx)
         if ends and self._at_high_watermark(cached=False):
             self._eof = True
@@ -319,7 +295,10 @@ class _RecordBatches(_KafkaSourcePartition):
         return 0 <= high == self._offset
 
     def next_batch(self) -> list[list[Input]]:
+        if self._watch is not None:
+            self._watch.poll()
         if self._eof or (self._ends and self._at_high_watermark(cached=True)):
+            input_end.partition_ended()
             raise StopIteration()
         records: list[Input] = []
         topic, partition, last = self._topic, self._part_idx, None
@@ -430,7 +409,6 @@ class CheckedKafkaSource(KafkaSource):
         if self._local_parts is not None:
             self._local_parts.record(for_part)
         index, topic = for_part.split("-", 1)
-        watch = self._watches.get(topic)
         if resume_state is None:
             resume_state = start_offset(self._settings, topic, int(index), self._start)
         config = {
@@ -442,7 +420,7 @@ class CheckedKafkaSource(KafkaSource):
             "statistics.interval.ms": 1000,
             **self._add_config,
         }
-        batches = _RecordBatches(
+        return _RecordBatches(
             step_id,
             config,
             topic,
@@ -453,8 +431,8 @@ class CheckedKafkaSource(KafkaSource):
             False,
             on_error=self._on_error,
             ends=not self._tail,
+            watch=self._watches.get(topic),
         )
-        return _Reporting(batches, watch)
 
 
 def part_name(topic: str, partition: int) -> str:

@@ -1,10 +1,10 @@
 """Every alarmflow metric, declared once with what it counts, and the one endpoint per process.
 
 Names follow Prometheus conventions: ``alarmflow_`` prefix, ``_total`` counters, ``_seconds``
-histograms, and only bounded labels (``flow``, ``topic``, ``reason``, ``kind``, ``stage``,
-``function``, ``decision``). Workers of one process are threads sharing this registry; each
-process serves it on ``ALARMFLOW_METRICS_PORT + process id`` so that ``-p``/``-i`` runs never
-collide, and registers that endpoint for Prometheus's file discovery in
+histograms, and only bounded labels (``flow``, ``topic``, ``partition``, ``reason``, ``kind``,
+``stage``, ``function``, ``decision``). Workers of one process are threads sharing this
+registry; each process serves it on ``ALARMFLOW_METRICS_PORT + process id`` so that
+``-p``/``-i`` runs never collide, and registers that endpoint for Prometheus's file discovery in
 ``ALARMFLOW_METRICS_TARGETS_DIR`` when it is set.
 """
 
@@ -114,6 +114,15 @@ INPUT_MISSING: Gauge = Gauge(
     "1 while an input topic is gone from the broker (the flow waits for it), else 0.",
     ["flow", "topic"],
 )
+# Gauge per input partition: the partition's high watermark less the offset the flow reads
+# next, as the broker's last fetch response gave it (flows/kafka_io.py _RecordBatches), set at
+# each poll of the partition. It grows while the flow falls behind, and stays put while the
+# flow waits for Redis or the broker (nothing polls then).
+CONSUMER_LAG: Gauge = Gauge(
+    "alarmflow_kafka_consumer_lag",
+    "Messages of an input partition not read yet (its high watermark less the next offset).",
+    ["flow", "topic", "partition"],
+)
 # Histogram, of records written for the first time.
 END_TO_END_SECONDS = _histogram(
     "alarmflow_end_to_end_seconds",
@@ -141,6 +150,7 @@ DEFINED: tuple[MetricWrapperBase, ...] = (
     REDIS_ERRORS,
     REDIS_WAITING,
     INPUT_MISSING,
+    CONSUMER_LAG,
     END_TO_END_SECONDS,
     CONVERGE_DECISIONS,
 )

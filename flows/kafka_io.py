@@ -1,12 +1,13 @@
 """Kafka in and out for every flow: Bytewax adapters, no business logic.
 
-- :func:`kafka_batches` reads the configured topics with Bytewax's Kafka source (offsets live
-  in the recovery store) a poll at a time: each partition hands on the list of records of
-  each poll as one item, built straight from librdkafka's messages, with a rejection in place
-  of each message the consumer could not read. It checks the broker and topics first with a
-  timeout (Bytewax's own check hangs forever on an unreachable broker) and counts what it
-  reads. :func:`kafka_records` hands the same on a record at a time, for a flow whose steps
-  take one. :class:`LocalParts` tells a later step which partitions its worker reads.
+- :func:`kafka_batches` reads the configured topics (:class:`CheckedKafkaSource`, a consumer
+  per partition, offsets in the recovery store) a poll at a time: each partition hands on the
+  list of records of each poll as one item, built straight from librdkafka's messages, with a
+  rejection in place of each message the consumer could not read. It checks the broker and
+  topics first with a timeout (Bytewax's own Kafka source hangs forever on an unreachable
+  broker) and counts what it reads. :func:`kafka_records` hands the same on a record at a
+  time, for a flow whose steps take one. :class:`LocalParts` tells a later step which
+  partitions its worker reads.
 - :class:`DeliveredSink` produces messages (the dead-letter topic's, converge decisions and
   audit records) and waits for every delivery report: a failed delivery stops the flow
   (recovery then replays), it is never dropped silently as Bytewax's ``KafkaSink`` would.
@@ -23,14 +24,8 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import (
-    KafkaError,
-    KafkaSource,
-    KafkaSourceMessage,
-    _KafkaSourcePartition,
-    _list_parts,
-)
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -44,7 +39,7 @@ from confluent_kafka import (
 from confluent_kafka import KafkaError as ConfluentKafkaError
 from confluent_kafka import Message as ConfluentMessage
 from confluent_kafka.admin import AdminClient
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from alarmflow.config import Settings, StartPosition
 from alarmflow.connections import (
@@ -55,7 +50,7 @@ from alarmflow.connections import (
     kafka_config,
 )
 from alarmflow.logs import RateLimited
-from alarmflow.metrics import CONSUMED, INPUT_MISSING, REJECTED, Stage
+from alarmflow.metrics import CONSUMED, CONSUMER_LAG, INPUT_MISSING, REJECTED, Stage
 from flows import input_end
 from operators.json_bytes import json_bytes
 from operators.rejects import Reason, Rejection, SourceRecord
@@ -63,6 +58,8 @@ from operators.rejects import Reason, Rejection, SourceRecord
 log = logging.getLogger(__name__)
 
 PREFLIGHT_TIMEOUT_S = 10.0
+BATCH_SIZE = 1000
+"""The most messages one poll of a partition takes (Bytewax's Kafka source's default)."""
 POLL_TIMEOUT_S = 0.0
 """How long a partition's poll waits for messages: none. A poll takes what librdkafka has
 fetched, and Bytewax waits 1 ms before polling a partition whose poll found nothing. Bytewax's
@@ -74,9 +71,9 @@ PRODUCER_MESSAGE_MAX_BYTES = 1_000_000
 MESSAGE_FRAMING_BYTES = 1024
 """Room a message's value leaves under ``message.max.bytes`` for its key and framing."""
 SOURCE_PROPERTIES = ("group.id", "enable.auto.commit", "enable.partition.eof", "auto.offset.reset")
-"""The source's consumers set these themselves, as Bytewax's own partitions do (offsets live in
-the recovery store; a run that ends at the end of its input needs the end-of-partition events):
-``ALARMFLOW_KAFKA_CONFIG`` does not change them."""
+"""The source's consumers set these themselves (offsets live in the recovery store; a run that
+ends at the end of its input needs the end-of-partition events): ``ALARMFLOW_KAFKA_CONFIG``
+does not change them."""
 OFFSET_RESET = {"auto.offset.reset": "earliest"}
 """Where a consumer goes on from an offset the broker no longer has (retention deleted the
 records up to past a recovered offset): the first offset it still has. librdkafka's default,
@@ -251,58 +248,73 @@ class TopicWatch:
             )
 
 
-class _RecordBatches(_KafkaSourcePartition):
-    """Bytewax's Kafka partition (its consumer, offsets and lag gauge) handing on each poll as
-    one item: the list of its records, built straight from librdkafka's messages, with a
-    rejection in place of each message the consumer could not read.
+class _RecordBatches(StatefulSourcePartition[list[Input], int]):
+    """One Kafka partition read by a consumer of its own (``consumer``, not assigned yet), from
+    ``offset``: each poll handed on as one item, the list of its records, built straight from
+    librdkafka's messages, with a rejection (``on_error``) in place of each message the consumer
+    could not read. Its snapshot is the next offset to read (offsets live in the recovery
+    store, never in a consumer group); at each poll it sets the partition's lag (``lag``).
 
     One that ``ends`` at the end of its input ends once it has read up to the partition's high
-    watermark: as it opens, asked of the broker, and after each poll, as the broker's last fetch
-    response gave it (librdkafka keeps it; no request). An end-of-partition event comes only
-    from a later fetch that found nothing, which the broker holds for ``fetch.wait.max.ms``; it
-    still ends a partition whose watermark does not say so (a transaction's marker past the
-    last record, a recovered offset past the end that librdkafka resets).
+    watermark: as it opens, asked of the broker before the consumer is assigned the partition
+    (an assigned consumer starts fetching, and the broker holds a fetch of an empty partition
+    for ``fetch.wait.max.ms`` with this request queued behind it), and after that as the
+    broker's last fetch response gave it (librdkafka keeps it; no request). An
+    end-of-partition event comes only from a later fetch that found nothing; it still ends a
+    partition whose watermark does not say so (a transaction's marker past the last record, a
+    recovered offset past the end that librdkafka resets).
 
     It tells :mod:`flows.input_end` when it opens and when it ends, and asks its topic's
     :class:`TopicWatch` (if any) each time it polls."""
 
     def __init__(
         self,
-        *args,
-        on_error: Callable[[KafkaError], Rejection],
+        consumer: Consumer,
+        topic: str,
+        partition: int,
+        offset: int,
+        on_error: Callable[[ConfluentMessage], Rejection],
+        lag: Gauge,
         ends: bool = False,
         watch: TopicWatch | None = None,
-        **kwargs,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        self._consumer = consumer
+        self._topic = topic
+        self._index = partition
+        self._partition = TopicPartition(topic, partition)
+        self._offset = offset
         self._on_error = on_error
+        self._lag = lag
         self._ends = ends
         self._watch = watch
         input_end.partition_opened()
-        self._partition = TopicPartition(self._topic, self._part_idx)
-        if ends and self._at_high_watermark(cached=False):
-            self._eof = True
+        self._eof = ends and self._high_watermark(cached=False) == offset >= 0
+        consumer.assign([TopicPartition(topic, partition, offset)])
 
-    def _at_high_watermark(self, cached: bool) -> bool:
-        """Whether the next offset to read is the partition's high watermark, as the broker
-        answers now or (``cached``) as its last fetch response said; False when not known."""
+    def _high_watermark(self, cached: bool) -> int:
+        """The partition's high watermark as the broker answers now or (``cached``) as its last
+        fetch response said; negative when not known."""
         try:
-            _, high = self._consumer.get_watermark_offsets(
+            return self._consumer.get_watermark_offsets(
                 self._partition, timeout=PREFLIGHT_TIMEOUT_S, cached=cached
-            )
+            )[1]
         except KafkaException:
-            return False
-        return 0 <= high == self._offset
+            return -1
 
     def next_batch(self) -> list[list[Input]]:
         if self._watch is not None:
             self._watch.poll()
-        if self._eof or (self._ends and self._at_high_watermark(cached=True)):
+        if not self._eof and self._offset >= 0:
+            high = self._high_watermark(cached=True)
+            if high >= 0:
+                self._lag.set(high - self._offset)
+                self._eof = self._ends and high == self._offset
+        if self._eof:
             input_end.partition_ended()
             raise StopIteration()
         records: list[Input] = []
-        topic, partition, last = self._topic, self._part_idx, None
-        for msg in self._consumer.consume(self._batch_size, POLL_TIMEOUT_S):
+        topic, partition, last = self._topic, self._index, None
+        for msg in self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT_S):
             error = msg.error()
             if error is None:
                 timestamp = msg.timestamp()[1]
@@ -318,23 +330,16 @@ class _RecordBatches(_KafkaSourcePartition):
             else:
                 # An error of the consumer rather than of a message has no offset.
                 last = msg.offset() if msg.offset() is not None else last
-                records.append(self._on_error(KafkaError(error, _message(msg))))
+                records.append(self._on_error(msg))
         if last is not None:
             self._offset = last + 1
         return [records] if records else []
 
+    def snapshot(self) -> int:
+        return self._offset
 
-def _message(msg: ConfluentMessage) -> KafkaSourceMessage:
-    return KafkaSourceMessage(
-        key=msg.key(),
-        value=msg.value(),
-        topic=msg.topic(),
-        headers=msg.headers() or [],
-        latency=msg.latency(),
-        offset=msg.offset(),
-        partition=msg.partition(),
-        timestamp=msg.timestamp(),
-    )
+    def close(self) -> None:
+        self._consumer.close()
 
 
 class LocalParts:
@@ -355,46 +360,46 @@ class LocalParts:
         return self._by_worker.get(threading.get_ident(), "")
 
 
-class CheckedKafkaSource(KafkaSource):
-    """Bytewax's Kafka source with the settings' client configuration (security included), a
-    bounded pre-flight check before listing partitions (:func:`kafka_parts`), and a partition
-    with no recovered offset started at the offset :func:`start_offset` finds. Each partition
-    hands on one list of records per poll (:class:`_RecordBatches`), ``on_error`` making the
-    rejection of a message the consumer could not read; with ``local_parts`` it records the
-    partitions each worker reads; with ``flow`` its partitions watch that their topics are
-    still there (:class:`TopicWatch`)."""
+class CheckedKafkaSource(FixedPartitionedSource[list[Input], int]):
+    """The flow's Kafka input, one partition of Bytewax's per Kafka partition
+    (:class:`_RecordBatches`), named as Bytewax's own Kafka source names them, so that a
+    recovery store written by either resumes with the other. The settings' client
+    configuration (security included), a bounded check of the broker and topics before the
+    partitions are listed (:func:`kafka_parts`), and a partition with no recovered offset
+    started at the offset :func:`start_offset` finds. ``on_error`` makes the rejection of a
+    message the consumer could not read; with ``local_parts`` it records the partitions each
+    worker reads. Its partitions watch that their topics are still there (:class:`TopicWatch`)
+    and, unless the settings ``tail``, end at the end of their input."""
 
     def __init__(
         self,
         settings: Settings,
         topics: list[str],
-        on_error: Callable[[KafkaError], Rejection],
+        on_error: Callable[[ConfluentMessage], Rejection],
+        flow: str,
         local_parts: LocalParts | None = None,
-        flow: str | None = None,
-        **kwargs,
     ) -> None:
-        start = settings.start
-        offsets = {"earliest": OFFSET_BEGINNING, "latest": OFFSET_END, "offset": start.value}
         config = {
             key: value
             for key, value in kafka_config(settings).items()
             if key not in SOURCE_PROPERTIES
         }
-        config.update(OFFSET_RESET)
-        super().__init__(
-            [config.pop("bootstrap.servers")],
-            topics,
-            starting_offset=offsets.get(start.kind, OFFSET_END),
-            add_config=config,
-            **kwargs,
-        )
+        self.config = {
+            **config,
+            # Offsets live in the recovery store: no group is joined, nothing committed.
+            "group.id": "BYTEWAX_IGNORED",
+            "enable.auto.commit": "false",
+            "enable.partition.eof": str(not settings.tail).lower(),
+            **OFFSET_RESET,
+        }
+        """Each partition's consumer configuration."""
         self._settings = settings
-        self._topic_list = topics
-        self._start: StartPosition = start
+        self._topics = topics
         self._on_error = on_error
+        self._flow = flow
         self._local_parts = local_parts
         self._admin: AdminClient | None = None
-        self._watches = {t: TopicWatch(flow, t, self._admin_client) for t in topics} if flow else {}
+        self._watches = {t: TopicWatch(flow, t, self._admin_client) for t in topics}
 
     def _admin_client(self) -> AdminClient:
         """The admin client the topic watches ask the broker with, made on first use."""
@@ -403,34 +408,23 @@ class CheckedKafkaSource(KafkaSource):
         return self._admin
 
     def list_parts(self) -> list[str]:
-        return kafka_parts(self._settings, tuple(self._topic_list))
+        return kafka_parts(self._settings, tuple(self._topics))
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None):
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _RecordBatches:
         if self._local_parts is not None:
             self._local_parts.record(for_part)
         index, topic = for_part.split("-", 1)
+        partition = int(index)
         if resume_state is None:
-            resume_state = start_offset(self._settings, topic, int(index), self._start)
-        config = {
-            # As Bytewax's own partitions: offsets live in the recovery store.
-            "group.id": "BYTEWAX_IGNORED",
-            "enable.auto.commit": "false",
-            "bootstrap.servers": ",".join(self._brokers),
-            "enable.partition.eof": str(not self._tail),
-            "statistics.interval.ms": 1000,
-            **self._add_config,
-        }
+            resume_state = start_offset(self._settings, topic, partition, self._settings.start)
         return _RecordBatches(
-            step_id,
-            config,
+            Consumer(self.config),
             topic,
-            int(index),
-            self._starting_offset,
+            partition,
             resume_state,
-            self._batch_size,
-            False,
-            on_error=self._on_error,
-            ends=not self._tail,
+            self._on_error,
+            CONSUMER_LAG.labels(self._flow, topic, index),
+            ends=not self._settings.tail,
             watch=self._watches.get(topic),
         )
 
@@ -444,20 +438,34 @@ def kafka_parts(settings: Settings, topics: tuple[str, ...]) -> list[str]:
     """The partitions of ``topics``, named as the flow's Kafka source names them, once the
     broker and the topics have been checked (:func:`check_topics`)."""
     check_topics(settings, list(topics))
-    return list(_list_parts(AdminClient(kafka_config(settings)), topics))
+    admin = AdminClient(kafka_config(settings))
+    parts: list[str] = []
+    for topic in topics:
+        try:
+            found = admin.list_topics(topic, timeout=PREFLIGHT_TIMEOUT_S).topics[topic]
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"listing the partitions of {topic}: {exc}") from None
+        if found.error is not None:
+            raise BrokerUnavailable(f"listing the partitions of {topic}: {found.error.str()}")
+        parts += [part_name(topic, partition) for partition in found.partitions]
+    return parts
 
 
-def _to_record(msg: KafkaSourceMessage) -> SourceRecord:
-    timestamp = msg.timestamp[1] if msg.timestamp and msg.timestamp[1] > 0 else None
-    return SourceRecord(msg.topic or "", msg.partition or 0, msg.offset or 0, msg.value, timestamp)
-
-
-def _consumer_error(name: str) -> Callable[[KafkaError], Rejection]:
+def _consumer_error(name: str) -> Callable[[ConfluentMessage], Rejection]:
     report = RateLimited(log).error
 
-    def consumer_error(err: KafkaError) -> Rejection:
-        report("%s: Kafka consumer error: %s", name, err.err)
-        return Rejection(Reason.KAFKA_ERROR, str(err.err), _to_record(err.msg))
+    def consumer_error(msg: ConfluentMessage) -> Rejection:
+        error = msg.error()
+        report("%s: Kafka consumer error: %s", name, error)
+        timestamp = msg.timestamp()[1]
+        record = SourceRecord(
+            msg.topic() or "",
+            msg.partition() or 0,
+            msg.offset() or 0,
+            msg.value(),
+            timestamp if timestamp > 0 else None,
+        )
+        return Rejection(Reason.KAFKA_ERROR, str(error), record)
 
     return consumer_error
 
@@ -474,15 +482,7 @@ def kafka_batches(
     for flows that work a batch at a time: the per-item cost of a Bytewax step is then paid
     once per batch. Counted per batch; ``local_parts`` learns which partitions each worker
     reads."""
-    source = CheckedKafkaSource(
-        settings,
-        list(topics),
-        _consumer_error(name),
-        local_parts,
-        flow=name,
-        tail=settings.tail,
-        raise_on_errors=False,
-    )
+    source = CheckedKafkaSource(settings, list(topics), _consumer_error(name), name, local_parts)
     consumed = {topic: CONSUMED.labels(name, topic) for topic in topics}
 
     def count(batch: list[Input]) -> list[Input]:

@@ -8,7 +8,6 @@ import time
 from concurrent.futures import Future
 
 import pytest
-from bytewax.connectors.kafka import KafkaError
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -24,6 +23,7 @@ from prometheus_client import REGISTRY
 
 from alarmflow.config import StartPosition, load_settings
 from alarmflow.kafka_tools import read_all
+from alarmflow.metrics import CONSUMER_LAG
 from alarmflow.services import KafkaBroker, free_ports
 from flows import kafka_io
 from flows.kafka_io import (
@@ -40,12 +40,16 @@ from flows.kafka_io import (
 from operators.rejects import Reason, Rejection, SourceRecord
 
 
-def no_error(err: KafkaError) -> Rejection:
-    pytest.fail(str(err))
+def no_error(msg: Message) -> Rejection:
+    pytest.fail(str(msg.error()))
+
+
+def source(settings, topic: str) -> CheckedKafkaSource:
+    return CheckedKafkaSource(settings, [topic], no_error, "alert")
 
 
 def source_config(**environ: str) -> dict:
-    return CheckedKafkaSource(load_settings(environ), ["alarmflow.alert"], no_error)._add_config
+    return source(load_settings(environ), "alarmflow.alert").config
 
 
 def test_a_run_that_reads_to_the_end_keeps_librdkafkas_fetch_wait():
@@ -70,16 +74,20 @@ def test_the_largest_message_value_follows_the_producers_message_max_bytes():
 
 
 def test_kafka_config_does_not_change_what_the_source_sets_itself():
-    """The consumers' own group, commits and end-of-partition events win over
-    ALARMFLOW_KAFKA_CONFIG (which Bytewax's partitions and ours apply after their own)."""
+    """The consumers' own group, commits, end-of-partition events and offset reset win over
+    ALARMFLOW_KAFKA_CONFIG."""
     setting = (
         '{"group.id": "mine", "enable.auto.commit": true, "enable.partition.eof": false,'
         ' "auto.offset.reset": "latest", "client.id": "alarmflow-a"}'
     )
     config = source_config(ALARMFLOW_TAIL="0", ALARMFLOW_KAFKA_CONFIG=setting)
     assert config["client.id"] == "alarmflow-a"
-    assert config["auto.offset.reset"] == "earliest"
-    assert set(SOURCE_PROPERTIES) & set(config) == {"auto.offset.reset"}
+    assert {key: config[key] for key in SOURCE_PROPERTIES} == {
+        "group.id": "BYTEWAX_IGNORED",
+        "enable.auto.commit": "false",
+        "enable.partition.eof": "true",
+        "auto.offset.reset": "earliest",
+    }
 
 
 def test_topics_seen_once_are_not_asked_for_again_and_a_missing_one_is(
@@ -140,8 +148,12 @@ def test_a_resume_offset_the_broker_no_longer_has_goes_on_from_its_first_offset(
     settings = load_settings(
         {"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, "ALARMFLOW_TAIL": "0"}
     )
-    source = CheckedKafkaSource(settings, [topic], no_error, tail=False)
-    assert read_to_the_end(source.build_part("in", f"0-{topic}", 2)) == [6, 7, 8, 9]
+    assert read_to_the_end(source(settings, topic).build_part("in", f"0-{topic}", 2)) == [
+        6,
+        7,
+        8,
+        9,
+    ]
 
 
 def read_to_the_end(part) -> list[int]:
@@ -184,8 +196,8 @@ def test_a_partition_read_to_the_end_ends_at_its_high_watermark_without_an_empty
         "ALARMFLOW_START": "earliest",
         "ALARMFLOW_KAFKA_CONFIG": json.dumps({"fetch.wait.max.ms": 60_000}),
     }
-    source = CheckedKafkaSource(load_settings(environ), [topic], no_error, tail=False)
-    assert read_to_the_end(source.build_part("in", f"0-{topic}", resume)) == offsets
+    part = source(load_settings(environ), topic).build_part("in", f"0-{topic}", resume)
+    assert read_to_the_end(part) == offsets
 
 
 def test_a_start_the_broker_does_not_answer_for_is_left_to_librdkafka(free_port, monkeypatch):
@@ -215,10 +227,19 @@ def test_local_parts_give_each_worker_the_first_partition_it_built():
 
 
 class Polled:
-    """A consumer whose one poll returns ``messages``."""
+    """A consumer whose one poll returns ``messages``, and which notes what it is asked."""
 
-    def __init__(self, messages: list[Message]) -> None:
+    def __init__(self, messages: list[Message], high: int = -1001) -> None:
         self._messages = messages
+        self._high = high
+        self.asked: list[str] = []
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float, cached: bool):
+        self.asked.append(f"watermark cached={cached}")
+        return (0, self._high)
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.asked.append(f"assign {[(p.partition, p.offset) for p in partitions]}")
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         messages, self._messages = self._messages, []
@@ -228,34 +249,86 @@ class Polled:
         pass
 
 
+def polled(consumer: Polled, offset: int, on_error=no_error, ends: bool = False):
+    lag = CONSUMER_LAG.labels("test", "t", "0")
+    return kafka_io._RecordBatches(consumer, "t", 0, offset, on_error, lag, ends=ends)
+
+
 def test_an_error_of_the_consumer_after_a_message_keeps_the_message_s_offset():
     """A poll may hand an error event of the consumer itself (the broker's connection lost), with
     no offset, after its messages: the snapshot still resumes after the last message read, not
     at the poll's start (which read that poll again after a crash)."""
     rejected = []
-    batches = kafka_io._RecordBatches(
-        "in",
-        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g"},
-        "t",
-        0,
-        OFFSET_BEGINNING,
-        5,
-        100,
-        False,
-        on_error=rejected.append,
-    )
-    batches._consumer.close()
-    batches._consumer = Polled(
+    consumer = Polled(
         [
             Message(topic="t", partition=0, offset=5, value=b"{}"),
             Message(topic="t", partition=0, offset=6, value=b"{}"),
             Message(error=ConfluentKafkaError(ConfluentKafkaError._TRANSPORT)),
         ]
     )
+    batches = polled(consumer, 5, on_error=rejected.append)
     [records] = batches.next_batch()
     assert [record.offset for record in records[:2]] == [5, 6]
     assert len(rejected) == 1
     assert batches.snapshot() == 7
+
+
+@pytest.mark.parametrize(("high", "ends_at_once"), [(7, True), (9, False)])
+def test_a_partition_read_to_the_end_asks_its_watermark_before_its_consumer_is_assigned(
+    high, ends_at_once
+):
+    """An assigned consumer starts fetching, and the broker holds a fetch of an empty partition
+    for ``fetch.wait.max.ms`` with a later request queued behind it: the watermark a partition
+    opening at offset 7 ends by is asked first. After that, each poll reads it from the last
+    fetch response (cached)."""
+    consumer = Polled([], high=high)
+    batches = polled(consumer, 7, ends=True)
+    assert consumer.asked == ["watermark cached=False", "assign [(0, 7)]"]
+    if ends_at_once:
+        with pytest.raises(StopIteration):
+            batches.next_batch()
+        assert consumer.asked[2:] == []
+    else:
+        assert batches.next_batch() == []
+        assert consumer.asked[2:] == ["watermark cached=True"]
+        assert (
+            REGISTRY.get_sample_value(
+                "alarmflow_kafka_consumer_lag", {"flow": "test", "topic": "t", "partition": "0"}
+            )
+            == 2
+        )
+
+
+def test_a_tailing_partition_never_asks_the_broker_for_its_watermark():
+    consumer = Polled([])
+    batches = polled(consumer, 7)
+    batches.next_batch()
+    assert consumer.asked == ["assign [(0, 7)]", "watermark cached=True"]
+
+
+def lag(topic: str) -> float | None:
+    labels = {"flow": "alert", "topic": topic, "partition": "0"}
+    return REGISTRY.get_sample_value("alarmflow_kafka_consumer_lag", labels)
+
+
+def test_a_partition_s_lag_is_its_high_watermark_less_its_next_offset(kafka_broker, kafka_topics):
+    """Tailing ten records from offset 4 on the real broker: 0 until a fetch response gave the
+    watermark, then at each poll 10 less the offset it starts at, and 0 once all are read."""
+    [topic] = kafka_topics("lag", partitions=1)
+    produce_to(kafka_broker.bootstrap, topic, 10)
+    settings = load_settings({"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap})
+    part = source(settings, topic).build_part("in", f"0-{topic}", 4)
+    seen: list[tuple[int, float | None]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while part.snapshot() < 10 or lag(topic) != 0:
+            assert time.monotonic() < deadline, f"offset and lag before each poll: {seen}"
+            before = part.snapshot()
+            part.next_batch()
+            seen.append((before, lag(topic)))
+    finally:
+        part.close()
+    assert all(value in (0, 10 - before) for before, value in seen), seen
 
 
 def test_a_dead_letter_larger_than_its_topic_takes_goes_without_its_raw(kafka_broker, kafka_topics):
@@ -345,8 +418,7 @@ def test_an_input_topic_deleted_under_a_running_flow_is_reported_and_read_again_
     settings = load_settings(
         {"ALARMFLOW_KAFKA_BOOTSTRAP": kafka_broker.bootstrap, "ALARMFLOW_START": "earliest"}
     )
-    source = CheckedKafkaSource(settings, [topic], no_error, flow="alert", tail=True)
-    part = source.build_part("in", f"0-{topic}", None)
+    part = source(settings, topic).build_part("in", f"0-{topic}", None)
     admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
 
     def read_until(done) -> list[int]:

@@ -19,9 +19,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow, Stream
@@ -87,32 +86,54 @@ class BrokerUnavailable(RuntimeError):
     """The broker did not answer, or an input topic does not exist."""
 
 
-_SEEN_TOPICS: dict[tuple[str, ...], set[str]] = {}
-"""The topics this process saw on each broker (by bootstrap servers and client identity): a
-flow checks its topics as each source and sink partition is built, and only the first check,
-or one naming a topic not seen yet, asks the broker. A topic deleted after it was seen is
-found, as it would be after any check, by the reads or deliveries that then fail."""
+_SEEN_TOPICS: dict[tuple[str, ...], dict[str, tuple[int, ...]]] = {}
+"""The topics this process saw on each broker (by bootstrap servers and client identity), and
+their partitions: a flow checks its topics and lists their partitions as its source and sinks
+are built, and only the first check, or one naming a topic not seen yet, asks the broker. A
+topic deleted after it was seen is found, as it would be after any check, by the reads or
+deliveries that then fail (and by :class:`TopicWatch`); partitions added to a topic are read
+from the flow's next start, as they were."""
+
+
+def _partitions(
+    target: KafkaTarget, topics: list[str], timeout: float = PREFLIGHT_TIMEOUT_S
+) -> dict[str, tuple[int, ...]]:
+    """The partitions of each of ``topics``; :class:`BrokerUnavailable` unless the broker
+    answers and every topic exists with no error (a topic whose leaders are still being
+    elected, say)."""
+    bootstrap = bootstrap_of(target)
+    seen = _SEEN_TOPICS.setdefault(_identity(target), {})
+    if any(topic not in seen for topic in topics):
+        admin = AdminClient(kafka_config(target))
+        try:
+            metadata = admin.list_topics(timeout=timeout)
+        except Exception as exc:
+            raise BrokerUnavailable(
+                f"Kafka at {bootstrap} did not answer within {timeout:.0f}s: {exc}"
+            ) from None
+        errors = {
+            name: found.error for name, found in metadata.topics.items() if found.error is not None
+        }
+        seen.update(
+            (name, tuple(found.partitions))
+            for name, found in metadata.topics.items()
+            if found.error is None
+        )
+        missing = [
+            f"{topic} ({errors[topic].str()})" if topic in errors else topic
+            for topic in topics
+            if topic not in seen
+        ]
+        if missing:
+            raise BrokerUnavailable(f"topics missing on Kafka at {bootstrap}: {', '.join(missing)}")
+    return {topic: seen[topic] for topic in topics}
 
 
 def check_topics(
     target: KafkaTarget, topics: list[str], timeout: float = PREFLIGHT_TIMEOUT_S
 ) -> None:
     """Raise :class:`BrokerUnavailable` unless the broker answers and every topic exists."""
-    bootstrap = bootstrap_of(target)
-    seen = _SEEN_TOPICS.setdefault(_identity(target), set())
-    if seen.issuperset(topics):
-        return
-    admin = AdminClient(kafka_config(target))
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except Exception as exc:
-        raise BrokerUnavailable(
-            f"Kafka at {bootstrap} did not answer within {timeout:.0f}s: {exc}"
-        ) from None
-    seen.update(metadata.topics)
-    missing = [topic for topic in topics if topic not in metadata.topics]
-    if missing:
-        raise BrokerUnavailable(f"topics missing on Kafka at {bootstrap}: {', '.join(missing)}")
+    _partitions(target, topics, timeout)
 
 
 def _identity(target: KafkaTarget) -> tuple[str, ...]:
@@ -122,45 +143,42 @@ def _identity(target: KafkaTarget) -> tuple[str, ...]:
     return (target.kafka_bootstrap, target.kafka_security_protocol, target.kafka_sasl_username)
 
 
-@contextmanager
-def _offset_lookup(target: KafkaTarget) -> Iterator[Consumer]:
-    """A consumer that only asks the broker about offsets, closed after."""
-    consumer = Consumer(kafka_config(target, {"group.id": "alarmflow-offset-lookup"}))
-    try:
-        yield consumer
-    finally:
-        consumer.close()
+def _offset_for_time(consumer: Consumer, topic: str, partition: int, time_ms: int) -> int:
+    found = consumer.offsets_for_times(
+        [TopicPartition(topic, partition, time_ms)], timeout=PREFLIGHT_TIMEOUT_S
+    )[0]
+    return OFFSET_END if found.offset < 0 else found.offset
 
 
 def offset_at(target: KafkaTarget, topic: str, partition: int, time_ms: int) -> int:
     """The first offset of ``partition`` at or after ``time_ms`` (its end if there is none)."""
-    with _offset_lookup(target) as consumer:
-        found = consumer.offsets_for_times(
-            [TopicPartition(topic, partition, time_ms)], timeout=PREFLIGHT_TIMEOUT_S
-        )[0]
-    return OFFSET_END if found.offset < 0 else found.offset
+    consumer = Consumer(kafka_config(target, {"group.id": "alarmflow-offset-lookup"}))
+    try:
+        return _offset_for_time(consumer, topic, partition, time_ms)
+    finally:
+        consumer.close()
 
 
-def start_offset(target: KafkaTarget, topic: str, partition: int, start: StartPosition) -> int:
-    """Where ``partition`` starts when no offset was recovered, as an offset of the broker's:
-    ``offset`` as given, ``time`` the first offset at or after it, ``earliest`` and ``latest``
-    the partition's beginning and end now. librdkafka would resolve a logical start itself, but
-    a new consumer does not know the partition's leader yet and asks again only after 500 ms
-    (its debug log: "no current leader for partition: (re)starting offset query timer"): half
-    a second of each flow's start. If the broker does not answer, the logical start is left to
-    librdkafka, which goes on asking."""
+def start_offset(consumer: Consumer, topic: str, partition: int, start: StartPosition) -> int:
+    """Where ``partition`` starts when no offset was recovered, as an offset of the broker's,
+    asked with ``consumer`` (the partition's own, not assigned yet): ``offset`` as given,
+    ``time`` the first offset at or after it, ``earliest`` and ``latest`` the partition's
+    beginning and end now. librdkafka would resolve a logical start itself, but a new consumer
+    does not know the partition's leader yet and asks again only after 500 ms (its debug log:
+    "no current leader for partition: (re)starting offset query timer"): half a second of each
+    flow's start. If the broker does not answer, the logical start is left to librdkafka,
+    which goes on asking."""
     if start.kind == "offset":
         return start.value
     if start.kind == "time":
-        return offset_at(target, topic, partition, start.value)
+        return _offset_for_time(consumer, topic, partition, start.value)
     logical = OFFSET_BEGINNING if start.kind == "earliest" else OFFSET_END
-    with _offset_lookup(target) as consumer:
-        try:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=PREFLIGHT_TIMEOUT_S
-            )
-        except KafkaException:
-            return logical
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=PREFLIGHT_TIMEOUT_S
+        )
+    except KafkaException:
+        return logical
     return low if logical == OFFSET_BEGINNING else high
 
 
@@ -415,10 +433,11 @@ class CheckedKafkaSource(FixedPartitionedSource[list[Input], int]):
             self._local_parts.record(for_part)
         index, topic = for_part.split("-", 1)
         partition = int(index)
+        consumer = Consumer(self.config)
         if resume_state is None:
-            resume_state = start_offset(self._settings, topic, partition, self._settings.start)
+            resume_state = start_offset(consumer, topic, partition, self._settings.start)
         return _RecordBatches(
-            Consumer(self.config),
+            consumer,
             topic,
             partition,
             resume_state,
@@ -436,19 +455,10 @@ def part_name(topic: str, partition: int) -> str:
 
 def kafka_parts(settings: Settings, topics: tuple[str, ...]) -> list[str]:
     """The partitions of ``topics``, named as the flow's Kafka source names them, once the
-    broker and the topics have been checked (:func:`check_topics`)."""
-    check_topics(settings, list(topics))
-    admin = AdminClient(kafka_config(settings))
-    parts: list[str] = []
-    for topic in topics:
-        try:
-            found = admin.list_topics(topic, timeout=PREFLIGHT_TIMEOUT_S).topics[topic]
-        except KafkaException as exc:
-            raise BrokerUnavailable(f"listing the partitions of {topic}: {exc}") from None
-        if found.error is not None:
-            raise BrokerUnavailable(f"listing the partitions of {topic}: {found.error.str()}")
-        parts += [part_name(topic, partition) for partition in found.partitions]
-    return parts
+    broker and the topics have been checked (:func:`check_topics`, whose answer they come
+    from)."""
+    found = _partitions(settings, list(topics))
+    return [part_name(topic, partition) for topic in topics for partition in found[topic]]
 
 
 def _consumer_error(name: str) -> Callable[[ConfluentMessage], Rejection]:

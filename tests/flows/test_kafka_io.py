@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
+    Consumer,
     KafkaException,
     Message,
     Producer,
@@ -33,6 +34,7 @@ from flows.kafka_io import (
     DeliveredSink,
     LocalParts,
     check_topics,
+    kafka_parts,
     largest_value,
     start_offset,
     without_raw,
@@ -90,7 +92,7 @@ def test_kafka_config_does_not_change_what_the_source_sets_itself():
     }
 
 
-def test_topics_seen_once_are_not_asked_for_again_and_a_missing_one_is(
+def test_topics_seen_once_are_not_asked_for_again_nor_their_partitions_and_a_missing_one_is(
     kafka_broker, kafka_topics, monkeypatch
 ):
     asked: list[int] = []
@@ -108,11 +110,16 @@ def test_topics_seen_once_are_not_asked_for_again_and_a_missing_one_is(
     check_topics(bootstrap, [first])
     check_topics(bootstrap, [second, first])
     assert len(asked) == 1  # the first answer listed both
+    settings = load_settings({"ALARMFLOW_KAFKA_BOOTSTRAP": bootstrap})
+    check_topics(settings, [first])
+    parts = kafka_parts(settings, (first, second))
+    assert len(asked) == 2  # the source's and the sinks' partitions: the check's answer
+    assert parts == [f"{p}-{t}" for t in (first, second) for p in range(3)]
     with pytest.raises(BrokerUnavailable, match=r"topics missing .*\.missing$"):
         check_topics(bootstrap, [first, f"{first}.missing"])
     [third] = kafka_topics("third")
     check_topics(bootstrap, [third])
-    assert len(asked) == 3  # the missing topic, then one made since, asked for afresh
+    assert len(asked) == 4  # the missing topic, then one made since, asked for afresh
 
 
 def test_a_start_is_looked_up_as_an_offset_of_the_broker(kafka_broker, kafka_topics):
@@ -123,16 +130,17 @@ def test_a_start_is_looked_up_as_an_offset_of_the_broker(kafka_broker, kafka_top
     for seq, timestamp in enumerate((1_000, 2_000, 3_000)):
         producer.produce(topic, b"%d" % seq, partition=0, timestamp=timestamp)
     assert producer.flush(30) == 0
-    bootstrap = kafka_broker.bootstrap
+    consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": "g"})
 
     def start(kind: str, value: int = 0) -> int:
-        return start_offset(bootstrap, topic, 0, StartPosition(kind, value))
+        return start_offset(consumer, topic, 0, StartPosition(kind, value))
 
     assert start("earliest") == 0
     assert start("latest") == 3
     assert start("offset", 2) == 2
     assert start("time", 1_500) == 1
     assert start("time", 9_000) == OFFSET_END
+    consumer.close()
 
 
 def test_a_resume_offset_the_broker_no_longer_has_goes_on_from_its_first_offset(
@@ -202,9 +210,10 @@ def test_a_partition_read_to_the_end_ends_at_its_high_watermark_without_an_empty
 
 def test_a_start_the_broker_does_not_answer_for_is_left_to_librdkafka(free_port, monkeypatch):
     monkeypatch.setattr(kafka_io, "PREFLIGHT_TIMEOUT_S", 0.5)
-    unreachable = f"127.0.0.1:{free_port()}"
-    assert start_offset(unreachable, "t", 0, StartPosition("earliest")) == OFFSET_BEGINNING
-    assert start_offset(unreachable, "t", 0, StartPosition("latest")) == OFFSET_END
+    consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{free_port()}", "group.id": "g"})
+    assert start_offset(consumer, "t", 0, StartPosition("earliest")) == OFFSET_BEGINNING
+    assert start_offset(consumer, "t", 0, StartPosition("latest")) == OFFSET_END
+    consumer.close()
 
 
 def test_local_parts_give_each_worker_the_first_partition_it_built():

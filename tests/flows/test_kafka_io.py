@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from concurrent.futures import Future
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import (
@@ -120,6 +121,38 @@ def test_topics_seen_once_are_not_asked_for_again_nor_their_partitions_and_a_mis
     [third] = kafka_topics("third")
     check_topics(bootstrap, [third])
     assert len(asked) == 4  # the missing topic, then one made since, asked for afresh
+
+
+class Metadata:
+    """An admin client's answer: ``topics`` by name, each with its partitions or an error."""
+
+    def __init__(self, **topics: int | ConfluentKafkaError) -> None:
+        self.topics = {
+            name: SimpleNamespace(
+                error=found if isinstance(found, ConfluentKafkaError) else None,
+                partitions={}
+                if isinstance(found, ConfluentKafkaError)
+                else dict.fromkeys(range(found)),
+            )
+            for name, found in topics.items()
+        }
+
+    def list_topics(self, timeout: float) -> "Metadata":
+        return self
+
+
+def test_a_topic_the_broker_answers_with_an_error_for_is_reported_not_listed_empty(monkeypatch):
+    """A topic whose partitions have no leader yet comes with an error and no partitions: its
+    flow would have read nothing from it. The error is reported, and the topic asked for again
+    at the next check."""
+    answers = [Metadata(ok=2, young=ConfluentKafkaError(ConfluentKafkaError.LEADER_NOT_AVAILABLE))]
+    monkeypatch.setattr(kafka_io, "AdminClient", lambda config: answers[0])
+    monkeypatch.setattr(kafka_io, "_SEEN_TOPICS", {})
+    settings = load_settings({"ALARMFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    with pytest.raises(BrokerUnavailable, match=r"topics missing .*: young \(.*[Ll]eader"):
+        kafka_parts(settings, ("ok", "young"))
+    answers[0] = Metadata(ok=2, young=1)
+    assert kafka_parts(settings, ("ok", "young")) == ["0-ok", "1-ok", "0-young"]
 
 
 def test_a_start_is_looked_up_as_an_offset_of_the_broker(kafka_broker, kafka_topics):

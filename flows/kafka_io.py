@@ -326,7 +326,8 @@ class _RecordBatches(StatefulSourcePartition[list[Input], int]):
             high = self._high_watermark(cached=True)
             if high >= 0:
                 self._lag.set(high - self._offset)
-                self._eof = self._ends and high == self._offset
+                if self._ends and high == self._offset:
+                    self._eof = True
         if self._eof:
             input_end.partition_ended()
             raise StopIteration()

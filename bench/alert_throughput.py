@@ -308,6 +308,33 @@ def print_table(
             f"| {runner.label} | {walls} | {start:.2f} | {alerts / wall:,.0f} | {net:,.0f} "
             f"| {flow_net / net:.2f}x | {cpu} |"
         )
+    print_rounds(chosen, runs, startup, flow)
+
+
+def round_seconds(runs: list[Timing], startup: list[Timing]) -> list[float]:
+    """Per round, a runner's net seconds: its run less its start-up run of the same round."""
+    return [max(run.wall_s - start.wall_s, 1e-9) for run, start in zip(runs, startup, strict=True)]
+
+
+def print_rounds(
+    chosen: list[Runner], runs: dict[str, list[Timing]], startup: dict[str, list[Timing]], flow: str
+) -> None:
+    """The flow's net rate against each runner's, round by round: the runs of one round ran
+    one after another, so each ratio compares runs under the same conditions of the machine,
+    and their spread shows how far one run's ratio can be trusted."""
+    flow_s = round_seconds(runs[flow], startup[flow])
+    print("\nThe flow is, round by round (net of start-up):\n")
+    print("| runner | " + " | ".join(f"round {n + 1}" for n in range(len(flow_s))) + " |")
+    print("|---|" + "---:|" * len(flow_s))
+    for runner in chosen:
+        if runner.label != flow:
+            ratios = [
+                seconds / own
+                for own, seconds in zip(
+                    flow_s, round_seconds(runs[runner.label], startup[runner.label]), strict=True
+                )
+            ]
+            print(f"| {runner.label} | " + " | ".join(f"{r:.2f}x" for r in ratios) + " |")
 
 
 if __name__ == "__main__":

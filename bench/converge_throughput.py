@@ -212,6 +212,18 @@ def table(
         f"| pure engine loop | {engine_s:.2f} | {engine_cpu:.2f} | | "
         f"| {decisions / engine_s:,.0f} | 1.00 | 1.00 |"
     )
+    lines.append("")
+    for name in dict.fromkeys(key.rsplit(" ", 2)[0] for key in timings):
+        per_round = [
+            f"{timing.wall_s / (run.wall_s - start.wall_s):.2f}"
+            for run, start, timing in zip(
+                timings[f"{name} storm"], timings[f"{name} empty topic"], engine, strict=True
+            )
+        ]
+        lines.append(
+            f"{name}, round by round against the engine's run of the same round (wall, net of "
+            f"start-up): {', '.join(per_round)}"
+        )
     return "\n".join(lines)
 
 

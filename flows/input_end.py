@@ -9,6 +9,11 @@ process reached its end (``ALARMFLOW_TAIL=0``) and nothing failed, otherwise "st
 input ended". Something failed when an exception reached the top (Bytewax re-raises a step's, a
 sink's or its own) or a component reported an infrastructure failure (:func:`failed`). A process
 killed by a signal logs nothing.
+
+The same state says when a flow is stopping: a sink that closes before a clean end of the input
+closes because the flow stops on an error or an interrupt (:func:`sink_closing`). From then on
+the waits for an outage of Redis or the broker are cut short (:func:`stopping`): what they held
+is replayed by recovery, and a stopping flow must not wait minutes for an outage to end.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ _opened = 0
 _ended = 0
 _failed = False
 _flows: list[str] = []
+_stopping = threading.Event()
 
 
 def partition_opened() -> None:
@@ -46,6 +52,17 @@ def failed() -> None:
     global _failed
     with _lock:
         _failed = True
+
+
+def sink_closing() -> None:
+    """A sink of this process closes: before a clean end of the input, the flow is stopping."""
+    if not _reached():
+        _stopping.set()
+
+
+def stopping() -> threading.Event:
+    """Set once the flow is stopping before its input ended (:func:`sink_closing`)."""
+    return _stopping
 
 
 def _reached() -> bool:

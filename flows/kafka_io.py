@@ -568,6 +568,9 @@ def without_raw(value: bytes) -> bytes:
 
 FLUSH_MARGIN_S = 5.0
 """How much longer than its messages' own timeout a producer's flush waits for their reports."""
+FLUSH_SLICE_S = 1.0
+"""A producer's flush waits in slices of this, to learn between them that the flow is stopping
+(:func:`flows.input_end.stopping`) and stop waiting for a broker that is away."""
 
 
 class DeliveredPartition(StatelessSinkPartition[Message]):
@@ -576,7 +579,8 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
     that other work can run while the broker acknowledges. With ``shrink``, the messages the
     broker refuses as too large are sent again each alone (the broker refuses a whole batch for
     one message too large, and its neighbours are not), and one refused alone as ``shrink`` makes
-    it."""
+    it. Once the flow is stopping (``stopping``, the flow's unless given) it waits for no more
+    than a slice of a flush: what was not delivered is replayed by recovery."""
 
     def __init__(
         self,
@@ -587,8 +591,10 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         on_delivered: Callable[[int], None] | None,
         timeout_s: float,
         shrink: Callable[[bytes], bytes] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
         self._producer = producer
+        self._stopping = input_end.stopping() if stopping is None else stopping
         self._topic = topic
         self._flow = flow
         self._stage = Stage(flow, stage)
@@ -600,6 +606,17 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         self._failures: list[str] = []
         self._too_large: list[tuple[str, bytes | None, bytes]] = []
         self._sent: dict[str, int] = {}
+
+    def _flush(self) -> int:
+        """Wait for the delivery reports of what was produced, for up to the flush's time in
+        slices of :data:`FLUSH_SLICE_S`, or one slice once the flow is stopping; how many
+        messages are still undelivered."""
+        deadline = time.monotonic() + self._flush_s
+        while True:
+            left = deadline - time.monotonic()
+            pending = self._producer.flush(max(0.0, min(FLUSH_SLICE_S, left)))
+            if not pending or left <= FLUSH_SLICE_S or self._stopping.is_set():
+                return pending
 
     def _on_delivery(self, err, msg) -> None:
         if err is None:
@@ -634,7 +651,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         self._producer.produce(
             topic, value, key=key, on_delivery=lambda err, _msg: reports.append(err)
         )
-        self._producer.flush(self._flush_s)
+        self._flush()
         return reports[0] if reports else ConfluentKafkaError(ConfluentKafkaError._MSG_TIMED_OUT)
 
     def send(self, items: list[Message], topic: str = "") -> None:
@@ -649,7 +666,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
     def wait(self) -> None:
         """Wait for the delivery of everything sent; a failed delivery stops the flow."""
         with self._stage.batch(0):
-            pending = self._producer.flush(self._flush_s)
+            pending = self._flush()
             too_large, self._too_large = self._too_large, []
             for topic, key, value in too_large:
                 self._send_alone(topic, key, value)
@@ -669,7 +686,8 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         self.wait()
 
     def close(self) -> None:
-        self._producer.flush(self._flush_s)
+        input_end.sink_closing()
+        self._flush()
 
 
 class DeliveredSink(DynamicSink[Message]):

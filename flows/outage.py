@@ -4,7 +4,8 @@ refused a command the flows need), with capped backoff, for up to ``ALARMFLOW_RE
 logged once when Redis goes, every :data:`REMIND_S` while it stays away and once when it is
 back, and kept in the ``alarmflow_redis_waiting`` gauge. Past that time the error is raised:
 the flow stops and recovery replays from the last snapshot. An error that says a batch is bad
-rather than Redis away is raised at once.
+rather than Redis away is raised at once. So is an outage once the flow is stopping (an error
+elsewhere, an interrupt: :func:`flows.input_end.stopping`), after one more attempt.
 
 Every Redis sink runs its batches through an :class:`Outage`
 (:mod:`flows.redis_sink`), and the converge flow its counter lock.
@@ -13,6 +14,7 @@ Every Redis sink runs its batches through an :class:`Outage`
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -64,20 +66,24 @@ R = TypeVar("R")
 
 class Outage:
     """Retries an attempt while Redis is unavailable, for ``give_up_s`` at most, with capped
-    backoff; logs once per change of state and keeps the waiting gauge."""
+    backoff, and no longer once ``stopping`` is set (the flow's, unless given; a wait between
+    attempts ends when it is set, unless ``sleep`` is given); logs once per change of state and
+    keeps the waiting gauge."""
 
     def __init__(
         self,
         flow: str,
         server: str,
         give_up_s: float,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stopping: threading.Event | None = None,
     ) -> None:
         self._flow = flow
         self._server = server
         self._give_up_s = give_up_s
-        self._sleep = sleep
+        self._stopping = input_end.stopping() if stopping is None else stopping
+        self._sleep = self._stopping.wait if sleep is None else sleep
         self._clock = clock
         self._errors = REDIS_ERRORS.labels(flow)
         self._waiting = REDIS_WAITING.labels(flow)
@@ -130,14 +136,16 @@ class Outage:
                     now - started,
                     error,
                 )
-            if now - started >= self._give_up_s:
+            stopping = self._stopping.is_set()
+            if stopping or now - started >= self._give_up_s:
                 self._waiting.dec()
                 input_end.failed()
                 log.error(
-                    "%s: Redis at %s unavailable for %.0fs; stopping, recovery replays",
+                    "%s: Redis at %s unavailable for %.0fs; %s, recovery replays",
                     self._flow,
                     self._server,
                     now - started,
+                    "the flow is stopping, so not waiting for it" if stopping else "stopping",
                 )
                 raise error
             self._sleep(min(delay, max(0.0, started + self._give_up_s - now)))

@@ -21,6 +21,8 @@ from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition, StatelessSinkPartition
 
+from flows import input_end
+
 log = logging.getLogger(__name__)
 
 WRITE_BEHIND_BATCH = 5000
@@ -105,7 +107,9 @@ class _Behind(Generic[T]):
     def close(self) -> None:
         """Write what is left and stop the thread. A write's error is logged here unless it
         was raised already: Bytewax closes partitions while it unwinds, and an error raised
-        then would abort the process."""
+        then would abort the process. (Closed while the flow stops before the end of its input,
+        the writes left wait out no outage: :func:`flows.input_end.sink_closing`.)"""
+        input_end.sink_closing()
         with self._changed:
             self._wait_idle()
             self._closing = True

@@ -22,8 +22,16 @@ from alarmflow.services import KafkaBroker, RedisServer, free_ports
 from alarmflow.services import free_port as pick_free_port
 from alarmflow.services.kafka import SecureListener
 from alarmflow.services.tls import Certificates, make_certificates
+from flows import input_end
 from operators import windows
 from tests.flows.flowrun import BASELINE, FlowEnv, export_commit
+
+
+@pytest.fixture(autouse=True)
+def flow_not_stopping() -> None:
+    """Each test starts with this process's flow not stopping: a sink that an earlier test
+    closed before the end of its input sets :func:`flows.input_end.stopping` for the process."""
+    input_end.stopping().clear()
 
 
 @pytest.fixture(scope="session")

@@ -26,12 +26,13 @@ from prometheus_client import REGISTRY
 from alarmflow.config import StartPosition, load_settings
 from alarmflow.kafka_tools import read_all
 from alarmflow.metrics import CONSUMER_LAG
-from alarmflow.services import KafkaBroker, free_ports
+from alarmflow.services import KafkaBroker, free_port, free_ports
 from flows import kafka_io
 from flows.kafka_io import (
     SOURCE_PROPERTIES,
     BrokerUnavailable,
     CheckedKafkaSource,
+    DeliveredPartition,
     DeliveredSink,
     LocalParts,
     check_topics,
@@ -515,3 +516,16 @@ def test_a_delivery_waits_out_a_broker_away_longer_than_thirty_seconds(tmp_path)
         part.close()
     finally:
         broker.stop()
+
+
+def test_a_delivery_is_no_longer_waited_for_once_the_flow_is_stopping():
+    """A message for a broker that is not there, waited for up to 185 s: once the flow starts
+    stopping (here after a moment, from another thread, as a sink closing would), the wait ends
+    after the flush's slice and the message counts as undelivered; recovery replays it."""
+    stopping = threading.Event()
+    producer = Producer({"bootstrap.servers": f"127.0.0.1:{free_port()}", "log_level": 0})
+    part = DeliveredPartition(producer, "dlq", "t_stop", "dlq", None, 180, stopping=stopping)
+    part.send([("", b"never delivered")])
+    threading.Timer(0.5, stopping.set).start()
+    with pytest.raises(RuntimeError, match="topics dlq: 1 undelivered"):
+        part.wait()

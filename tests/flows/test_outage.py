@@ -4,6 +4,7 @@ log line per change of state, giving up after the limit, and what counts as Redi
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 import redis
@@ -115,3 +116,26 @@ def test_records_written_before_a_replica_timeout_count_as_written_not_duplicate
 )
 def test_what_counts_as_redis_being_unavailable(error, outage):
     assert unavailable(error) is outage
+
+
+def test_an_outage_is_no_longer_waited_out_once_the_flow_is_stopping(caplog):
+    """The flow starts stopping (an error elsewhere, an interrupt) during the third attempt:
+    the outage is raised after it, not waited out for the rest of the hour."""
+    clock, stopping = Clock(), threading.Event()
+    outage = Outage("t_stopping", "redis://h:1/9", 3600, clock.sleep, lambda: clock.now, stopping)
+    attempts = {"n": 0}
+
+    def attempt():
+        attempts["n"] += 1
+        if attempts["n"] == 3:
+            stopping.set()
+        raise redis.ConnectionError("Connection refused")
+
+    with caplog.at_level(logging.INFO), pytest.raises(redis.ConnectionError):
+        outage.run(attempt)
+
+    assert attempts["n"] == 3 and clock.sleeps == [0.1, 0.2]
+    assert (
+        "the flow is stopping, so not waiting for it, recovery replays" in outage_lines(caplog)[-1]
+    )
+    assert REDIS_WAITING.labels("t_stopping")._value.get() == 0

@@ -179,6 +179,33 @@ def test_a_full_redis_is_waited_out_and_its_records_are_not_dead_lettered(
     assert "used memory > 'maxmemory'" in outage[0]
 
 
+def test_an_interrupt_during_an_outage_stops_the_flow_without_waiting_it_out(
+    flow_env, own_redis, free_port, tmp_path
+):
+    """Ctrl-C (SIGINT) while the flow waits for a Redis that refuses writes: the flow stops
+    at once instead of after ``ALARMFLOW_REDIS_OUTAGE_S`` (300 s): Bytewax closes the sink,
+    its writer stops waiting for Redis, and recovery would replay the batch. (It used to wait
+    out the whole outage before it exited.)"""
+    client = redis.Redis.from_url(own_redis.url(9))
+    topic = flow_env.topics["ALERT"]
+    produce(flow_env.bootstrap, topic, list(sample_messages(200, NOW, seed=13)))
+    _, proc, metrics_port = start_live(flow_env, own_redis, free_port, tmp_path)
+    try:
+        wait_for(lambda: metric(metrics_port, "alarmflow_consumed_total") == 200, 60, "alerts")
+        client.config_set("maxmemory", 1)
+        produce(flow_env.bootstrap, topic, list(sample_messages(200, NOW, seed=14)))
+        wait_for(lambda: metric(metrics_port, "alarmflow_redis_waiting") == 1, 30, "waiting")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) != 0
+    finally:
+        client.config_set("maxmemory", 0)
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "flow.log").read_text()
+    assert "the flow is stopping, so not waiting for it, recovery replays" in log
+    assert "stopped before its input ended" in log
+
+
 LOADING_KEYS = 10_000
 """Keys a restarted Redis reads back, a millisecond each (``key-load-delay``): ten seconds of
 LOADING, longer than redis-py's own retries of a command (three, at most 7 s of backoff)."""

@@ -105,7 +105,7 @@ def normalize_status(status: Any) -> Any:
 
 def _known_status(status: Any, field: str) -> str:
     status = normalize_status(status)
-    if status not in STATUS_ORDER:
+    if not isinstance(status, str) or status not in STATUS_ORDER:
         raise _wrong(field, f"one of {', '.join(STATUS_ORDER)}", status)
     return status
 

@@ -285,3 +285,16 @@ def test_a_recovered_closed_or_merged_incident_is_final(status, final):
     state, _, _ = fold(None, parse_sync(message(info={"status": status})))
     assert state.document["status"] == status
     assert is_final(state) is final
+
+
+@pytest.mark.parametrize("status", [["abnormal"], {"from": "abnormal", "to": "recovered"}])
+def test_a_status_of_an_unhashable_type_is_a_wrong_type_not_an_internal_error(status):
+    """Found by fuzzing: a list or object status raised TypeError (``unhashable type``) in the
+    ``STATUS_ORDER`` lookup, which the flow dead-lettered as ``internal_error``."""
+    with pytest.raises(Rejected) as caught:
+        parse_sync(message(info={"status": status}))
+    assert caught.value.reason is Reason.WRONG_TYPE
+    attributes = {"status": {"from": "abnormal", "to": [status]}}
+    with pytest.raises(Rejected) as caught:
+        parse_sync(message("update", update_attributes=attributes))
+    assert caught.value.reason is Reason.WRONG_TYPE

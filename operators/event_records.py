@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from operators.bounds import EPOCH_2000
+from operators.bounds import EPOCH_2000, INT_LIMIT
 from operators.event_texts import process_title
 from operators.memo import remember
 from operators.rejects import Reason, Rejected, preview
@@ -241,11 +241,14 @@ def _whole(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise Rejected(Reason.WRONG_TYPE, f"{what} must be a number, got {preview(value)}")
     try:
-        return int(value)
+        whole = int(value)
     except (ValueError, OverflowError):
         raise Rejected(
             Reason.WRONG_TYPE, f"{what} must be a number, got {preview(value)}"
         ) from None
+    if not -INT_LIMIT < whole < INT_LIMIT:
+        raise Rejected(Reason.OUT_OF_RANGE, f"{what} {preview(value)} is wider than 64 bits")
+    return whole
 
 
 def _process(message: Mapping[str, Any], language: str) -> list[dict[str, Any]]:
@@ -307,5 +310,11 @@ def flat_event(
     if kind == PROCESS:
         return kind, _process(message, language)
     if kind in WHITELIST:
-        return kind, [_base(message, kind)[0]]
+        record, extra = _base(message, kind)
+        ro = extra.get("ro") if kind == DISK_READONLY else None
+        if ro and not isinstance(ro, list):
+            # filter_dimensions, clean_dimensions and the title read it as a list of entries
+            what = f"a disk-readonly event's 'extra.ro' must be a list, got {preview(ro)}"
+            raise Rejected(Reason.WRONG_TYPE, what)
+        return kind, [record]
     raise Rejected(Reason.WRONG_TYPE, f"event type {kind} is not one bkmonitor handles")

@@ -221,3 +221,25 @@ def test_a_cloud_id_is_int_of_the_value(cloud):
     [record] = flat_event({**message, "_cloudid_": cloud})[1]
     assert type(record["_cloudid_"]) is int
     assert record["_cloudid_"] == int(cloud or 0)
+
+
+@pytest.mark.parametrize("cloudid", [1e308, "9" * 30, -1e19])
+def test_a_cloud_id_wider_than_64_bits_is_out_of_range(cloudid):
+    """Found by fuzzing: int() of a huge float or digit string made a cloud id no JSON encoder
+    takes, and the record's md5 (``orjson.dumps``) failed as ``internal_error``."""
+    host = {"bizid": 0, "cloudid": cloudid, "ip": "10.0.0.5"}
+    for message in (gse(3, cloudid=cloudid), gse(2, host=[host])):
+        with pytest.raises(Rejected) as caught:
+            flat_event(message)
+        assert caught.value.reason is Reason.OUT_OF_RANGE
+
+
+@pytest.mark.parametrize("ro", [1, 1.5, True, "ro", {"0": {"fs": "/dev/vdb1"}}])
+def test_a_disk_readonly_ro_that_is_no_list_is_a_wrong_type(ro):
+    """Found by fuzzing: ``extra.ro`` is read as a list of entries; a number made
+    ``filter_dimensions`` raise TypeError, an object ``clean_dimensions`` KeyError, each
+    dead-lettered as ``internal_error``."""
+    with pytest.raises(Rejected) as caught:
+        flat_event(gse(3, ro=ro))
+    assert caught.value.reason is Reason.WRONG_TYPE
+    assert flat_event(gse(3, ro=[]))[1] and flat_event(gse(3))[1]

@@ -245,3 +245,13 @@ def outcome(fn: Callable[[Any], Any], value: Any) -> tuple[str, Any]:
 def test_convert_equals_main_before_the_performance_work(value, baseline_module):
     before = baseline_module("operators/records.py").convert
     assert outcome(convert, value) == outcome(before, value)
+
+
+def test_a_numeric_string_wider_than_64_bits_is_out_of_range():
+    """Found by fuzzing: ``number_format("9" * 30)`` is an int no JSON encoder takes; the
+    real-time flow's writes (``orjson.dumps``) then failed as ``internal_error``."""
+    for text in ("9" * 30, "-" + "9" * 30):
+        with pytest.raises(Rejected) as caught:
+            convert(text)
+        assert caught.value.reason == "out_of_range"
+    assert convert(str(2**63 - 1)) == 2**63 - 1

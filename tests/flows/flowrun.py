@@ -94,12 +94,23 @@ def start(
     command: list[str], env: dict[str, str], log: Path, checkout: Path = REPO
 ) -> subprocess.Popen[bytes]:
     """Start in the background from ``checkout`` (its code first on the path), output to
-    ``log``."""
+    ``log``; SIGINT interrupts it as it would a command run from a terminal, even when the
+    tests run in the background (a shell starts a background job with SIGINT ignored, and the
+    ignoring is inherited)."""
     env = dict(env, PYTHONPATH=str(checkout))
     with log.open("wb") as out:
         return subprocess.Popen(
-            command, env=env, cwd=checkout, stdout=out, stderr=subprocess.STDOUT
+            command,
+            env=env,
+            cwd=checkout,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_interruptible,
         )
+
+
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_expecting_failure(

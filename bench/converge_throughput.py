@@ -35,7 +35,14 @@ from typing import NamedTuple
 import orjson
 
 from alarmflow.kafka_tools import ensure_topics, produce, read_all
-from bench.alert_throughput import Runner, Timing, alert_environ, measured_run, services
+from bench.alert_throughput import (
+    Runner,
+    Timing,
+    alert_environ,
+    measured_run,
+    round_seconds,
+    services,
+)
 from bench.server_cpu import ServerCpu
 from operators.converge.audit import decision_message
 from operators.converge.context import parse_action
@@ -214,12 +221,8 @@ def table(
     )
     lines.append("")
     for name in dict.fromkeys(key.rsplit(" ", 2)[0] for key in timings):
-        per_round = [
-            f"{timing.wall_s / (run.wall_s - start.wall_s):.2f}"
-            for run, start, timing in zip(
-                timings[f"{name} storm"], timings[f"{name} empty topic"], engine, strict=True
-            )
-        ]
+        net = round_seconds(timings[f"{name} storm"], timings[f"{name} empty topic"])
+        per_round = [f"{t.wall_s / s:.2f}" for t, s in zip(engine, net, strict=True)]
         lines.append(
             f"{name}, round by round against the engine's run of the same round (wall, net of "
             f"start-up): {', '.join(per_round)}"

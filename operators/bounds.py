@@ -28,6 +28,12 @@ MAX_ITEMS = 10_000
 INT_LIMIT = 1 << 63
 """Integers must lie in ``(-2**63, 2**63)``: Redis, Lua and bkmonitor's models hold 64 bits."""
 
+
+def within_64_bits(number: int) -> bool:
+    """Whether ``number`` lies within :data:`INT_LIMIT`."""
+    return -INT_LIMIT < number < INT_LIMIT
+
+
 EPOCH_2000 = 946_684_800.0
 """2000-01-01T00:00:00Z: no event time of bkmonitor's data is earlier."""
 
@@ -85,7 +91,7 @@ def check_structure(value: Any) -> None:
                     Reason.TOO_LONG,
                     f"a string has {len(item)} characters, limit is {MAX_STRING_CHARS}",
                 )
-        elif isinstance(item, int) and not -INT_LIMIT < item < INT_LIMIT:
+        elif isinstance(item, int) and not within_64_bits(item):
             raise Rejected(Reason.OUT_OF_RANGE, f"integer {preview(item)} is wider than 64 bits")
 
 

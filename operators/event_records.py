@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from operators.bounds import EPOCH_2000, INT_LIMIT
+from operators.bounds import EPOCH_2000, within_64_bits
 from operators.event_texts import process_title
 from operators.memo import remember
 from operators.rejects import Reason, Rejected, preview
@@ -246,7 +246,7 @@ def _whole(value: Any, what: str) -> int:
         raise Rejected(
             Reason.WRONG_TYPE, f"{what} must be a number, got {preview(value)}"
         ) from None
-    if not -INT_LIMIT < whole < INT_LIMIT:
+    if not within_64_bits(whole):
         raise Rejected(Reason.OUT_OF_RANGE, f"{what} {preview(value)} is wider than 64 bits")
     return whole
 

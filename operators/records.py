@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from operators.bounds import INT_LIMIT
+from operators.bounds import within_64_bits
 from operators.hosts import HostIndex
 from operators.md5 import count_md5
 from operators.rejects import Reason, Rejected
@@ -141,7 +141,7 @@ def convert(value: Any, field: str = "value") -> Any:
         return value
     if not isinstance(value, int | float):
         raise Rejected(Reason.WRONG_TYPE, f"'{field}' must be a number or a string")
-    if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
+    if isinstance(value, int) and not within_64_bits(value):
         raise Rejected(Reason.OUT_OF_RANGE, f"'{field}' is wider than 64 bits")
     if not math.isfinite(value):
         raise Rejected(Reason.OUT_OF_RANGE, f"'{field}' is not a finite number")

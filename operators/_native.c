@@ -1,10 +1,11 @@
 /* The alert flow's hottest pure work in C: bkmonitor's count_md5, the common case of
- * Event.clean(), the bounds scan of a message's bytes, an alert's writes, the push-once script's
- * arguments and the packing of a Redis command. Each function gives exactly what the Python it
- * stands for gives (operators/md5.py, operators/alert.py, operators/bounds.py, state/writes.py,
- * state/idempotent.py, hiredis), built from the same CPython operations (str(), str.upper(),
- * dict order); for anything outside the common case it returns None and the caller runs the
- * Python code, which also names what is wrong with a message. */
+ * Event.clean(), the bounds scan of a message's bytes, an alert's route key, an alert's writes,
+ * the push-once script's arguments and the packing of a Redis command. Each function gives
+ * exactly what the Python it stands for gives (operators/md5.py, operators/alert.py,
+ * operators/bounds.py, operators/routing.py, state/writes.py, state/idempotent.py, hiredis),
+ * built from the same CPython operations (str(), str.upper(), dict order); for anything outside
+ * the common case it returns None and the caller runs the Python code, which also names what is
+ * wrong with a message. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1169,6 +1170,100 @@ static PyObject *py_exact_bytes(PyObject *Py_UNUSED(module), PyObject *value) {
     return PyBytes_FromStringAndSize(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
 }
 
+/* ---- an alert's route key (operators/routing.py) ------------------------------------------- */
+
+/* Whether tags is a list of dicts each with a str "key" and a "value" (as the cleaning leaves
+ * an alert's tags, and as a dict of them can be built from). */
+static int plain_tags(PyObject *tags) {
+    if (!PyList_CheckExact(tags)) {
+        return 0;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(tags);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(tags, i);
+        PyObject *key = PyDict_CheckExact(item) ? PyDict_GetItem(item, S[F_KEY]) : NULL;
+        if (key == NULL || !PyUnicode_CheckExact(key) || PyDict_GetItem(item, S[F_VALUE]) == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A value the conditions read, as operators.routing.alert_lookup gives it: the event's field
+ * `field` (unless None) when it has one, else the value of the last tag named `tag` (as a dict
+ * built from the tags keeps it), else `missing`; borrowed, NULL with an error set when the
+ * lookup failed. */
+static PyObject *route_value(PyObject *event, PyObject *tags, PyObject *field, PyObject *tag,
+                             PyObject *missing) {
+    if (field != Py_None) {
+        PyObject *value = PyDict_GetItemWithError(event, field);
+        if (value != NULL || PyErr_Occurred()) {
+            return value;
+        }
+    }
+    PyObject *found = missing;
+    Py_ssize_t count = PyList_GET_SIZE(tags);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(tags, i);
+        PyObject *key = PyDict_GetItem(item, S[F_KEY]);
+        if (key == tag || (PyUnicode_GET_LENGTH(key) == PyUnicode_GET_LENGTH(tag) &&
+                           PyUnicode_KIND(key) == PyUnicode_KIND(tag) &&
+                           memcmp(PyUnicode_DATA(key), PyUnicode_DATA(tag),
+                                  PyUnicode_GET_LENGTH(key) * PyUnicode_KIND(key)) == 0)) {
+            found = PyDict_GetItem(item, S[F_VALUE]);
+        }
+    }
+    return found;
+}
+
+/* Whether equal values of value's type behave alike in every condition: str, int, bool, None
+ * and `missing` (1 and True are told apart by their types in the key; not floats: 0.0 == -0.0). */
+static int exact_route_value(PyObject *value, PyObject *missing) {
+    return PyUnicode_CheckExact(value) || PyLong_CheckExact(value) || PyBool_Check(value) ||
+           value == Py_None || value == missing;
+}
+
+static PyObject *py_route_key(PyObject *Py_UNUSED(module), PyObject *const *args,
+                              Py_ssize_t nargs) {
+    if (nargs != 3 || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "route_key(event, reads: tuple, missing)");
+        return NULL;
+    }
+    PyObject *event = args[0], *reads = args[1], *missing = args[2];
+    Py_ssize_t count = PyTuple_GET_SIZE(reads);
+    PyObject *biz = PyDict_CheckExact(event) ? PyDict_GetItem(event, S[F_BK_BIZ_ID]) : NULL;
+    PyObject *tags = biz != NULL ? PyDict_GetItem(event, S[F_TAGS]) : NULL;
+    if (tags == NULL || !plain_tags(tags) || !(PyUnicode_CheckExact(biz) || PyLong_CheckExact(biz))) {
+        Py_RETURN_NONE;
+    }
+    PyObject *key = PyTuple_New(1 + 2 * count);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(key, 0, Py_NewRef(biz));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *read = PyTuple_GET_ITEM(reads, i);
+        if (!PyTuple_Check(read) || PyTuple_GET_SIZE(read) != 2 ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(read, 1))) {
+            Py_DECREF(key);
+            PyErr_SetString(PyExc_TypeError, "a read must be a (field or None, tag: str) tuple");
+            return NULL;
+        }
+        PyObject *value = route_value(event, tags, PyTuple_GET_ITEM(read, 0),
+                                      PyTuple_GET_ITEM(read, 1), missing);
+        if (value == NULL || !exact_route_value(value, missing)) {
+            Py_DECREF(key);
+            if (value == NULL) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        PyTuple_SET_ITEM(key, 1 + i, Py_NewRef(value));
+        PyTuple_SET_ITEM(key, 1 + count + i, Py_NewRef((PyObject *)Py_TYPE(value)));
+    }
+    return key;
+}
+
 static PyMethodDef methods[] = {
     {"count_md5", py_count_md5, METH_O,
      "count_md5(value) -> str | None: bkmonitor's count_md5 of a value made of str, int, "
@@ -1196,6 +1291,11 @@ static PyMethodDef methods[] = {
     {"stamp_push", (PyCFunction)(void (*)(void))py_stamp_push, METH_FASTCALL,
      "stamp_push(marker, key, value, lists, signals, push_type) -> Push: push_type(marker with "
      "key as its key, (each of lists with value as its value, *signals)), named tuples alike."},
+    {"route_key", (PyCFunction)(void (*)(void))py_route_key, METH_FASTCALL,
+     "route_key(event, reads, missing) -> tuple | None: (bk_biz_id, *values, *their types) "
+     "of the values an alert's conditions read, each read a (field or None, tag name); None "
+     "when bk_biz_id is not a str or int, a value not a str, int, bool, None or missing, or "
+     "the event not a dict with a list of tags of str keys."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "operators._native",

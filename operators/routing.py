@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from operators import _native
 from operators.conditions import MISSING, ConditionSet, Lookup, compile_conditions
 from operators.memo import remember
 from operators.strategy import Strategy
@@ -56,27 +57,31 @@ class _NameRoutes:
     def __init__(self) -> None:
         self.rules: list[_NameRule] = []
         self.keys: tuple[str, ...] = ()
+        self.reads: tuple[tuple[str | None, str], ...] = ()
         self.routes: dict[tuple, tuple[Target, ...]] = {}
 
     def add(self, rule: _NameRule) -> None:
         self.rules.append(rule)
         read = (c.key for group in rule.conditions.groups for c in group)
         self.keys = tuple(dict.fromkeys((*self.keys, *read)))
+        self.reads = tuple(_read(key) for key in self.keys)
 
     def route(self, event: Mapping[str, Any]) -> tuple[Target, ...]:
-        biz = str(event["bk_biz_id"])
-        if not self.keys:
-            return self.matching(biz, None)
-        lookup = alert_lookup(event)
-        values = tuple(map(lookup, self.keys))
-        types = tuple(map(type, values))
-        if not _EXACT.issuperset(types):
-            return self.matching(biz, lookup)
-        key = (biz, *values, *types)
+        # (bk_biz_id, *values read, *their types): equal keys route alike. None when the
+        # business id is not a str or an int, a value of another type (a float: 0.0 == -0.0;
+        # a list) or the event is unusual. (An int id and a str one are never equal.)
+        key = _native.route_key(event, self.reads, MISSING)
+        if key is None:
+            return self.matching(str(event["bk_biz_id"]), self.lookup(event))
         found = self.routes.get(key)
         if found is None:
-            found = remember(self.routes, key, self.matching(biz, lookup), _ROUTES_KEPT)
+            found = self.matching(str(key[0]), self.lookup(event))
+            remember(self.routes, key, found, _ROUTES_KEPT)
         return found
+
+    def lookup(self, event: Mapping[str, Any]) -> Lookup | None:
+        """The lookup the rules' conditions read ``event`` by, when any rule has conditions."""
+        return alert_lookup(event) if self.keys else None
 
     def matching(self, biz: str, lookup: Lookup | None) -> tuple[Target, ...]:
         """The targets of the rules of ``biz`` whose conditions match (``lookup`` is given
@@ -90,10 +95,10 @@ class _NameRoutes:
         return tuple(sorted(found)) if len(found) > 1 else tuple(found)
 
 
-_EXACT = frozenset({str, int, bool, type(None), type(MISSING)})
-"""The types of looked-up values a route is remembered by: values of these types that are
-equal behave alike in every condition (1 and True are told apart by their types; not floats:
-``0.0 == -0.0``; ``MISSING`` is the only ``object``)."""
+def _read(key: str) -> tuple[str | None, str]:
+    """How :func:`alert_lookup` reads ``key``, for ``_native.route_key``: (the field it reads
+    first, or None; the tag it reads then)."""
+    return (None, key[len("tags.") :]) if key.startswith("tags.") else (key, key)
 
 
 class AlertRouter:

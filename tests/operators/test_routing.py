@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alarmflow.config import BUNDLED_STRATEGIES
-from operators.routing import AlertRouter, Target
+from operators import _native
+from operators.conditions import MISSING
+from operators.routing import AlertRouter, Target, _read, alert_lookup
 from operators.strategy import load_strategy_file, parse_strategies
 
 ROUTER = AlertRouter(load_strategy_file(BUNDLED_STRATEGIES))
@@ -72,12 +74,20 @@ VALUES = st.one_of(
 )
 
 
+BUSINESSES = st.sampled_from([2, 3, "2", "3", True, 2.0])
+# Tags as a list, a name repeated (the last one counts, as in a dict built from them).
+TAG_LISTS = st.lists(
+    st.fixed_dictionaries({"key": st.sampled_from(["k", "f", "x"]), "value": VALUES}),
+    max_size=4,
+)
+
+
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from([2, 3, "2"]),
+            BUSINESSES,
+            TAG_LISTS,
             st.dictionaries(st.sampled_from(["k", "f"]), VALUES, max_size=2),
-            st.dictionaries(st.just("f"), VALUES, max_size=1),
         ),
         max_size=30,
     )
@@ -85,8 +95,50 @@ VALUES = st.one_of(
 def test_remembered_routes_equal_routes_worked_out_afresh(alerts):
     warm = AlertRouter(CONDITIONED)
     for biz, tags, fields in alerts:
-        alert = event("a", biz=biz, tags=tags, **fields)
+        alert = {"alert_name": "a", "bk_biz_id": biz, "tags": tags, **fields}
         assert warm.route(alert) == AlertRouter(CONDITIONED).route(alert)
+
+
+KEYS = ("tags.k", "k", "f", "tags.f", "tags.x", "x")
+
+
+@given(BUSINESSES, TAG_LISTS, st.dictionaries(st.sampled_from(["k", "f"]), VALUES, max_size=2))
+def test_the_route_key_holds_what_the_conditions_read(biz, tags, fields):
+    """The C route key (operators/_native.c ``route_key``) against what it stands for: the
+    business id, then the values ``alert_lookup`` gives each key, then their types; or None
+    when one of them is not of a type whose equal values route alike."""
+    alert = {"alert_name": "a", "bk_biz_id": biz, "tags": tags, **fields}
+    key = _native.route_key(alert, tuple(map(_read, KEYS)), MISSING)
+    values = list(map(alert_lookup(alert), KEYS))
+    exact = {str, int, bool, type(None), object}
+    if type(biz) in {str, int} and exact.issuperset(map(type, values)):
+        assert key == (biz, *values, *map(type, values))
+    else:
+        assert key is None
+
+
+@pytest.mark.parametrize(
+    "alert",
+    [
+        {"alert_name": "a", "tags": []},
+        {"alert_name": "a", "bk_biz_id": 2, "tags": ({"key": "k", "value": "1"},)},
+        {"alert_name": "a", "bk_biz_id": 2, "tags": [{"key": 1, "value": "1"}]},
+        {"alert_name": "a", "bk_biz_id": 2, "tags": [{"key": "k"}]},
+        {"alert_name": "a", "bk_biz_id": 2, "tags": ["k"]},
+        {"alert_name": "a", "bk_biz_id": 2},
+    ],
+)
+def test_an_unusual_alert_has_no_route_key_and_routes_as_the_lookup_reads_it(alert):
+    reads = tuple(map(_read, KEYS))
+    assert _native.route_key(alert, reads, MISSING) is None
+    router = AlertRouter(CONDITIONED)
+    try:
+        expected = router._by_name["a"].matching(str(alert["bk_biz_id"]), alert_lookup(alert))
+    except (KeyError, TypeError) as exc:
+        with pytest.raises(type(exc)):
+            router.route(alert)
+    else:
+        assert router.route(alert) == expected
 
 
 def test_remembered_routes_tell_equal_values_of_other_types_apart():

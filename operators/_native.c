@@ -1182,7 +1182,8 @@ static int plain_tags(PyObject *tags) {
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(tags, i);
         PyObject *key = PyDict_CheckExact(item) ? PyDict_GetItem(item, S[F_KEY]) : NULL;
-        if (key == NULL || !PyUnicode_CheckExact(key) || PyDict_GetItem(item, S[F_VALUE]) == NULL) {
+        if (key == NULL || !PyUnicode_CheckExact(key) ||
+            PyDict_GetItem(item, S[F_VALUE]) == NULL) {
             return 0;
         }
     }
@@ -1205,11 +1206,7 @@ static PyObject *route_value(PyObject *event, PyObject *tags, PyObject *field, P
     Py_ssize_t count = PyList_GET_SIZE(tags);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(tags, i);
-        PyObject *key = PyDict_GetItem(item, S[F_KEY]);
-        if (key == tag || (PyUnicode_GET_LENGTH(key) == PyUnicode_GET_LENGTH(tag) &&
-                           PyUnicode_KIND(key) == PyUnicode_KIND(tag) &&
-                           memcmp(PyUnicode_DATA(key), PyUnicode_DATA(tag),
-                                  PyUnicode_GET_LENGTH(key) * PyUnicode_KIND(key)) == 0)) {
+        if (PyUnicode_Compare(PyDict_GetItem(item, S[F_KEY]), tag) == 0) {
             found = PyDict_GetItem(item, S[F_VALUE]);
         }
     }
@@ -1233,7 +1230,8 @@ static PyObject *py_route_key(PyObject *Py_UNUSED(module), PyObject *const *args
     Py_ssize_t count = PyTuple_GET_SIZE(reads);
     PyObject *biz = PyDict_CheckExact(event) ? PyDict_GetItem(event, S[F_BK_BIZ_ID]) : NULL;
     PyObject *tags = biz != NULL ? PyDict_GetItem(event, S[F_TAGS]) : NULL;
-    if (tags == NULL || !plain_tags(tags) || !(PyUnicode_CheckExact(biz) || PyLong_CheckExact(biz))) {
+    if (tags == NULL || !plain_tags(tags) ||
+        !(PyUnicode_CheckExact(biz) || PyLong_CheckExact(biz))) {
         Py_RETURN_NONE;
     }
     PyObject *key = PyTuple_New(1 + 2 * count);

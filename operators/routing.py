@@ -25,17 +25,23 @@ class Target(NamedTuple):
 
 
 def alert_lookup(event: Mapping[str, Any]):
-    """Condition lookup over an alert: ``tags.NAME`` or a bare tag name, else a top-level field."""
+    """Condition lookup over an alert: ``tags.NAME`` reads the tag NAME; a bare NAME the
+    top-level field NAME, else the tag NAME (:func:`_read`)."""
     tags = {tag["key"]: tag["value"] for tag in event.get("tags", ())}
 
     def lookup(key: str) -> Any:
-        if key.startswith("tags."):
-            return tags.get(key[len("tags.") :], MISSING)
-        if key in event:
-            return event[key]
-        return tags.get(key, MISSING)
+        field, tag = _read(key)
+        if field is not None and field in event:
+            return event[field]
+        return tags.get(tag, MISSING)
 
     return lookup
+
+
+def _read(key: str) -> tuple[str | None, str]:
+    """How a condition's ``key`` reads an alert: (the field it reads first, or None; the tag it
+    reads then). :func:`alert_lookup` and ``_native.route_key`` both read by it."""
+    return (None, key[len("tags.") :]) if key.startswith("tags.") else (key, key)
 
 
 @dataclass(frozen=True)
@@ -93,12 +99,6 @@ class _NameRoutes:
             and (not rule.conditions.groups or rule.conditions.matches(lookup))
         }
         return tuple(sorted(found)) if len(found) > 1 else tuple(found)
-
-
-def _read(key: str) -> tuple[str | None, str]:
-    """How :func:`alert_lookup` reads ``key``, for ``_native.route_key``: (the field it reads
-    first, or None; the tag it reads then)."""
-    return (None, key[len("tags.") :]) if key.startswith("tags.") else (key, key)
 
 
 class AlertRouter:

@@ -135,11 +135,10 @@ def test_real_time_points_become_data_records_and_signals(rt_env, redis_server):
     assert {m["flow"] for m in dlq} == {"real_time_data"}
 
 
-def storm(steps: int) -> list[bytes]:
-    """Every minute-ish of the last 20 minutes (from when it is called: the flow expires by
-    the wall clock), hosts 1-38: new points for strategy 401 and for the priority group of 501
+def storm(steps: int, now: int) -> list[bytes]:
+    """Every minute-ish of the 20 minutes before ``now`` (the wall clock's: the flow expires by
+    it), hosts 1-38: new points for strategy 401 and for the priority group of 501
     and 502."""
-    now = int(time.time())
     return [
         point(f"10.0.0.{host}", float(host + step), at=now - 1200 + step, rt=rt)
         for step in range(steps)
@@ -157,7 +156,8 @@ def test_writes_what_main_before_the_performance_work_writes(
     hash depends on the order of the records): the same Redis, but for the claims main left
     in the priority hash after its state had dropped them (``sync_priority`` HDELs them)."""
     env = rt_env
-    messages = storm(100) + MESSAGES + list(BAD)
+    now = int(time.time())
+    messages = storm(100, now) + MESSAGES + list(BAD)
     produce(env.bootstrap, env.topics["REAL_TIME_DATA"], messages, one_partition)
     clients = {
         "queue": redis.Redis.from_url(env.redis_url),
@@ -169,7 +169,10 @@ def test_writes_what_main_before_the_performance_work_writes(
     run(bytewax_command("flows.real_time_data"), before.environ(), baseline_checkout)
 
     expected = snapshot_dbs(clients, before.prefix)
-    assert expected[("queue", ".access.nodata.502.5020")].size == 100 * 38 + 1
+    # Host 7's I/O point at NOW is the storm's own point of that second, so a duplicate, when
+    # the storm has that second: when this test starts 18-21 minutes after the module's import.
+    storm_has_now = now - 1200 <= NOW < now - 1200 + 100
+    assert expected[("queue", ".access.nodata.502.5020")].size == 100 * 38 + (not storm_has_now)
     hash_key = ("service", ".access.data.priority.PGK:io")
     span = DELETE_INTERVALS * interval_of(parse_strategies([HIGH])[0].items[0])
     # The storm's claims expire when 10.0.0.7's point at NOW comes 10 intervals after them,
@@ -190,7 +193,7 @@ def unexpired(claims: Entry, span: int) -> Entry:
 
 def test_crash_soak_equals_an_uninterrupted_run(rt_env, redis_server, tmp_path):
     env = rt_env
-    produce(env.bootstrap, env.topics["REAL_TIME_DATA"], storm(600))
+    produce(env.bootstrap, env.topics["REAL_TIME_DATA"], storm(600, int(time.time())))
     queue = redis.Redis.from_url(env.redis_url)
     service = redis.Redis.from_url(redis_server.url(10))
     reference = replace(env, prefix=env.prefix + "ref")

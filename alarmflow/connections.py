@@ -64,11 +64,15 @@ def delivery_timeout_s(target: KafkaTarget) -> float:
 def delivery_properties(target: KafkaTarget) -> dict[str, object]:
     """The properties of every flow's producers (dead letters, converge decisions and audit): a
     message counts as delivered once every in-sync replica has it, once only, and it waits out
-    a broker away for :func:`delivery_timeout_s`, as a flow waits out Redis."""
+    a broker away for :func:`delivery_timeout_s`, as a flow waits out Redis. Only a failed
+    delivery is reported to Python: a message the flush no longer holds and no report named
+    was delivered (confluent-kafka then builds no message object and makes no call per
+    delivered message)."""
     return {
         "message.timeout.ms": int(delivery_timeout_s(target) * 1000),
         "acks": "all",
         "enable.idempotence": True,
+        "delivery.report.only.error": True,
     }
 
 

@@ -646,13 +646,15 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
             self._failures.append(f"{topic}: {error}")
 
     def _deliver(self, topic: str, key: bytes | None, value: bytes) -> ConfluentKafkaError | None:
-        """Produce one message and wait for its delivery report: its error, or ``None``."""
+        """Produce one message and wait for it: its error, or ``None`` once the producer no
+        longer holds it and reported no error (only failures are reported)."""
         reports: list[ConfluentKafkaError | None] = []
         self._producer.produce(
             topic, value, key=key, on_delivery=lambda err, _msg: reports.append(err)
         )
-        self._flush()
-        return reports[0] if reports else ConfluentKafkaError(ConfluentKafkaError._MSG_TIMED_OUT)
+        if self._flush():
+            return ConfluentKafkaError(ConfluentKafkaError._MSG_TIMED_OUT)
+        return reports[0] if reports else None
 
     def send(self, items: list[Message], topic: str = "") -> None:
         """Produce ``items`` to ``topic`` (this sink's unless given) without waiting."""

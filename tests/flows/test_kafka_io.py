@@ -374,16 +374,43 @@ def test_a_partition_s_lag_is_its_high_watermark_less_its_next_offset(kafka_brok
     assert all(value in (0, 10 - before) for before, value in seen), seen
 
 
+def limit_message_bytes(bootstrap: str, topic: str, limit: int) -> None:
+    """Set ``topic``'s max.message.bytes: the broker refuses a larger message."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    entry = ConfigEntry(
+        "max.message.bytes", str(limit), incremental_operation=AlterConfigOpType.SET
+    )
+    resource = ConfigResource("topic", topic, incremental_configs=[entry])
+    [altered] = admin.incremental_alter_configs([resource]).values()
+    altered.result(30)
+
+
+def test_only_failed_deliveries_are_reported_and_a_refused_message_stops_the_write(
+    kafka_broker, kafka_topics
+):
+    """The flows' producers report only failed deliveries to Python (the lock is not taken for
+    a Python call per delivered message): a batch the broker took is counted as delivered with
+    no report, and a message it refuses still stops the write, named by its error."""
+    [topic] = kafka_topics("decisions", partitions=1)
+    limit_message_bytes(kafka_broker.bootstrap, topic, 20_000)
+    delivered: list[int] = []
+    sink = kafka_io.DeliveredSink(kafka_broker.bootstrap, topic, "t", "kafka", delivered.append)
+    partition = sink.partition()
+    partition.write_batch([("a", b"1"), ("b", b"2")])
+    assert delivered == [2]
+    with pytest.raises(RuntimeError, match="MSG_SIZE_TOO_LARGE"):
+        partition.write_batch([("c", b"x" * 100_000)])
+    partition.close()
+    assert delivered == [2]
+    assert read_all(kafka_broker.bootstrap, topic) == [b"1", b"2"]
+
+
 def test_a_dead_letter_larger_than_its_topic_takes_goes_without_its_raw(kafka_broker, kafka_topics):
     """A dead-letter topic whose max.message.bytes is below a dead letter's 64 KiB of raw: the
     broker refused the batch, the flow stopped and its replay was refused again, forever. The
     large message now goes without its raw, and the small ones refused in its batch go whole."""
     [dlq] = kafka_topics("dlq", partitions=1)
-    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
-    limit = ConfigEntry("max.message.bytes", "20000", incremental_operation=AlterConfigOpType.SET)
-    resource = ConfigResource("topic", dlq, incremental_configs=[limit])
-    [altered] = admin.incremental_alter_configs([resource]).values()
-    altered.result(30)
+    limit_message_bytes(kafka_broker.bootstrap, dlq, 20_000)
     record = SourceRecord("in", 0, 7, b"x" * 100_000, None)
     large = Rejection(Reason.NOT_JSON, "not valid JSON", record)
     small = Rejection(Reason.NOT_JSON, "not valid JSON", SourceRecord("in", 0, 8, b"bad", None))

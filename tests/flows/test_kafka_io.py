@@ -396,12 +396,16 @@ def test_only_failed_deliveries_are_reported_and_a_refused_message_stops_the_wri
     delivered: list[int] = []
     sink = kafka_io.DeliveredSink(kafka_broker.bootstrap, topic, "t", "kafka", delivered.append)
     partition = sink.partition()
+    reports: list[object] = []
+    on_delivery = partition._on_delivery
+    partition._on_delivery = lambda err, msg: (reports.append(err), on_delivery(err, msg))
     partition.write_batch([("a", b"1"), ("b", b"2")])
-    assert delivered == [2]
+    assert (delivered, reports) == ([2], [])
     with pytest.raises(RuntimeError, match="MSG_SIZE_TOO_LARGE"):
         partition.write_batch([("c", b"x" * 100_000)])
     partition.close()
     assert delivered == [2]
+    assert len(reports) == 1
     assert read_all(kafka_broker.bootstrap, topic) == [b"1", b"2"]
 
 

@@ -9,8 +9,9 @@
   time, for a flow whose steps take one. :class:`LocalParts` tells a later step which
   partitions its worker reads.
 - :class:`DeliveredSink` produces messages (the dead-letter topic's, converge decisions and
-  audit records) and waits for every delivery report: a failed delivery stops the flow
-  (recovery then replays), it is never dropped silently as Bytewax's ``KafkaSink`` would.
+  audit records) and waits until the broker has taken every message (only a failure is
+  reported to Python): a failed delivery stops the flow (recovery then replays), it is never
+  dropped silently as Bytewax's ``KafkaSink`` would.
 """
 
 from __future__ import annotations
@@ -574,7 +575,7 @@ FLUSH_SLICE_S = 1.0
 
 
 class DeliveredPartition(StatelessSinkPartition[Message]):
-    """Produces messages and waits for their delivery reports: :meth:`write_batch` does both,
+    """Produces messages and waits for their delivery: :meth:`write_batch` does both,
     or :meth:`send` produces (to more than one topic, if need be) and :meth:`wait` waits, so
     that other work can run while the broker acknowledges. With ``shrink``, the messages the
     broker refuses as too large are sent again each alone (the broker refuses a whole batch for
@@ -608,7 +609,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
         self._sent: dict[str, int] = {}
 
     def _flush(self) -> int:
-        """Wait for the delivery reports of what was produced, for up to the flush's time in
+        """Wait for the delivery of what was produced, for up to the flush's time in
         slices of :data:`FLUSH_SLICE_S`, or one slice once the flow is stopping; how many
         messages are still undelivered."""
         deadline = time.monotonic() + self._flush_s
@@ -648,7 +649,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
     def _deliver(self, topic: str, key: bytes | None, value: bytes) -> ConfluentKafkaError | None:
         """Produce one message and wait for it: its error, or ``None`` once the producer no
         longer holds it and reported no error (only failures are reported)."""
-        reports: list[ConfluentKafkaError | None] = []
+        reports: list[ConfluentKafkaError] = []
         self._producer.produce(
             topic, value, key=key, on_delivery=lambda err, _msg: reports.append(err)
         )
@@ -693,7 +694,7 @@ class DeliveredPartition(StatelessSinkPartition[Message]):
 
 
 class DeliveredSink(DynamicSink[Message]):
-    """Produces ``(key, value)`` messages to ``topic`` and waits for every delivery report; a
+    """Produces ``(key, value)`` messages to ``topic`` and waits for every delivery; a
     failed delivery stops the flow (recovery then replays it), never dropped silently as
     Bytewax's ``KafkaSink`` would. ``stage`` names its time in the stage metrics,
     ``on_delivered(n)`` is told of each delivered batch, and ``shrink`` makes a message the
